@@ -1,0 +1,85 @@
+//! The ledger's views and replay (admin role).
+
+use std::sync::Arc;
+
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use bytes::Bytes;
+use chrono::Utc;
+use serde::Deserialize;
+
+use super::auth::Role;
+use super::json_body;
+use super::problem::Problem;
+use crate::store::{DeliveryFilter, DeliveryView, EventView, ReplayReport, ReplaySelector};
+use crate::App;
+
+pub async fn get_event(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<EventView>, Problem> {
+    app.auth.require(&headers, Role::Admin)?;
+    match app.store.event(&id).await.map_err(|e| Problem::storage(&e))? {
+        Some(view) => Ok(Json(view)),
+        None => Err(Problem::not_found(format!("no event with id {id}"))),
+    }
+}
+
+pub async fn list_deliveries(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    query: Result<Query<DeliveryFilter>, QueryRejection>,
+) -> Result<Json<Vec<DeliveryView>>, Problem> {
+    app.auth.require(&headers, Role::Admin)?;
+    let Query(filter) = query.map_err(|e| {
+        Problem::new(StatusCode::BAD_REQUEST, "invalid_query", "Invalid query", e.body_text())
+    })?;
+    Ok(Json(app.store.deliveries(filter).await.map_err(|e| Problem::storage(&e))?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplayRequest {
+    #[serde(default)]
+    delivery_ids: Vec<i64>,
+    event_id: Option<String>,
+    destination: Option<String>,
+    state: Option<crate::core::DeliveryState>,
+    #[serde(default)]
+    force: bool,
+}
+
+pub async fn replay(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<ReplayReport>, Problem> {
+    app.auth.require(&headers, Role::Admin)?;
+    let value = json_body(&headers, body)?;
+    let req: ReplayRequest = serde_json::from_value(value).map_err(|e| {
+        Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_replay", "Invalid replay request", e.to_string())
+    })?;
+    let s = ReplaySelector {
+        delivery_ids: req.delivery_ids,
+        event_id: req.event_id,
+        destination: req.destination,
+        state: req.state,
+    };
+    if s.delivery_ids.is_empty() && s.event_id.is_none() && s.destination.is_none() && s.state.is_none() {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_replay",
+            "Invalid replay request",
+            "name what to replay: delivery_ids, event_id, destination and/or state",
+        ));
+    }
+    let report = app.store.replay(s, req.force, Utc::now()).await.map_err(|e| Problem::storage(&e))?;
+    if !report.replayed.is_empty() {
+        tracing::info!(replayed = report.replayed.len(), forced = req.force, "deliveries replayed");
+        app.wake_workers();
+    }
+    Ok(Json(report))
+}

@@ -1,0 +1,56 @@
+//! Bearer tokens with two roles: ingest (post events and identities) and admin (everything).
+
+use axum::http::{header, HeaderMap};
+use subtle::ConstantTimeEq;
+
+use super::problem::Problem;
+use crate::config::{AuthConfig, SecretValue};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Ingest,
+    Admin,
+}
+
+pub struct Auth {
+    ingest: Vec<SecretValue>,
+    admin: Vec<SecretValue>,
+}
+
+impl Auth {
+    /// Resolves the configured tokens (validated before, so failures here are unexpected).
+    pub fn from_config(c: &AuthConfig) -> anyhow::Result<Self> {
+        let resolve = |list: &[crate::config::Secret]| -> anyhow::Result<Vec<SecretValue>> {
+            list.iter().map(|s| s.resolve().map_err(anyhow::Error::msg)).collect()
+        };
+        Ok(Self { ingest: resolve(&c.ingest_tokens)?, admin: resolve(&c.admin_tokens)? })
+    }
+
+    /// No token configured at all: the API is open.
+    pub fn is_open(&self) -> bool {
+        self.ingest.is_empty() && self.admin.is_empty()
+    }
+
+    /// Checks the request's bearer token against the role (admin tokens may do everything).
+    pub fn require(&self, headers: &HeaderMap, role: Role) -> Result<(), Problem> {
+        if self.is_open() {
+            return Ok(());
+        }
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim)
+            .ok_or_else(Problem::unauthorized)?;
+        let matches = |list: &[SecretValue]| {
+            list.iter().fold(false, |found, t| found | bool::from(t.expose().as_bytes().ct_eq(token.as_bytes())))
+        };
+        if matches(&self.admin) {
+            return Ok(());
+        }
+        if matches(&self.ingest) {
+            return if role == Role::Ingest { Ok(()) } else { Err(Problem::forbidden()) };
+        }
+        Err(Problem::unauthorized())
+    }
+}

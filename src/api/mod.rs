@@ -1,0 +1,65 @@
+//! The HTTP API (axum): ingest, the identity bridge, the ledger's views, replay, health and
+//! metrics. Handlers parse at the edge and call `ingest` and `store`; they never call a platform.
+
+mod admin;
+pub mod auth;
+mod events;
+mod ops;
+pub mod problem;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderMap};
+use axum::routing::{get, post};
+use axum::Router;
+use bytes::Bytes;
+
+use crate::App;
+use problem::Problem;
+
+pub fn router(app: Arc<App>) -> Router {
+    let limit = app.config.server.max_body_bytes;
+    Router::new()
+        .route("/v1/events", post(events::post_events))
+        .route("/v1/events/{id}", get(admin::get_event))
+        .route("/v1/identities", post(events::post_identity))
+        .route("/v1/deliveries", get(admin::list_deliveries))
+        .route("/v1/deliveries/replay", post(admin::replay))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .fallback(|| async { Problem::not_found("no such endpoint") })
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(app)
+}
+
+/// Reads a JSON body: refuses other content types (415), oversized bodies (413) and bytes that
+/// are not JSON (400), each as problem+json.
+pub(crate) fn json_body(
+    headers: &HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<serde_json::Value, Problem> {
+    use axum::http::StatusCode;
+    if let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
+        let ct = ct.to_ascii_lowercase();
+        if !(ct.starts_with("application/json") || ct.contains("+json")) {
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Unsupported media type",
+                format!("send application/json, not {ct}"),
+            ));
+        }
+    }
+    let bytes = body.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "Payload too large", r.body_text())
+        } else {
+            Problem::new(StatusCode::BAD_REQUEST, "unreadable_body", "Unreadable body", r.body_text())
+        }
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        Problem::new(StatusCode::BAD_REQUEST, "malformed_json", "Malformed JSON", format!("the body is not JSON: {e}"))
+    })
+}

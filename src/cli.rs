@@ -1,0 +1,302 @@
+//! The command line: parsing with clap and one handler per command. Admin commands (`events`,
+//! `dlq`) open the ledger named by the configuration directly, so they work whether or not a
+//! server is running (ADR 0003).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, DEFAULT_TOML};
+use crate::core::DeliveryState;
+use crate::store::{DeliveryFilter, EventView, ReplaySelector, Store};
+
+#[derive(Parser)]
+#[command(name = "surety", version, about = "A server-side conversion relay: durable ledger, delivery with retries, GA4")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+pub struct ConfigArg {
+    /// The TOML configuration file (defaults apply without one; SURETY_… variables override).
+    #[arg(long, short, env = "SURETY_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API and the delivery workers.
+    Serve(ConfigArg),
+    /// Validate a configuration and explain every problem.
+    CheckConfig {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Print the commented default configuration instead.
+        #[arg(long)]
+        print_default: bool,
+    },
+    /// Create or upgrade the ledger's schema, then exit.
+    Migrate(ConfigArg),
+    /// Inspect events.
+    #[command(subcommand)]
+    Events(EventsCommand),
+    /// The dead-letter queue: deliveries that ended dead (or another ended state).
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+    /// A self-contained tour: a GA4 simulator and a small shop's day.
+    Demo(crate::demo::DemoArgs),
+    /// Measure ingest and delivery throughput, latency and memory on this machine.
+    Bench(crate::bench::BenchArgs),
+}
+
+#[derive(Subcommand)]
+enum EventsCommand {
+    /// One event's timeline: what was joined, its deliveries and every attempt.
+    Show {
+        id: String,
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// List dead deliveries (or those in --state).
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        destination: Option<String>,
+        /// dead (default), in_doubt, rejected, skipped, …
+        #[arg(long, default_value = "dead")]
+        state: DeliveryState,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put dead deliveries (or those in --state, or --id) back in the queue.
+    Replay {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        destination: Option<String>,
+        /// Replay these deliveries (repeatable), whatever their state.
+        #[arg(long = "id")]
+        ids: Vec<i64>,
+        #[arg(long, default_value = "dead")]
+        state: DeliveryState,
+        /// Also replay delivered or skipped deliveries (recorded as forced).
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// Parses the command line, runs the command, maps errors to a message and exit code 1.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn load(arg: &ConfigArg) -> anyhow::Result<Config> {
+    Ok(Config::load(arg.config.as_deref())?)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(arg) => {
+            let config = load(&arg)?;
+            crate::telemetry::init_logging(&config.log.format, &config.log.level);
+            runtime()?.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(&config.server.listen)
+                    .await
+                    .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+                crate::run(config, listener, shutdown_signal()).await
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CheckConfig { config, print_default } => {
+            if print_default {
+                print!("{DEFAULT_TOML}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            match Config::load(config.config.as_deref()) {
+                Ok(c) => {
+                    println!(
+                        "configuration is valid: storage {}, {} destination(s), {} catalog kind(s)",
+                        c.storage.url,
+                        c.destinations.len(),
+                        c.catalog.len()
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+        Command::Migrate(arg) => {
+            let config = load(&arg)?;
+            crate::open_store(&config)?;
+            println!("ledger at {} is up to date", config.storage.url);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Events(EventsCommand::Show { id, config, json }) => {
+            let config = load(&config)?;
+            let view = runtime()?.block_on(async { crate::open_store(&config)?.event(&id).await.map_err(anyhow::Error::from) })?;
+            match view {
+                None => {
+                    eprintln!("no event with id {id}");
+                    Ok(ExitCode::from(1))
+                }
+                Some(v) if json => {
+                    println!("{}", serde_json::to_string_pretty(&v)?);
+                    Ok(ExitCode::SUCCESS)
+                }
+                Some(v) => {
+                    print!("{}", render_timeline(&v));
+                    Ok(ExitCode::SUCCESS)
+                }
+            }
+        }
+        Command::Dlq(DlqCommand::List { config, destination, state, limit, json }) => {
+            let config = load(&config)?;
+            let filter = DeliveryFilter { state: Some(state), destination, limit: Some(limit), ..Default::default() };
+            let rows = runtime()?.block_on(async { crate::open_store(&config)?.deliveries(filter).await.map_err(anyhow::Error::from) })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else if rows.is_empty() {
+                println!("no {state} deliveries");
+            } else {
+                println!("{:>8}  {:<16} {:<12} {:<22} {:>8}  event", "id", "destination", "state", "reason", "attempts");
+                for d in rows {
+                    println!(
+                        "{:>8}  {:<16} {:<12} {:<22} {:>8}  {}",
+                        d.id,
+                        d.destination,
+                        d.state,
+                        d.reason.unwrap_or_default(),
+                        d.attempts,
+                        d.event_id
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Dlq(DlqCommand::Replay { config, destination, ids, state, force }) => {
+            let config = load(&config)?;
+            let selector = if ids.is_empty() {
+                ReplaySelector { destination, state: Some(state), ..Default::default() }
+            } else {
+                ReplaySelector { delivery_ids: ids, destination, ..Default::default() }
+            };
+            let report = runtime()?.block_on(async {
+                crate::open_store(&config)?.replay(selector, force, chrono::Utc::now()).await.map_err(anyhow::Error::from)
+            })?;
+            println!("replayed {} deliveries{}", report.replayed.len(), if force { " (forced)" } else { "" });
+            for r in &report.refused {
+                println!("refused {} ({}): {}", r.delivery_id, r.state, r.reason);
+            }
+            Ok(if report.refused.is_empty() || !report.replayed.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::Demo(args) => {
+            runtime()?.block_on(crate::demo::run(args))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(args) => {
+            runtime()?.block_on(crate::bench::run(args))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Resolves on ctrl-c or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// One event's timeline as text.
+pub fn render_timeline(v: &EventView) -> String {
+    use std::fmt::Write;
+    let e = &v.event;
+    let mut out = String::new();
+    let _ = writeln!(out, "event     {}", e.event_id);
+    let _ = writeln!(out, "kind      {} ({}), subject {}:{}", e.kind, v.routing, e.subject.kind, e.subject.id);
+    let _ = writeln!(out, "occurred  {}   (event time, sent to platforms)", e.occurred_at.to_rfc3339());
+    let _ = writeln!(out, "received  {}   (processing time)", e.received_at.to_rfc3339());
+    if let (Some(value), Some(cur)) = (e.value, &e.currency) {
+        let _ = writeln!(out, "value     {value} {}", cur.as_str());
+    }
+    if !e.joined.is_empty() {
+        let _ = writeln!(out, "joined    {}", e.joined.join(", "));
+    }
+    for c in &v.conflicts {
+        let _ = writeln!(out, "conflict  {} a different version arrived (content {})", c.received_at.to_rfc3339(), &c.content_hash[..12]);
+    }
+    for d in &v.deliveries {
+        let reason = d.reason.as_deref().map(|r| format!(":{r}")).unwrap_or_default();
+        let _ = writeln!(out, "\n→ {} as '{}'  [{}{}]  #{}", d.destination, d.destination_event, d.state, reason, d.id);
+        for m in &d.messages {
+            let _ = writeln!(out, "    ! {m}");
+        }
+        if let Some(next) = d.next_attempt_at {
+            let _ = writeln!(out, "    next attempt {}", next.to_rfc3339());
+        }
+        for r in v.replays.iter().filter(|r| r.delivery_id == d.id) {
+            let _ = writeln!(
+                out,
+                "    {} replayed from {}{}",
+                r.at.to_rfc3339(),
+                r.previous_state,
+                if r.forced { " (FORCED)" } else { "" }
+            );
+        }
+        for a in v.attempts.iter().filter(|a| a.delivery_id == d.id) {
+            let status = a.http_status.map(|s| s.to_string()).or_else(|| a.error.clone()).unwrap_or_else(|| "-".into());
+            let took = a.duration_ms.map(|ms| format!(" in {ms:.1} ms")).unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "    {} attempt {} {}: {}{}{}{}",
+                a.at.to_rfc3339(),
+                a.attempt,
+                a.outcome,
+                status,
+                took,
+                a.detail.as_deref().map(|d| format!(" — {d}")).unwrap_or_default(),
+                if a.forced { " (forced)" } else { "" }
+            );
+        }
+    }
+    out
+}

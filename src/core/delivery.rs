@@ -1,0 +1,126 @@
+//! A delivery — one (event, destination) pair — and the vocabulary of its state machine.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::event::Event;
+
+/// Where a delivery stands. `Pending`, `Claimed` and `Sending` are live; the rest are ended.
+///
+/// `Claimed` holds a lease but nothing has left; `Sending` is written (and committed) just before
+/// the request leaves, so a crash while `Sending` means "maybe sent": it comes back `InDoubt`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    Pending,
+    Claimed,
+    Sending,
+    Delivered,
+    Rejected,
+    Skipped,
+    Dead,
+    InDoubt,
+}
+
+impl DeliveryState {
+    pub const ALL: [DeliveryState; 8] = [
+        Self::Pending,
+        Self::Claimed,
+        Self::Sending,
+        Self::Delivered,
+        Self::Rejected,
+        Self::Skipped,
+        Self::Dead,
+        Self::InDoubt,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Claimed => "claimed",
+            Self::Sending => "sending",
+            Self::Delivered => "delivered",
+            Self::Rejected => "rejected",
+            Self::Skipped => "skipped",
+            Self::Dead => "dead",
+            Self::InDoubt => "in_doubt",
+        }
+    }
+
+    /// Ended states have a reason and no next attempt.
+    pub fn is_ended(self) -> bool {
+        !matches!(self, Self::Pending | Self::Claimed | Self::Sending)
+    }
+}
+
+impl fmt::Display for DeliveryState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for DeliveryState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| format!("unknown delivery state '{s}'"))
+    }
+}
+
+/// Stable reason codes, shown in the API, the CLI and metrics.
+pub mod reason {
+    pub const CONSENT_DENIED: &str = "consent_denied";
+    pub const BROWSER_TRACKED: &str = "browser_tracked";
+    pub const NO_IDENTITY: &str = "no_identity";
+    pub const OUTSIDE_WINDOW: &str = "outside_window";
+    pub const INVALID: &str = "invalid";
+    pub const SENT: &str = "sent";
+    pub const PLATFORM_REJECTED: &str = "platform_rejected";
+    pub const ATTEMPTS_EXHAUSTED: &str = "attempts_exhausted";
+    pub const AGE_EXHAUSTED: &str = "age_exhausted";
+    pub const CRASHED_WHILE_SENDING: &str = "crashed_while_sending";
+    pub const SETTLED_BY_OPERATOR: &str = "settled_by_operator";
+}
+
+/// How a catalog entry routes a kind to one destination.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// The destination's event name (`purchase`, `refund`, `Purchase`, …).
+    pub event: String,
+    /// The browser already records this kind for this destination.
+    #[serde(default)]
+    pub browser_tracked: bool,
+}
+
+/// A delivery claimed by a worker, with the stored event it is built from.
+#[derive(Clone, Debug)]
+pub struct Claimed {
+    pub delivery_id: i64,
+    pub event: Event,
+    pub route: Route,
+    /// Attempts made before this one.
+    pub attempts: u32,
+    /// Personal fields to leave out because consent for ad user data was not given.
+    pub strip_personal: bool,
+    /// When the delivery was planned: the age limit counts from here.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// What a destination made of one delivery in a send.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// The platform took it. `accepted` says whether acceptance is known (vs. merely "sent").
+    Delivered { accepted: bool, detail: Option<String> },
+    /// Try again later; the platform may say when.
+    Retry { reason: String, retry_after: Option<Duration> },
+    /// Permanent: the platform (or our validation of its rules) refused it.
+    Rejected { reason: String, messages: Vec<String> },
+    /// The window closed while the delivery waited: never send it re-timed.
+    OutsideWindow,
+}

@@ -1,0 +1,274 @@
+//! The canonical business event as stored in the ledger: parsed, normalised, personal fields hashed.
+//!
+//! Everything here is already validated; the raw request shapes live in `crate::ingest`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::pii::Hashed;
+
+/// A business event's stable id: given by the source or derived from subject and kind.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EventId(String);
+
+impl EventId {
+    pub const MAX_LEN: usize = 256;
+
+    /// Accepts 1..=256 printable characters with no surrounding whitespace.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s.is_empty() {
+            return Err("must not be empty".into());
+        }
+        if s.chars().count() > Self::MAX_LEN {
+            return Err(format!("must be at most {} characters", Self::MAX_LEN));
+        }
+        if s.trim() != s || s.chars().any(char::is_control) {
+            return Err("must not contain control characters or surrounding whitespace".into());
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    /// The id of an event whose source gave none: `{subject type}:{subject id}:{kind}`.
+    /// Deterministic, so a redelivery or re-import of the same business event gets the same id.
+    pub fn derive(subject: &Subject, kind: &Kind) -> Self {
+        Self(format!("{}:{}:{}", subject.kind, subject.id, kind.as_str()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What happened, as named in the catalog: lowercase letters, digits and underscores.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Kind(String);
+
+impl Kind {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.starts_with(|c: char| c.is_ascii_lowercase())
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err("must be 1-64 characters: lowercase letters, digits and '_', starting with a letter".into())
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// ISO 4217 currency code, three uppercase letters.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Currency(String);
+
+impl Currency {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let up = s.trim().to_ascii_uppercase();
+        if up.len() == 3 && up.chars().all(|c| c.is_ascii_uppercase()) {
+            Ok(Self(up))
+        } else {
+            Err("must be a three-letter ISO 4217 code such as EUR".into())
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What the event is about; the join key to the identity bridge.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Subject {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub id: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Item {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantity: Option<i64>,
+}
+
+/// Identifiers known for the subject. Personal fields are only ever held hashed.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Identity {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<Hashed>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone: Option<Hashed>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_name: Option<Hashed>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_name: Option<Hashed>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub street: Option<Hashed>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postal_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gclid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gbraid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wbraid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fbp: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fbc: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub li_fat_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+}
+
+/// The personal fields: hashed at ingest, stripped when consent for ad user data is denied.
+pub const PERSONAL_FIELDS: [&str; 5] = ["email", "phone", "first_name", "last_name", "street"];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConsentState {
+    Granted,
+    Denied,
+}
+
+/// Consent captured for the subject; `None` means not stated.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Consent {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub analytics: Option<ConsentState>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ad_user_data: Option<ConsentState>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ad_personalization: Option<ConsentState>,
+}
+
+/// The canonical event: what the ledger stores and every outbound payload is built from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub event_id: EventId,
+    pub kind: Kind,
+    /// Which source handed it over (`api`, `stripe`, …).
+    pub source: String,
+    /// Business time: the only time sent to platforms.
+    pub occurred_at: DateTime<Utc>,
+    /// Processing time: when Surety committed it.
+    pub received_at: DateTime<Utc>,
+    pub subject: Subject,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<Currency>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<Item>,
+    #[serde(default)]
+    pub identity: Identity,
+    #[serde(default)]
+    pub consent: Consent,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, Value>,
+    /// Identity and consent fields filled from the identity bridge at ingest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub joined: Vec<String>,
+}
+
+impl Event {
+    /// SHA-256 over what the source said (not over `received_at` or what was joined), to tell a
+    /// redelivery (same hash) from a conflicting restatement (different hash).
+    pub fn content_hash(&self) -> String {
+        let content = serde_json::json!({
+            "event_id": self.event_id,
+            "kind": self.kind,
+            "occurred_at": self.occurred_at,
+            "subject": self.subject,
+            "value": self.value,
+            "currency": self.currency,
+            "items": self.items,
+            "identity": self.identity,
+            "consent": self.consent,
+            "attributes": self.attributes,
+        });
+        // serde_json's map is ordered by key, so this serialisation is canonical.
+        super::pii::sha256_hex(content.to_string().as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_id_is_subject_then_kind() {
+        let subject = Subject { kind: "order".into(), id: "1042".into() };
+        let kind = Kind::parse("refund_completed").unwrap();
+        assert_eq!(EventId::derive(&subject, &kind).as_str(), "order:1042:refund_completed");
+    }
+
+    #[test]
+    fn event_id_rules() {
+        assert!(EventId::parse("").is_err());
+        assert!(EventId::parse(" x").is_err());
+        assert!(EventId::parse("a\u{0}b").is_err());
+        assert!(EventId::parse(&"x".repeat(257)).is_err());
+        assert!(EventId::parse("re_3Mtw").is_ok());
+    }
+
+    #[test]
+    fn kind_rules() {
+        assert!(Kind::parse("order_paid").is_ok());
+        assert!(Kind::parse("Order").is_err());
+        assert!(Kind::parse("1x").is_err());
+        assert!(Kind::parse("a-b").is_err());
+    }
+
+    #[test]
+    fn currency_is_uppercased() {
+        assert_eq!(Currency::parse("eur").unwrap().as_str(), "EUR");
+        assert!(Currency::parse("EURO").is_err());
+    }
+}

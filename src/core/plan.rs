@@ -1,0 +1,212 @@
+//! Joining and planning: fill an event from the identity bridge, then decide for each routed
+//! destination whether a delivery is due, and if not, why (SPEC §4 step 4, in its order).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::delivery::{reason, DeliveryState, Route};
+use super::event::{Consent, ConsentState, Event, Identity};
+
+/// Which consent a destination needs before anything is sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentPurpose {
+    Analytics,
+    AdUserData,
+}
+
+/// What to do when `ad_user_data` consent is denied (or, unless assumed, missing).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnPersonalDataDenied {
+    /// Send without the personal fields.
+    Strip,
+    /// Do not send at all: `skipped:consent_denied`.
+    Skip,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsentPolicy {
+    pub purpose: ConsentPurpose,
+    pub on_personal_data_denied: OnPersonalDataDenied,
+    /// Treat consent that the event does not state as granted.
+    pub assume_granted: bool,
+}
+
+/// The platform-specific rules planning asks of a destination. Pure: no IO.
+pub trait Rules: Send + Sync {
+    /// How old an event the platform accepts.
+    fn window(&self) -> Duration;
+    /// Whether the platform can attach the event to anyone.
+    fn identity_ok(&self, event: &Event) -> bool;
+    /// Every documented rule the would-be payload breaks; empty means valid.
+    fn validate(&self, event: &Event, route: &Route, strip_personal: bool) -> Vec<String>;
+    /// Whether the platform keeps one of a browser send and ours when they share an id.
+    fn dedupes_with_browser(&self) -> bool;
+    /// Whether a second send of this delivery is deduplicated by the platform on an id we fix (G4).
+    fn dedupes_resend(&self, event: &Event, route: &Route) -> bool;
+    fn consent_policy(&self) -> &ConsentPolicy;
+}
+
+/// The plan for one destination.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Planned {
+    pub destination: String,
+    pub route: Route,
+    /// `Pending`, `Skipped` or `Rejected`.
+    pub state: DeliveryState,
+    pub reason: Option<&'static str>,
+    pub messages: Vec<String>,
+    pub strip_personal: bool,
+}
+
+/// The catalog plus each destination's rules.
+#[derive(Clone, Default)]
+pub struct Planner {
+    /// kind → [(destination name, route)], in configuration order.
+    catalog: BTreeMap<String, Vec<(String, Route)>>,
+    rules: BTreeMap<String, Arc<dyn Rules>>,
+}
+
+impl Planner {
+    pub fn new(
+        catalog: BTreeMap<String, Vec<(String, Route)>>,
+        rules: BTreeMap<String, Arc<dyn Rules>>,
+    ) -> Self {
+        Self { catalog, rules }
+    }
+
+    pub fn rules(&self, destination: &str) -> Option<&Arc<dyn Rules>> {
+        self.rules.get(destination)
+    }
+
+    /// Plans every routed destination; an empty plan means the kind is `not_routed`.
+    pub fn plan(&self, event: &Event, now: DateTime<Utc>) -> Vec<Planned> {
+        let Some(routes) = self.catalog.get(event.kind.as_str()) else {
+            return Vec::new();
+        };
+        routes
+            .iter()
+            .filter_map(|(dest, route)| {
+                let rules = self.rules.get(dest)?;
+                Some(plan_one(dest, route, rules.as_ref(), event, now))
+            })
+            .collect()
+    }
+}
+
+fn plan_one(dest: &str, route: &Route, rules: &dyn Rules, event: &Event, now: DateTime<Utc>) -> Planned {
+    let mut planned = Planned {
+        destination: dest.to_owned(),
+        route: route.clone(),
+        state: DeliveryState::Pending,
+        reason: None,
+        messages: Vec::new(),
+        strip_personal: false,
+    };
+    let end = |mut p: Planned, state, why: &'static str, messages: Vec<String>| {
+        p.state = state;
+        p.reason = Some(why);
+        p.messages = messages;
+        p
+    };
+
+    // 1. Consent.
+    let policy = rules.consent_policy();
+    let granted = |c: Option<ConsentState>| match c {
+        Some(ConsentState::Granted) => true,
+        Some(ConsentState::Denied) => false,
+        None => policy.assume_granted,
+    };
+    let purpose_ok = match policy.purpose {
+        ConsentPurpose::Analytics => granted(event.consent.analytics),
+        ConsentPurpose::AdUserData => granted(event.consent.ad_user_data),
+    };
+    if !purpose_ok {
+        return end(planned, DeliveryState::Skipped, reason::CONSENT_DENIED, vec![]);
+    }
+    if !granted(event.consent.ad_user_data) && has_personal(&event.identity) {
+        match policy.on_personal_data_denied {
+            OnPersonalDataDenied::Strip => planned.strip_personal = true,
+            OnPersonalDataDenied::Skip => {
+                return end(planned, DeliveryState::Skipped, reason::CONSENT_DENIED, vec![]);
+            }
+        }
+    }
+
+    // 2. Browser overlap.
+    if route.browser_tracked && !rules.dedupes_with_browser() {
+        return end(planned, DeliveryState::Skipped, reason::BROWSER_TRACKED, vec![]);
+    }
+
+    // 3. Identity.
+    if !rules.identity_ok(event) {
+        return end(planned, DeliveryState::Skipped, reason::NO_IDENTITY, vec![]);
+    }
+
+    // 4. Time window: never re-timed to fit.
+    if outside_window(event, rules.window(), now) {
+        return end(planned, DeliveryState::Skipped, reason::OUTSIDE_WINDOW, vec![]);
+    }
+
+    // 5. The platform's documented rules.
+    let messages = rules.validate(event, route, planned.strip_personal);
+    if !messages.is_empty() {
+        return end(planned, DeliveryState::Rejected, reason::INVALID, messages);
+    }
+    planned
+}
+
+/// An event is outside the window when it is older than the window allows at `now`.
+pub fn outside_window(event: &Event, window: Duration, now: DateTime<Utc>) -> bool {
+    now - event.occurred_at > window
+}
+
+pub fn has_personal(identity: &Identity) -> bool {
+    identity.email.is_some()
+        || identity.phone.is_some()
+        || identity.first_name.is_some()
+        || identity.last_name.is_some()
+        || identity.street.is_some()
+}
+
+/// Fills the event's missing identity and consent fields from the identity bridge and records
+/// which ones were joined. What the event itself carries always wins.
+pub fn join(event: &mut Event, bridge: &Identity, bridge_consent: &Consent) {
+    let identity = &mut event.identity;
+    let mut joined = Vec::new();
+    {
+        macro_rules! fill_id {
+            ($($field:ident),+) => {$(
+                if identity.$field.is_none() && bridge.$field.is_some() {
+                    identity.$field = bridge.$field.clone();
+                    joined.push(concat!("identity.", stringify!($field)).to_owned());
+                }
+            )+};
+        }
+        fill_id!(
+            client_id, session_id, user_id, email, phone, first_name, last_name, street, city, region,
+            postal_code, country, gclid, gbraid, wbraid, fbp, fbc, li_fat_id, ip, user_agent
+        );
+    }
+    event.joined.extend(joined);
+    let consent = &mut event.consent;
+    let mut joined = Vec::new();
+    for (target, source, name) in [
+        (&mut consent.analytics, bridge_consent.analytics, "consent.analytics"),
+        (&mut consent.ad_user_data, bridge_consent.ad_user_data, "consent.ad_user_data"),
+        (&mut consent.ad_personalization, bridge_consent.ad_personalization, "consent.ad_personalization"),
+    ] {
+        if target.is_none() && source.is_some() {
+            *target = source;
+            joined.push(name.to_owned());
+        }
+    }
+    event.joined.extend(joined);
+}
+
+#[cfg(test)]
+mod tests;

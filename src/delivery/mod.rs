@@ -1,0 +1,80 @@
+//! Destinations: one module per platform, each building payloads from stored events, batching
+//! by the platform's rules, sending, and classifying answers into [`Outcome`]s. HTTP clients only;
+//! nothing here knows axum or SQL.
+
+pub mod ga4;
+pub mod http;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+
+use crate::config::DestinationConfig;
+use crate::core::plan::Rules;
+use crate::core::{Claimed, Outcome};
+
+/// One HTTP request made to a platform, as the ledger records it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RequestRecord {
+    /// What was called: `collect`, `debug`, …
+    pub endpoint: &'static str,
+    pub sent_at: DateTime<Utc>,
+    pub duration: Duration,
+    /// HTTP status, if an answer came.
+    pub status: Option<u16>,
+    /// Network error or timeout, if no answer came.
+    pub error: Option<String>,
+    /// The first bytes of the answer (bounded; never holds personal data we did not send).
+    pub response_excerpt: String,
+    /// SHA-256 of the request body.
+    pub body_sha256: String,
+}
+
+/// What became of one delivery of a batch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeliveryResult {
+    pub delivery_id: i64,
+    pub outcome: Outcome,
+    /// SHA-256 of this delivery's own part of the payload (the same for every resend: G2).
+    pub payload_sha256: Option<String>,
+    /// Index into the report's `requests` of the request this result came from.
+    pub request: Option<usize>,
+}
+
+/// Everything one send (or preflight) did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SendReport {
+    pub requests: Vec<RequestRecord>,
+    /// One entry per delivery handled; a preflight lists only those it refused.
+    pub results: Vec<DeliveryResult>,
+}
+
+/// A configured platform target.
+pub trait Destination: Send + Sync {
+    fn name(&self) -> &str;
+    /// The pure rules planning asks of this destination.
+    fn rules(&self) -> Arc<dyn Rules>;
+    /// Most requests in flight at once.
+    fn concurrency(&self) -> usize;
+    /// Splits claimed deliveries into requests the platform accepts (grouping and size rules).
+    fn batches(&self, claimed: Vec<Claimed>) -> Vec<Vec<Claimed>>;
+    /// Checks a batch before anything is sent for real (GA4: the debug endpoint, if configured).
+    /// Returns results only for deliveries that must not be sent now.
+    fn preflight<'a>(&'a self, batch: &'a [Claimed]) -> BoxFuture<'a, SendReport>;
+    /// Sends a batch and classifies the answer for each delivery in it.
+    fn send<'a>(&'a self, batch: &'a [Claimed]) -> BoxFuture<'a, SendReport>;
+}
+
+/// Builds the destinations of a validated configuration (secrets resolved here).
+pub fn build(configs: &[DestinationConfig]) -> anyhow::Result<Vec<Arc<dyn Destination>>> {
+    configs
+        .iter()
+        .map(|c| -> anyhow::Result<Arc<dyn Destination>> {
+            match c {
+                DestinationConfig::Ga4(g) => Ok(Arc::new(ga4::Ga4::new(g)?)),
+            }
+        })
+        .collect()
+}

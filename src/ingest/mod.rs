@@ -1,0 +1,23 @@
+//! Sources: turn what a source hands over into canonical events, then persist them. Ingest never
+//! calls a destination; it commits events and their planned deliveries, and workers take it from
+//! there.
+
+pub mod canonical;
+
+use serde::Serialize;
+
+/// One thing wrong with an input, named by its field path.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// Dotted path into the input, e.g. `identity.email` or `items[0].price`.
+    pub field: String,
+    /// Stable code: `required`, `invalid`, `unknown_field`, `malformed`, `too_long`, `out_of_range`.
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, code: &'static str, message: impl Into<String>) -> Self {
+        Self { field: field.into(), code, message: message.into() }
+    }
+}

@@ -1,0 +1,159 @@
+//! Surety: a server-side conversion relay.
+//!
+//! Business events come in (`ingest`, `api`), are committed to the ledger (`store`) with a stable
+//! id, joined to captured identity and planned per destination (`core::plan`), then delivered by
+//! workers (`worker`) through one adapter per platform (`delivery`). ARCHITECTURE.md has the map.
+//!
+//! The entry point is [`run`]: it takes a configuration, a bound listener and a shutdown future,
+//! so tests bind port 0 and stop the service cleanly.
+
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod bench;
+pub mod cli;
+pub mod config;
+pub mod core;
+pub mod delivery;
+pub mod demo;
+pub mod ingest;
+pub mod sim;
+pub mod store;
+pub mod telemetry;
+pub mod worker;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::auth::Auth;
+use crate::config::Config;
+use crate::core::plan::Planner;
+use crate::delivery::Destination;
+use crate::store::sqlite::{SqliteStore, Synchronous};
+use crate::store::Store;
+use crate::telemetry::Metrics;
+
+/// Everything a running instance shares between the API and the workers.
+pub struct App {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub planner: Arc<Planner>,
+    pub metrics: Arc<Metrics>,
+    pub auth: Auth,
+    wake: Vec<Arc<Notify>>,
+}
+
+impl App {
+    /// Tells every worker that new work may be due.
+    pub fn wake_workers(&self) {
+        for w in &self.wake {
+            w.notify_one();
+        }
+    }
+}
+
+/// Opens the configured store (creating and migrating it if needed).
+pub fn open_store(config: &Config) -> anyhow::Result<Arc<SqliteStore>> {
+    let path = config.sqlite_path().context("storage.url must be sqlite://PATH")?;
+    let sync = if config.storage.sqlite_synchronous == "normal" { Synchronous::Normal } else { Synchronous::Full };
+    let store = SqliteStore::open(Path::new(path), sync).with_context(|| format!("cannot open the ledger at {path}"))?;
+    Ok(Arc::new(store))
+}
+
+/// The catalog and each destination's rules, as planning needs them.
+pub fn planner(config: &Config, destinations: &[Arc<dyn Destination>]) -> Planner {
+    let rules = destinations.iter().map(|d| (d.name().to_owned(), d.rules())).collect::<BTreeMap<_, _>>();
+    Planner::new(config.routes(), rules)
+}
+
+/// Runs API and workers (as configured) until `shutdown` resolves, then stops claiming, lets
+/// in-flight sends finish and be recorded, and returns.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let store = open_store(&config)?;
+    // One serving process per SQLite ledger: start-up recovery takes back every lease.
+    let _lock = lock_ledger(store.path())?;
+    let destinations = delivery::build(&config.destinations)?;
+    let planner = Arc::new(planner(&config, &destinations));
+    let auth = Auth::from_config(&config.auth)?;
+    if auth.is_open() {
+        tracing::warn!("NO AUTH TOKENS CONFIGURED: the API is open to anyone who can reach {}", config.server.listen);
+    }
+    let store: Arc<dyn Store> = store;
+    if config.server.workers {
+        let recovered = store.recover(planner.clone(), true, chrono::Utc::now()).await?;
+        if recovered != Default::default() {
+            tracing::warn!(?recovered, "recovered deliveries left in flight by an earlier process");
+        }
+    }
+    let wake: Vec<Arc<Notify>> = destinations.iter().map(|_| Arc::new(Notify::new())).collect();
+    let metrics = Arc::new(Metrics::new());
+    let app = Arc::new(App {
+        config: config.clone(),
+        store: store.clone(),
+        planner: planner.clone(),
+        metrics: metrics.clone(),
+        auth,
+        wake: wake.clone(),
+    });
+
+    let cancel = CancellationToken::new();
+    let mut workers = tokio::task::JoinSet::new();
+    if config.server.workers {
+        let ctx = worker::WorkerContext {
+            store: store.clone(),
+            planner,
+            metrics,
+            retry: config.retry.clone(),
+            config: config.worker.clone(),
+            owner: format!("surety-{}", std::process::id()),
+        };
+        for (dest, wake) in destinations.into_iter().zip(wake) {
+            workers.spawn(worker::run(ctx.clone(), dest, wake, cancel.clone()));
+        }
+    }
+    {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            tracing::info!("shutting down: no new claims; finishing in-flight sends");
+            cancel.cancel();
+        });
+    }
+    tracing::info!(addr = %listener.local_addr()?, api = config.server.api, workers = config.server.workers, "surety is up");
+    if config.server.api {
+        let stop = cancel.clone();
+        axum::serve(listener, api::router(app)).with_graceful_shutdown(async move { stop.cancelled().await }).await?;
+    } else {
+        drop(listener);
+        cancel.cancelled().await;
+    }
+    while workers.join_next().await.is_some() {}
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Takes an exclusive lock beside the database file for the life of the process.
+fn lock_ledger(db: &Path) -> anyhow::Result<std::fs::File> {
+    let path = db.with_extension("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+    file.try_lock().map_err(|_| {
+        anyhow::anyhow!("another surety process is serving {} (lock {} is held)", db.display(), path.display())
+    })?;
+    Ok(file)
+}

@@ -1,0 +1,253 @@
+//! The ledger: the only module that runs SQL. One trait, one implementation per database, each
+//! with its own migrations (SQLite now; PostgreSQL joins behind the same trait).
+
+pub mod sqlite;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::core::plan::Planner;
+use crate::core::{Claimed, Consent, DeliveryState, Event, Identity, Subject};
+use crate::delivery::RequestRecord;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] rusqlite::Error),
+    #[error("stored data could not be read: {0}")]
+    Corrupt(String),
+    #[error("the store is shut down")]
+    Closed,
+    #[error("{0}")]
+    Other(String),
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> Self {
+        Self::Corrupt(e.to_string())
+    }
+}
+
+/// What ingest made of one event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IngestStatus {
+    Accepted,
+    Duplicate,
+    Conflict,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct IngestResult {
+    pub event_id: String,
+    pub status: IngestStatus,
+    /// Deliveries planned for an accepted event (none = `not_routed`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub deliveries: Vec<PlannedDelivery>,
+}
+
+/// How a delivery was planned at ingest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PlannedDelivery {
+    pub destination: String,
+    pub state: DeliveryState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+}
+
+/// An identity captured for a subject at checkout or lead capture.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IdentityCapture {
+    pub subject: Subject,
+    pub captured_at: DateTime<Utc>,
+    pub identity: Identity,
+    pub consent: Consent,
+}
+
+/// How one delivery ends up after an attempt (computed by the worker, written by the store).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeliveryUpdate {
+    pub delivery_id: i64,
+    pub state: DeliveryState,
+    pub reason: Option<String>,
+    pub messages: Vec<String>,
+    /// For `Pending`: when to try again.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// Whether this counts as an attempt (a refusal before sending does not).
+    pub attempted: bool,
+    /// The attempt's outcome as recorded in the attempt log (`delivered`, `retry`, …).
+    pub outcome: &'static str,
+    pub detail: Option<String>,
+    pub payload_sha256: Option<String>,
+    /// Index into the recording's `requests`.
+    pub request: Option<usize>,
+}
+
+/// One worker's results for a batch: the requests made and what became of each delivery.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Recording {
+    pub destination: String,
+    pub requests: Vec<RequestRecord>,
+    pub updates: Vec<DeliveryUpdate>,
+}
+
+/// Which deliveries a replay targets.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplaySelector {
+    #[serde(default)]
+    pub delivery_ids: Vec<i64>,
+    pub event_id: Option<String>,
+    pub destination: Option<String>,
+    /// Only deliveries in this state (e.g. `dead`).
+    pub state: Option<DeliveryState>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ReplayReport {
+    pub replayed: Vec<i64>,
+    pub refused: Vec<ReplayRefusal>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ReplayRefusal {
+    pub delivery_id: i64,
+    pub state: DeliveryState,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+pub struct DeliveryFilter {
+    pub state: Option<DeliveryState>,
+    pub destination: Option<String>,
+    pub event_id: Option<String>,
+    /// Only deliveries with an id above this (pagination).
+    pub after: Option<i64>,
+    pub limit: Option<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DeliveryView {
+    pub id: i64,
+    pub event_id: String,
+    pub destination: String,
+    pub destination_event: String,
+    pub state: DeliveryState,
+    pub reason: Option<String>,
+    pub messages: Vec<String>,
+    pub attempts: u32,
+    pub personal_fields_stripped: bool,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AttemptView {
+    pub delivery_id: i64,
+    pub attempt: u32,
+    pub at: DateTime<Utc>,
+    pub outcome: String,
+    pub detail: Option<String>,
+    pub payload_sha256: Option<String>,
+    pub forced: bool,
+    pub endpoint: Option<String>,
+    pub http_status: Option<u16>,
+    pub duration_ms: Option<f64>,
+    pub error: Option<String>,
+    pub response_excerpt: Option<String>,
+    pub request_sha256: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ReplayView {
+    pub delivery_id: i64,
+    pub at: DateTime<Utc>,
+    pub previous_state: String,
+    pub previous_reason: Option<String>,
+    pub forced: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ConflictView {
+    pub received_at: DateTime<Utc>,
+    pub content_hash: String,
+}
+
+/// One event's whole timeline.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EventView {
+    pub event: Event,
+    /// `routed` or `not_routed`.
+    pub routing: &'static str,
+    pub content_hash: String,
+    pub deliveries: Vec<DeliveryView>,
+    pub attempts: Vec<AttemptView>,
+    pub replays: Vec<ReplayView>,
+    pub conflicts: Vec<ConflictView>,
+}
+
+/// The ledger's totals, for G6 checks, metrics and the demo.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Counts {
+    pub events: u64,
+    pub routed: u64,
+    pub not_routed: u64,
+    pub conflicts: u64,
+    /// (destination, state, reason) → deliveries.
+    pub deliveries: Vec<(String, DeliveryState, Option<String>, u64)>,
+    /// destination → (pending deliveries, oldest pending planned at).
+    pub queues: Vec<(String, u64, Option<DateTime<Utc>>)>,
+}
+
+/// What crash recovery did at start.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Recovered {
+    /// Claimed but never sent: back to pending.
+    pub released: u64,
+    /// Maybe sent; the platform dedupes on our id: re-sent.
+    pub resent: u64,
+    /// Maybe sent; no dedupe: `in_doubt` for a person to settle.
+    pub in_doubt: u64,
+}
+
+/// The ledger. Every write is committed before the call returns.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Commits events (deduplicated by `event_id`), joined from the identity bridge and planned,
+    /// in one transaction. Results are in input order.
+    async fn ingest(&self, events: Vec<Event>, planner: Arc<Planner>) -> Result<Vec<IngestResult>, StoreError>;
+    /// Adds an identity capture to the bridge (fields merge; history is kept).
+    async fn capture_identity(&self, capture: IdentityCapture) -> Result<(), StoreError>;
+    /// Leases up to `limit` due deliveries of one destination to `owner`.
+    async fn claim(
+        &self,
+        destination: &str,
+        limit: usize,
+        lease: Duration,
+        owner: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Claimed>, StoreError>;
+    /// Marks claimed deliveries as leaving now; a crash from here on means "in doubt".
+    async fn mark_sending(&self, ids: &[i64], now: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Gives claimed (never sent) deliveries back, due at once.
+    async fn release(&self, ids: &[i64], now: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Records requests and delivery outcomes in one transaction.
+    async fn record(&self, recording: Recording, now: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Takes back expired leases (all leases when `all`, at start): claimed → pending; sending →
+    /// pending where the platform dedupes a resend, else `in_doubt`.
+    async fn recover(&self, planner: Arc<Planner>, all: bool, now: DateTime<Utc>) -> Result<Recovered, StoreError>;
+    /// Puts ended deliveries back to pending. A delivered one only with `force`, and logged.
+    async fn replay(&self, selector: ReplaySelector, force: bool, now: DateTime<Utc>) -> Result<ReplayReport, StoreError>;
+    async fn event(&self, event_id: &str) -> Result<Option<EventView>, StoreError>;
+    async fn deliveries(&self, filter: DeliveryFilter) -> Result<Vec<DeliveryView>, StoreError>;
+    async fn counts(&self) -> Result<Counts, StoreError>;
+    /// When the next pending delivery of a destination is due.
+    async fn next_due(&self, destination: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
+    /// Whether the database answers (readiness).
+    async fn ping(&self) -> Result<(), StoreError>;
+}

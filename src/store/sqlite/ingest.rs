@@ -1,0 +1,150 @@
+//! Ingest writes: dedupe by `event_id`, join from the identity bridge, plan, commit.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::to_us;
+use crate::core::plan::{join, Planner};
+use crate::core::{Consent, DeliveryState, Event, Identity};
+use crate::store::{IdentityCapture, IngestResult, IngestStatus, PlannedDelivery, StoreError};
+
+pub(super) fn ingest(conn: &Connection, events: Vec<Event>, planner: &Planner) -> Result<Vec<IngestResult>, StoreError> {
+    let mut results = Vec::with_capacity(events.len());
+    for mut event in events {
+        let hash = event.content_hash();
+        let existing: Option<String> = conn
+            .prepare_cached("SELECT content_hash FROM events WHERE event_id = ?1")?
+            .query_row([event.event_id.as_str()], |r| r.get(0))
+            .optional()?;
+        if let Some(stored) = existing {
+            let status = if stored == hash {
+                IngestStatus::Duplicate
+            } else {
+                conn.prepare_cached(
+                    "INSERT INTO conflicts (event_id, received_at, content_hash, body) VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![
+                    event.event_id.as_str(),
+                    to_us(event.received_at),
+                    hash,
+                    serde_json::to_string(&event)?
+                ])?;
+                IngestStatus::Conflict
+            };
+            results.push(IngestResult { event_id: event.event_id.to_string(), status, deliveries: Vec::new() });
+            continue;
+        }
+
+        if let Some((identity, consent)) = bridge(conn, &event.subject.kind, &event.subject.id)? {
+            join(&mut event, &identity, &consent);
+        }
+        let planned = planner.plan(&event, event.received_at);
+        conn.prepare_cached(
+            "INSERT INTO events (event_id, kind, source, subject_type, subject_id, occurred_at, received_at, \
+             content_hash, routed, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?
+        .execute(params![
+            event.event_id.as_str(),
+            event.kind.as_str(),
+            event.source,
+            event.subject.kind,
+            event.subject.id,
+            to_us(event.occurred_at),
+            to_us(event.received_at),
+            hash,
+            !planned.is_empty(),
+            serde_json::to_string(&event)?
+        ])?;
+        let now = to_us(event.received_at);
+        let mut insert = conn.prepare_cached(
+            "INSERT INTO deliveries (event_id, destination, dest_event, browser_tracked, strip_personal, state, \
+             reason, messages, next_attempt_at, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+        )?;
+        for p in &planned {
+            let messages = (!p.messages.is_empty()).then(|| serde_json::to_string(&p.messages)).transpose()?;
+            let due = (p.state == DeliveryState::Pending).then_some(now);
+            insert.execute(params![
+                event.event_id.as_str(),
+                p.destination,
+                p.route.event,
+                p.route.browser_tracked,
+                p.strip_personal,
+                p.state.as_str(),
+                p.reason,
+                messages,
+                due,
+                now
+            ])?;
+        }
+        results.push(IngestResult {
+            event_id: event.event_id.to_string(),
+            status: IngestStatus::Accepted,
+            deliveries: planned
+                .into_iter()
+                .map(|p| PlannedDelivery { destination: p.destination, state: p.state, reason: p.reason })
+                .collect(),
+        });
+    }
+    Ok(results)
+}
+
+fn bridge(conn: &Connection, kind: &str, id: &str) -> Result<Option<(Identity, Consent)>, StoreError> {
+    let row: Option<(String, String)> = conn
+        .prepare_cached("SELECT identity, consent FROM identities WHERE subject_type = ?1 AND subject_id = ?2")?
+        .query_row([kind, id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    row.map(|(i, c)| Ok((serde_json::from_str(&i)?, serde_json::from_str(&c)?)))
+        .transpose()
+}
+
+/// Merges a capture into the subject's bridge entry (its stated fields replace older ones) and
+/// keeps the capture itself as history.
+pub(super) fn capture_identity(
+    conn: &Connection,
+    capture: &IdentityCapture,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), StoreError> {
+    let subject = &capture.subject;
+    let (mut identity, mut consent) = bridge(conn, &subject.kind, &subject.id)?.unwrap_or_default();
+    overlay(&mut identity, &capture.identity)?;
+    for (target, source) in [
+        (&mut consent.analytics, capture.consent.analytics),
+        (&mut consent.ad_user_data, capture.consent.ad_user_data),
+        (&mut consent.ad_personalization, capture.consent.ad_personalization),
+    ] {
+        if source.is_some() {
+            *target = source;
+        }
+    }
+    let (identity_json, consent_json) = (serde_json::to_string(&identity)?, serde_json::to_string(&consent)?);
+    conn.prepare_cached(
+        "INSERT INTO identities (subject_type, subject_id, identity, consent, captured_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+         ON CONFLICT (subject_type, subject_id) DO UPDATE SET identity = ?3, consent = ?4, \
+         captured_at = max(captured_at, ?5), updated_at = ?6",
+    )?
+    .execute(params![subject.kind, subject.id, identity_json, consent_json, to_us(capture.captured_at), to_us(now)])?;
+    conn.prepare_cached(
+        "INSERT INTO identity_captures (subject_type, subject_id, captured_at, received_at, identity, consent) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        subject.kind,
+        subject.id,
+        to_us(capture.captured_at),
+        to_us(now),
+        serde_json::to_string(&capture.identity)?,
+        serde_json::to_string(&capture.consent)?
+    ])?;
+    Ok(())
+}
+
+/// Every field the newer capture states replaces the older one.
+fn overlay(base: &mut Identity, newer: &Identity) -> Result<(), StoreError> {
+    let mut merged = serde_json::to_value(&*base)?;
+    if let (Some(m), serde_json::Value::Object(n)) = (merged.as_object_mut(), serde_json::to_value(newer)?) {
+        m.extend(n);
+    }
+    *base = serde_json::from_value(merged)?;
+    Ok(())
+}

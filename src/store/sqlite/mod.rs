@@ -1,0 +1,275 @@
+//! The embedded store: SQLite in WAL mode. One writer thread commits every write, grouping the
+//! writes that queue up while a commit is in progress into the next transaction (group commit),
+//! so each caller still gets its answer only after its data is durable. Reads use a small pool of
+//! read-only connections. See docs/adr/0002-sqlite-group-commit.md.
+
+mod ingest;
+mod queries;
+mod queue;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use super::{
+    Claimed, Counts, DeliveryFilter, DeliveryView, EventView, IdentityCapture, IngestResult, Recording,
+    Recovered, ReplayReport, ReplaySelector, Store, StoreError,
+};
+use crate::core::plan::Planner;
+use crate::core::Event;
+
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_ledger.sql")];
+/// Most writes folded into one transaction.
+const MAX_GROUP: usize = 512;
+const READERS: usize = 4;
+
+type Done = Box<dyn FnOnce(Result<(), String>) + Send>;
+/// A write: runs in the open transaction (or learns that none could be opened) and hands back
+/// what to do once the commit's fate is known.
+type Job = Box<dyn FnOnce(Option<&Connection>) -> Done + Send>;
+
+/// How durable a commit is (`storage.sqlite_synchronous`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Synchronous {
+    Full,
+    Normal,
+}
+
+pub struct SqliteStore {
+    jobs: mpsc::UnboundedSender<Job>,
+    readers: Mutex<Vec<Connection>>,
+    reader_slots: Semaphore,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) and migrates the database, and starts the writer thread.
+    pub fn open(path: &Path, sync: Synchronous) -> Result<Self, StoreError> {
+        let mut writer = Connection::open(path)?;
+        configure(&writer, sync)?;
+        migrate(&mut writer)?;
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let conn = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            conn.busy_timeout(Duration::from_secs(5))?;
+            readers.push(conn);
+        }
+        let (jobs, rx) = mpsc::unbounded_channel();
+        std::thread::Builder::new()
+            .name("surety-sqlite-writer".into())
+            .spawn(move || writer_loop(writer, rx))
+            .map_err(|e| StoreError::Other(format!("cannot start the writer thread: {e}")))?;
+        Ok(Self { jobs, readers: Mutex::new(readers), reader_slots: Semaphore::new(READERS), path: path.to_owned() })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` in the writer's current transaction; answers once that transaction committed.
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let result = match conn {
+                Some(conn) => in_savepoint(conn, f),
+                None => Err(StoreError::Other("could not begin a transaction".into())),
+            };
+            Box::new(move |commit: Result<(), String>| {
+                let answer = match commit {
+                    Ok(()) => result,
+                    Err(e) => Err(StoreError::Other(format!("commit failed: {e}"))),
+                };
+                let _ = tx.send(answer);
+            })
+        });
+        self.jobs.send(job).map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs `f` on a read-only connection on the blocking pool.
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let _slot = self.reader_slots.acquire().await.map_err(|_| StoreError::Closed)?;
+        let conn = self
+            .readers
+            .lock()
+            .map_err(|_| StoreError::Closed)?
+            .pop()
+            .ok_or(StoreError::Closed)?;
+        let (conn, result) = tokio::task::spawn_blocking(move || {
+            let r = f(&conn);
+            (conn, r)
+        })
+        .await
+        .map_err(|e| StoreError::Other(format!("reader task failed: {e}")))?;
+        self.readers.lock().map_err(|_| StoreError::Closed)?.push(conn);
+        result
+    }
+}
+
+fn configure(conn: &Connection, sync: Synchronous) -> Result<(), StoreError> {
+    conn.busy_timeout(Duration::from_secs(5))?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Other(format!("SQLite refused WAL mode (got {mode})")));
+    }
+    let sync = match sync {
+        Synchronous::Full => "FULL",
+        Synchronous::Normal => "NORMAL",
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; \
+         PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 4000;"
+    ))?;
+    Ok(())
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let version: usize = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
+    if version > MIGRATIONS.len() {
+        return Err(StoreError::Other(format!(
+            "the database is at schema version {version}, newer than this binary knows ({}); upgrade surety",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+fn in_savepoint<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    conn.execute_batch("SAVEPOINT job")?;
+    match f(conn) {
+        Ok(v) => {
+            conn.execute_batch("RELEASE job")?;
+            Ok(v)
+        }
+        Err(e) => {
+            conn.execute_batch("ROLLBACK TO job; RELEASE job")?;
+            Err(e)
+        }
+    }
+}
+
+/// The writer: take a job, then every job already queued (up to [`MAX_GROUP`]), run them in one
+/// transaction, commit, then answer them all.
+fn writer_loop(conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut done: Vec<Done> = Vec::new();
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            first(None)(Err(e.to_string()));
+            continue;
+        }
+        done.push(first(Some(&conn)));
+        while done.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(job) => done.push(job(Some(&conn))),
+                Err(_) => break,
+            }
+        }
+        let commit = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+        if commit.is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for d in done {
+            d(commit.clone());
+        }
+    }
+}
+
+pub(crate) fn to_us(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+pub(crate) fn from_us(us: i64) -> DateTime<Utc> {
+    Utc.timestamp_micros(us).single().unwrap_or_default()
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ingest(&self, events: Vec<Event>, planner: Arc<Planner>) -> Result<Vec<IngestResult>, StoreError> {
+        self.write(move |conn| ingest::ingest(conn, events, &planner)).await
+    }
+
+    async fn capture_identity(&self, capture: IdentityCapture) -> Result<(), StoreError> {
+        self.write(move |conn| ingest::capture_identity(conn, &capture, Utc::now())).await
+    }
+
+    async fn claim(
+        &self,
+        destination: &str,
+        limit: usize,
+        lease: Duration,
+        owner: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let (destination, owner) = (destination.to_owned(), owner.to_owned());
+        self.write(move |conn| queue::claim(conn, &destination, limit, lease, &owner, now)).await
+    }
+
+    async fn mark_sending(&self, ids: &[i64], now: DateTime<Utc>) -> Result<(), StoreError> {
+        let ids = ids.to_vec();
+        self.write(move |conn| queue::mark_sending(conn, &ids, now)).await
+    }
+
+    async fn release(&self, ids: &[i64], now: DateTime<Utc>) -> Result<(), StoreError> {
+        let ids = ids.to_vec();
+        self.write(move |conn| queue::release(conn, &ids, now)).await
+    }
+
+    async fn record(&self, recording: Recording, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.write(move |conn| queue::record(conn, &recording, now)).await
+    }
+
+    async fn recover(&self, planner: Arc<Planner>, all: bool, now: DateTime<Utc>) -> Result<Recovered, StoreError> {
+        self.write(move |conn| queue::recover(conn, &planner, all, now)).await
+    }
+
+    async fn replay(&self, selector: ReplaySelector, force: bool, now: DateTime<Utc>) -> Result<ReplayReport, StoreError> {
+        self.write(move |conn| queue::replay(conn, &selector, force, now)).await
+    }
+
+    async fn event(&self, event_id: &str) -> Result<Option<EventView>, StoreError> {
+        let id = event_id.to_owned();
+        self.read(move |conn| queries::event(conn, &id)).await
+    }
+
+    async fn deliveries(&self, filter: DeliveryFilter) -> Result<Vec<DeliveryView>, StoreError> {
+        self.read(move |conn| queries::deliveries(conn, &filter)).await
+    }
+
+    async fn counts(&self) -> Result<Counts, StoreError> {
+        self.read(queries::counts).await
+    }
+
+    async fn next_due(&self, destination: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let d = destination.to_owned();
+        self.read(move |conn| queries::next_due(conn, &d)).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.read(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?)).await
+    }
+}

@@ -1,0 +1,177 @@
+//! Reads: one event's timeline, delivery lists, ledger totals.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::from_us;
+use crate::core::{DeliveryState, Event};
+use crate::store::{
+    AttemptView, ConflictView, Counts, DeliveryFilter, DeliveryView, EventView, ReplayView, StoreError,
+};
+
+const DELIVERY_COLUMNS: &str = "id, event_id, destination, dest_event, state, reason, messages, attempts, \
+                                strip_personal, next_attempt_at, created_at, updated_at";
+
+fn delivery(r: &Row<'_>) -> rusqlite::Result<(DeliveryView, String, Option<String>)> {
+    let state: String = r.get(4)?;
+    let messages: Option<String> = r.get(6)?;
+    Ok((
+        DeliveryView {
+            id: r.get(0)?,
+            event_id: r.get(1)?,
+            destination: r.get(2)?,
+            destination_event: r.get(3)?,
+            state: DeliveryState::Pending,
+            reason: r.get(5)?,
+            messages: Vec::new(),
+            attempts: r.get(7)?,
+            personal_fields_stripped: r.get(8)?,
+            next_attempt_at: r.get::<_, Option<i64>>(9)?.map(from_us),
+            created_at: from_us(r.get(10)?),
+            updated_at: from_us(r.get(11)?),
+        },
+        state,
+        messages,
+    ))
+}
+
+fn finish(raw: (DeliveryView, String, Option<String>)) -> Result<DeliveryView, StoreError> {
+    let (mut view, state, messages) = raw;
+    view.state = state.parse().map_err(StoreError::Corrupt)?;
+    if let Some(m) = messages {
+        view.messages = serde_json::from_str(&m)?;
+    }
+    if view.state != DeliveryState::Pending {
+        view.next_attempt_at = None;
+    }
+    Ok(view)
+}
+
+pub(super) fn event(conn: &Connection, event_id: &str) -> Result<Option<EventView>, StoreError> {
+    let row: Option<(String, String, bool)> = conn
+        .prepare_cached("SELECT body, content_hash, routed FROM events WHERE event_id = ?1")?
+        .query_row([event_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    let Some((body, content_hash, routed)) = row else {
+        return Ok(None);
+    };
+    let event: Event = serde_json::from_str(&body)?;
+    let deliveries = conn
+        .prepare_cached(&format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE event_id = ?1 ORDER BY id"))?
+        .query_map([event_id], delivery)?
+        .map(|r| finish(r?))
+        .collect::<Result<Vec<_>, _>>()?;
+    let attempts = conn
+        .prepare_cached(
+            "SELECT a.delivery_id, a.attempt, a.at, a.outcome, a.detail, a.payload_sha256, a.forced, \
+             q.endpoint, q.status, q.duration_us, q.error, q.response_excerpt, q.body_sha256 \
+             FROM attempts a JOIN deliveries d ON d.id = a.delivery_id LEFT JOIN requests q ON q.id = a.request_id \
+             WHERE d.event_id = ?1 ORDER BY a.id",
+        )?
+        .query_map([event_id], |r| {
+            Ok(AttemptView {
+                delivery_id: r.get(0)?,
+                attempt: r.get(1)?,
+                at: from_us(r.get(2)?),
+                outcome: r.get(3)?,
+                detail: r.get(4)?,
+                payload_sha256: r.get(5)?,
+                forced: r.get(6)?,
+                endpoint: r.get(7)?,
+                http_status: r.get(8)?,
+                duration_ms: r.get::<_, Option<i64>>(9)?.map(|us| us as f64 / 1000.0),
+                error: r.get(10)?,
+                response_excerpt: r.get(11)?,
+                request_sha256: r.get(12)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let replays = conn
+        .prepare_cached(
+            "SELECT r.delivery_id, r.at, r.previous_state, r.previous_reason, r.forced FROM replays r \
+             JOIN deliveries d ON d.id = r.delivery_id WHERE d.event_id = ?1 ORDER BY r.id",
+        )?
+        .query_map([event_id], |r| {
+            Ok(ReplayView {
+                delivery_id: r.get(0)?,
+                at: from_us(r.get(1)?),
+                previous_state: r.get(2)?,
+                previous_reason: r.get(3)?,
+                forced: r.get(4)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let conflicts = conn
+        .prepare_cached("SELECT received_at, content_hash FROM conflicts WHERE event_id = ?1 ORDER BY id")?
+        .query_map([event_id], |r| Ok(ConflictView { received_at: from_us(r.get(0)?), content_hash: r.get(1)? }))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(EventView {
+        event,
+        routing: if routed { "routed" } else { "not_routed" },
+        content_hash,
+        deliveries,
+        attempts,
+        replays,
+        conflicts,
+    }))
+}
+
+pub(super) fn deliveries(conn: &Connection, f: &DeliveryFilter) -> Result<Vec<DeliveryView>, StoreError> {
+    let mut sql = format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id > ?");
+    let mut args: Vec<rusqlite::types::Value> = vec![f.after.unwrap_or(0).into()];
+    if let Some(s) = f.state {
+        sql.push_str(" AND state = ?");
+        args.push(s.as_str().to_owned().into());
+    }
+    if let Some(d) = &f.destination {
+        sql.push_str(" AND destination = ?");
+        args.push(d.clone().into());
+    }
+    if let Some(e) = &f.event_id {
+        sql.push_str(" AND event_id = ?");
+        args.push(e.clone().into());
+    }
+    sql.push_str(" ORDER BY id LIMIT ?");
+    args.push(i64::from(f.limit.unwrap_or(100).min(1000)).into());
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(args), delivery)?
+        .map(|r| finish(r?))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+pub(super) fn counts(conn: &Connection) -> Result<Counts, StoreError> {
+    let (events, routed): (u64, u64) = conn
+        .prepare_cached("SELECT count(*), coalesce(sum(routed), 0) FROM events")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let conflicts: u64 = conn.prepare_cached("SELECT count(*) FROM conflicts")?.query_row([], |r| r.get(0))?;
+    let deliveries = conn
+        .prepare_cached(
+            "SELECT destination, state, reason, count(*) FROM deliveries GROUP BY destination, state, reason \
+             ORDER BY destination, state, reason",
+        )?
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?, r.get(3)?)))?
+        .map(|r| {
+            let (d, s, reason, n) = r?;
+            Ok((d, s.parse().map_err(StoreError::Corrupt)?, reason, n))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let queues = conn
+        .prepare_cached(
+            "SELECT destination, count(*), min(created_at) FROM deliveries \
+             WHERE state IN ('pending', 'claimed', 'sending') GROUP BY destination ORDER BY destination",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, Option<i64>>(2)?.map(from_us))))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Counts { events, routed, not_routed: events - routed, conflicts, deliveries, queues })
+}
+
+pub(super) fn next_due(conn: &Connection, destination: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let due: Option<i64> = conn
+        .prepare_cached(
+            "SELECT min(next_attempt_at) FROM deliveries WHERE state = 'pending' AND destination = ?1",
+        )?
+        .query_row(params![destination], |r| r.get(0))?;
+    Ok(due.map(from_us))
+}

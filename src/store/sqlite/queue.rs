@@ -1,0 +1,278 @@
+//! The delivery queue: claims with leases, the "sending" mark, outcomes, crash recovery, replays.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{from_us, to_us};
+use crate::core::delivery::reason;
+use crate::core::plan::Planner;
+use crate::core::{Claimed, DeliveryState, Event, Route};
+use crate::store::{Recording, Recovered, ReplayRefusal, ReplayReport, ReplaySelector, StoreError};
+
+pub(super) fn claim(
+    conn: &Connection,
+    destination: &str,
+    limit: usize,
+    lease: Duration,
+    owner: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<Claimed>, StoreError> {
+    let until = to_us(now) + lease.as_micros() as i64;
+    let mut stmt = conn.prepare_cached(
+        "UPDATE deliveries SET state = 'claimed', lease_owner = ?1, lease_until = ?2, updated_at = ?3 \
+         WHERE id IN (SELECT id FROM deliveries WHERE state = 'pending' AND destination = ?4 \
+                      AND next_attempt_at <= ?3 ORDER BY next_attempt_at LIMIT ?5) \
+         RETURNING id, event_id, dest_event, browser_tracked, strip_personal, attempts, created_at",
+    )?;
+    let rows = stmt
+        .query_map(params![owner, until, to_us(now), destination, limit as i64], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                Route { event: r.get(2)?, browser_tracked: r.get(3)? },
+                r.get::<_, bool>(4)?,
+                r.get::<_, u32>(5)?,
+                r.get::<_, i64>(6)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut claimed = Vec::with_capacity(rows.len());
+    for (delivery_id, event_id, route, strip_personal, attempts, created_at) in rows {
+        claimed.push(Claimed {
+            delivery_id,
+            event: load_event(conn, &event_id)?,
+            route,
+            attempts,
+            strip_personal,
+            created_at: from_us(created_at),
+        });
+    }
+    claimed.sort_by_key(|c| c.delivery_id);
+    Ok(claimed)
+}
+
+fn load_event(conn: &Connection, event_id: &str) -> Result<Event, StoreError> {
+    let body: String = conn
+        .prepare_cached("SELECT body FROM events WHERE event_id = ?1")?
+        .query_row([event_id], |r| r.get(0))?;
+    Ok(serde_json::from_str(&body)?)
+}
+
+pub(super) fn mark_sending(conn: &Connection, ids: &[i64], now: DateTime<Utc>) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "UPDATE deliveries SET state = 'sending', updated_at = ?2 WHERE id = ?1 AND state = 'claimed'",
+    )?;
+    for id in ids {
+        stmt.execute(params![id, to_us(now)])?;
+    }
+    Ok(())
+}
+
+pub(super) fn release(conn: &Connection, ids: &[i64], now: DateTime<Utc>) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "UPDATE deliveries SET state = 'pending', next_attempt_at = ?2, lease_owner = NULL, lease_until = NULL, \
+         updated_at = ?2 WHERE id = ?1 AND state = 'claimed'",
+    )?;
+    for id in ids {
+        stmt.execute(params![id, to_us(now)])?;
+    }
+    Ok(())
+}
+
+pub(super) fn record(conn: &Connection, rec: &Recording, now: DateTime<Utc>) -> Result<(), StoreError> {
+    let mut request_ids = Vec::with_capacity(rec.requests.len());
+    let mut insert_request = conn.prepare_cached(
+        "INSERT INTO requests (destination, endpoint, sent_at, duration_us, status, error, response_excerpt, \
+         body_sha256) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    for r in &rec.requests {
+        insert_request.execute(params![
+            rec.destination,
+            r.endpoint,
+            to_us(r.sent_at),
+            r.duration.as_micros() as i64,
+            r.status,
+            r.error,
+            r.response_excerpt,
+            r.body_sha256
+        ])?;
+        request_ids.push(conn.last_insert_rowid());
+    }
+    let mut update = conn.prepare_cached(
+        "UPDATE deliveries SET state = ?2, reason = ?3, messages = ?4, attempts = attempts + ?5, \
+         next_attempt_at = ?6, lease_owner = NULL, lease_until = NULL, updated_at = ?7, \
+         forced = CASE WHEN ?2 = 'pending' THEN forced ELSE 0 END \
+         WHERE id = ?1 AND state IN ('claimed', 'sending') RETURNING attempts, forced",
+    )?;
+    let mut insert_attempt = conn.prepare_cached(
+        "INSERT INTO attempts (delivery_id, request_id, attempt, at, outcome, detail, payload_sha256, forced) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    for u in &rec.updates {
+        let was_forced: bool = conn
+            .prepare_cached("SELECT forced FROM deliveries WHERE id = ?1")?
+            .query_row([u.delivery_id], |r| r.get(0))
+            .optional()?
+            .unwrap_or(false);
+        let messages = (!u.messages.is_empty()).then(|| serde_json::to_string(&u.messages)).transpose()?;
+        let updated: Option<(u32, bool)> = update
+            .query_row(
+                params![
+                    u.delivery_id,
+                    u.state.as_str(),
+                    u.reason,
+                    messages,
+                    u.attempted as i64,
+                    u.next_attempt_at.map(to_us),
+                    to_us(now)
+                ],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        // A delivery no longer leased to us (taken over after our lease ran out) keeps its new
+        // owner's state, but what we did is still logged.
+        let attempt_no = match updated {
+            Some((n, _)) => n,
+            None => conn
+                .prepare_cached("SELECT attempts FROM deliveries WHERE id = ?1")?
+                .query_row([u.delivery_id], |r| r.get(0))
+                .optional()?
+                .unwrap_or(0),
+        };
+        insert_attempt.execute(params![
+            u.delivery_id,
+            u.request.and_then(|i| request_ids.get(i).copied()),
+            attempt_no,
+            to_us(now),
+            u.outcome,
+            u.detail,
+            u.payload_sha256,
+            was_forced
+        ])?;
+    }
+    Ok(())
+}
+
+/// Takes leases back: `claimed` rows were never sent and go back to pending; `sending` rows may
+/// have reached the platform: re-sent only where the platform dedupes on our id, otherwise
+/// `in_doubt` (SPEC G4).
+pub(super) fn recover(conn: &Connection, planner: &Planner, all: bool, now: DateTime<Utc>) -> Result<Recovered, StoreError> {
+    let now_us = to_us(now);
+    let cutoff = if all { i64::MAX } else { now_us };
+    let released = conn
+        .prepare_cached(
+            "UPDATE deliveries SET state = 'pending', next_attempt_at = ?1, lease_owner = NULL, lease_until = NULL, \
+             updated_at = ?1 WHERE state = 'claimed' AND lease_until < ?2",
+        )?
+        .execute(params![now_us, cutoff])? as u64;
+    let doubtful: Vec<(i64, String, String, String, u32)> = conn
+        .prepare_cached(
+            "SELECT id, event_id, destination, dest_event, attempts FROM deliveries \
+             WHERE state = 'sending' AND lease_until < ?1",
+        )?
+        .query_map([cutoff], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut out = Recovered { released, ..Recovered::default() };
+    for (id, event_id, destination, dest_event, attempts) in doubtful {
+        let event = load_event(conn, &event_id)?;
+        let route = Route { event: dest_event, browser_tracked: false };
+        let resend = planner
+            .rules(&destination)
+            .is_some_and(|rules| rules.dedupes_resend(&event, &route));
+        let (state, outcome, detail) = if resend {
+            out.resent += 1;
+            (DeliveryState::Pending, "in_doubt_resend", "crashed while sending; the platform dedupes on our id, so it is sent again")
+        } else {
+            out.in_doubt += 1;
+            (DeliveryState::InDoubt, "in_doubt", "crashed while sending; the platform does not dedupe, so it is left for a person to settle")
+        };
+        conn.prepare_cached(
+            "UPDATE deliveries SET state = ?2, reason = ?3, attempts = attempts + 1, next_attempt_at = ?4, \
+             lease_owner = NULL, lease_until = NULL, updated_at = ?5 WHERE id = ?1",
+        )?
+        .execute(params![
+            id,
+            state.as_str(),
+            (!resend).then_some(reason::CRASHED_WHILE_SENDING),
+            resend.then_some(now_us),
+            now_us
+        ])?;
+        conn.prepare_cached(
+            "INSERT INTO attempts (delivery_id, attempt, at, outcome, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![id, attempts + 1, now_us, outcome, detail])?;
+    }
+    Ok(out)
+}
+
+pub(super) fn replay(
+    conn: &Connection,
+    sel: &ReplaySelector,
+    force: bool,
+    now: DateTime<Utc>,
+) -> Result<ReplayReport, StoreError> {
+    let targets = select_targets(conn, sel)?;
+    let mut report = ReplayReport::default();
+    let now_us = to_us(now);
+    for (id, state, previous_reason) in targets {
+        let refusal = match state {
+            DeliveryState::Pending | DeliveryState::Claimed | DeliveryState::Sending => {
+                Some("not ended: it is already queued or in flight")
+            }
+            DeliveryState::Delivered if !force => Some("already delivered: replay with force to send it again"),
+            DeliveryState::Skipped if !force => {
+                Some("skipped by the plan: replay with force to send it anyway (the time window still applies)")
+            }
+            _ => None,
+        };
+        if let Some(why) = refusal {
+            report.refused.push(ReplayRefusal { delivery_id: id, state, reason: why.into() });
+            continue;
+        }
+        conn.prepare_cached(
+            "UPDATE deliveries SET state = 'pending', reason = NULL, messages = NULL, attempts = 0, \
+             next_attempt_at = ?2, created_at = ?2, updated_at = ?2, forced = ?3 WHERE id = ?1",
+        )?
+        .execute(params![id, now_us, force && state == DeliveryState::Delivered])?;
+        conn.prepare_cached(
+            "INSERT INTO replays (delivery_id, at, previous_state, previous_reason, forced) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![id, now_us, state.as_str(), previous_reason, force])?;
+        report.replayed.push(id);
+    }
+    Ok(report)
+}
+
+fn select_targets(conn: &Connection, sel: &ReplaySelector) -> Result<Vec<(i64, DeliveryState, Option<String>)>, StoreError> {
+    let mut sql = String::from("SELECT id, state, reason FROM deliveries WHERE 1 = 1");
+    let mut args: Vec<rusqlite::types::Value> = Vec::new();
+    if !sel.delivery_ids.is_empty() {
+        let marks = vec!["?"; sel.delivery_ids.len()].join(", ");
+        sql.push_str(&format!(" AND id IN ({marks})"));
+        args.extend(sel.delivery_ids.iter().map(|i| (*i).into()));
+    }
+    if let Some(e) = &sel.event_id {
+        sql.push_str(" AND event_id = ?");
+        args.push(e.clone().into());
+    }
+    if let Some(d) = &sel.destination {
+        sql.push_str(" AND destination = ?");
+        args.push(d.clone().into());
+    }
+    if let Some(s) = sel.state {
+        sql.push_str(" AND state = ?");
+        args.push(s.as_str().to_owned().into());
+    }
+    sql.push_str(" ORDER BY id");
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(args), |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter()
+        .map(|(id, s, r)| Ok((id, s.parse().map_err(StoreError::Corrupt)?, r)))
+        .collect()
+}

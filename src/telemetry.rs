@@ -1,0 +1,119 @@
+//! Logs and metrics. Metrics live in a registry per running instance (no global state), rendered
+//! in the Prometheus text format at `GET /metrics`.
+
+use std::sync::Mutex;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::store::Counts;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabels {
+    pub source: String,
+    pub kind: String,
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeliveryLabels {
+    pub destination: String,
+    pub state: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AttemptLabels {
+    pub destination: String,
+    pub status_code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DestinationLabels {
+    pub destination: String,
+}
+
+/// Every metric Surety exports.
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    pub events: Family<EventLabels, Counter>,
+    pub deliveries: Family<DeliveryLabels, Counter>,
+    pub attempts: Family<AttemptLabels, Counter>,
+    pub queue_depth: Family<DestinationLabels, Gauge>,
+    pub oldest_pending: Family<DestinationLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    pub latency: Family<DestinationLabels, Histogram>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("surety");
+        let events = Family::<EventLabels, Counter>::default();
+        registry.register("events", "Events received, by source, kind and ingest status", events.clone());
+        let deliveries = Family::<DeliveryLabels, Counter>::default();
+        registry.register(
+            "deliveries",
+            "Deliveries that reached an ended state (or were planned pending), by destination, state and reason",
+            deliveries.clone(),
+        );
+        let attempts = Family::<AttemptLabels, Counter>::default();
+        registry.register("attempts", "Requests sent to platforms, by HTTP status code ('none' = no answer)", attempts.clone());
+        let queue_depth = Family::<DestinationLabels, Gauge>::default();
+        registry.register("queue_depth", "Deliveries pending or in flight", queue_depth.clone());
+        let oldest_pending = Family::<DestinationLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        registry.register("oldest_pending_age_seconds", "Age of the oldest undelivered delivery", oldest_pending.clone());
+        let latency = Family::<DestinationLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0, 86400.0])
+        });
+        registry.register(
+            "delivery_latency_seconds",
+            "From receipt of the event to its delivery",
+            latency.clone(),
+        );
+        Self { registry: Mutex::new(registry), events, deliveries, attempts, queue_depth, oldest_pending, latency }
+    }
+
+    /// Refreshes the gauges from the ledger, then renders everything.
+    pub fn render(&self, counts: &Counts, now: chrono::DateTime<chrono::Utc>) -> String {
+        self.queue_depth.clear();
+        self.oldest_pending.clear();
+        for (dest, depth, oldest) in &counts.queues {
+            let labels = DestinationLabels { destination: dest.clone() };
+            self.queue_depth.get_or_create(&labels).set(*depth as i64);
+            let age = oldest.map(|t| (now - t).num_milliseconds().max(0) as f64 / 1000.0).unwrap_or(0.0);
+            self.oldest_pending.get_or_create(&labels).set(age);
+        }
+        let mut out = String::new();
+        if let Ok(registry) = self.registry.lock() {
+            let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+        }
+        out
+    }
+
+    pub fn delivery(&self, destination: &str, state: &str, reason: Option<&str>) {
+        self.deliveries
+            .get_or_create(&DeliveryLabels {
+                destination: destination.to_owned(),
+                state: state.to_owned(),
+                reason: reason.unwrap_or("").to_owned(),
+            })
+            .inc();
+    }
+}
+
+/// Starts logging: text or JSON lines on stderr, filtered by `RUST_LOG` or `level`.
+pub fn init_logging(format: &str, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if format == "json" { builder.json().try_init() } else { builder.try_init() };
+}

@@ -1,0 +1,242 @@
+//! Delivery workers: one per destination, so a sick platform only slows itself (G9). Each claims
+//! due deliveries with a lease, re-checks the time window, batches, marks the batch as sending,
+//! sends, and records every outcome — a failed attempt is always rescheduled or ended with a
+//! reason, never dropped.
+
+mod outcome;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub use outcome::{settle, Settled};
+
+use crate::config::WorkerConfig;
+use crate::core::delivery::reason;
+use crate::core::plan::{outside_window, Planner};
+use crate::core::retry::RetryPolicy;
+use crate::core::{Claimed, DeliveryState, Outcome};
+use crate::delivery::{Destination, DeliveryResult, SendReport};
+use crate::store::{DeliveryUpdate, Recording, Store};
+use crate::telemetry::{AttemptLabels, DestinationLabels, Metrics};
+
+/// What a worker needs; shared with the rest of the process.
+#[derive(Clone)]
+pub struct WorkerContext {
+    pub store: Arc<dyn Store>,
+    pub planner: Arc<Planner>,
+    pub metrics: Arc<Metrics>,
+    pub retry: RetryPolicy,
+    pub config: WorkerConfig,
+    /// Identifies this process in leases.
+    pub owner: String,
+}
+
+/// Runs one destination's worker until `cancel`; then finishes (and records) what is in flight.
+pub async fn run(ctx: WorkerContext, dest: Arc<dyn Destination>, wake: Arc<Notify>, cancel: CancellationToken) {
+    let name = dest.name().to_owned();
+    let permits = Arc::new(Semaphore::new(dest.concurrency()));
+    let mut in_flight = JoinSet::new();
+    let lease = Duration::from_secs(ctx.config.lease_secs);
+    tracing::info!(destination = %name, "worker started");
+    while !cancel.is_cancelled() {
+        while in_flight.try_join_next().is_some() {}
+        let claimed = match ctx.store.claim(&name, ctx.config.claim_batch, lease, &ctx.owner, Utc::now()).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(destination = %name, error = %e, "claim failed");
+                idle(&ctx, &name, &wake, &cancel, true).await;
+                continue;
+            }
+        };
+        if claimed.is_empty() {
+            idle(&ctx, &name, &wake, &cancel, false).await;
+            continue;
+        }
+        let ready = expire(&ctx, &name, claimed).await;
+        let mut batches = dest.batches(ready).into_iter();
+        while let Some(batch) = batches.next() {
+            let permit = tokio::select! {
+                p = permits.clone().acquire_owned() => p,
+                _ = cancel.cancelled() => {
+                    // Never sent: give these and the rest back, due at once.
+                    let ids: Vec<i64> = std::iter::once(batch).chain(batches.by_ref()).flatten().map(|c| c.delivery_id).collect();
+                    if let Err(e) = ctx.store.release(&ids, Utc::now()).await {
+                        tracing::warn!(destination = %name, error = %e, "release at shutdown failed; recovered at next start");
+                    }
+                    break;
+                }
+            };
+            let Ok(permit) = permit else { break };
+            let (ctx, dest) = (ctx.clone(), dest.clone());
+            in_flight.spawn(async move {
+                process(&ctx, dest.as_ref(), batch).await;
+                drop(permit);
+            });
+        }
+    }
+    while in_flight.join_next().await.is_some() {}
+    tracing::info!(destination = %name, "worker stopped");
+}
+
+/// Sleeps until the next delivery is due, new work is signalled, or the poll interval passes.
+async fn idle(ctx: &WorkerContext, name: &str, wake: &Notify, cancel: &CancellationToken, after_error: bool) {
+    let poll = Duration::from_millis(ctx.config.poll_interval_ms);
+    let wait = if after_error {
+        poll
+    } else {
+        match ctx.store.next_due(name).await {
+            Ok(Some(due)) => (due - Utc::now()).to_std().unwrap_or(Duration::ZERO).min(poll),
+            _ => poll,
+        }
+    };
+    if wait.is_zero() {
+        tokio::task::yield_now().await;
+        return;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(wait) => {}
+        _ = wake.notified() => {}
+        _ = cancel.cancelled() => {}
+    }
+}
+
+/// Ends, without sending, what must not be sent any more: events now outside the window (never
+/// re-timed), deliveries past their age limit, and payloads the platform's rules now refuse.
+async fn expire(ctx: &WorkerContext, name: &str, claimed: Vec<Claimed>) -> Vec<Claimed> {
+    let now = Utc::now();
+    let Some(rules) = ctx.planner.rules(name) else {
+        return claimed;
+    };
+    let mut ready = Vec::with_capacity(claimed.len());
+    let mut updates = Vec::new();
+    for c in claimed {
+        let end = |state: DeliveryState, why: &'static str, messages: Vec<String>| DeliveryUpdate {
+            delivery_id: c.delivery_id,
+            state,
+            reason: Some(why.to_owned()),
+            messages,
+            next_attempt_at: None,
+            attempted: false,
+            outcome: state.as_str(),
+            detail: Some(format!("ended before sending: {why}")),
+            payload_sha256: None,
+            request: None,
+        };
+        if outside_window(&c.event, rules.window(), now) {
+            updates.push(end(DeliveryState::Skipped, reason::OUTSIDE_WINDOW, vec![]));
+        } else if (now - c.created_at).num_seconds() > ctx.retry.max_age_secs as i64 {
+            updates.push(end(DeliveryState::Dead, reason::AGE_EXHAUSTED, vec![]));
+        } else {
+            let messages = rules.validate(&c.event, &c.route, c.strip_personal);
+            if messages.is_empty() {
+                ready.push(c);
+            } else {
+                updates.push(end(DeliveryState::Rejected, reason::INVALID, messages));
+            }
+        }
+    }
+    if !updates.is_empty() {
+        save(ctx, Recording { destination: name.to_owned(), requests: vec![], updates }).await;
+    }
+    ready
+}
+
+/// One batch: preflight, mark as sending, send, settle each outcome, record.
+async fn process(ctx: &WorkerContext, dest: &dyn Destination, batch: Vec<Claimed>) {
+    let name = dest.name().to_owned();
+    let mut recording = Recording { destination: name.clone(), ..Recording::default() };
+    let pre = dest.preflight(&batch).await;
+    let refused: HashSet<i64> = pre.results.iter().map(|r| r.delivery_id).collect();
+    absorb(ctx, &mut recording, pre, &batch, false);
+    let to_send: Vec<Claimed> = batch.iter().filter(|c| !refused.contains(&c.delivery_id)).cloned().collect();
+    if !to_send.is_empty() {
+        let ids: Vec<i64> = to_send.iter().map(|c| c.delivery_id).collect();
+        if let Err(e) = ctx.store.mark_sending(&ids, Utc::now()).await {
+            tracing::error!(destination = %name, error = %e, "could not mark the batch as sending; not sending it");
+            let _ = ctx.store.release(&ids, Utc::now()).await;
+            save(ctx, recording).await;
+            return;
+        }
+        let mut report = dest.send(&to_send).await;
+        // Every delivery sent gets an outcome, even if an adapter forgot one.
+        let answered: HashSet<i64> = report.results.iter().map(|r| r.delivery_id).collect();
+        for c in to_send.iter().filter(|c| !answered.contains(&c.delivery_id)) {
+            tracing::error!(destination = %name, delivery_id = c.delivery_id, "no outcome reported; retrying");
+            report.results.push(DeliveryResult {
+                delivery_id: c.delivery_id,
+                outcome: Outcome::Retry { reason: "the adapter reported no outcome".into(), retry_after: None },
+                payload_sha256: None,
+                request: None,
+            });
+        }
+        absorb(ctx, &mut recording, report, &to_send, true);
+    }
+    save(ctx, recording).await;
+}
+
+/// Turns a destination's report into ledger updates and metrics.
+fn absorb(ctx: &WorkerContext, rec: &mut Recording, report: SendReport, batch: &[Claimed], sent: bool) {
+    let offset = rec.requests.len();
+    for r in &report.requests {
+        let code = r.status.map_or_else(|| "none".to_owned(), |s| s.to_string());
+        ctx.metrics
+            .attempts
+            .get_or_create(&AttemptLabels { destination: rec.destination.clone(), status_code: code })
+            .inc();
+    }
+    rec.requests.extend(report.requests);
+    let now = Utc::now();
+    for DeliveryResult { delivery_id, outcome, payload_sha256, request } in report.results {
+        let Some(claimed) = batch.iter().find(|c| c.delivery_id == delivery_id) else {
+            tracing::warn!(delivery_id, "destination reported on a delivery not in the batch");
+            continue;
+        };
+        let jitter: f64 = rand::random();
+        let settled = settle(&outcome, claimed, &ctx.retry, now, jitter);
+        if settled.state.is_ended() {
+            ctx.metrics.delivery(&rec.destination, settled.state.as_str(), settled.reason.as_deref());
+        }
+        if settled.state == DeliveryState::Delivered {
+            let secs = (now - claimed.event.received_at).num_milliseconds().max(0) as f64 / 1000.0;
+            ctx.metrics
+                .latency
+                .get_or_create(&DestinationLabels { destination: rec.destination.clone() })
+                .observe(secs);
+        }
+        rec.updates.push(DeliveryUpdate {
+            delivery_id,
+            state: settled.state,
+            reason: settled.reason,
+            messages: settled.messages,
+            next_attempt_at: settled.next_attempt_at,
+            attempted: sent || matches!(outcome, Outcome::Retry { .. }),
+            outcome: settled.outcome,
+            detail: settled.detail,
+            payload_sha256,
+            request: request.map(|i| i + offset),
+        });
+    }
+}
+
+/// Records, retrying a few times: a recording that cannot be written leaves the rows leased,
+/// and crash recovery settles them at the next start (sent ones as in doubt).
+async fn save(ctx: &WorkerContext, recording: Recording) {
+    if recording.updates.is_empty() && recording.requests.is_empty() {
+        return;
+    }
+    for attempt in 1..=5u32 {
+        match ctx.store.record(recording.clone(), Utc::now()).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::error!(destination = %recording.destination, attempt, error = %e, "recording outcomes failed");
+                tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+            }
+        }
+    }
+}
