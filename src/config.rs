@@ -16,6 +16,9 @@ use crate::core::{Kind, Route};
 /// The commented default configuration, every key documented (`surety check-config --print-default`).
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
+/// The sections an environment variable may set (`SURETY_<SECTION>__<KEY>`).
+const SECTIONS: [&str; 6] = ["storage", "server", "auth", "retry", "worker", "log"];
+
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -263,7 +266,13 @@ impl Config {
             }
             figment = figment.merge(Toml::file(path));
         }
-        figment = figment.merge(Env::prefixed("SURETY_").split("__"));
+        // Only SURETY_<SECTION>__<KEY> variables configure; others with the prefix (a secret such
+        // as SURETY_INGEST_TOKEN, or SURETY_CONFIG) are not configuration keys.
+        figment = figment.merge(Env::prefixed("SURETY_").split("__").filter(|key| {
+            key.as_str()
+                .split_once('.')
+                .is_some_and(|(section, _)| SECTIONS.contains(&section))
+        }));
         Self::from_figment(figment)
     }
 

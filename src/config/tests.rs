@@ -1,1 +1,397 @@
 use super::*;
+
+use std::io::Write;
+use std::sync::Mutex;
+
+/// Serialises the tests that call `Config::load`, which reads every `SURETY_…` variable of the
+/// process: while one of them has such a variable set, no other may load.
+static PROCESS_ENV: Mutex<()> = Mutex::new(());
+
+/// Removes an environment variable when dropped, even if the test panics.
+struct EnvGuard(&'static str);
+
+impl EnvGuard {
+    fn set(name: &'static str, value: &str) -> Self {
+        std::env::set_var(name, value);
+        Self(name)
+    }
+}
+
+impl Drop for EnvGuard {
+    fn drop(&mut self) {
+        std::env::remove_var(self.0);
+    }
+}
+
+/// A GA4 destination whose secret lives in `env_name` (names never start with `SURETY_`, so
+/// `Config::load` in a parallel test cannot see them).
+fn ga4(name: &str, env_name: &str) -> String {
+    format!(
+        r#"
+[[destinations]]
+name = "{name}"
+type = "ga4"
+measurement_id = "G-ABC123"
+api_secret = "env:{env_name}"
+"#
+    )
+}
+
+fn problems_of(text: &str) -> Vec<String> {
+    match Config::from_toml(text) {
+        Ok(c) => panic!("expected an error, got {c:?}"),
+        Err(e) => e.problems,
+    }
+}
+
+fn assert_problem(problems: &[String], needle: &str) {
+    assert!(problems.iter().any(|p| p.contains(needle)), "no problem mentions {needle:?} in {problems:#?}");
+}
+
+// ---- a valid configuration ----
+
+#[test]
+fn a_ga4_destination_and_catalog_parse() {
+    let _secret = EnvGuard::set("CFGTEST_VALID_GA4", "x");
+    let text = format!(
+        r#"
+[storage]
+url = "sqlite://data/ledger.db"
+
+{}
+base_url = "http://127.0.0.1:9999"
+batch_size = 10
+window_hours = 48
+[destinations.consent]
+purpose = "ad_user_data"
+on_personal_data_denied = "skip"
+assume_granted = true
+
+[catalog.order_paid]
+ga4-web = {{ event = "purchase", browser_tracked = true }}
+
+[catalog.refund_completed]
+ga4-web = {{ event = "refund" }}
+"#,
+        ga4("ga4-web", "CFGTEST_VALID_GA4")
+    );
+    let config = Config::from_toml(&text).unwrap_or_else(|e| panic!("{e}"));
+
+    assert_eq!(config.sqlite_path(), Some("data/ledger.db"));
+    assert_eq!(config.destinations.len(), 1);
+    let DestinationConfig::Ga4(g) = &config.destinations[0];
+    assert_eq!(g.name, "ga4-web");
+    assert_eq!(g.measurement_id, "G-ABC123");
+    assert_eq!(g.base_url, "http://127.0.0.1:9999");
+    assert_eq!(g.batch_size, 10);
+    assert_eq!(g.window_hours, 48);
+    assert_eq!(g.common.consent.purpose, ConsentPurpose::AdUserData);
+    assert_eq!(g.common.consent.on_personal_data_denied, OnPersonalDataDenied::Skip);
+    assert!(g.common.consent.assume_granted);
+    assert_eq!(g.api_secret.resolve().unwrap().expose(), "x");
+
+    let routes = config.routes();
+    assert_eq!(
+        routes["order_paid"],
+        vec![("ga4-web".to_owned(), Route { event: "purchase".into(), browser_tracked: true })]
+    );
+    assert_eq!(
+        routes["refund_completed"],
+        vec![("ga4-web".to_owned(), Route { event: "refund".into(), browser_tracked: false })]
+    );
+}
+
+#[test]
+fn destination_defaults_apply() {
+    let _secret = EnvGuard::set("CFGTEST_DEFAULTS_GA4", "x");
+    let config = Config::from_toml(&ga4("g", "CFGTEST_DEFAULTS_GA4")).unwrap_or_else(|e| panic!("{e}"));
+    let DestinationConfig::Ga4(g) = &config.destinations[0];
+    assert_eq!(g.base_url, "https://www.google-analytics.com");
+    assert_eq!(g.batch_size, 25);
+    assert_eq!(g.window_hours, 72);
+    assert!(!g.validate_with_debug_endpoint);
+    assert_eq!(g.common.concurrency, 8);
+    assert_eq!(g.common.timeout_ms, 10_000);
+    assert_eq!(g.common.consent.purpose, ConsentPurpose::Analytics);
+    assert_eq!(g.common.consent.on_personal_data_denied, OnPersonalDataDenied::Strip);
+    assert!(!g.common.consent.assume_granted);
+}
+
+#[test]
+fn an_empty_file_gives_the_shipped_defaults() {
+    let config = Config::from_toml("").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.storage.url, "sqlite://surety.db");
+    assert_eq!(config.storage.sqlite_synchronous, "full");
+    assert_eq!(config.server.listen, "127.0.0.1:8080");
+    assert!(config.server.api && config.server.workers);
+    assert_eq!(config.retry, RetryPolicy::default());
+    assert!(config.destinations.is_empty());
+    assert!(config.catalog.is_empty());
+    assert!(config.auth.ingest_tokens.is_empty() && config.auth.admin_tokens.is_empty());
+}
+
+// ---- problems, all at once ----
+
+#[test]
+fn every_problem_is_listed() {
+    let _secret = EnvGuard::set("CFGTEST_ALL_PROBLEMS_GA4", "x");
+    let text = format!(
+        r#"
+[storage]
+url = "postgres://user@host/db"
+
+{}
+measurement_id = "UA-12345-1"
+batch_size = 26
+window_hours = 73
+
+{}
+
+{}
+
+[catalog.order_paid]
+ga4-web = {{ event = "purchase" }}
+nowhere = {{ event = "purchase" }}
+"#,
+        // the first table's measurement_id/batch_size/window_hours lines follow its header
+        ga4("ga4-web", "CFGTEST_ALL_PROBLEMS_GA4").replace("measurement_id = \"G-ABC123\"\n", ""),
+        ga4("ga4-web", "CFGTEST_ALL_PROBLEMS_GA4"),
+        ga4("unset", "CFGTEST_SURELY_NEVER_SET_4711"),
+    );
+    let problems = problems_of(&text);
+
+    assert_problem(&problems, "storage.url");
+    assert_problem(&problems, "destinations.ga4-web.measurement_id");
+    assert_problem(&problems, "destinations.ga4-web.batch_size");
+    assert_problem(&problems, "destinations.ga4-web.window_hours");
+    assert_problem(&problems, "the name 'ga4-web' is used twice");
+    assert_problem(&problems, "catalog.order_paid.nowhere");
+    assert_problem(&problems, "CFGTEST_SURELY_NEVER_SET_4711 is not set");
+    assert_problem(&problems, "destinations.unset.api_secret");
+    assert_eq!(problems.len(), 7, "{problems:#?}");
+}
+
+#[test]
+fn batch_size_and_window_bounds_are_inclusive() {
+    let _secret = EnvGuard::set("CFGTEST_BOUNDS_GA4", "x");
+    let ok = format!("{}batch_size = 25\nwindow_hours = 72\n", ga4("g", "CFGTEST_BOUNDS_GA4"));
+    assert!(Config::from_toml(&ok).is_ok());
+    let low = format!("{}batch_size = 0\nwindow_hours = 0\n", ga4("g", "CFGTEST_BOUNDS_GA4"));
+    let problems = problems_of(&low);
+    assert_problem(&problems, "destinations.g.batch_size");
+    assert_problem(&problems, "destinations.g.window_hours");
+}
+
+#[test]
+fn a_bad_base_url_is_a_problem() {
+    let _secret = EnvGuard::set("CFGTEST_BASE_URL_GA4", "x");
+    let text = format!("{}base_url = \"ftp://example.com\"\n", ga4("g", "CFGTEST_BASE_URL_GA4"));
+    assert_problem(&problems_of(&text), "destinations.g.base_url");
+}
+
+#[test]
+fn server_and_retry_problems_are_reported() {
+    let problems = problems_of(
+        r#"
+[server]
+listen = "localhost"
+max_batch_events = 0
+[retry]
+max_attempts = 0
+base_delay_ms = 10
+max_delay_ms = 5
+[log]
+format = "xml"
+[storage]
+sqlite_synchronous = "off"
+"#,
+    );
+    for needle in [
+        "server.listen",
+        "server.max_batch_events",
+        "retry.max_attempts",
+        "retry.base_delay_ms",
+        "log.format",
+        "storage.sqlite_synchronous",
+    ] {
+        assert_problem(&problems, needle);
+    }
+}
+
+#[test]
+fn a_catalog_kind_must_be_a_valid_kind() {
+    let _secret = EnvGuard::set("CFGTEST_KIND_GA4", "x");
+    let text = format!("{}\n[catalog.Order-Paid]\ng = {{ event = \"purchase\" }}\n", ga4("g", "CFGTEST_KIND_GA4"));
+    assert_problem(&problems_of(&text), "catalog.Order-Paid");
+}
+
+#[test]
+fn an_unset_auth_token_is_reported_by_reference() {
+    let problems = problems_of("[auth]\ningest_tokens = [\"env:CFGTEST_TOKEN_NEVER_SET_4712\"]\n");
+    assert_problem(&problems, "env:CFGTEST_TOKEN_NEVER_SET_4712");
+}
+
+// ---- secrets ----
+
+#[test]
+fn an_inline_secret_is_refused_without_echoing_it() {
+    let text = r#"
+[[destinations]]
+name = "g"
+type = "ga4"
+measurement_id = "G-ABC123"
+api_secret = "hunter2-inline-value"
+"#;
+    let problems = problems_of(text);
+    assert_problem(&problems, "never written inline");
+    for p in &problems {
+        assert!(!p.contains("hunter2-inline-value"), "the inline secret leaked: {p}");
+    }
+    let err = Config::from_toml("[auth]\nadmin_tokens = [\"plain-admin-token\"]\n").unwrap_err();
+    assert!(err.to_string().contains("never written inline"), "{err}");
+    assert!(!err.to_string().contains("plain-admin-token"), "the inline token leaked: {err}");
+}
+
+#[test]
+fn secret_references_parse_only_as_env_or_file() {
+    assert!(Secret::try_from("env:X".to_owned()).is_ok());
+    assert!(Secret::try_from("file:/run/secrets/x".to_owned()).is_ok());
+    assert!(Secret::try_from("X".to_owned()).is_err());
+    assert!(Secret::try_from("ENV:X".to_owned()).is_err());
+}
+
+#[test]
+fn secret_debug_and_config_debug_never_show_the_value() {
+    let value = "s3cr3t-debug-value-9f1c";
+    let _secret = EnvGuard::set("CFGTEST_DEBUG_GA4", value);
+    let _token = EnvGuard::set("CFGTEST_DEBUG_TOKEN", value);
+    let text = format!("[auth]\nadmin_tokens = [\"env:CFGTEST_DEBUG_TOKEN\"]\n{}", ga4("g", "CFGTEST_DEBUG_GA4"));
+    let config = Config::from_toml(&text).unwrap_or_else(|e| panic!("{e}"));
+
+    let secret = &config.auth.admin_tokens[0];
+    assert_eq!(secret.resolve().unwrap().expose(), value);
+    let debug = format!("{secret:?}");
+    assert!(!debug.contains(value), "{debug}");
+    assert!(debug.contains("env:CFGTEST_DEBUG_TOKEN"), "{debug}");
+
+    let whole = format!("{config:?} {config:#?}");
+    assert!(!whole.contains(value), "the Config's Debug shows a secret");
+    let serialised = toml::to_string(&config).unwrap();
+    assert!(!serialised.contains(value), "the serialised Config shows a secret");
+    assert!(serialised.contains("env:CFGTEST_DEBUG_GA4"));
+}
+
+#[test]
+fn a_file_secret_is_read_without_its_trailing_newline() {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(b"file-secret-value\r\n").unwrap();
+    let secret = Secret::try_from(format!("file:{}", file.path().display())).unwrap();
+    assert_eq!(secret.resolve().unwrap().expose(), "file-secret-value");
+}
+
+#[test]
+fn a_missing_secret_file_is_a_problem() {
+    let text = r#"
+[[destinations]]
+name = "g"
+type = "ga4"
+measurement_id = "G-ABC123"
+api_secret = "file:/nonexistent/surety/cfgtest/secret"
+"#;
+    assert_problem(&problems_of(text), "destinations.g.api_secret (file:/nonexistent/surety/cfgtest/secret)");
+}
+
+// ---- unknown keys ----
+
+#[test]
+fn an_unknown_top_level_key_is_an_error() {
+    assert_problem(&problems_of("colour = \"blue\"\n"), "colour");
+}
+
+#[test]
+fn an_unknown_key_in_server_is_an_error() {
+    assert_problem(&problems_of("[server]\nlisten_on = \"127.0.0.1:1\"\n"), "listen_on");
+}
+
+#[test]
+fn an_unknown_key_in_a_destination_is_an_error() {
+    let _secret = EnvGuard::set("CFGTEST_UNKNOWN_DEST_GA4", "x");
+    // A typo of `window_hours` must not silently leave the default in place.
+    let text = format!("{}windw_hours = 24\n", ga4("g", "CFGTEST_UNKNOWN_DEST_GA4"));
+    assert_problem(&problems_of(&text), "windw_hours");
+}
+
+#[test]
+fn an_unknown_key_in_destination_consent_is_an_error() {
+    let _secret = EnvGuard::set("CFGTEST_UNKNOWN_CONSENT_GA4", "x");
+    let text = format!("{}[destinations.consent]\nasume_granted = true\n", ga4("g", "CFGTEST_UNKNOWN_CONSENT_GA4"));
+    assert_problem(&problems_of(&text), "asume_granted");
+}
+
+#[test]
+fn an_unknown_key_in_a_catalog_route_is_an_error() {
+    let _secret = EnvGuard::set("CFGTEST_UNKNOWN_ROUTE_GA4", "x");
+    let text = format!(
+        "{}\n[catalog.order_paid]\ng = {{ event = \"purchase\", browser_traked = true }}\n",
+        ga4("g", "CFGTEST_UNKNOWN_ROUTE_GA4")
+    );
+    assert_problem(&problems_of(&text), "browser_traked");
+}
+
+#[test]
+fn an_unknown_destination_type_is_an_error() {
+    let text = r#"
+[[destinations]]
+name = "x"
+type = "myspace"
+"#;
+    assert_problem(&problems_of(text), "myspace");
+}
+
+// ---- layering ----
+
+#[test]
+fn load_merges_environment_over_the_file() {
+    let _lock = PROCESS_ENV.lock().unwrap_or_else(|e| e.into_inner());
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(b"[server]\nlisten = \"127.0.0.1:1111\"\nmax_batch_events = 7\n").unwrap();
+
+    let from_file = Config::load(Some(file.path())).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(from_file.server.listen, "127.0.0.1:1111");
+
+    let _env = EnvGuard::set("SURETY_SERVER__LISTEN", "127.0.0.1:2222");
+    let layered = Config::load(Some(file.path())).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(layered.server.listen, "127.0.0.1:2222");
+    // What the environment does not mention still comes from the file, then the defaults.
+    assert_eq!(layered.server.max_batch_events, 7);
+    assert_eq!(layered.storage.url, "sqlite://surety.db");
+}
+
+#[test]
+fn load_of_a_missing_file_says_so() {
+    let err = Config::load(Some(Path::new("/nonexistent/surety/cfgtest.toml"))).unwrap_err();
+    assert_problem(&err.problems, "/nonexistent/surety/cfgtest.toml not found");
+}
+
+#[test]
+#[ignore = "BUG: Config::load reads every SURETY_* variable as a config key, so a secret named SURETY_… (as SPEC §6 shows: env:SURETY_INGEST_TOKEN) makes loading fail with an unknown field"]
+fn load_accepts_a_secret_named_like_the_spec_example() {
+    let _lock = PROCESS_ENV.lock().unwrap_or_else(|e| e.into_inner());
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(b"[auth]\ningest_tokens = [\"env:SURETY_CFGTEST_INGEST_TOKEN\"]\n").unwrap();
+    let _token = EnvGuard::set("SURETY_CFGTEST_INGEST_TOKEN", "t0ken");
+    let config = Config::load(Some(file.path())).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.auth.ingest_tokens[0].resolve().unwrap().expose(), "t0ken");
+}
+
+#[test]
+#[ignore = "BUG: Config::load reads SURETY_CONFIG (the --config flag's own env variable, cli.rs) as a top-level key `config` and fails with an unknown field"]
+fn load_ignores_the_config_path_variable() {
+    let _lock = PROCESS_ENV.lock().unwrap_or_else(|e| e.into_inner());
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(b"[server]\nlisten = \"127.0.0.1:3333\"\n").unwrap();
+    let path = file.path().display().to_string();
+    let _env = EnvGuard::set("SURETY_CONFIG", &path);
+    let config = Config::load(Some(file.path())).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.server.listen, "127.0.0.1:3333");
+}

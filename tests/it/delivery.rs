@@ -1,0 +1,209 @@
+//! Delivery: GA4 payloads from stored events, retries with backoff, dead letters, replays (G3),
+//! the time window (G5) and conservation of counts (G6).
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use surety::core::DeliveryState;
+use surety::sim::Fault;
+
+use crate::support::{eventually, purchase, TestServer};
+
+#[tokio::test]
+async fn purchase_reaches_ga4_with_event_time_session_and_transaction() {
+    let s = TestServer::start().await;
+    let e = purchase("1042", 5);
+    let occurred = chrono::DateTime::parse_from_rfc3339(e["occurred_at"].as_str().unwrap()).unwrap();
+    assert_eq!(s.post("/v1/events", &e).await.status(), 202);
+    assert_eq!(s.settled("order:1042:order_paid").await, ["ga4-web:delivered:sent"]);
+
+    let got = s.ga4.events_named("purchase");
+    assert_eq!(got.len(), 1);
+    let p = &got[0];
+    assert_eq!(p.measurement_id.as_deref(), Some("G-TEST123"));
+    assert_eq!(p.client_id.as_deref(), Some("555.1042"));
+    assert_eq!(p.timestamp_micros, Some(occurred.timestamp_micros()), "event time, not processing time");
+    assert_eq!(p.params["transaction_id"], "1042");
+    assert_eq!(p.params["currency"], "EUR");
+    assert_eq!(p.params["value"], 59.9);
+    assert_eq!(p.params["items"][0]["item_id"], "SKU-1");
+    assert!(p.params["engagement_time_msec"].as_i64().unwrap_or(0) > 0 || p.params["engagement_time_msec"].as_str().is_some());
+    assert_eq!(p.consent.as_ref().unwrap()["ad_personalization"], "DENIED");
+    let emails = &p.user_data.as_ref().unwrap()["sha256_email_address"];
+    assert_eq!(emails[0].as_str().unwrap().len(), 64);
+
+    // The attempt is in the ledger with its request.
+    let v = s.event("order:1042:order_paid").await;
+    let a = &v["attempts"][0];
+    assert_eq!(a["outcome"], "delivered");
+    assert_eq!(a["http_status"], 204);
+    assert_eq!(a["payload_sha256"].as_str().unwrap().len(), 64);
+}
+
+#[tokio::test]
+async fn event_older_than_72_hours_is_never_sent() {
+    let s = TestServer::start().await;
+    assert_eq!(s.post("/v1/events", &purchase("old", 73)).await.status(), 202);
+    assert_eq!(s.post("/v1/events", &purchase("fresh", 71)).await.status(), 202);
+    assert_eq!(s.settled("order:old:order_paid").await, ["ga4-web:skipped:outside_window"]);
+    assert_eq!(s.settled("order:fresh:order_paid").await, ["ga4-web:delivered:sent"]);
+    let got = s.ga4.received_events();
+    assert_eq!(got.len(), 1, "only the fresh one was sent");
+    assert_eq!(got[0].params["transaction_id"], "fresh");
+}
+
+#[tokio::test]
+async fn plan_reasons_consent_identity_and_browser_overlap() {
+    let s = TestServer::start().await;
+    let mut denied = purchase("c1", 1);
+    denied["consent"]["analytics"] = json!("denied");
+    let mut anonymous = purchase("c2", 1);
+    anonymous["identity"] = json!({"email": "x@example.com"});
+    let mut browser = purchase("c3", 1);
+    browser["kind"] = json!("checkout_seen");
+    let mut no_ad_data = purchase("c4", 1);
+    no_ad_data["consent"]["ad_user_data"] = json!("denied");
+    for e in [&denied, &anonymous, &browser, &no_ad_data] {
+        assert_eq!(s.post("/v1/events", e).await.status(), 202);
+    }
+    assert_eq!(s.settled("order:c1:order_paid").await, ["ga4-web:skipped:consent_denied"]);
+    assert_eq!(s.settled("order:c2:order_paid").await, ["ga4-web:skipped:no_identity"]);
+    assert_eq!(s.settled("order:c3:checkout_seen").await, ["ga4-web:skipped:browser_tracked"]);
+    assert_eq!(s.settled("order:c4:order_paid").await, ["ga4-web:delivered:sent"]);
+    let got = s.ga4.received_events();
+    assert_eq!(got.len(), 1);
+    assert!(got[0].user_data.is_none(), "personal fields stripped without ad_user_data consent");
+    assert_eq!(got[0].consent.as_ref().unwrap()["ad_user_data"], "DENIED");
+}
+
+#[tokio::test]
+async fn invalid_for_ga4_is_rejected_with_messages() {
+    let s = TestServer::start_with("[catalog.weird_thing]\nga4-web = { event = \"session_start\" }\n").await;
+    let mut e = purchase("r1", 1);
+    e["kind"] = json!("weird_thing");
+    assert_eq!(s.post("/v1/events", &e).await.status(), 202);
+    assert_eq!(s.settled("order:r1:weird_thing").await, ["ga4-web:rejected:invalid"]);
+    let v = s.event("order:r1:weird_thing").await;
+    let messages = v["deliveries"][0]["messages"].to_string();
+    assert!(messages.contains("reserved"), "{messages}");
+    assert!(s.ga4.received_events().is_empty());
+}
+
+#[tokio::test]
+async fn outage_is_retried_with_backoff_and_delivered_once() {
+    let s = TestServer::start().await;
+    s.ga4.fail_next(2, Fault::Status(503));
+    assert_eq!(s.post("/v1/events", &purchase("r2", 1)).await.status(), 202);
+    assert_eq!(s.settled("order:r2:order_paid").await, ["ga4-web:delivered:sent"]);
+    let v = s.event("order:r2:order_paid").await;
+    let outcomes: Vec<&str> = v["attempts"].as_array().unwrap().iter().map(|a| a["outcome"].as_str().unwrap()).collect();
+    assert_eq!(outcomes, ["retry", "retry", "delivered"]);
+    assert_eq!(v["attempts"][0]["http_status"], 503);
+    let hashes: Vec<&str> =
+        v["attempts"].as_array().unwrap().iter().map(|a| a["payload_sha256"].as_str().unwrap()).collect();
+    assert!(hashes.windows(2).all(|w| w[0] == w[1]), "every send carries the same payload (G2)");
+    assert_eq!(s.ga4.received_events().len(), 1, "one success");
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured() {
+    let s = TestServer::start().await;
+    s.ga4.fail_next(1, Fault::TooManyRequests { retry_after_secs: 2 });
+    assert_eq!(s.post("/v1/events", &purchase("r3", 1)).await.status(), 202);
+    let id = "order:r3:order_paid";
+    eventually("the 429 is recorded", || async { s.event(id).await["attempts"].as_array().is_some_and(|a| !a.is_empty()) }).await;
+    let v = s.event(id).await;
+    let attempted = chrono::DateTime::parse_from_rfc3339(v["attempts"][0]["at"].as_str().unwrap()).unwrap();
+    let next = chrono::DateTime::parse_from_rfc3339(v["deliveries"][0]["next_attempt_at"].as_str().unwrap()).unwrap();
+    assert!(next - attempted >= chrono::Duration::milliseconds(1900), "next attempt {next} only {} after", next - attempted);
+    assert_eq!(s.settled(id).await, ["ga4-web:delivered:sent"]);
+}
+
+#[tokio::test]
+async fn exhausted_retries_go_dead_and_replay_delivers_them() {
+    let s = TestServer::start().await;
+    s.ga4.set_fault(Some(Fault::Status(500)));
+    assert_eq!(s.post("/v1/events", &purchase("d1", 1)).await.status(), 202);
+    assert_eq!(s.settled("order:d1:order_paid").await, ["ga4-web:dead:attempts_exhausted"]);
+    let v = s.event("order:d1:order_paid").await;
+    assert_eq!(v["attempts"].as_array().unwrap().len(), 4, "max_attempts = 4");
+    assert!(v["deliveries"][0]["messages"][0].as_str().unwrap().contains("500"));
+
+    s.ga4.set_fault(None);
+    let r = s.post_admin("/v1/deliveries/replay", &json!({"state": "dead", "destination": "ga4-web"})).await;
+    assert_eq!(r.status(), 200);
+    let report: Value = r.json().await.unwrap();
+    assert_eq!(report["replayed"].as_array().unwrap().len(), 1);
+    assert_eq!(s.settled("order:d1:order_paid").await, ["ga4-web:delivered:sent"]);
+    assert_eq!(s.ga4.received_events().len(), 1);
+}
+
+#[tokio::test]
+async fn replaying_a_delivered_delivery_is_refused_unless_forced_and_forced_is_logged() {
+    let s = TestServer::start().await;
+    let e = purchase("x1", 1);
+    assert_eq!(s.post("/v1/events", &e).await.status(), 202);
+    let id = "order:x1:order_paid";
+    assert_eq!(s.settled(id).await, ["ga4-web:delivered:sent"]);
+
+    let r: Value = s.post_admin("/v1/deliveries/replay", &json!({"event_id": id})).await.json().await.unwrap();
+    assert!(r["replayed"].as_array().unwrap().is_empty());
+    assert_eq!(r["refused"][0]["state"], "delivered");
+    // A redelivered webhook does not send again either.
+    assert_eq!(s.post("/v1/events", &e).await.status(), 200);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(s.ga4.received_events().len(), 1, "no second success");
+
+    let r: Value = s.post_admin("/v1/deliveries/replay", &json!({"event_id": id, "force": true})).await.json().await.unwrap();
+    assert_eq!(r["replayed"].as_array().unwrap().len(), 1);
+    assert_eq!(s.settled(id).await, ["ga4-web:delivered:sent"]);
+    let v = s.event(id).await;
+    assert_eq!(v["replays"][0]["forced"], true);
+    assert_eq!(v["replays"][0]["previous_state"], "delivered");
+    let forced: Vec<bool> = v["attempts"].as_array().unwrap().iter().map(|a| a["forced"].as_bool().unwrap()).collect();
+    assert_eq!(forced, [false, true], "the forced send is marked as such");
+    assert_eq!(s.ga4.received_events().len(), 2);
+    // The resend carries the same transaction id, so GA4 keeps one purchase.
+    let ids: Vec<Value> = s.ga4.received_events().iter().map(|e| e.params["transaction_id"].clone()).collect();
+    assert_eq!(ids[0], ids[1]);
+}
+
+#[tokio::test]
+async fn counts_add_up_across_a_mixed_run() {
+    let s = TestServer::start().await;
+    s.ga4.fail_next(3, Fault::Status(502));
+    let mut events = Vec::new();
+    for i in 0..30 {
+        let mut e = purchase(&format!("m{i}"), if i % 10 == 0 { 80 } else { 2 });
+        match i % 6 {
+            1 => e["consent"]["analytics"] = json!("denied"),
+            2 => e["kind"] = json!("refund_completed"),
+            3 => e["kind"] = json!("fulfillment_failed"),
+            4 => e["identity"] = json!({}),
+            _ => {}
+        }
+        events.push(e);
+    }
+    let r = s.post("/v1/events", &json!({"events": events})).await;
+    assert_eq!(r.status(), 200);
+    eventually("every delivery settled", || async {
+        let c = s.counts().await;
+        !c.deliveries.iter().any(|(_, st, _, _)| !st.is_ended())
+    })
+    .await;
+    let c = s.counts().await;
+    assert_eq!(c.events, 30);
+    assert_eq!(c.events, c.routed + c.not_routed, "events = routed + not_routed");
+    assert_eq!(c.not_routed, 5);
+    let planned: u64 = c.deliveries.iter().map(|(_, _, _, n)| n).sum();
+    assert_eq!(planned, c.routed, "one delivery per routed event (one destination)");
+    let by = |state: DeliveryState| c.deliveries.iter().filter(|(_, s, _, _)| *s == state).map(|(_, _, _, n)| n).sum::<u64>();
+    let ended = by(DeliveryState::Delivered)
+        + by(DeliveryState::Rejected)
+        + by(DeliveryState::Skipped)
+        + by(DeliveryState::Dead)
+        + by(DeliveryState::InDoubt)
+        + by(DeliveryState::Pending);
+    assert_eq!(planned, ended, "planned = delivered + rejected + skipped + dead + in_doubt + pending");
+    assert_eq!(by(DeliveryState::Delivered) as usize, s.ga4.received_events().len(), "every delivered one reached GA4 once");
+}

@@ -1,0 +1,9 @@
+//! Integration tests: the real server on port 0 with SQLite in a temp folder, and platform
+//! simulators standing in for the platforms. One test binary (one link step).
+
+mod support;
+
+mod crash;
+mod delivery;
+mod ingest;
+mod operate;
