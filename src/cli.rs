@@ -13,7 +13,11 @@ use crate::core::DeliveryState;
 use crate::store::{DeliveryFilter, EventView, ReplaySelector, Store};
 
 #[derive(Parser)]
-#[command(name = "surety", version, about = "A server-side conversion relay: durable ledger, delivery with retries, GA4")]
+#[command(
+    name = "surety",
+    version,
+    about = "A server-side conversion relay: durable ledger, delivery with retries, GA4"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -160,7 +164,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Events(EventsCommand::Show { id, config, json }) => {
             let config = load(&config)?;
-            let view = runtime()?.block_on(async { crate::open_store(&config)?.event(&id).await.map_err(anyhow::Error::from) })?;
+            let view = runtime()?
+                .block_on(async { crate::open_store(&config)?.event(&id).await.map_err(anyhow::Error::from) })?;
             match view {
                 None => {
                     eprintln!("no event with id {id}");
@@ -179,13 +184,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Dlq(DlqCommand::List { config, destination, state, limit, json }) => {
             let config = load(&config)?;
             let filter = DeliveryFilter { state: Some(state), destination, limit: Some(limit), ..Default::default() };
-            let rows = runtime()?.block_on(async { crate::open_store(&config)?.deliveries(filter).await.map_err(anyhow::Error::from) })?;
+            let rows = runtime()?.block_on(async {
+                crate::open_store(&config)?.deliveries(filter).await.map_err(anyhow::Error::from)
+            })?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else if rows.is_empty() {
                 println!("no {state} deliveries");
             } else {
-                println!("{:>8}  {:<16} {:<12} {:<22} {:>8}  event", "id", "destination", "state", "reason", "attempts");
+                println!(
+                    "{:>8}  {:<16} {:<12} {:<22} {:>8}  event",
+                    "id", "destination", "state", "reason", "attempts"
+                );
                 for d in rows {
                     println!(
                         "{:>8}  {:<16} {:<12} {:<22} {:>8}  {}",
@@ -208,13 +218,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ReplaySelector { delivery_ids: ids, destination, ..Default::default() }
             };
             let report = runtime()?.block_on(async {
-                crate::open_store(&config)?.replay(selector, force, chrono::Utc::now()).await.map_err(anyhow::Error::from)
+                crate::open_store(&config)?
+                    .replay(selector, force, chrono::Utc::now())
+                    .await
+                    .map_err(anyhow::Error::from)
             })?;
             println!("replayed {} deliveries{}", report.replayed.len(), if force { " (forced)" } else { "" });
             for r in &report.refused {
                 println!("refused {} ({}): {}", r.delivery_id, r.state, r.reason);
             }
-            Ok(if report.refused.is_empty() || !report.replayed.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            Ok(if report.refused.is_empty() || !report.replayed.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Command::Demo(args) => {
             runtime()?.block_on(crate::demo::run(args))?;
@@ -262,7 +279,12 @@ pub fn render_timeline(v: &EventView) -> String {
         let _ = writeln!(out, "joined    {}", e.joined.join(", "));
     }
     for c in &v.conflicts {
-        let _ = writeln!(out, "conflict  {} a different version arrived (content {})", c.received_at.to_rfc3339(), &c.content_hash[..12]);
+        let _ = writeln!(
+            out,
+            "conflict  {} a different version arrived (content {})",
+            c.received_at.to_rfc3339(),
+            &c.content_hash[..12]
+        );
     }
     for d in &v.deliveries {
         let reason = d.reason.as_deref().map(|r| format!(":{r}")).unwrap_or_default();

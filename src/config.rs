@@ -16,6 +16,9 @@ use crate::core::{Kind, Route};
 /// The commented default configuration, every key documented (`surety check-config --print-default`).
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
+/// The longest `retry.max_age_secs` accepted: ten years.
+const MAX_AGE_LIMIT_SECS: u64 = 10 * 365 * 24 * 3600;
+
 /// The sections an environment variable may set (`SURETY_<SECTION>__<KEY>`).
 const SECTIONS: [&str; 6] = ["storage", "server", "auth", "retry", "worker", "log"];
 
@@ -198,9 +201,7 @@ impl Secret {
     /// Reads the value now (config validation) or fails with why.
     pub fn resolve(&self) -> Result<SecretValue, String> {
         if let Some(name) = self.reference.strip_prefix("env:") {
-            std::env::var(name)
-                .map(SecretValue)
-                .map_err(|_| format!("environment variable {name} is not set"))
+            std::env::var(name).map(SecretValue).map_err(|_| format!("environment variable {name} is not set"))
         } else if let Some(path) = self.reference.strip_prefix("file:") {
             std::fs::read_to_string(path)
                 .map(|s| SecretValue(s.trim_end_matches(['\n', '\r']).to_owned()))
@@ -271,7 +272,7 @@ impl Config {
         figment = figment.merge(Env::prefixed("SURETY_").split("__").filter(|key| {
             key.as_str()
                 .split_once('.')
-                .is_some_and(|(section, _)| SECTIONS.contains(&section))
+                .is_some_and(|(section, _)| SECTIONS.contains(&section.to_ascii_lowercase().as_str()))
         }));
         Self::from_figment(figment)
     }
@@ -282,9 +283,8 @@ impl Config {
     }
 
     fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
-        let config: Config = figment.extract().map_err(|e| ConfigError {
-            problems: e.into_iter().map(|e| e.to_string()).collect(),
-        })?;
+        let config: Config =
+            figment.extract().map_err(|e| ConfigError { problems: e.into_iter().map(|e| e.to_string()).collect() })?;
         let problems = config.problems();
         if problems.is_empty() {
             Ok(config)
@@ -297,10 +297,7 @@ impl Config {
     pub fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
         if !self.storage.url.starts_with("sqlite:") {
-            p.push(format!(
-                "storage.url: '{}' is not supported yet; use sqlite://PATH",
-                self.storage.url
-            ));
+            p.push(format!("storage.url: '{}' is not supported yet; use sqlite://PATH", self.storage.url));
         }
         if !["full", "normal"].contains(&self.storage.sqlite_synchronous.as_str()) {
             p.push("storage.sqlite_synchronous: must be \"full\" or \"normal\"".into());
@@ -313,6 +310,9 @@ impl Config {
         }
         if !["text", "json"].contains(&self.log.format.as_str()) {
             p.push("log.format: must be \"text\" or \"json\"".into());
+        }
+        if self.retry.max_age_secs > MAX_AGE_LIMIT_SECS {
+            p.push(format!("retry.max_age_secs: at most {MAX_AGE_LIMIT_SECS} (ten years)"));
         }
         if self.retry.max_attempts == 0 {
             p.push("retry.max_attempts: must be at least 1".into());
@@ -379,7 +379,10 @@ impl Ga4Config {
             && self.measurement_id.len() > 2
             && self.measurement_id[2..].chars().all(|c| c.is_ascii_alphanumeric());
         if !id_ok {
-            p.push(format!("destinations.{n}.measurement_id: '{}' is not a web stream id such as G-ABC123", self.measurement_id));
+            p.push(format!(
+                "destinations.{n}.measurement_id: '{}' is not a web stream id such as G-ABC123",
+                self.measurement_id
+            ));
         }
         if let Err(e) = self.api_secret.resolve() {
             p.push(format!("destinations.{n}.api_secret ({}): {e}", self.api_secret.reference()));

@@ -63,7 +63,8 @@ impl App {
 pub fn open_store(config: &Config) -> anyhow::Result<Arc<SqliteStore>> {
     let path = config.sqlite_path().context("storage.url must be sqlite://PATH")?;
     let sync = if config.storage.sqlite_synchronous == "normal" { Synchronous::Normal } else { Synchronous::Full };
-    let store = SqliteStore::open(Path::new(path), sync).with_context(|| format!("cannot open the ledger at {path}"))?;
+    let store =
+        SqliteStore::open(Path::new(path), sync).with_context(|| format!("cannot open the ledger at {path}"))?;
     Ok(Arc::new(store))
 }
 

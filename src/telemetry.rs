@@ -66,19 +66,23 @@ impl Metrics {
             deliveries.clone(),
         );
         let attempts = Family::<AttemptLabels, Counter>::default();
-        registry.register("attempts", "Requests sent to platforms, by HTTP status code ('none' = no answer)", attempts.clone());
+        registry.register(
+            "attempts",
+            "Requests sent to platforms, by HTTP status code ('none' = no answer)",
+            attempts.clone(),
+        );
         let queue_depth = Family::<DestinationLabels, Gauge>::default();
         registry.register("queue_depth", "Deliveries pending or in flight", queue_depth.clone());
         let oldest_pending = Family::<DestinationLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
-        registry.register("oldest_pending_age_seconds", "Age of the oldest undelivered delivery", oldest_pending.clone());
+        registry.register(
+            "oldest_pending_age_seconds",
+            "Age of the oldest undelivered delivery",
+            oldest_pending.clone(),
+        );
         let latency = Family::<DestinationLabels, Histogram>::new_with_constructor(|| {
             Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0, 86400.0])
         });
-        registry.register(
-            "delivery_latency_seconds",
-            "From receipt of the event to its delivery",
-            latency.clone(),
-        );
+        registry.register("delivery_latency_seconds", "From receipt of the event to its delivery", latency.clone());
         Self { registry: Mutex::new(registry), events, deliveries, attempts, queue_depth, oldest_pending, latency }
     }
 

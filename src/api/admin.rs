@@ -34,9 +34,8 @@ pub async fn list_deliveries(
     query: Result<Query<DeliveryFilter>, QueryRejection>,
 ) -> Result<Json<Vec<DeliveryView>>, Problem> {
     app.auth.require(&headers, Role::Admin)?;
-    let Query(filter) = query.map_err(|e| {
-        Problem::new(StatusCode::BAD_REQUEST, "invalid_query", "Invalid query", e.body_text())
-    })?;
+    let Query(filter) =
+        query.map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "invalid_query", "Invalid query", e.body_text()))?;
     Ok(Json(app.store.deliveries(filter).await.map_err(|e| Problem::storage(&e))?))
 }
 

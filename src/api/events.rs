@@ -68,7 +68,8 @@ async fn single(app: &App, value: Value, now: chrono::DateTime<Utc>) -> Result<R
         Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_event", "Invalid event", summary(&errors))
             .with_errors(errors)
     })?;
-    let result = commit(app, vec![event]).await?.pop().ok_or_else(|| Problem::storage(&crate::store::StoreError::Closed))?;
+    let result =
+        commit(app, vec![event]).await?.pop().ok_or_else(|| Problem::storage(&crate::store::StoreError::Closed))?;
     match result.status {
         IngestStatus::Accepted => Ok((StatusCode::ACCEPTED, Json(result)).into_response()),
         IngestStatus::Duplicate => Ok((StatusCode::OK, Json(result)).into_response()),
@@ -108,7 +109,13 @@ async fn batch(app: &App, items: Vec<Value>, now: chrono::DateTime<Utc>) -> Resu
             }
             Err(errors) => {
                 app.metrics.events.get_or_create(&labels("api", "unknown", "invalid")).inc();
-                results.push(Some(ItemResult { index, event_id: given_id, status: "invalid", deliveries: vec![], errors }));
+                results.push(Some(ItemResult {
+                    index,
+                    event_id: given_id,
+                    status: "invalid",
+                    deliveries: vec![],
+                    errors,
+                }));
             }
         }
     }

@@ -47,7 +47,12 @@ impl Problem {
     }
 
     pub fn forbidden() -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", "this token's role may not do this; an admin token is required")
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "Forbidden",
+            "this token's role may not do this; an admin token is required",
+        )
     }
 
     pub fn not_found(what: impl Into<String>) -> Self {

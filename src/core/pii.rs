@@ -75,9 +75,7 @@ pub fn hash_email(raw: &str) -> Result<Hashed, PiiError> {
 
 fn normalise_email(raw: &str) -> Result<String, PiiError> {
     let s: String = raw.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_lowercase();
-    let (local, domain) = s
-        .split_once('@')
-        .ok_or_else(|| PiiError("is not an email address (no '@')".into()))?;
+    let (local, domain) = s.split_once('@').ok_or_else(|| PiiError("is not an email address (no '@')".into()))?;
     if local.is_empty() || domain.is_empty() || !domain.contains('.') || domain.contains('@') {
         return Err(PiiError("is not an email address".into()));
     }
@@ -106,24 +104,23 @@ pub fn hash_phone(raw: &str) -> Result<Hashed, PiiError> {
 /// The digits of an E.164 number (without `+`).
 pub fn e164_digits(raw: &str) -> Result<String, PiiError> {
     let s = raw.trim();
-    let mut rest = s;
-    if let Some(r) = rest.strip_prefix('+') {
-        rest = r;
-    } else if let Some(r) = rest.strip_prefix("00") {
-        rest = r;
-    }
+    let rest = s.strip_prefix('+').or_else(|| s.strip_prefix("00")).unwrap_or(s);
     if rest.chars().any(|c| !(c.is_ascii_digit() || " -.()/".contains(c))) {
         return Err(PiiError("may only contain digits, '+', spaces, '-', '.', '/' and parentheses".into()));
     }
     let digits: String = rest.chars().filter(char::is_ascii_digit).collect();
-    let digits = digits.trim_start_matches('0').to_owned();
+    // No country code starts with 0: a leading 0 is a national trunk prefix, and guessing the
+    // country would hash somebody else's number.
+    if digits.starts_with('0') {
+        return Err(PiiError("is a national number: include the country code, e.g. +49 151 …".into()));
+    }
     if !(7..=15).contains(&digits.len()) {
         return Err(PiiError("must be an international number with country code, 7 to 15 digits".into()));
     }
     Ok(digits)
 }
 
-/// Names and street: lowercase, trimmed, punctuation and symbols removed, inner spaces collapsed.
+/// Names: lowercase, trimmed, punctuation and symbols removed (not replaced), inner spaces collapsed.
 pub fn hash_name(raw: &str) -> Result<Hashed, PiiError> {
     if let Some(h) = Sha256Hex::parse(raw) {
         return Ok(Hashed::same(h));
@@ -150,11 +147,7 @@ pub fn hash_street(raw: &str) -> Result<Hashed, PiiError> {
 }
 
 fn normalise_words(raw: &str) -> String {
-    let kept: String = raw
-        .to_lowercase()
-        .chars()
-        .map(|c| if c.is_alphanumeric() || c.is_whitespace() { c } else { ' ' })
-        .collect();
+    let kept: String = raw.to_lowercase().chars().filter(|c| c.is_alphanumeric() || c.is_whitespace()).collect();
     kept.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 

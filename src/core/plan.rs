@@ -72,10 +72,7 @@ pub struct Planner {
 }
 
 impl Planner {
-    pub fn new(
-        catalog: BTreeMap<String, Vec<(String, Route)>>,
-        rules: BTreeMap<String, Arc<dyn Rules>>,
-    ) -> Self {
+    pub fn new(catalog: BTreeMap<String, Vec<(String, Route)>>, rules: BTreeMap<String, Arc<dyn Rules>>) -> Self {
         Self { catalog, rules }
     }
 
@@ -188,8 +185,26 @@ pub fn join(event: &mut Event, bridge: &Identity, bridge_consent: &Consent) {
             )+};
         }
         fill_id!(
-            client_id, session_id, user_id, email, phone, first_name, last_name, street, city, region,
-            postal_code, country, gclid, gbraid, wbraid, fbp, fbc, li_fat_id, ip, user_agent
+            client_id,
+            session_id,
+            user_id,
+            email,
+            phone,
+            first_name,
+            last_name,
+            street,
+            city,
+            region,
+            postal_code,
+            country,
+            gclid,
+            gbraid,
+            wbraid,
+            fbp,
+            fbc,
+            li_fat_id,
+            ip,
+            user_agent
         );
     }
     event.joined.extend(joined);

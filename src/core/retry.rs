@@ -30,10 +30,7 @@ impl RetryPolicy {
     /// from [0, 1): full jitter over `min(max, base · 2^(attempt-1))`, never below `retry_after`.
     pub fn delay(&self, attempt: u32, jitter: f64, retry_after: Option<Duration>) -> Duration {
         let exp = attempt.saturating_sub(1).min(40);
-        let ceiling = self
-            .base_delay_ms
-            .saturating_mul(1u64 << exp)
-            .min(self.max_delay_ms);
+        let ceiling = self.base_delay_ms.saturating_mul(1u64 << exp).min(self.max_delay_ms);
         let jittered = Duration::from_millis((ceiling as f64 * jitter.clamp(0.0, 1.0)) as u64);
         match retry_after {
             Some(floor) => jittered.max(floor),

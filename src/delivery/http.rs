@@ -116,9 +116,7 @@ pub fn classify(status: Option<u16>, error: Option<&str>, timed_out: bool) -> Cl
         None if timed_out => Class::Retry { reason: "timeout".into() },
         None => Class::Retry { reason: format!("network error: {}", error.unwrap_or("no answer")) },
         Some(s) if (200..300).contains(&s) => Class::Success,
-        Some(s) if s == 408 || s == 429 || (500..600).contains(&s) => {
-            Class::Retry { reason: format!("HTTP {s}") }
-        }
+        Some(s) if s == 408 || s == 429 || (500..600).contains(&s) => Class::Retry { reason: format!("HTTP {s}") },
         Some(s) if (400..500).contains(&s) => Class::Permanent { status: s },
         Some(s) => Class::Retry { reason: format!("unexpected HTTP {s}") },
     }
@@ -224,10 +222,7 @@ mod tests {
         let now = DateTime::parse_from_rfc3339("2015-10-21T07:28:00Z").unwrap().with_timezone(&Utc);
         assert_eq!(retry_after(&headers("120"), now), Some(Duration::from_secs(120)));
         assert_eq!(retry_after(&headers(" 7 "), now), Some(Duration::from_secs(7)));
-        assert_eq!(
-            retry_after(&headers("Wed, 21 Oct 2015 07:28:30 GMT"), now),
-            Some(Duration::from_secs(30))
-        );
+        assert_eq!(retry_after(&headers("Wed, 21 Oct 2015 07:28:30 GMT"), now), Some(Duration::from_secs(30)));
         assert_eq!(retry_after(&headers("Wed, 21 Oct 2015 07:00:00 GMT"), now), Some(Duration::ZERO));
         assert_eq!(retry_after(&headers("99999999999999999999999"), now), Some(MAX_RETRY_AFTER));
         assert_eq!(retry_after(&headers("soon"), now), None);

@@ -91,13 +91,17 @@ struct CaptureInput {
 }
 
 fn shape_error(e: serde_path_to_error::Error<serde_json::Error>, prefix: &str) -> FieldError {
-    let path = e.path().to_string();
+    let mut path = e.path().to_string();
+    let message = e.inner().to_string();
+    // serde reports a missing field at its parent: name the field itself.
+    if let Some(name) = message.strip_prefix("missing field `").and_then(|m| m.split('`').next()) {
+        path = if path == "." { name.to_owned() } else { format!("{path}.{name}") };
+    }
     let field = match (prefix.is_empty(), path.as_str()) {
         (true, p) => p.to_owned(),
         (false, ".") => prefix.to_owned(),
         (false, p) => format!("{prefix}.{p}"),
     };
-    let message = e.into_inner().to_string();
     let code = if message.starts_with("unknown field") {
         "unknown_field"
     } else if message.starts_with("missing field") {
@@ -147,7 +151,11 @@ pub fn parse_event(value: Value, source: &str, now: DateTime<Utc>, prefix: &str)
     let identity = parse_identity(input.identity, &at("identity"), &mut errors);
     for (k, v) in &input.attributes {
         if !(v.is_string() || v.is_number() || v.is_boolean() || v.is_null()) {
-            errors.push(FieldError::new(at(&format!("attributes.{k}")), "invalid", "must be a string, number or boolean"));
+            errors.push(FieldError::new(
+                at(&format!("attributes.{k}")),
+                "invalid",
+                "must be a string, number or boolean",
+            ));
         }
     }
 
@@ -192,11 +200,20 @@ pub fn parse_capture(value: Value, now: DateTime<Utc>) -> Result<IdentityCapture
 fn parse_subject(s: SubjectInput, field: &str, errors: &mut Vec<FieldError>) -> Option<Subject> {
     let mut ok = true;
     for (name, v) in [("type", &s.kind), ("id", &s.id)] {
-        if v.trim().is_empty() {
-            errors.push(FieldError::new(format!("{field}.{name}"), "required", "must not be empty"));
-            ok = false;
-        } else if v.len() > 200 || v.contains(':') && name == "type" {
-            errors.push(FieldError::new(format!("{field}.{name}"), "invalid", "must be at most 200 characters (and a type has no ':')"));
+        let problem = if v.trim().is_empty() {
+            Some(("required", "must not be empty"))
+        } else if v.len() > 200 {
+            Some(("too_long", "must be at most 200 bytes"))
+        } else if v.trim() != v || v.chars().any(char::is_control) {
+            // The subject is the join key and part of derived event ids: no invisible variants.
+            Some(("invalid", "must not have surrounding whitespace or control characters"))
+        } else if name == "type" && v.contains(':') {
+            Some(("invalid", "must not contain ':'"))
+        } else {
+            None
+        };
+        if let Some((code, message)) = problem {
+            errors.push(FieldError::new(format!("{field}.{name}"), code, message));
             ok = false;
         }
     }
@@ -215,7 +232,11 @@ fn parse_time(raw: &str, field: &str, now: DateTime<Utc>, errors: &mut Vec<Field
             }
         }
         Err(_) => {
-            errors.push(FieldError::new(field, "invalid", "must be an RFC 3339 time with offset, e.g. 2026-11-20T10:15:00Z"));
+            errors.push(FieldError::new(
+                field,
+                "invalid",
+                "must be an RFC 3339 time with offset, e.g. 2026-11-20T10:15:00Z",
+            ));
             None
         }
     }
@@ -241,7 +262,11 @@ fn parse_identity(i: IdentityInput, field: &str, errors: &mut Vec<FieldError>) -
             return None;
         }
         if v.len() > MAX_ID_LEN {
-            errors.push(FieldError::new(format!("{field}.{name}"), "too_long", format!("must be at most {MAX_ID_LEN} bytes")));
+            errors.push(FieldError::new(
+                format!("{field}.{name}"),
+                "too_long",
+                format!("must be at most {MAX_ID_LEN} bytes"),
+            ));
             return None;
         }
         Some(v)

@@ -139,12 +139,7 @@ impl Ga4SimState {
     }
 
     pub fn events_named(&self, name: &str) -> Vec<ReceivedEvent> {
-        self.lock()
-            .iter()
-            .filter(|r| r.reported)
-            .flat_map(flatten)
-            .filter(|e| e.name == name)
-            .collect()
+        self.lock().iter().filter(|r| r.reported).flat_map(flatten).filter(|e| e.name == name).collect()
     }
 
     /// Forgets the recorded requests and resets the counters (faults stay).
@@ -259,7 +254,9 @@ fn process(state: &Ga4SimState, endpoint: Endpoint, raw_query: &str, body: &[u8]
                 state.inner.collect_requests.fetch_add(1, Ordering::Relaxed);
                 let has = |key: &str| request.query.iter().any(|(k, v)| k == key && !v.trim().is_empty());
                 let events = parsed.as_ref().and_then(Value::as_object).map(|body| {
-                    body.get("events").and_then(Value::as_array).map_or(0, |e| e.iter().filter(|e| e.is_object()).count())
+                    body.get("events")
+                        .and_then(Value::as_array)
+                        .map_or(0, |e| e.iter().filter(|e| e.is_object()).count())
                 });
                 if let (Some(events), true) = (events, has("api_secret") && has("measurement_id")) {
                     request.reported = true;

@@ -242,7 +242,12 @@ pub trait Store: Send + Sync {
     /// pending where the platform dedupes a resend, else `in_doubt`.
     async fn recover(&self, planner: Arc<Planner>, all: bool, now: DateTime<Utc>) -> Result<Recovered, StoreError>;
     /// Puts ended deliveries back to pending. A delivered one only with `force`, and logged.
-    async fn replay(&self, selector: ReplaySelector, force: bool, now: DateTime<Utc>) -> Result<ReplayReport, StoreError>;
+    async fn replay(
+        &self,
+        selector: ReplaySelector,
+        force: bool,
+        now: DateTime<Utc>,
+    ) -> Result<ReplayReport, StoreError>;
     async fn event(&self, event_id: &str) -> Result<Option<EventView>, StoreError>;
     async fn deliveries(&self, filter: DeliveryFilter) -> Result<Vec<DeliveryView>, StoreError>;
     async fn counts(&self) -> Result<Counts, StoreError>;

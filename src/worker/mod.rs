@@ -21,7 +21,7 @@ use crate::core::delivery::reason;
 use crate::core::plan::{outside_window, Planner};
 use crate::core::retry::RetryPolicy;
 use crate::core::{Claimed, DeliveryState, Outcome};
-use crate::delivery::{Destination, DeliveryResult, SendReport};
+use crate::delivery::{DeliveryResult, Destination, SendReport};
 use crate::store::{DeliveryUpdate, Recording, Store};
 use crate::telemetry::{AttemptLabels, DestinationLabels, Metrics};
 
@@ -130,7 +130,7 @@ async fn expire(ctx: &WorkerContext, name: &str, claimed: Vec<Claimed>) -> Vec<C
         };
         if outside_window(&c.event, rules.window(), now) {
             updates.push(end(DeliveryState::Skipped, reason::OUTSIDE_WINDOW, vec![]));
-        } else if (now - c.created_at).num_seconds() > ctx.retry.max_age_secs as i64 {
+        } else if now - c.created_at > outcome::max_age(&ctx.retry) {
             updates.push(end(DeliveryState::Dead, reason::AGE_EXHAUSTED, vec![]));
         } else {
             let messages = rules.validate(&c.event, &c.route, c.strip_personal);

@@ -61,7 +61,7 @@ pub fn settle(outcome: &Outcome, claimed: &Claimed, policy: &RetryPolicy, now: D
             }
             let delay = policy.delay(attempt, jitter, *retry_after);
             let next = now + ChronoDuration::from_std(delay).unwrap_or(ChronoDuration::MAX);
-            if next - claimed.created_at > ChronoDuration::seconds(policy.max_age_secs as i64) {
+            if next - claimed.created_at > max_age(policy) {
                 return dead(reason::AGE_EXHAUSTED);
             }
             Settled {
@@ -74,6 +74,11 @@ pub fn settle(outcome: &Outcome, claimed: &Claimed, policy: &RetryPolicy, now: D
             }
         }
     }
+}
+
+/// The policy's age limit, saturating instead of overflowing.
+pub fn max_age(policy: &RetryPolicy) -> ChronoDuration {
+    i64::try_from(policy.max_age_secs).ok().and_then(ChronoDuration::try_seconds).unwrap_or(ChronoDuration::MAX)
 }
 
 #[cfg(test)]

@@ -48,7 +48,8 @@ async fn sigkill_mid_stream_loses_no_acknowledged_event() {
                 } else {
                     json!({"events": (0..5).map(|j| purchase(&format!("w{w}-{i}-{j}"), 1)).collect::<Vec<_>>()})
                 };
-                let Ok(r) = http.post(format!("{base}/v1/events")).bearer_auth(INGEST_TOKEN).json(&body).send().await else {
+                let Ok(r) = http.post(format!("{base}/v1/events")).bearer_auth(INGEST_TOKEN).json(&body).send().await
+                else {
                     return;
                 };
                 if !r.status().is_success() {
@@ -83,7 +84,13 @@ async fn sigkill_mid_stream_loses_no_acknowledged_event() {
             missing.push(id.clone());
         }
     }
-    assert!(missing.is_empty(), "{} of {} acknowledged events lost: {:?}", missing.len(), acked.len(), &missing[..missing.len().min(5)]);
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged events lost: {:?}",
+        missing.len(),
+        acked.len(),
+        &missing[..missing.len().min(5)]
+    );
     drop(server);
 }
 
@@ -150,7 +157,8 @@ async fn sigterm_finishes_in_flight_sends_before_exiting() {
     let server = Process::start(&config, &base).await;
     let http = reqwest::Client::new();
     ga4.set_fault(Some(Fault::Delay(Duration::from_secs(1))));
-    let r = http.post(format!("{base}/v1/events")).bearer_auth(INGEST_TOKEN).json(&purchase("t1", 1)).send().await.unwrap();
+    let r =
+        http.post(format!("{base}/v1/events")).bearer_auth(INGEST_TOKEN).json(&purchase("t1", 1)).send().await.unwrap();
     assert_eq!(r.status(), 202);
     eventually("the send is in flight", || async {
         get_event(&http, &base, "order:t1:order_paid").await.is_some_and(|v| v["deliveries"][0]["state"] == "sending")

@@ -27,7 +27,10 @@ async fn purchase_reaches_ga4_with_event_time_session_and_transaction() {
     assert_eq!(p.params["currency"], "EUR");
     assert_eq!(p.params["value"], 59.9);
     assert_eq!(p.params["items"][0]["item_id"], "SKU-1");
-    assert!(p.params["engagement_time_msec"].as_i64().unwrap_or(0) > 0 || p.params["engagement_time_msec"].as_str().is_some());
+    assert!(
+        p.params["engagement_time_msec"].as_i64().unwrap_or(0) > 0
+            || p.params["engagement_time_msec"].as_str().is_some()
+    );
     assert_eq!(p.consent.as_ref().unwrap()["ad_personalization"], "DENIED");
     let emails = &p.user_data.as_ref().unwrap()["sha256_email_address"];
     assert_eq!(emails[0].as_str().unwrap().len(), 64);
@@ -96,7 +99,8 @@ async fn outage_is_retried_with_backoff_and_delivered_once() {
     assert_eq!(s.post("/v1/events", &purchase("r2", 1)).await.status(), 202);
     assert_eq!(s.settled("order:r2:order_paid").await, ["ga4-web:delivered:sent"]);
     let v = s.event("order:r2:order_paid").await;
-    let outcomes: Vec<&str> = v["attempts"].as_array().unwrap().iter().map(|a| a["outcome"].as_str().unwrap()).collect();
+    let outcomes: Vec<&str> =
+        v["attempts"].as_array().unwrap().iter().map(|a| a["outcome"].as_str().unwrap()).collect();
     assert_eq!(outcomes, ["retry", "retry", "delivered"]);
     assert_eq!(v["attempts"][0]["http_status"], 503);
     let hashes: Vec<&str> =
@@ -111,11 +115,18 @@ async fn retry_after_is_honoured() {
     s.ga4.fail_next(1, Fault::TooManyRequests { retry_after_secs: 2 });
     assert_eq!(s.post("/v1/events", &purchase("r3", 1)).await.status(), 202);
     let id = "order:r3:order_paid";
-    eventually("the 429 is recorded", || async { s.event(id).await["attempts"].as_array().is_some_and(|a| !a.is_empty()) }).await;
+    eventually("the 429 is recorded", || async {
+        s.event(id).await["attempts"].as_array().is_some_and(|a| !a.is_empty())
+    })
+    .await;
     let v = s.event(id).await;
     let attempted = chrono::DateTime::parse_from_rfc3339(v["attempts"][0]["at"].as_str().unwrap()).unwrap();
     let next = chrono::DateTime::parse_from_rfc3339(v["deliveries"][0]["next_attempt_at"].as_str().unwrap()).unwrap();
-    assert!(next - attempted >= chrono::Duration::milliseconds(1900), "next attempt {next} only {} after", next - attempted);
+    assert!(
+        next - attempted >= chrono::Duration::milliseconds(1900),
+        "next attempt {next} only {} after",
+        next - attempted
+    );
     assert_eq!(s.settled(id).await, ["ga4-web:delivered:sent"]);
 }
 
@@ -154,7 +165,8 @@ async fn replaying_a_delivered_delivery_is_refused_unless_forced_and_forced_is_l
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(s.ga4.received_events().len(), 1, "no second success");
 
-    let r: Value = s.post_admin("/v1/deliveries/replay", &json!({"event_id": id, "force": true})).await.json().await.unwrap();
+    let r: Value =
+        s.post_admin("/v1/deliveries/replay", &json!({"event_id": id, "force": true})).await.json().await.unwrap();
     assert_eq!(r["replayed"].as_array().unwrap().len(), 1);
     assert_eq!(s.settled(id).await, ["ga4-web:delivered:sent"]);
     let v = s.event(id).await;
@@ -197,7 +209,9 @@ async fn counts_add_up_across_a_mixed_run() {
     assert_eq!(c.not_routed, 5);
     let planned: u64 = c.deliveries.iter().map(|(_, _, _, n)| n).sum();
     assert_eq!(planned, c.routed, "one delivery per routed event (one destination)");
-    let by = |state: DeliveryState| c.deliveries.iter().filter(|(_, s, _, _)| *s == state).map(|(_, _, _, n)| n).sum::<u64>();
+    let by = |state: DeliveryState| {
+        c.deliveries.iter().filter(|(_, s, _, _)| *s == state).map(|(_, _, _, n)| n).sum::<u64>()
+    };
     let ended = by(DeliveryState::Delivered)
         + by(DeliveryState::Rejected)
         + by(DeliveryState::Skipped)
@@ -205,5 +219,9 @@ async fn counts_add_up_across_a_mixed_run() {
         + by(DeliveryState::InDoubt)
         + by(DeliveryState::Pending);
     assert_eq!(planned, ended, "planned = delivered + rejected + skipped + dead + in_doubt + pending");
-    assert_eq!(by(DeliveryState::Delivered) as usize, s.ga4.received_events().len(), "every delivered one reached GA4 once");
+    assert_eq!(
+        by(DeliveryState::Delivered) as usize,
+        s.ga4.received_events().len(),
+        "every delivered one reached GA4 once"
+    );
 }

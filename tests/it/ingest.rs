@@ -112,12 +112,18 @@ async fn malformed_oversized_and_unauthorised_requests_get_4xx_and_write_nothing
         (http.post(&url).json(&purchase("1", 1)), 401, "unauthorized"),
         (http.post(&url).bearer_auth("wrong").json(&purchase("1", 1)), 401, "unauthorized"),
         (
-            http.post(&url).bearer_auth(crate::support::INGEST_TOKEN).header("content-type", "application/json").body("{\"kind\": "),
+            http.post(&url)
+                .bearer_auth(crate::support::INGEST_TOKEN)
+                .header("content-type", "application/json")
+                .body("{\"kind\": "),
             400,
             "malformed_json",
         ),
         (
-            http.post(&url).bearer_auth(crate::support::INGEST_TOKEN).header("content-type", "text/plain").body("hello"),
+            http.post(&url)
+                .bearer_auth(crate::support::INGEST_TOKEN)
+                .header("content-type", "text/plain")
+                .body("hello"),
             415,
             "unsupported_media_type",
         ),
@@ -130,7 +136,9 @@ async fn malformed_oversized_and_unauthorised_requests_get_4xx_and_write_nothing
             "payload_too_large",
         ),
         (
-            http.post(&url).bearer_auth(crate::support::INGEST_TOKEN).json(&json!({"events": vec![purchase("1", 1); 1001]})),
+            http.post(&url)
+                .bearer_auth(crate::support::INGEST_TOKEN)
+                .json(&json!({"events": vec![purchase("1", 1); 1001]})),
             413,
             "too_many_events",
         ),

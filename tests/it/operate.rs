@@ -96,15 +96,19 @@ nowhere = { event = "purchase" }
 "#,
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_surety")).args(["check-config", "--config"]).arg(&path).output().unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_surety")).args(["check-config", "--config"]).arg(&path).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    for needle in ["measurement_id", "SURETY_IT_SURELY_UNSET_SECRET is not set", "batch_size", "no destination named 'nowhere'"] {
+    for needle in
+        ["measurement_id", "SURETY_IT_SURELY_UNSET_SECRET is not set", "batch_size", "no destination named 'nowhere'"]
+    {
         assert!(err.contains(needle), "check-config does not mention {needle}:\n{err}");
     }
 
     std::fs::write(&path, "[storage]\nurl = \"sqlite://x.db\"\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_surety")).args(["check-config", "--config"]).arg(&path).output().unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_surety")).args(["check-config", "--config"]).arg(&path).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     let out = Command::new(env!("CARGO_BIN_EXE_surety")).args(["check-config", "--print-default"]).output().unwrap();

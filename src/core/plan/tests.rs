@@ -133,10 +133,7 @@ fn an_unrouted_kind_gets_an_empty_plan() {
 #[test]
 fn every_routed_destination_gets_its_own_plan() {
     let mut catalog = BTreeMap::new();
-    catalog.insert(
-        "order_paid".to_owned(),
-        vec![("a".to_owned(), route(false)), ("b".to_owned(), route(true))],
-    );
+    catalog.insert("order_paid".to_owned(), vec![("a".to_owned(), route(false)), ("b".to_owned(), route(true))]);
     let mut rules: BTreeMap<String, Arc<dyn Rules>> = BTreeMap::new();
     rules.insert("a".into(), Arc::new(TestRules::default()));
     rules.insert("b".into(), Arc::new(TestRules::default()));
@@ -305,10 +302,7 @@ fn strip_decision_is_passed_to_validation() {
 
 #[test]
 fn browser_tracked_on_a_platform_that_does_not_dedupe_is_skipped() {
-    assert_skipped(
-        &plan_single(TestRules::default(), route(true), &event("order_paid")),
-        reason::BROWSER_TRACKED,
-    );
+    assert_skipped(&plan_single(TestRules::default(), route(true), &event("order_paid")), reason::BROWSER_TRACKED);
 }
 
 #[test]

@@ -32,8 +32,7 @@ pub fn split(parts: &[Prepared], batch_size: usize) -> Vec<Vec<usize>> {
             let p = &parts[i];
             let header_len = p.header_json.len();
             let fits = current.len() < batch_size
-                && body_len_bound(header_len, events_len + p.event_json.len(), current.len() + 1)
-                    < MAX_BODY_BYTES;
+                && body_len_bound(header_len, events_len + p.event_json.len(), current.len() + 1) < MAX_BODY_BYTES;
             if !current.is_empty() && !fits {
                 batches.push(std::mem::take(&mut current));
                 events_len = 0;

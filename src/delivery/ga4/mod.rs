@@ -115,15 +115,15 @@ pub struct Ga4 {
 impl Ga4 {
     /// Resolves the `api_secret` and prepares the client.
     pub fn new(config: &Ga4Config) -> anyhow::Result<Self> {
-        let secret = config
-            .api_secret
-            .resolve()
-            .map_err(anyhow::Error::msg)
-            .with_context(|| format!("destinations.{}.api_secret ({})", config.name, config.api_secret.reference()))?;
+        let secret =
+            config.api_secret.resolve().map_err(anyhow::Error::msg).with_context(|| {
+                format!("destinations.{}.api_secret ({})", config.name, config.api_secret.reference())
+            })?;
         let url = |path: &str| -> anyhow::Result<String> {
             let base = config.base_url.trim_end_matches('/');
-            let mut url = url::Url::parse(&format!("{base}{path}"))
-                .with_context(|| format!("destinations.{}.base_url: '{}' is not a URL", config.name, config.base_url))?;
+            let mut url = url::Url::parse(&format!("{base}{path}")).with_context(|| {
+                format!("destinations.{}.base_url: '{}' is not a URL", config.name, config.base_url)
+            })?;
             url.query_pairs_mut()
                 .append_pair("measurement_id", &config.measurement_id)
                 .append_pair("api_secret", secret.expose());
@@ -323,10 +323,8 @@ impl Destination for Ga4 {
     }
 
     fn batches(&self, claimed: Vec<Claimed>) -> Vec<Vec<Claimed>> {
-        let parts: Vec<Prepared> = claimed
-            .iter()
-            .map(|c| Prepared::new(&c.event, &c.route, c.strip_personal))
-            .collect();
+        let parts: Vec<Prepared> =
+            claimed.iter().map(|c| Prepared::new(&c.event, &c.route, c.strip_personal)).collect();
         let plan = batch::split(&parts, self.batch_size);
         batch::distribute(claimed, &plan)
     }

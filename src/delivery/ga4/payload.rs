@@ -23,10 +23,9 @@ pub fn is_ecommerce(route_event: &str) -> bool {
 /// One event's part of a request, ready to batch and send.
 #[derive(Clone, Debug)]
 pub struct Prepared {
-    /// Request-level fields (`client_id`, `user_id`, `consent`, `user_data`), which every event
-    /// of a request shares.
-    pub header: Map<String, Value>,
-    /// `header` serialised: events may share a request only when these are equal.
+    /// The request-level fields (`client_id`, `user_id`, `consent`, `user_data`) serialised:
+    /// every event of a request shares them, so events may share a request only when these
+    /// are equal.
     pub header_json: String,
     /// `{name, params, timestamp_micros}`, serialised once: these bytes go into every body
     /// this event is part of, and their hash is the delivery's payload hash.
@@ -37,18 +36,11 @@ pub struct Prepared {
 
 impl Prepared {
     pub fn new(event: &Event, route: &Route, strip_personal: bool) -> Self {
-        let header = header(event, strip_personal);
-        let header_json = Value::Object(header.clone()).to_string();
+        let header_json = Value::Object(header(event, strip_personal)).to_string();
         let timestamp_micros = event.occurred_at.timestamp_micros();
         let event_json = event_object(event, route).to_string();
         let event_sha256 = sha256_hex(event_json.as_bytes());
-        Self { header, header_json, event_json, event_sha256, timestamp_micros }
-    }
-
-    /// The event object as JSON.
-    pub fn event_value(&self) -> Value {
-        // Produced by `Value::to_string` just above, so it parses; `Null` keeps this total.
-        serde_json::from_str(&self.event_json).unwrap_or(Value::Null)
+        Self { header_json, event_json, event_sha256, timestamp_micros }
     }
 }
 
@@ -62,10 +54,9 @@ pub fn header(event: &Event, strip_personal: bool) -> Map<String, Value> {
         h.insert("user_id".into(), user_id.as_str().into());
     }
     let mut consent = Map::new();
-    for (key, state) in [
-        ("ad_user_data", event.consent.ad_user_data),
-        ("ad_personalization", event.consent.ad_personalization),
-    ] {
+    for (key, state) in
+        [("ad_user_data", event.consent.ad_user_data), ("ad_personalization", event.consent.ad_personalization)]
+    {
         if let Some(state) = state {
             let text = match state {
                 ConsentState::Granted => "GRANTED",

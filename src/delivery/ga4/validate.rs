@@ -93,10 +93,7 @@ pub fn check_body(body: &[u8]) -> Vec<String> {
         _ => vec!["body: not a JSON object".to_owned()],
     };
     if body.len() >= MAX_BODY_BYTES {
-        problems.push(format!(
-            "body: {} bytes; GA4 takes less than {MAX_BODY_BYTES} bytes per request",
-            body.len()
-        ));
+        problems.push(format!("body: {} bytes; GA4 takes less than {MAX_BODY_BYTES} bytes per request", body.len()));
     }
     problems
 }
@@ -191,9 +188,7 @@ fn check_event(path: &str, event: &Value, out: &mut Vec<String>) {
         }
     }
     if let Some(currency) = params.get("currency") {
-        let ok = currency
-            .as_str()
-            .is_some_and(|c| c.len() == 3 && c.chars().all(|c| c.is_ascii_uppercase()));
+        let ok = currency.as_str().is_some_and(|c| c.len() == 3 && c.chars().all(|c| c.is_ascii_uppercase()));
         if !ok {
             out.push(format!("{path}.params.currency: must be a three-letter ISO 4217 code such as EUR"));
         }

@@ -200,7 +200,10 @@ async fn collect_answers_204_to_anything_and_reports_what_it_can() {
     let events = sim.received_events();
     assert_eq!(events.len(), 1);
     let e = &events[0];
-    assert_eq!((e.name.as_str(), e.client_id.as_deref(), e.user_id.as_deref()), ("purchase", Some("123.456"), Some("u-1")));
+    assert_eq!(
+        (e.name.as_str(), e.client_id.as_deref(), e.user_id.as_deref()),
+        ("purchase", Some("123.456"), Some("u-1"))
+    );
     assert_eq!(e.measurement_id.as_deref(), Some("G-X1"));
     assert_eq!(e.params["transaction_id"], json!("T1"));
     assert_eq!(e.consent.as_ref().unwrap()["ad_personalization"], json!("DENIED"));

@@ -7,7 +7,11 @@ use crate::core::plan::{join, Planner};
 use crate::core::{Consent, DeliveryState, Event, Identity};
 use crate::store::{IdentityCapture, IngestResult, IngestStatus, PlannedDelivery, StoreError};
 
-pub(super) fn ingest(conn: &Connection, events: Vec<Event>, planner: &Planner) -> Result<Vec<IngestResult>, StoreError> {
+pub(super) fn ingest(
+    conn: &Connection,
+    events: Vec<Event>,
+    planner: &Planner,
+) -> Result<Vec<IngestResult>, StoreError> {
     let mut results = Vec::with_capacity(events.len());
     for mut event in events {
         let hash = event.content_hash();
@@ -93,8 +97,7 @@ fn bridge(conn: &Connection, kind: &str, id: &str) -> Result<Option<(Identity, C
         .prepare_cached("SELECT identity, consent FROM identities WHERE subject_type = ?1 AND subject_id = ?2")?
         .query_row([kind, id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    row.map(|(i, c)| Ok((serde_json::from_str(&i)?, serde_json::from_str(&c)?)))
-        .transpose()
+    row.map(|(i, c)| Ok((serde_json::from_str(&i)?, serde_json::from_str(&c)?))).transpose()
 }
 
 /// Merges a capture into the subject's bridge entry (its stated fields replace older ones) and
@@ -123,7 +126,14 @@ pub(super) fn capture_identity(
          ON CONFLICT (subject_type, subject_id) DO UPDATE SET identity = ?3, consent = ?4, \
          captured_at = max(captured_at, ?5), updated_at = ?6",
     )?
-    .execute(params![subject.kind, subject.id, identity_json, consent_json, to_us(capture.captured_at), to_us(now)])?;
+    .execute(params![
+        subject.kind,
+        subject.id,
+        identity_json,
+        consent_json,
+        to_us(capture.captured_at),
+        to_us(now)
+    ])?;
     conn.prepare_cached(
         "INSERT INTO identity_captures (subject_type, subject_id, captured_at, received_at, identity, consent) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

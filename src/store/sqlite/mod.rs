@@ -17,8 +17,8 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::{
-    Claimed, Counts, DeliveryFilter, DeliveryView, EventView, IdentityCapture, IngestResult, Recording,
-    Recovered, ReplayReport, ReplaySelector, Store, StoreError,
+    Claimed, Counts, DeliveryFilter, DeliveryView, EventView, IdentityCapture, IngestResult, Recording, Recovered,
+    ReplayReport, ReplaySelector, Store, StoreError,
 };
 use crate::core::plan::Planner;
 use crate::core::Event;
@@ -55,10 +55,8 @@ impl SqliteStore {
         migrate(&mut writer)?;
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
-            let conn = Connection::open_with_flags(
-                path,
-                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )?;
+            let conn =
+                Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
             conn.busy_timeout(Duration::from_secs(5))?;
             readers.push(conn);
         }
@@ -105,12 +103,7 @@ impl SqliteStore {
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let _slot = self.reader_slots.acquire().await.map_err(|_| StoreError::Closed)?;
-        let conn = self
-            .readers
-            .lock()
-            .map_err(|_| StoreError::Closed)?
-            .pop()
-            .ok_or(StoreError::Closed)?;
+        let conn = self.readers.lock().map_err(|_| StoreError::Closed)?.pop().ok_or(StoreError::Closed)?;
         let (conn, result) = tokio::task::spawn_blocking(move || {
             let r = f(&conn);
             (conn, r)
@@ -156,10 +149,7 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn in_savepoint<T>(
-    conn: &Connection,
-    f: impl FnOnce(&Connection) -> Result<T, StoreError>,
-) -> Result<T, StoreError> {
+fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
     conn.execute_batch("SAVEPOINT job")?;
     match f(conn) {
         Ok(v) => {
@@ -247,7 +237,12 @@ impl Store for SqliteStore {
         self.write(move |conn| queue::recover(conn, &planner, all, now)).await
     }
 
-    async fn replay(&self, selector: ReplaySelector, force: bool, now: DateTime<Utc>) -> Result<ReplayReport, StoreError> {
+    async fn replay(
+        &self,
+        selector: ReplaySelector,
+        force: bool,
+        now: DateTime<Utc>,
+    ) -> Result<ReplayReport, StoreError> {
         self.write(move |conn| queue::replay(conn, &selector, force, now)).await
     }
 

@@ -169,9 +169,7 @@ pub(super) fn counts(conn: &Connection) -> Result<Counts, StoreError> {
 
 pub(super) fn next_due(conn: &Connection, destination: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
     let due: Option<i64> = conn
-        .prepare_cached(
-            "SELECT min(next_attempt_at) FROM deliveries WHERE state = 'pending' AND destination = ?1",
-        )?
+        .prepare_cached("SELECT min(next_attempt_at) FROM deliveries WHERE state = 'pending' AND destination = ?1")?
         .query_row(params![destination], |r| r.get(0))?;
     Ok(due.map(from_us))
 }

@@ -54,9 +54,8 @@ pub(super) fn claim(
 }
 
 fn load_event(conn: &Connection, event_id: &str) -> Result<Event, StoreError> {
-    let body: String = conn
-        .prepare_cached("SELECT body FROM events WHERE event_id = ?1")?
-        .query_row([event_id], |r| r.get(0))?;
+    let body: String =
+        conn.prepare_cached("SELECT body FROM events WHERE event_id = ?1")?.query_row([event_id], |r| r.get(0))?;
     Ok(serde_json::from_str(&body)?)
 }
 
@@ -158,7 +157,12 @@ pub(super) fn record(conn: &Connection, rec: &Recording, now: DateTime<Utc>) -> 
 /// Takes leases back: `claimed` rows were never sent and go back to pending; `sending` rows may
 /// have reached the platform: re-sent only where the platform dedupes on our id, otherwise
 /// `in_doubt` (SPEC G4).
-pub(super) fn recover(conn: &Connection, planner: &Planner, all: bool, now: DateTime<Utc>) -> Result<Recovered, StoreError> {
+pub(super) fn recover(
+    conn: &Connection,
+    planner: &Planner,
+    all: bool,
+    now: DateTime<Utc>,
+) -> Result<Recovered, StoreError> {
     let now_us = to_us(now);
     let cutoff = if all { i64::MAX } else { now_us };
     let released = conn
@@ -178,15 +182,21 @@ pub(super) fn recover(conn: &Connection, planner: &Planner, all: bool, now: Date
     for (id, event_id, destination, dest_event, attempts) in doubtful {
         let event = load_event(conn, &event_id)?;
         let route = Route { event: dest_event, browser_tracked: false };
-        let resend = planner
-            .rules(&destination)
-            .is_some_and(|rules| rules.dedupes_resend(&event, &route));
+        let resend = planner.rules(&destination).is_some_and(|rules| rules.dedupes_resend(&event, &route));
         let (state, outcome, detail) = if resend {
             out.resent += 1;
-            (DeliveryState::Pending, "in_doubt_resend", "crashed while sending; the platform dedupes on our id, so it is sent again")
+            (
+                DeliveryState::Pending,
+                "in_doubt_resend",
+                "crashed while sending; the platform dedupes on our id, so it is sent again",
+            )
         } else {
             out.in_doubt += 1;
-            (DeliveryState::InDoubt, "in_doubt", "crashed while sending; the platform does not dedupe, so it is left for a person to settle")
+            (
+                DeliveryState::InDoubt,
+                "in_doubt",
+                "crashed while sending; the platform does not dedupe, so it is left for a person to settle",
+            )
         };
         conn.prepare_cached(
             "UPDATE deliveries SET state = ?2, reason = ?3, attempts = attempts + 1, next_attempt_at = ?4, \
@@ -245,7 +255,10 @@ pub(super) fn replay(
     Ok(report)
 }
 
-fn select_targets(conn: &Connection, sel: &ReplaySelector) -> Result<Vec<(i64, DeliveryState, Option<String>)>, StoreError> {
+fn select_targets(
+    conn: &Connection,
+    sel: &ReplaySelector,
+) -> Result<Vec<(i64, DeliveryState, Option<String>)>, StoreError> {
     let mut sql = String::from("SELECT id, state, reason FROM deliveries WHERE 1 = 1");
     let mut args: Vec<rusqlite::types::Value> = Vec::new();
     if !sel.delivery_ids.is_empty() {
@@ -272,7 +285,5 @@ fn select_targets(conn: &Connection, sel: &ReplaySelector) -> Result<Vec<(i64, D
             Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?))
         })?
         .collect::<Result<Vec<_>, _>>()?;
-    rows.into_iter()
-        .map(|(id, s, r)| Ok((id, s.parse().map_err(StoreError::Corrupt)?, r)))
-        .collect()
+    rows.into_iter().map(|(id, s, r)| Ok((id, s.parse().map_err(StoreError::Corrupt)?, r))).collect()
 }

@@ -167,7 +167,8 @@ impl TestServer {
             .expect("deliveries")
             .iter()
             .map(|d| {
-                let mut s = format!("{}:{}", d["destination"].as_str().unwrap_or(""), d["state"].as_str().unwrap_or(""));
+                let mut s =
+                    format!("{}:{}", d["destination"].as_str().unwrap_or(""), d["state"].as_str().unwrap_or(""));
                 if let Some(r) = d["reason"].as_str() {
                     s.push(':');
                     s.push_str(r);

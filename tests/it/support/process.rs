@@ -17,7 +17,8 @@ pub fn write_config(dir: &Path, ga4_base: &str, extra: &str) -> (PathBuf, String
     init_env();
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    let text = config_toml(&dir.join("surety.db"), ga4_base, extra).replace("listen = \"127.0.0.1:0\"", &format!("listen = \"{listen}\""));
+    let text = config_toml(&dir.join("surety.db"), ga4_base, extra)
+        .replace("listen = \"127.0.0.1:0\"", &format!("listen = \"{listen}\""));
     let path = dir.join("surety.toml");
     std::fs::write(&path, text).expect("write config");
     (path, format!("http://{listen}"))

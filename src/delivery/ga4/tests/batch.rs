@@ -65,7 +65,12 @@ fn at_most_25_events_or_the_configured_size() {
 fn big(id: i64, items: usize) -> Claimed {
     let mut c = claimed(id, purchase(&id.to_string()), "purchase");
     c.event.items = (0..items)
-        .map(|i| Item { id: Some(format!("SKU-{i:05}")), name: Some("x".repeat(80)), price: Some(9.99), quantity: Some(2) })
+        .map(|i| Item {
+            id: Some(format!("SKU-{i:05}")),
+            name: Some("x".repeat(80)),
+            price: Some(9.99),
+            quantity: Some(2),
+        })
         .collect();
     c
 }
@@ -107,7 +112,12 @@ fn arb_claimed() -> impl Strategy<Value = Claimed> {
             e.consent.ad_personalization = Some(ConsentState::Granted);
         }
         e.items = (0..items)
-            .map(|i| Item { id: Some(format!("SKU-{i}")), name: Some("y".repeat(90)), price: Some(1.0), quantity: Some(1) })
+            .map(|i| Item {
+                id: Some(format!("SKU-{i}")),
+                name: Some("y".repeat(90)),
+                price: Some(1.0),
+                quantity: Some(1),
+            })
             .collect();
         for a in 0..attrs {
             e.attributes.insert(format!("attr_{a}"), serde_json::json!("z".repeat(100)));
@@ -119,7 +129,7 @@ fn arb_claimed() -> impl Strategy<Value = Claimed> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(32))]
 
     #[test]
     fn every_batch_respects_the_limits_and_every_delivery_appears_once(

@@ -50,7 +50,8 @@ pub(super) fn purchase(order: &str) -> Event {
     let mut e = event("order_paid", "order", order);
     e.value = Some(59.9);
     e.currency = Some(Currency::parse("EUR").unwrap());
-    e.items = vec![Item { id: Some("SKU-1".into()), name: Some("Linen shirt".into()), price: Some(59.9), quantity: Some(1) }];
+    e.items =
+        vec![Item { id: Some("SKU-1".into()), name: Some("Linen shirt".into()), price: Some(59.9), quantity: Some(1) }];
     e.identity.session_id = Some("1700000000".into());
     e.identity.user_id = Some("u-77".into());
     e.identity.email = Some(hash_email("Jane.Doe@gmail.com").unwrap());

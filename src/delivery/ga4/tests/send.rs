@@ -158,7 +158,8 @@ async fn preflight_rejects_only_the_events_the_debug_endpoint_names() {
     let (sim, ga4, _t) = setup(true).await;
     let mut bad = purchase("2");
     bad.currency = None; // value without currency: the simulator must catch it on its own
-    let batch = vec![claimed(1, purchase("1"), "purchase"), claimed(2, bad, "purchase"), claimed(3, purchase("3"), "purchase")];
+    let batch =
+        vec![claimed(1, purchase("1"), "purchase"), claimed(2, bad, "purchase"), claimed(3, purchase("3"), "purchase")];
     let pre = ga4.preflight(&batch).await;
     assert_eq!(pre.requests.len(), 1);
     assert_eq!(pre.requests[0].endpoint, "debug");
@@ -196,7 +197,9 @@ async fn preflight_messages_not_tied_to_an_event_reject_the_whole_batch() {
     assert_eq!(pre.results.len(), 2);
     for r in &pre.results {
         match &r.outcome {
-            Outcome::Rejected { messages, .. } => assert!(messages.iter().any(|m| m.starts_with("client_id:")), "{messages:?}"),
+            Outcome::Rejected { messages, .. } => {
+                assert!(messages.iter().any(|m| m.starts_with("client_id:")), "{messages:?}")
+            }
             other => panic!("expected a rejection, got {other:?}"),
         }
     }
@@ -233,7 +236,12 @@ async fn what_the_adapter_finds_valid_the_simulator_does_too() {
     refund.items.clear();
     let mut stripped = claimed(4, purchase("9"), "purchase");
     stripped.strip_personal = true;
-    let batch = vec![claimed(1, purchase("1"), "purchase"), claimed(2, lead, "qualify_lead"), claimed(3, refund, "refund"), stripped];
+    let batch = vec![
+        claimed(1, purchase("1"), "purchase"),
+        claimed(2, lead, "qualify_lead"),
+        claimed(3, refund, "refund"),
+        stripped,
+    ];
     let rules = ga4.rules();
     for c in &batch {
         assert!(rules.validate(&c.event, &c.route, c.strip_personal).is_empty());

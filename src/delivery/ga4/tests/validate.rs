@@ -56,7 +56,16 @@ fn event_name_rules() {
     fires(&e, "add-to-cart", "may only contain letters, digits and underscores");
     fires(&e, "1st_purchase", "must start with a letter");
     fires(&e, "", "must not be empty");
-    for reserved in ["session_start", "first_visit", "user_engagement", "app_remove", "error", "screen_view", "ad_impression", "in_app_purchase"] {
+    for reserved in [
+        "session_start",
+        "first_visit",
+        "user_engagement",
+        "app_remove",
+        "error",
+        "screen_view",
+        "ad_impression",
+        "in_app_purchase",
+    ] {
         fires(&e, reserved, &format!("events[0].name: '{reserved}' is reserved"));
     }
     for prefix in ["_x", "firebase_x", "ga_x", "google_x"] {
@@ -165,7 +174,12 @@ fn at_most_25_events_per_request() {
 fn body_must_stay_under_130kb() {
     let mut e = purchase("1");
     e.items = (0..1500)
-        .map(|i| Item { id: Some(format!("SKU-{i:06}")), name: Some("n".repeat(60)), price: Some(1.5), quantity: Some(1) })
+        .map(|i| Item {
+            id: Some(format!("SKU-{i:06}")),
+            name: Some("n".repeat(60)),
+            price: Some(1.5),
+            quantity: Some(1),
+        })
         .collect();
     fires(&e, "purchase", "GA4 takes less than 130000 bytes per request");
 }
