@@ -49,6 +49,8 @@ pub struct SendReport {
     pub requests: Vec<RequestRecord>,
     /// One entry per delivery handled; a preflight lists only those it refused.
     pub results: Vec<DeliveryResult>,
+    /// Deliveries a preflight found valid: sending them may count as accepted.
+    pub validated: Vec<i64>,
 }
 
 /// A configured platform target.
@@ -63,8 +65,9 @@ pub trait Destination: Send + Sync {
     /// Checks a batch before anything is sent for real (GA4: the debug endpoint, if configured).
     /// Returns results only for deliveries that must not be sent now.
     fn preflight<'a>(&'a self, batch: &'a [Claimed]) -> BoxFuture<'a, SendReport>;
-    /// Sends a batch and classifies the answer for each delivery in it.
-    fn send<'a>(&'a self, batch: &'a [Claimed]) -> BoxFuture<'a, SendReport>;
+    /// Sends a batch and classifies the answer for each delivery in it. `validated` lists the
+    /// deliveries the preflight just found valid.
+    fn send<'a>(&'a self, batch: &'a [Claimed], validated: &'a [i64]) -> BoxFuture<'a, SendReport>;
 }
 
 /// Builds the destinations of a validated configuration (secrets resolved here).

@@ -151,8 +151,9 @@ async fn expire(ctx: &WorkerContext, name: &str, claimed: Vec<Claimed>) -> Vec<C
 async fn process(ctx: &WorkerContext, dest: &dyn Destination, batch: Vec<Claimed>) {
     let name = dest.name().to_owned();
     let mut recording = Recording { destination: name.clone(), ..Recording::default() };
-    let pre = dest.preflight(&batch).await;
+    let mut pre = dest.preflight(&batch).await;
     let refused: HashSet<i64> = pre.results.iter().map(|r| r.delivery_id).collect();
+    let validated = std::mem::take(&mut pre.validated);
     absorb(ctx, &mut recording, pre, &batch, false);
     let to_send: Vec<Claimed> = batch.iter().filter(|c| !refused.contains(&c.delivery_id)).cloned().collect();
     if !to_send.is_empty() {
@@ -163,7 +164,7 @@ async fn process(ctx: &WorkerContext, dest: &dyn Destination, batch: Vec<Claimed
             save(ctx, recording).await;
             return;
         }
-        let mut report = dest.send(&to_send).await;
+        let mut report = dest.send(&to_send, &validated).await;
         // Every delivery sent gets an outcome, even if an adapter forgot one.
         let answered: HashSet<i64> = report.results.iter().map(|r| r.delivery_id).collect();
         for c in to_send.iter().filter(|c| !answered.contains(&c.delivery_id)) {

@@ -17,8 +17,7 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -39,10 +38,6 @@ use crate::core::{Claimed, Event, Outcome, Route};
 
 /// GA4 backdates events up to 72 hours, and no further.
 pub const MAX_WINDOW_HOURS: u32 = 72;
-
-/// Bounds the memory of which (delivery, payload) pairs the preflight validated but were not
-/// sent yet; past it the set is dropped, which only downgrades "accepted" to "sent".
-const MAX_VALIDATED: usize = 100_000;
 
 const SENT_DETAIL: &str = "sent: GA4 answers 2xx to any payload";
 const VALIDATED_DETAIL: &str = "validated by /debug/mp/collect, then sent (GA4 answered 2xx)";
@@ -108,8 +103,6 @@ pub struct Ga4 {
     batch_size: usize,
     concurrency: usize,
     preflight_enabled: bool,
-    /// (delivery id, event payload hash) pairs the debug endpoint found valid.
-    validated: Mutex<HashSet<(i64, String)>>,
 }
 
 impl Ga4 {
@@ -138,13 +131,7 @@ impl Ga4 {
             batch_size: config.batch_size.clamp(1, validate::MAX_EVENTS),
             concurrency: config.common.concurrency.max(1),
             preflight_enabled: config.validate_with_debug_endpoint,
-            validated: Mutex::new(HashSet::new()),
         })
-    }
-
-    fn validated(&self) -> std::sync::MutexGuard<'_, HashSet<(i64, String)>> {
-        // The set holds no invariant a panic elsewhere could break.
-        self.validated.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Splits off the deliveries whose window closed while they waited.
@@ -169,7 +156,7 @@ impl Ga4 {
         (live, parts)
     }
 
-    async fn do_send(&self, batch: &[Claimed]) -> SendReport {
+    async fn do_send(&self, batch: &[Claimed], validated: &[i64]) -> SendReport {
         let mut report = SendReport::default();
         let (live, parts) = self.live(batch, &mut report);
         for group in batch::split(&parts, self.batch_size) {
@@ -184,7 +171,7 @@ impl Ga4 {
                 let (c, p) = (live[i], &parts[i]);
                 let outcome = match &class {
                     Class::Success => {
-                        let accepted = self.validated().remove(&(c.delivery_id, p.event_sha256.clone()));
+                        let accepted = validated.contains(&c.delivery_id);
                         let detail = if accepted { VALIDATED_DETAIL } else { SENT_DETAIL };
                         Outcome::Delivered { accepted, detail: Some(detail.to_owned()) }
                     }
@@ -216,13 +203,7 @@ impl Ga4 {
                 let (c, p) = (live[i], &parts[i]);
                 match verdict {
                     Some(outcome) => report.results.push(result(c, p, outcome, request)),
-                    None => {
-                        let mut validated = self.validated();
-                        if validated.len() >= MAX_VALIDATED {
-                            validated.clear();
-                        }
-                        validated.insert((c.delivery_id, p.event_sha256.clone()));
-                    }
+                    None => report.validated.push(c.delivery_id),
                 }
             }
             report.requests.push(exchange.record);
@@ -333,7 +314,7 @@ impl Destination for Ga4 {
         self.do_preflight(batch).boxed()
     }
 
-    fn send<'a>(&'a self, batch: &'a [Claimed]) -> BoxFuture<'a, SendReport> {
-        self.do_send(batch).boxed()
+    fn send<'a>(&'a self, batch: &'a [Claimed], validated: &'a [i64]) -> BoxFuture<'a, SendReport> {
+        self.do_send(batch, validated).boxed()
     }
 }

@@ -34,7 +34,7 @@ async fn a_2xx_is_sent_not_accepted_and_arrives_intact() {
     let (sim, ga4, _t) = setup(false).await;
     let batch = vec![claimed(1, purchase("1042"), "purchase"), claimed(2, purchase("1043"), "purchase")];
     assert_eq!(ga4.preflight(&batch).await, SendReport::default(), "no preflight unless configured");
-    let report = ga4.send(&batch).await;
+    let report = ga4.send(&batch, &[]).await;
     assert_no_secret(&report);
     assert_eq!(report.requests.len(), 1);
     let request = &report.requests[0];
@@ -69,8 +69,8 @@ async fn a_2xx_is_sent_not_accepted_and_arrives_intact() {
 async fn resends_carry_the_same_payload_hash() {
     let (sim, ga4, _t) = setup(false).await;
     let batch = vec![claimed(1, purchase("1042"), "purchase")];
-    let first = ga4.send(&batch).await;
-    let again = ga4.send(&batch).await;
+    let first = ga4.send(&batch, &[]).await;
+    let again = ga4.send(&batch, &[]).await;
     assert_eq!(first.results[0].payload_sha256, again.results[0].payload_sha256);
     // The two receipts differ only by arrival time.
     let mut events = sim.received_events();
@@ -86,13 +86,13 @@ async fn server_errors_and_429_are_retried_with_retry_after() {
     let batch = vec![claimed(1, purchase("1"), "purchase")];
 
     sim.fail_next(1, Fault::Status(503));
-    let report = ga4.send(&batch).await;
+    let report = ga4.send(&batch, &[]).await;
     assert_eq!(outcomes(&report), vec![(1, Outcome::Retry { reason: "HTTP 503".into(), retry_after: None })]);
     assert_eq!(report.requests[0].status, Some(503));
     assert!(report.requests[0].response_excerpt.contains("injected fault"));
 
     sim.fail_next(1, Fault::TooManyRequests { retry_after_secs: 7 });
-    let report = ga4.send(&batch).await;
+    let report = ga4.send(&batch, &[]).await;
     assert_eq!(
         outcomes(&report),
         vec![(1, Outcome::Retry { reason: "HTTP 429".into(), retry_after: Some(StdDuration::from_secs(7)) })]
@@ -106,7 +106,7 @@ async fn server_errors_and_429_are_retried_with_retry_after() {
 async fn other_4xx_is_rejected_with_the_answer() {
     let (sim, ga4, _t) = setup(false).await;
     sim.fail_next(1, Fault::Status(403));
-    let report = ga4.send(&[claimed(1, purchase("1"), "purchase")]).await;
+    let report = ga4.send(&[claimed(1, purchase("1"), "purchase")], &[]).await;
     match &report.results[0].outcome {
         Outcome::Rejected { reason, messages } => {
             assert_eq!(reason, "platform_rejected");
@@ -123,13 +123,13 @@ async fn timeouts_and_network_errors_are_retried_without_leaking_the_secret() {
     let (sim, ga4, _t) = setup(false).await;
     let batch = vec![claimed(1, purchase("1"), "purchase")];
     sim.fail_next(1, Fault::Delay(StdDuration::from_secs(3)));
-    let report = ga4.send(&batch).await;
+    let report = ga4.send(&batch, &[]).await;
     assert_no_secret(&report);
     assert_eq!(outcomes(&report), vec![(1, Outcome::Retry { reason: "timeout".into(), retry_after: None })]);
     assert!(report.requests[0].error.is_some());
 
     sim.shutdown().await;
-    let report = ga4.send(&batch).await;
+    let report = ga4.send(&batch, &[]).await;
     assert_no_secret(&report);
     match &report.results[0].outcome {
         Outcome::Retry { reason, .. } => assert!(reason.starts_with("network error"), "{reason}"),
@@ -145,7 +145,7 @@ async fn an_event_whose_window_closed_is_not_sent() {
     let batch = vec![claimed(1, old, "purchase"), claimed(2, purchase("2"), "purchase")];
     let pre = ga4.preflight(&batch).await;
     assert_eq!(outcomes(&pre), vec![(1, Outcome::OutsideWindow)]);
-    let report = ga4.send(&batch).await;
+    let report = ga4.send(&batch, &[]).await;
     assert_eq!(report.results[0].outcome, Outcome::OutsideWindow);
     assert_eq!(report.results[0].request, None);
     assert!(matches!(report.results[1].outcome, Outcome::Delivered { .. }));
@@ -177,12 +177,12 @@ async fn preflight_rejects_only_the_events_the_debug_endpoint_names() {
 
     // The worker sends what the preflight let through: validated, so accepted.
     let rest: Vec<Claimed> = batch.into_iter().filter(|c| c.delivery_id != 2).collect();
-    let report = ga4.send(&rest).await;
+    let report = ga4.send(&rest, &pre.validated).await;
     for r in &report.results {
         assert!(matches!(r.outcome, Outcome::Delivered { accepted: true, .. }), "{:?}", r.outcome);
     }
-    // A second send of the same deliveries was not validated again: merely sent.
-    let report = ga4.send(&rest).await;
+    // A send without a preflight's word is merely sent.
+    let report = ga4.send(&rest, &[]).await;
     assert!(matches!(report.results[0].outcome, Outcome::Delivered { accepted: false, .. }));
     sim.shutdown().await;
 }
