@@ -107,6 +107,8 @@ pub struct Claimed {
     pub strip_personal: bool,
     /// When the delivery was planned: the age limit counts from here.
     pub created_at: chrono::DateTime<chrono::Utc>,
+    /// This send is a forced replay of a delivered delivery.
+    pub forced: bool,
 }
 
 /// What a destination made of one delivery in a send.

@@ -85,6 +85,8 @@ pub struct DeliveryUpdate {
     pub payload_sha256: Option<String>,
     /// Index into the recording's `requests`.
     pub request: Option<usize>,
+    /// The attempt belongs to a forced replay.
+    pub forced: bool,
 }
 
 /// One worker's results for a batch: the requests made and what became of each delivery.

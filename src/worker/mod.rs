@@ -127,6 +127,7 @@ async fn expire(ctx: &WorkerContext, name: &str, claimed: Vec<Claimed>) -> Vec<C
             detail: Some(format!("ended before sending: {why}")),
             payload_sha256: None,
             request: None,
+            forced: c.forced,
         };
         if outside_window(&c.event, rules.window(), now) {
             updates.push(end(DeliveryState::Skipped, reason::OUTSIDE_WINDOW, vec![]));
@@ -221,6 +222,7 @@ fn absorb(ctx: &WorkerContext, rec: &mut Recording, report: SendReport, batch: &
             detail: settled.detail,
             payload_sha256,
             request: request.map(|i| i + offset),
+            forced: claimed.forced,
         });
     }
 }

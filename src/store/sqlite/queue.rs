@@ -24,7 +24,7 @@ pub(super) fn claim(
         "UPDATE deliveries SET state = 'claimed', lease_owner = ?1, lease_until = ?2, updated_at = ?3 \
          WHERE id IN (SELECT id FROM deliveries WHERE state = 'pending' AND destination = ?4 \
                       AND next_attempt_at <= ?3 ORDER BY next_attempt_at LIMIT ?5) \
-         RETURNING id, event_id, dest_event, browser_tracked, strip_personal, attempts, created_at",
+         RETURNING id, event_id, dest_event, browser_tracked, strip_personal, attempts, created_at, forced",
     )?;
     let rows = stmt
         .query_map(params![owner, until, to_us(now), destination, limit as i64], |r| {
@@ -35,11 +35,12 @@ pub(super) fn claim(
                 r.get::<_, bool>(4)?,
                 r.get::<_, u32>(5)?,
                 r.get::<_, i64>(6)?,
+                r.get::<_, bool>(7)?,
             ))
         })?
         .collect::<Result<Vec<_>, _>>()?;
     let mut claimed = Vec::with_capacity(rows.len());
-    for (delivery_id, event_id, route, strip_personal, attempts, created_at) in rows {
+    for (delivery_id, event_id, route, strip_personal, attempts, created_at, forced) in rows {
         claimed.push(Claimed {
             delivery_id,
             event: load_event(conn, &event_id)?,
@@ -47,6 +48,7 @@ pub(super) fn claim(
             attempts,
             strip_personal,
             created_at: from_us(created_at),
+            forced,
         });
     }
     claimed.sort_by_key(|c| c.delivery_id);
@@ -103,20 +105,15 @@ pub(super) fn record(conn: &Connection, rec: &Recording, now: DateTime<Utc>) -> 
         "UPDATE deliveries SET state = ?2, reason = ?3, messages = ?4, attempts = attempts + ?5, \
          next_attempt_at = ?6, lease_owner = NULL, lease_until = NULL, updated_at = ?7, \
          forced = CASE WHEN ?2 = 'pending' THEN forced ELSE 0 END \
-         WHERE id = ?1 AND state IN ('claimed', 'sending') RETURNING attempts, forced",
+         WHERE id = ?1 AND state IN ('claimed', 'sending') RETURNING attempts",
     )?;
     let mut insert_attempt = conn.prepare_cached(
         "INSERT INTO attempts (delivery_id, request_id, attempt, at, outcome, detail, payload_sha256, forced) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?;
     for u in &rec.updates {
-        let was_forced: bool = conn
-            .prepare_cached("SELECT forced FROM deliveries WHERE id = ?1")?
-            .query_row([u.delivery_id], |r| r.get(0))
-            .optional()?
-            .unwrap_or(false);
         let messages = (!u.messages.is_empty()).then(|| serde_json::to_string(&u.messages)).transpose()?;
-        let updated: Option<(u32, bool)> = update
+        let updated: Option<u32> = update
             .query_row(
                 params![
                     u.delivery_id,
@@ -127,13 +124,13 @@ pub(super) fn record(conn: &Connection, rec: &Recording, now: DateTime<Utc>) -> 
                     u.next_attempt_at.map(to_us),
                     to_us(now)
                 ],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| r.get(0),
             )
             .optional()?;
         // A delivery no longer leased to us (taken over after our lease ran out) keeps its new
         // owner's state, but what we did is still logged.
         let attempt_no = match updated {
-            Some((n, _)) => n,
+            Some(n) => n,
             None => conn
                 .prepare_cached("SELECT attempts FROM deliveries WHERE id = ?1")?
                 .query_row([u.delivery_id], |r| r.get(0))
@@ -148,7 +145,7 @@ pub(super) fn record(conn: &Connection, rec: &Recording, now: DateTime<Utc>) -> 
             u.outcome,
             u.detail,
             u.payload_sha256,
-            was_forced
+            u.forced
         ])?;
     }
     Ok(())

@@ -41,6 +41,7 @@ fn claimed(attempts: u32, age: ChronoDuration) -> Claimed {
         attempts,
         strip_personal: false,
         created_at: now() - age,
+        forced: false,
     }
 }
 

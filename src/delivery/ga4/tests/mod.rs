@@ -77,6 +77,7 @@ pub(super) fn claimed(delivery_id: i64, event: Event, route_event: &str) -> Clai
         attempts: 0,
         strip_personal: false,
         created_at: Utc::now(),
+        forced: false,
     }
 }
 
