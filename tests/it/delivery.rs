@@ -225,3 +225,18 @@ async fn counts_add_up_across_a_mixed_run() {
         "every delivered one reached GA4 once"
     );
 }
+
+#[tokio::test]
+async fn debug_endpoint_validation_marks_deliveries_accepted() {
+    let ga4 = surety::sim::ga4::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start_custom(dir, ga4, "validate_with_debug_endpoint = true", "").await;
+    assert_eq!(s.post("/v1/events", &purchase("v1", 1)).await.status(), 202);
+    assert_eq!(s.settled("order:v1:order_paid").await, ["ga4-web:delivered:accepted"]);
+    assert_eq!(s.ga4.debug_request_count(), 1);
+    let v = s.event("order:v1:order_paid").await;
+    let endpoints: Vec<&str> =
+        v["attempts"].as_array().unwrap().iter().filter_map(|a| a["endpoint"].as_str()).collect();
+    assert_eq!(endpoints, ["collect"], "the attempt is the production send");
+    assert_eq!(s.ga4.received_events().len(), 1);
+}

@@ -35,6 +35,11 @@ pub fn init_env() {
 
 /// Test settings: fast retries and polling, auth on, one GA4 destination at `ga4_base`.
 pub fn config_toml(db: &std::path::Path, ga4_base: &str, extra: &str) -> String {
+    config_toml_with(db, ga4_base, "", extra)
+}
+
+/// As [`config_toml`], with `dest_extra` added to the GA4 destination's table.
+pub fn config_toml_with(db: &std::path::Path, ga4_base: &str, dest_extra: &str, extra: &str) -> String {
     format!(
         r#"
 [storage]
@@ -66,6 +71,7 @@ measurement_id = "G-TEST123"
 api_secret = "env:{GA4_SECRET_ENV}"
 base_url = "{ga4_base}"
 timeout_ms = 2000
+{dest_extra}
 
 [catalog.order_paid]
 ga4-web = {{ event = "purchase" }}
@@ -108,9 +114,15 @@ impl TestServer {
     }
 
     pub async fn start_in(dir: TempDir, ga4: Ga4Sim, extra: &str) -> Self {
+        Self::start_custom(dir, ga4, "", extra).await
+    }
+
+    /// `dest_extra` is TOML added to the GA4 destination's table.
+    pub async fn start_custom(dir: TempDir, ga4: Ga4Sim, dest_extra: &str, extra: &str) -> Self {
         init_env();
         let db = dir.path().join("surety.db");
-        let config = Config::from_toml(&config_toml(&db, &ga4.base_url, extra)).expect("valid test config");
+        let config =
+            Config::from_toml(&config_toml_with(&db, &ga4.base_url, dest_extra, extra)).expect("valid test config");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let (stop, stopped) = oneshot::channel::<()>();
