@@ -10,7 +10,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::store::Counts;
+use crate::store::QueueStat;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct EventLabels {
@@ -87,13 +87,13 @@ impl Metrics {
     }
 
     /// Refreshes the gauges from the ledger, then renders everything.
-    pub fn render(&self, counts: &Counts, now: chrono::DateTime<chrono::Utc>) -> String {
+    pub fn render(&self, queues: &[QueueStat], now: chrono::DateTime<chrono::Utc>) -> String {
         self.queue_depth.clear();
         self.oldest_pending.clear();
-        for (dest, depth, oldest) in &counts.queues {
-            let labels = DestinationLabels { destination: dest.clone() };
-            self.queue_depth.get_or_create(&labels).set(*depth as i64);
-            let age = oldest.map(|t| (now - t).num_milliseconds().max(0) as f64 / 1000.0).unwrap_or(0.0);
+        for q in queues {
+            let labels = DestinationLabels { destination: q.destination.clone() };
+            self.queue_depth.get_or_create(&labels).set(q.depth as i64);
+            let age = q.oldest.map(|t| (now - t).num_milliseconds().max(0) as f64 / 1000.0).unwrap_or(0.0);
             self.oldest_pending.get_or_create(&labels).set(age);
         }
         let mut out = String::new();

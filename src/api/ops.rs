@@ -20,11 +20,11 @@ pub async fn readyz(State(app): State<Arc<App>>) -> Result<&'static str, Problem
 }
 
 pub async fn metrics(State(app): State<Arc<App>>) -> Response {
-    match app.store.counts().await {
-        Ok(counts) => (
+    match app.store.queues().await {
+        Ok(queues) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
-            app.metrics.render(&counts, chrono::Utc::now()),
+            app.metrics.render(&queues, chrono::Utc::now()),
         )
             .into_response(),
         Err(e) => Problem::storage(&e).into_response(),

@@ -202,8 +202,17 @@ pub struct Counts {
     pub conflicts: u64,
     /// (destination, state, reason) → deliveries.
     pub deliveries: Vec<(String, DeliveryState, Option<String>, u64)>,
-    /// destination → (pending deliveries, oldest pending planned at).
-    pub queues: Vec<(String, u64, Option<DateTime<Utc>>)>,
+    pub queues: Vec<QueueStat>,
+}
+
+/// One destination's live queue.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct QueueStat {
+    pub destination: String,
+    /// Deliveries pending or in flight.
+    pub depth: u64,
+    /// When the oldest of them was planned.
+    pub oldest: Option<DateTime<Utc>>,
 }
 
 /// What crash recovery did at start.
@@ -252,7 +261,11 @@ pub trait Store: Send + Sync {
     ) -> Result<ReplayReport, StoreError>;
     async fn event(&self, event_id: &str) -> Result<Option<EventView>, StoreError>;
     async fn deliveries(&self, filter: DeliveryFilter) -> Result<Vec<DeliveryView>, StoreError>;
+    /// Whole-ledger totals (scans the ledger: for checks and reports, not for every scrape).
     async fn counts(&self) -> Result<Counts, StoreError>;
+    /// Per destination: deliveries pending or in flight, and when the oldest was planned.
+    /// Cheap at any ledger size (an index over live deliveries).
+    async fn queues(&self) -> Result<Vec<QueueStat>, StoreError>;
     /// When the next pending delivery of a destination is due.
     async fn next_due(&self, destination: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
     /// Whether the database answers (readiness).

@@ -17,8 +17,8 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::{
-    Claimed, Counts, DeliveryFilter, DeliveryView, EventView, IdentityCapture, IngestResult, Recording, Recovered,
-    ReplayReport, ReplaySelector, Store, StoreError,
+    Claimed, Counts, DeliveryFilter, DeliveryView, EventView, IdentityCapture, IngestResult, QueueStat, Recording,
+    Recovered, ReplayReport, ReplaySelector, Store, StoreError,
 };
 use crate::core::plan::Planner;
 use crate::core::Event;
@@ -257,6 +257,10 @@ impl Store for SqliteStore {
 
     async fn counts(&self) -> Result<Counts, StoreError> {
         self.read(queries::counts).await
+    }
+
+    async fn queues(&self) -> Result<Vec<QueueStat>, StoreError> {
+        self.read(queries::queues).await
     }
 
     async fn next_due(&self, destination: &str) -> Result<Option<DateTime<Utc>>, StoreError> {

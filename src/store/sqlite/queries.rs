@@ -6,7 +6,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use super::from_us;
 use crate::core::{DeliveryState, Event};
 use crate::store::{
-    AttemptView, ConflictView, Counts, DeliveryFilter, DeliveryView, EventView, ReplayView, StoreError,
+    AttemptView, ConflictView, Counts, DeliveryFilter, DeliveryView, EventView, QueueStat, ReplayView, StoreError,
 };
 
 const DELIVERY_COLUMNS: &str = "id, event_id, destination, dest_event, state, reason, messages, attempts, \
@@ -157,14 +157,19 @@ pub(super) fn counts(conn: &Connection) -> Result<Counts, StoreError> {
             Ok((d, s.parse().map_err(StoreError::Corrupt)?, reason, n))
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
-    let queues = conn
+    Ok(Counts { events, routed, not_routed: events - routed, conflicts, deliveries, queues: queues(conn)? })
+}
+
+pub(super) fn queues(conn: &Connection) -> Result<Vec<QueueStat>, StoreError> {
+    Ok(conn
         .prepare_cached(
             "SELECT destination, count(*), min(created_at) FROM deliveries \
              WHERE state IN ('pending', 'claimed', 'sending') GROUP BY destination ORDER BY destination",
         )?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, Option<i64>>(2)?.map(from_us))))?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Counts { events, routed, not_routed: events - routed, conflicts, deliveries, queues })
+        .query_map([], |r| {
+            Ok(QueueStat { destination: r.get(0)?, depth: r.get(1)?, oldest: r.get::<_, Option<i64>>(2)?.map(from_us) })
+        })?
+        .collect::<Result<Vec<_>, _>>()?)
 }
 
 pub(super) fn next_due(conn: &Connection, destination: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
