@@ -2,12 +2,17 @@
 //! `SURETY_…` environment variables. Validated as a whole at start; secrets cannot be printed.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::path::Path;
 
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
+
+mod ga4;
+mod secret;
+
+pub use ga4::Ga4Config;
+pub use secret::{Secret, SecretValue};
 
 use crate::core::plan::{ConsentPurpose, OnPersonalDataDenied};
 use crate::core::retry::RetryPolicy;
@@ -112,6 +117,15 @@ impl DestinationConfig {
     }
 }
 
+mod defaults {
+    pub fn concurrency() -> usize {
+        8
+    }
+    pub fn timeout_ms() -> u64 {
+        10_000
+    }
+}
+
 /// Settings every destination has.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -144,108 +158,6 @@ impl Default for ConsentConfig {
             on_personal_data_denied: OnPersonalDataDenied::Strip,
             assume_granted: false,
         }
-    }
-}
-
-/// GA4 Measurement Protocol (PLATFORMS.md §GA4).
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Ga4Config {
-    pub name: String,
-    /// Web stream id `G-…`.
-    pub measurement_id: String,
-    pub api_secret: Secret,
-    /// `https://www.google-analytics.com`, `https://region1.google-analytics.com` (EU), a proxy or a simulator.
-    #[serde(default = "defaults::ga4_base_url")]
-    pub base_url: String,
-    /// Events per request, at most 25.
-    #[serde(default = "defaults::ga4_batch_size")]
-    pub batch_size: usize,
-    /// How old an event may be, at most 72 hours.
-    #[serde(default = "defaults::ga4_window_hours")]
-    pub window_hours: u32,
-    /// Validate every batch against `/debug/mp/collect` before sending it.
-    #[serde(default)]
-    pub validate_with_debug_endpoint: bool,
-    #[serde(flatten)]
-    pub common: Common,
-}
-
-mod defaults {
-    pub fn concurrency() -> usize {
-        8
-    }
-    pub fn timeout_ms() -> u64 {
-        10_000
-    }
-    pub fn ga4_base_url() -> String {
-        "https://www.google-analytics.com".into()
-    }
-    pub fn ga4_batch_size() -> usize {
-        25
-    }
-    pub fn ga4_window_hours() -> u32 {
-        72
-    }
-}
-
-/// A secret named by where it lives — `env:NAME` or `file:PATH` — never inline.
-/// Neither `Debug` nor `Display` shows the value; only the reference is ever printed.
-#[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct Secret {
-    reference: String,
-}
-
-impl Secret {
-    /// Reads the value now (config validation) or fails with why.
-    pub fn resolve(&self) -> Result<SecretValue, String> {
-        if let Some(name) = self.reference.strip_prefix("env:") {
-            std::env::var(name).map(SecretValue).map_err(|_| format!("environment variable {name} is not set"))
-        } else if let Some(path) = self.reference.strip_prefix("file:") {
-            std::fs::read_to_string(path)
-                .map(|s| SecretValue(s.trim_end_matches(['\n', '\r']).to_owned()))
-                .map_err(|e| format!("cannot read secret file {path}: {e}"))
-        } else {
-            Err("a secret must be written env:NAME or file:PATH".into())
-        }
-    }
-
-    pub fn reference(&self) -> &str {
-        &self.reference
-    }
-}
-
-impl TryFrom<String> for Secret {
-    type Error = String;
-    fn try_from(reference: String) -> Result<Self, Self::Error> {
-        if reference.starts_with("env:") || reference.starts_with("file:") {
-            Ok(Self { reference })
-        } else {
-            Err("secrets are never written inline: use \"env:NAME\" or \"file:/path\"".into())
-        }
-    }
-}
-
-impl From<Secret> for String {
-    fn from(s: Secret) -> String {
-        s.reference
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Secret({})", self.reference)
-    }
-}
-
-/// A resolved secret. No `Debug`, no `Display`: it can be used, not printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SecretValue(String);
-
-impl SecretValue {
-    pub fn expose(&self) -> &str {
-        &self.0
     }
 }
 
@@ -369,33 +281,6 @@ impl Config {
     pub fn sqlite_path(&self) -> Option<&str> {
         let rest = self.storage.url.strip_prefix("sqlite:")?;
         Some(rest.trim_start_matches("//"))
-    }
-}
-
-impl Ga4Config {
-    fn problems(&self, p: &mut Vec<String>) {
-        let n = &self.name;
-        let id_ok = self.measurement_id.starts_with("G-")
-            && self.measurement_id.len() > 2
-            && self.measurement_id[2..].chars().all(|c| c.is_ascii_alphanumeric());
-        if !id_ok {
-            p.push(format!(
-                "destinations.{n}.measurement_id: '{}' is not a web stream id such as G-ABC123",
-                self.measurement_id
-            ));
-        }
-        if let Err(e) = self.api_secret.resolve() {
-            p.push(format!("destinations.{n}.api_secret ({}): {e}", self.api_secret.reference()));
-        }
-        if url::Url::parse(&self.base_url).map(|u| !["http", "https"].contains(&u.scheme())).unwrap_or(true) {
-            p.push(format!("destinations.{n}.base_url: '{}' is not an http(s) URL", self.base_url));
-        }
-        if !(1..=25).contains(&self.batch_size) {
-            p.push(format!("destinations.{n}.batch_size: GA4 takes 1 to 25 events per request"));
-        }
-        if !(1..=72).contains(&self.window_hours) {
-            p.push(format!("destinations.{n}.window_hours: GA4 accepts events up to 72 hours old"));
-        }
     }
 }
 

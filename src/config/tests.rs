@@ -93,11 +93,11 @@ ga4-web = {{ event = "refund" }}
     let routes = config.routes();
     assert_eq!(
         routes["order_paid"],
-        vec![("ga4-web".to_owned(), Route { event: "purchase".into(), browser_tracked: true })]
+        vec![("ga4-web".to_owned(), Route { event: "purchase".into(), browser_tracked: true, ..Route::default() })]
     );
     assert_eq!(
         routes["refund_completed"],
-        vec![("ga4-web".to_owned(), Route { event: "refund".into(), browser_tracked: false })]
+        vec![("ga4-web".to_owned(), Route { event: "refund".into(), browser_tracked: false, ..Route::default() })]
     );
 }
 

@@ -85,7 +85,7 @@ pub mod reason {
 }
 
 /// How a catalog entry routes a kind to one destination.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Route {
     /// The destination's event name (`purchase`, `refund`, `Purchase`, …).
@@ -93,6 +93,9 @@ pub struct Route {
     /// The browser already records this kind for this destination.
     #[serde(default)]
     pub browser_tracked: bool,
+    /// Meta `action_source` for this kind (`system_generated` unless stated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action_source: Option<String>,
 }
 
 /// A delivery claimed by a worker, with the stored event it is built from.

@@ -163,6 +163,10 @@ pub struct Identity {
     pub ip: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_agent: Option<String>,
+    /// The id the browser tag gave the same conversion (Meta pixel `eventID`, LinkedIn Insight
+    /// Tag `eventId`), so a platform that dedupes on it keeps one of the two sends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub browser_event_id: Option<String>,
 }
 
 /// The personal fields: hashed at ingest, stripped when consent for ad user data is denied.

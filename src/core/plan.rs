@@ -204,7 +204,8 @@ pub fn join(event: &mut Event, bridge: &Identity, bridge_consent: &Consent) {
             fbc,
             li_fat_id,
             ip,
-            user_agent
+            user_agent,
+            browser_event_id
         );
     }
     event.joined.extend(joined);

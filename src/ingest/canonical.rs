@@ -77,6 +77,7 @@ struct IdentityInput {
     li_fat_id: Option<String>,
     ip: Option<String>,
     user_agent: Option<String>,
+    browser_event_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -286,6 +287,7 @@ fn parse_identity(i: IdentityInput, field: &str, errors: &mut Vec<FieldError>) -
         li_fat_id: plain("li_fat_id", i.li_fat_id),
         ip: plain("ip", i.ip),
         user_agent: plain("user_agent", i.user_agent),
+        browser_event_id: plain("browser_event_id", i.browser_event_id),
         ..Identity::default()
     };
     let country = plain("country", i.country);

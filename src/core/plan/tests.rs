@@ -88,7 +88,7 @@ impl Rules for TestRules {
 }
 
 fn route(browser_tracked: bool) -> Route {
-    Route { event: "purchase".into(), browser_tracked }
+    Route { event: "purchase".into(), browser_tracked, ..Route::default() }
 }
 
 /// A planner routing `order_paid` to one destination `dest` with the given rules and route.

@@ -61,8 +61,8 @@ pub(super) fn ingest(
         let now = to_us(event.received_at);
         let mut insert = conn.prepare_cached(
             "INSERT INTO deliveries (event_id, destination, dest_event, browser_tracked, strip_personal, state, \
-             reason, messages, next_attempt_at, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+             reason, messages, next_attempt_at, created_at, updated_at, route) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11)",
         )?;
         for p in &planned {
             let messages = (!p.messages.is_empty()).then(|| serde_json::to_string(&p.messages)).transpose()?;
@@ -77,7 +77,8 @@ pub(super) fn ingest(
                 p.reason,
                 messages,
                 due,
-                now
+                now,
+                serde_json::to_string(&p.route)?
             ])?;
         }
         results.push(IngestResult {

@@ -23,7 +23,8 @@ use super::{
 use crate::core::plan::Planner;
 use crate::core::Event;
 
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_ledger.sql")];
+const MIGRATIONS: &[&str] =
+    &[include_str!("migrations/0001_ledger.sql"), include_str!("migrations/0002_delivery_route.sql")];
 /// Most writes folded into one transaction.
 const MAX_GROUP: usize = 512;
 const READERS: usize = 4;

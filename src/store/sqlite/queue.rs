@@ -24,14 +24,17 @@ pub(super) fn claim(
         "UPDATE deliveries SET state = 'claimed', lease_owner = ?1, lease_until = ?2, updated_at = ?3 \
          WHERE id IN (SELECT id FROM deliveries WHERE state = 'pending' AND destination = ?4 \
                       AND next_attempt_at <= ?3 ORDER BY next_attempt_at LIMIT ?5) \
-         RETURNING id, event_id, dest_event, browser_tracked, strip_personal, attempts, created_at, forced",
+         RETURNING id, event_id, dest_event, browser_tracked, strip_personal, attempts, created_at, forced, route",
     )?;
     let rows = stmt
         .query_map(params![owner, until, to_us(now), destination, limit as i64], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, String>(1)?,
-                Route { event: r.get(2)?, browser_tracked: r.get(3)? },
+                (
+                    Route { event: r.get(2)?, browser_tracked: r.get(3)?, ..Route::default() },
+                    r.get::<_, Option<String>>(8)?,
+                ),
                 r.get::<_, bool>(4)?,
                 r.get::<_, u32>(5)?,
                 r.get::<_, i64>(6)?,
@@ -40,7 +43,8 @@ pub(super) fn claim(
         })?
         .collect::<Result<Vec<_>, _>>()?;
     let mut claimed = Vec::with_capacity(rows.len());
-    for (delivery_id, event_id, route, strip_personal, attempts, created_at, forced) in rows {
+    for (delivery_id, event_id, (route, stored), strip_personal, attempts, created_at, forced) in rows {
+        let route = stored_route(stored, route)?;
         claimed.push(Claimed {
             delivery_id,
             event: load_event(conn, &event_id)?,
@@ -53,6 +57,14 @@ pub(super) fn claim(
     }
     claimed.sort_by_key(|c| c.delivery_id);
     Ok(claimed)
+}
+
+/// The route stored with the delivery, or the one rebuilt from its columns for older rows.
+fn stored_route(stored: Option<String>, fallback: Route) -> Result<Route, StoreError> {
+    match stored {
+        Some(json) => Ok(serde_json::from_str(&json)?),
+        None => Ok(fallback),
+    }
 }
 
 fn load_event(conn: &Connection, event_id: &str) -> Result<Event, StoreError> {
@@ -168,17 +180,17 @@ pub(super) fn recover(
              updated_at = ?1 WHERE state = 'claimed' AND lease_until < ?2",
         )?
         .execute(params![now_us, cutoff])? as u64;
-    let doubtful: Vec<(i64, String, String, String, u32)> = conn
+    let doubtful: Vec<(i64, String, String, String, u32, Option<String>)> = conn
         .prepare_cached(
-            "SELECT id, event_id, destination, dest_event, attempts FROM deliveries \
+            "SELECT id, event_id, destination, dest_event, attempts, route FROM deliveries \
              WHERE state = 'sending' AND lease_until < ?1",
         )?
-        .query_map([cutoff], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
+        .query_map([cutoff], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))?
         .collect::<Result<_, _>>()?;
     let mut out = Recovered { released, ..Recovered::default() };
-    for (id, event_id, destination, dest_event, attempts) in doubtful {
+    for (id, event_id, destination, dest_event, attempts, stored) in doubtful {
         let event = load_event(conn, &event_id)?;
-        let route = Route { event: dest_event, browser_tracked: false };
+        let route = stored_route(stored, Route { event: dest_event, ..Route::default() })?;
         let resend = planner.rules(&destination).is_some_and(|rules| rules.dedupes_resend(&event, &route));
         let (state, outcome, detail) = if resend {
             out.resent += 1;

@@ -37,7 +37,7 @@ fn claimed(attempts: u32, age: ChronoDuration) -> Claimed {
             attributes: BTreeMap::new(),
             joined: vec![],
         },
-        route: Route { event: "purchase".into(), browser_tracked: false },
+        route: Route { event: "purchase".into(), browser_tracked: false, ..Route::default() },
         attempts,
         strip_personal: false,
         created_at: now() - age,

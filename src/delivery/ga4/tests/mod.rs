@@ -20,7 +20,7 @@ pub(super) fn at(s: &str) -> DateTime<Utc> {
 }
 
 pub(super) fn route(event: &str) -> Route {
-    Route { event: event.into(), browser_tracked: false }
+    Route { event: event.into(), browser_tracked: false, ..Route::default() }
 }
 
 /// A minimal event for `subject_type:id`, happening an hour ago, with a client id.
