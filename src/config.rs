@@ -9,6 +9,9 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 mod ga4;
+pub mod google_ads;
+pub mod linkedin;
+pub mod meta;
 mod secret;
 
 pub use ga4::Ga4Config;
@@ -85,6 +88,24 @@ pub struct WorkerConfig {
     pub claim_batch: usize,
     /// Longest sleep when nothing is due (new events wake workers at once).
     pub poll_interval_ms: u64,
+    /// Consecutive failed requests that open a destination's circuit.
+    pub breaker_threshold: u32,
+    /// First open period of the circuit; doubles at each re-opening up to the maximum.
+    pub breaker_cooldown_ms: u64,
+    pub breaker_max_cooldown_ms: u64,
+    /// How long a destination pauses after the platform refused our credentials.
+    pub halt_cooldown_secs: u64,
+}
+
+impl WorkerConfig {
+    pub fn breaker(&self) -> crate::worker::BreakerPolicy {
+        crate::worker::BreakerPolicy {
+            threshold: self.breaker_threshold.max(1),
+            cooldown: std::time::Duration::from_millis(self.breaker_cooldown_ms),
+            max_cooldown: std::time::Duration::from_millis(self.breaker_max_cooldown_ms.max(self.breaker_cooldown_ms)),
+            halt_cooldown: std::time::Duration::from_secs(self.halt_cooldown_secs),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -136,8 +157,22 @@ pub struct Common {
     /// Per-request timeout.
     #[serde(default = "defaults::timeout_ms")]
     pub timeout_ms: u64,
+    /// Most requests per minute to this destination (none: no limit beyond `concurrency`).
+    #[serde(default)]
+    pub requests_per_minute: Option<u32>,
     #[serde(default)]
     pub consent: ConsentConfig,
+}
+
+impl Default for Common {
+    fn default() -> Self {
+        Self {
+            concurrency: defaults::concurrency(),
+            timeout_ms: defaults::timeout_ms(),
+            requests_per_minute: None,
+            consent: ConsentConfig::default(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

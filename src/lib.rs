@@ -118,9 +118,13 @@ pub async fn run(
             retry: config.retry.clone(),
             config: config.worker.clone(),
             owner: format!("surety-{}", std::process::id()),
+            breaker: config.worker.breaker(),
         };
-        for (dest, wake) in destinations.into_iter().zip(wake) {
-            workers.spawn(worker::run(ctx.clone(), dest, wake, cancel.clone()));
+        for ((dest, wake), dc) in destinations.into_iter().zip(wake).zip(&config.destinations) {
+            let pace =
+                dc.common().requests_per_minute.filter(|&n| n > 0).map(|n| std::time::Duration::from_secs(60) / n);
+            let lane = worker::Lane { destination: dest, pace };
+            workers.spawn(worker::run(ctx.clone(), lane, wake, cancel.clone()));
         }
     }
     {

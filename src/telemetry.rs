@@ -46,6 +46,7 @@ pub struct Metrics {
     pub queue_depth: Family<DestinationLabels, Gauge>,
     pub oldest_pending: Family<DestinationLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     pub latency: Family<DestinationLabels, Histogram>,
+    pub circuit_open: Family<DestinationLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -83,7 +84,22 @@ impl Metrics {
             Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0, 86400.0])
         });
         registry.register("delivery_latency_seconds", "From receipt of the event to its delivery", latency.clone());
-        Self { registry: Mutex::new(registry), events, deliveries, attempts, queue_depth, oldest_pending, latency }
+        let circuit_open = Family::<DestinationLabels, Gauge>::default();
+        registry.register(
+            "circuit_open",
+            "1 while a destination's circuit is open or probing (sustained failure or refused credentials)",
+            circuit_open.clone(),
+        );
+        Self {
+            registry: Mutex::new(registry),
+            events,
+            deliveries,
+            attempts,
+            queue_depth,
+            oldest_pending,
+            latency,
+            circuit_open,
+        }
     }
 
     /// Refreshes the gauges from the ledger, then renders everything.

@@ -3,10 +3,11 @@
 //! sends, and records every outcome — a failed attempt is always rescheduled or ended with a
 //! reason, never dropped.
 
+mod breaker;
 mod outcome;
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -14,6 +15,7 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+pub use breaker::{Breaker, BreakerPolicy, Gate};
 pub use outcome::{settle, Settled};
 
 use crate::config::WorkerConfig;
@@ -35,18 +37,58 @@ pub struct WorkerContext {
     pub config: WorkerConfig,
     /// Identifies this process in leases.
     pub owner: String,
+    pub breaker: BreakerPolicy,
+}
+
+/// One destination's lane: its adapter, its circuit breaker and its pace.
+#[derive(Clone)]
+pub struct Lane {
+    pub destination: Arc<dyn Destination>,
+    /// Least time between two requests (from `requests_per_minute`), if limited.
+    pub pace: Option<Duration>,
+}
+
+type SharedBreaker = Arc<Mutex<Breaker>>;
+
+fn lock(b: &SharedBreaker) -> std::sync::MutexGuard<'_, Breaker> {
+    // The breaker's fields stay consistent under any panic: each method leaves them whole.
+    b.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Runs one destination's worker until `cancel`; then finishes (and records) what is in flight.
-pub async fn run(ctx: WorkerContext, dest: Arc<dyn Destination>, wake: Arc<Notify>, cancel: CancellationToken) {
+pub async fn run(ctx: WorkerContext, lane: Lane, wake: Arc<Notify>, cancel: CancellationToken) {
+    let dest = lane.destination.clone();
     let name = dest.name().to_owned();
     let permits = Arc::new(Semaphore::new(dest.concurrency()));
+    let breaker: SharedBreaker = Arc::new(Mutex::new(Breaker::new(ctx.breaker.clone())));
+    let mut next_send = tokio::time::Instant::now();
     let mut in_flight = JoinSet::new();
     let lease = Duration::from_secs(ctx.config.lease_secs);
     tracing::info!(destination = %name, "worker started");
     while !cancel.is_cancelled() {
         while in_flight.try_join_next().is_some() {}
-        let claimed = match ctx.store.claim(&name, ctx.config.claim_batch, lease, &ctx.owner, Utc::now()).await {
+        let gate = lock(&breaker).gate(std::time::Instant::now());
+        ctx.metrics
+            .circuit_open
+            .get_or_create(&DestinationLabels { destination: name.clone() })
+            .set(i64::from(gate != Gate::Closed));
+        let limit = match gate {
+            Gate::Closed => ctx.config.claim_batch,
+            // One delivery probes the platform, once nothing else is in flight.
+            Gate::Probe if in_flight.is_empty() => 1,
+            Gate::Probe => {
+                let _ = in_flight.join_next().await;
+                continue;
+            }
+            Gate::Open(until) => {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(until.into()) => {}
+                    _ = cancel.cancelled() => {}
+                }
+                continue;
+            }
+        };
+        let claimed = match ctx.store.claim(&name, limit, lease, &ctx.owner, Utc::now()).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(destination = %name, error = %e, "claim failed");
@@ -73,9 +115,14 @@ pub async fn run(ctx: WorkerContext, dest: Arc<dyn Destination>, wake: Arc<Notif
                 }
             };
             let Ok(permit) = permit else { break };
-            let (ctx, dest) = (ctx.clone(), dest.clone());
+            if let Some(pace) = lane.pace {
+                next_send = next_send.max(tokio::time::Instant::now());
+                tokio::time::sleep_until(next_send).await;
+                next_send += pace;
+            }
+            let (ctx, dest, breaker) = (ctx.clone(), dest.clone(), breaker.clone());
             in_flight.spawn(async move {
-                process(&ctx, dest.as_ref(), batch).await;
+                process(&ctx, dest.as_ref(), batch, &breaker).await;
                 drop(permit);
             });
         }
@@ -149,10 +196,11 @@ async fn expire(ctx: &WorkerContext, name: &str, claimed: Vec<Claimed>) -> Vec<C
 }
 
 /// One batch: preflight, mark as sending, send, settle each outcome, record.
-async fn process(ctx: &WorkerContext, dest: &dyn Destination, batch: Vec<Claimed>) {
+async fn process(ctx: &WorkerContext, dest: &dyn Destination, batch: Vec<Claimed>, breaker: &SharedBreaker) {
     let name = dest.name().to_owned();
     let mut recording = Recording { destination: name.clone(), ..Recording::default() };
     let mut pre = dest.preflight(&batch).await;
+    judge(&name, &pre, breaker);
     let refused: HashSet<i64> = pre.results.iter().map(|r| r.delivery_id).collect();
     let validated = std::mem::take(&mut pre.validated);
     absorb(ctx, &mut recording, pre, &batch, false);
@@ -177,9 +225,40 @@ async fn process(ctx: &WorkerContext, dest: &dyn Destination, batch: Vec<Claimed
                 request: None,
             });
         }
+        judge(&name, &report, breaker);
         absorb(ctx, &mut recording, report, &to_send, true);
     }
     save(ctx, recording).await;
+}
+
+/// What a report says about the platform's health, told to the breaker: credentials refused
+/// ("halt:" reasons) open it at once; a report whose every delivery must be retried counts as
+/// a failure; anything the platform answered on its merits is a success.
+fn judge(name: &str, report: &SendReport, breaker: &SharedBreaker) {
+    let now = std::time::Instant::now();
+    let retry_reasons: Vec<&str> = report
+        .results
+        .iter()
+        .filter_map(|r| match &r.outcome {
+            Outcome::Retry { reason, .. } => Some(reason.as_str()),
+            _ => None,
+        })
+        .collect();
+    if let Some(halt) = retry_reasons.iter().find(|r| r.starts_with("halt:")) {
+        tracing::error!(destination = %name, reason = %halt, "destination halted: fix its credentials; deliveries wait");
+        lock(breaker).halt(now, halt);
+    } else if !report.results.is_empty() && retry_reasons.len() == report.results.len() {
+        if lock(breaker).failure(now, retry_reasons[0]) {
+            tracing::warn!(destination = %name, reason = %retry_reasons[0], "circuit open: pausing this destination");
+        }
+    } else if report.results.iter().any(|r| !matches!(r.outcome, Outcome::OutsideWindow)) || !report.requests.is_empty()
+    {
+        let mut b = lock(breaker);
+        if b.is_open() {
+            tracing::info!(destination = %name, "circuit closed: the platform answers again");
+        }
+        b.success();
+    }
 }
 
 /// Turns a destination's report into ledger updates and metrics.

@@ -240,3 +240,76 @@ async fn debug_endpoint_validation_marks_deliveries_accepted() {
     assert_eq!(endpoints, ["collect"], "the attempt is the production send");
     assert_eq!(s.ga4.received_events().len(), 1);
 }
+
+#[tokio::test]
+async fn a_sick_destination_does_not_hold_up_a_healthy_one() {
+    let sick = surety::sim::ga4::start().await.unwrap();
+    // Slower than the client's timeout: every request to it hangs, then fails.
+    sick.set_fault(Some(Fault::Delay(Duration::from_secs(5))));
+    let extra = format!(
+        r#"
+[[destinations]]
+name = "ga4-sick"
+type = "ga4"
+measurement_id = "G-SICK1"
+api_secret = "env:{}"
+base_url = "{}"
+timeout_ms = 1000
+concurrency = 2
+
+[catalog.deal_won]
+ga4-web = {{ event = "close_convert_lead" }}
+ga4-sick = {{ event = "close_convert_lead" }}
+"#,
+        crate::support::GA4_SECRET_ENV,
+        sick.base_url
+    );
+    let s = TestServer::start_with(&extra).await;
+    let events: Vec<Value> = (0..60)
+        .map(|i| {
+            let mut e = purchase(&format!("deal{i}"), 1);
+            e["kind"] = json!("deal_won");
+            e["subject"] = json!({"type": "lead", "id": format!("L{i}")});
+            e
+        })
+        .collect();
+    assert_eq!(s.post("/v1/events", &json!({"events": events})).await.status(), 200);
+
+    eventually("every healthy delivery is delivered", || async {
+        let c = s.counts().await;
+        c.deliveries.iter().any(|(d, st, _, n)| d == "ga4-web" && *st == DeliveryState::Delivered && *n == 60)
+    })
+    .await;
+    assert_eq!(s.ga4.received_events().len(), 60);
+    let c = s.counts().await;
+    let sick_delivered: u64 = c
+        .deliveries
+        .iter()
+        .filter(|(d, st, _, _)| d == "ga4-sick" && *st == DeliveryState::Delivered)
+        .map(|(_, _, _, n)| n)
+        .sum();
+    assert_eq!(sick_delivered, 0, "the sick one delivered nothing meanwhile");
+    let metrics = s.http.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(r#"surety_queue_depth{destination="ga4-sick"}"#), "{metrics}");
+    sick.set_fault(None);
+}
+
+#[tokio::test]
+async fn a_platform_that_stays_down_opens_the_circuit_and_spares_attempts() {
+    let s = TestServer::start().await;
+    s.ga4.set_fault(Some(Fault::Status(503)));
+    let events: Vec<Value> = (0..20).map(|i| purchase(&format!("cb{i}"), 1)).collect();
+    assert_eq!(s.post("/v1/events", &json!({"events": events})).await.status(), 200);
+    eventually("the circuit opens", || async {
+        let m = s.http.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        m.contains(r#"surety_circuit_open{destination="ga4-web"} 1"#)
+    })
+    .await;
+    s.ga4.set_fault(None);
+    eventually("all delivered after recovery", || async {
+        let c = s.counts().await;
+        c.deliveries.iter().any(|(_, st, _, n)| *st == DeliveryState::Delivered && *n == 20)
+    })
+    .await;
+    assert_eq!(s.ga4.received_events().len(), 20);
+}

@@ -63,6 +63,9 @@ max_delay_ms = 200
 lease_secs = 30
 claim_batch = 200
 poll_interval_ms = 50
+breaker_threshold = 5
+breaker_cooldown_ms = 100
+breaker_max_cooldown_ms = 400
 
 [[destinations]]
 name = "ga4-web"

@@ -101,7 +101,12 @@ pub(super) fn config(base_url: &str) -> TestConfig {
         batch_size: 25,
         window_hours: 72,
         validate_with_debug_endpoint: false,
-        common: Common { concurrency: 4, timeout_ms: 2_000, consent: ConsentConfig::default() },
+        common: Common {
+            concurrency: 4,
+            timeout_ms: 2_000,
+            requests_per_minute: None,
+            consent: ConsentConfig::default(),
+        },
     };
     TestConfig { config, _secret_file: file }
 }
