@@ -3,7 +3,10 @@
 //! nothing here knows axum or SQL.
 
 pub mod ga4;
+pub mod google_ads;
 pub mod http;
+pub mod linkedin;
+pub mod meta;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,6 +54,25 @@ pub struct SendReport {
     pub results: Vec<DeliveryResult>,
     /// Deliveries a preflight found valid: sending them may count as accepted.
     pub validated: Vec<i64>,
+    /// Requests the platform took "for processing", to ask about later: (index into
+    /// `requests`, the platform's id for the request).
+    pub follow_ups: Vec<(usize, String)>,
+}
+
+/// What a platform says, later, about a request it took for processing (Google's
+/// `requestStatus:retrieve`): how "sent" becomes "accepted" or not.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FollowUp {
+    /// Still processing: ask again later.
+    NotYet,
+    /// Processed, everything kept.
+    Accepted,
+    /// Processed, some events refused; the platform gives reasons and counts, not which events.
+    Partial { messages: Vec<String> },
+    /// Processing failed for the whole request.
+    Failed { messages: Vec<String> },
+    /// The question itself failed (network, 5xx): ask again later.
+    Error(String),
 }
 
 /// A configured platform target.
@@ -68,6 +90,15 @@ pub trait Destination: Send + Sync {
     /// Sends a batch and classifies the answer for each delivery in it. `validated` lists the
     /// deliveries the preflight just found valid.
     fn send<'a>(&'a self, batch: &'a [Claimed], validated: &'a [i64]) -> BoxFuture<'a, SendReport>;
+    /// How long after a send to ask the platform what became of it; `None`: it never says later.
+    fn follow_up_after(&self) -> Option<Duration> {
+        None
+    }
+    /// Asks the platform what became of an earlier request.
+    fn follow_up<'a>(&'a self, platform_request_id: &'a str) -> BoxFuture<'a, FollowUp> {
+        let _ = platform_request_id;
+        Box::pin(async { FollowUp::Error("this destination has no follow-up".into()) })
+    }
 }
 
 /// Builds the destinations of a validated configuration (secrets resolved here).

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::core::plan::Planner;
 use crate::core::{Claimed, Consent, DeliveryState, Event, Identity, Subject};
-use crate::delivery::RequestRecord;
+use crate::delivery::{FollowUp, RequestRecord};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -95,6 +95,16 @@ pub struct Recording {
     pub destination: String,
     pub requests: Vec<RequestRecord>,
     pub updates: Vec<DeliveryUpdate>,
+    /// Requests to ask the platform about later: (index into `requests`, platform request id,
+    /// when to ask).
+    pub follow_ups: Vec<(usize, String, DateTime<Utc>)>,
+}
+
+/// A request whose processing result is due to be asked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DueFollowUp {
+    pub request_id: i64,
+    pub platform_request_id: String,
 }
 
 /// Which deliveries a replay targets.
@@ -143,6 +153,9 @@ pub struct DeliveryView {
     pub messages: Vec<String>,
     pub attempts: u32,
     pub personal_fields_stripped: bool,
+    /// Which personal fields of the event were left out for lack of consent (event timeline only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stripped_fields: Vec<&'static str>,
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -266,6 +279,22 @@ pub trait Store: Send + Sync {
     /// Per destination: deliveries pending or in flight, and when the oldest was planned.
     /// Cheap at any ledger size (an index over live deliveries).
     async fn queues(&self) -> Result<Vec<QueueStat>, StoreError>;
+    /// Requests of a destination whose processing result is due to be asked for.
+    async fn due_follow_ups(
+        &self,
+        destination: &str,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<DueFollowUp>, StoreError>;
+    /// Records the platform's answer: ask again at `again`, or settle the request's delivered
+    /// deliveries (accepted, partially accepted, or rejected after processing).
+    async fn record_follow_up(
+        &self,
+        request_id: i64,
+        answer: FollowUp,
+        again: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
     /// When the next pending delivery of a destination is due.
     async fn next_due(&self, destination: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
     /// Whether the database answers (readiness).

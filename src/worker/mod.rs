@@ -65,6 +65,7 @@ pub async fn run(ctx: WorkerContext, lane: Lane, wake: Arc<Notify>, cancel: Canc
     let mut in_flight = JoinSet::new();
     let lease = Duration::from_secs(ctx.config.lease_secs);
     tracing::info!(destination = %name, "worker started");
+    let asking = dest.follow_up_after().map(|after| tokio::spawn(follow_ups(ctx.clone(), dest.clone(), after, cancel.clone())));
     while !cancel.is_cancelled() {
         while in_flight.try_join_next().is_some() {}
         let gate = lock(&breaker).gate(std::time::Instant::now());
@@ -128,7 +129,41 @@ pub async fn run(ctx: WorkerContext, lane: Lane, wake: Arc<Notify>, cancel: Canc
         }
     }
     while in_flight.join_next().await.is_some() {}
+    if let Some(asking) = asking {
+        let _ = asking.await;
+    }
     tracing::info!(destination = %name, "worker stopped");
+}
+
+/// Asks the platform, request by request, what became of what it took for processing, and
+/// settles the deliveries by its answer.
+async fn follow_ups(ctx: WorkerContext, dest: Arc<dyn Destination>, after: Duration, cancel: CancellationToken) {
+    let name = dest.name().to_owned();
+    let poll = Duration::from_millis(ctx.config.poll_interval_ms);
+    // Still processing: ask again after a quarter of the first delay (at least a second).
+    let again = chrono::Duration::from_std((after / 4).max(Duration::from_secs(1))).unwrap_or(chrono::Duration::MAX);
+    while !cancel.is_cancelled() {
+        let due = match ctx.store.due_follow_ups(&name, Utc::now(), 50).await {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::error!(destination = %name, error = %e, "reading due follow-ups failed");
+                Vec::new()
+            }
+        };
+        for d in &due {
+            let answer = dest.follow_up(&d.platform_request_id).await;
+            let now = Utc::now();
+            if let Err(e) = ctx.store.record_follow_up(d.request_id, answer, Some(now + again), now).await {
+                tracing::error!(destination = %name, error = %e, "recording a follow-up failed");
+            }
+        }
+        if due.is_empty() {
+            tokio::select! {
+                _ = tokio::time::sleep(poll) => {}
+                _ = cancel.cancelled() => {}
+            }
+        }
+    }
 }
 
 /// Sleeps until the next delivery is due, new work is signalled, or the poll interval passes.
@@ -190,7 +225,7 @@ async fn expire(ctx: &WorkerContext, name: &str, claimed: Vec<Claimed>) -> Vec<C
         }
     }
     if !updates.is_empty() {
-        save(ctx, Recording { destination: name.to_owned(), requests: vec![], updates }).await;
+        save(ctx, Recording { destination: name.to_owned(), updates, ..Recording::default() }).await;
     }
     ready
 }
@@ -203,7 +238,7 @@ async fn process(ctx: &WorkerContext, dest: &dyn Destination, batch: Vec<Claimed
     judge(&name, &pre, breaker);
     let refused: HashSet<i64> = pre.results.iter().map(|r| r.delivery_id).collect();
     let validated = std::mem::take(&mut pre.validated);
-    absorb(ctx, &mut recording, pre, &batch, false);
+    absorb(ctx, dest, &mut recording, pre, &batch, false);
     let to_send: Vec<Claimed> = batch.iter().filter(|c| !refused.contains(&c.delivery_id)).cloned().collect();
     if !to_send.is_empty() {
         let ids: Vec<i64> = to_send.iter().map(|c| c.delivery_id).collect();
@@ -226,7 +261,7 @@ async fn process(ctx: &WorkerContext, dest: &dyn Destination, batch: Vec<Claimed
             });
         }
         judge(&name, &report, breaker);
-        absorb(ctx, &mut recording, report, &to_send, true);
+        absorb(ctx, dest, &mut recording, report, &to_send, true);
     }
     save(ctx, recording).await;
 }
@@ -262,8 +297,19 @@ fn judge(name: &str, report: &SendReport, breaker: &SharedBreaker) {
 }
 
 /// Turns a destination's report into ledger updates and metrics.
-fn absorb(ctx: &WorkerContext, rec: &mut Recording, report: SendReport, batch: &[Claimed], sent: bool) {
+fn absorb(
+    ctx: &WorkerContext,
+    dest: &dyn Destination,
+    rec: &mut Recording,
+    report: SendReport,
+    batch: &[Claimed],
+    sent: bool,
+) {
     let offset = rec.requests.len();
+    if let Some(after) = dest.follow_up_after() {
+        let at = Utc::now() + chrono::Duration::from_std(after).unwrap_or(chrono::Duration::MAX);
+        rec.follow_ups.extend(report.follow_ups.iter().map(|(i, id)| (i + offset, id.clone(), at)));
+    }
     for r in &report.requests {
         let code = r.status.map_or_else(|| "none".to_owned(), |s| s.to_string());
         ctx.metrics

@@ -76,6 +76,8 @@ async fn plan_reasons_consent_identity_and_browser_overlap() {
     let got = s.ga4.received_events();
     assert_eq!(got.len(), 1);
     assert!(got[0].user_data.is_none(), "personal fields stripped without ad_user_data consent");
+    let v = s.event("order:c4:order_paid").await;
+    assert_eq!(v["deliveries"][0]["stripped_fields"], json!(["email"]), "the delivery records what was stripped");
     assert_eq!(got[0].consent.as_ref().unwrap()["ad_user_data"], "DENIED");
 }
 

@@ -3,6 +3,7 @@
 //! so each caller still gets its answer only after its data is durable. Reads use a small pool of
 //! read-only connections. See docs/adr/0002-sqlite-group-commit.md.
 
+mod follow_up;
 mod ingest;
 mod queries;
 mod queue;
@@ -17,14 +18,18 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::{
-    Claimed, Counts, DeliveryFilter, DeliveryView, EventView, IdentityCapture, IngestResult, QueueStat, Recording,
+    Claimed, Counts, DeliveryFilter, DeliveryView, DueFollowUp, EventView, IdentityCapture, IngestResult, QueueStat, Recording,
     Recovered, ReplayReport, ReplaySelector, Store, StoreError,
 };
 use crate::core::plan::Planner;
 use crate::core::Event;
+use crate::delivery::FollowUp;
 
-const MIGRATIONS: &[&str] =
-    &[include_str!("migrations/0001_ledger.sql"), include_str!("migrations/0002_delivery_route.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_ledger.sql"),
+    include_str!("migrations/0002_delivery_route.sql"),
+    include_str!("migrations/0003_follow_ups.sql"),
+];
 /// Most writes folded into one transaction.
 const MAX_GROUP: usize = 512;
 const READERS: usize = 4;
@@ -262,6 +267,26 @@ impl Store for SqliteStore {
 
     async fn queues(&self) -> Result<Vec<QueueStat>, StoreError> {
         self.read(queries::queues).await
+    }
+
+    async fn due_follow_ups(
+        &self,
+        destination: &str,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<DueFollowUp>, StoreError> {
+        let d = destination.to_owned();
+        self.read(move |conn| follow_up::due(conn, &d, now, limit)).await
+    }
+
+    async fn record_follow_up(
+        &self,
+        request_id: i64,
+        answer: FollowUp,
+        again: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.write(move |conn| follow_up::record(conn, request_id, &answer, again, now)).await
     }
 
     async fn next_due(&self, destination: &str) -> Result<Option<DateTime<Utc>>, StoreError> {

@@ -26,6 +26,7 @@ fn delivery(r: &Row<'_>) -> rusqlite::Result<(DeliveryView, String, Option<Strin
             messages: Vec::new(),
             attempts: r.get(7)?,
             personal_fields_stripped: r.get(8)?,
+            stripped_fields: Vec::new(),
             next_attempt_at: r.get::<_, Option<i64>>(9)?.map(from_us),
             created_at: from_us(r.get(10)?),
             updated_at: from_us(r.get(11)?),
@@ -56,11 +57,18 @@ pub(super) fn event(conn: &Connection, event_id: &str) -> Result<Option<EventVie
         return Ok(None);
     };
     let event: Event = serde_json::from_str(&body)?;
+    let present = personal_fields(&event);
     let deliveries = conn
         .prepare_cached(&format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE event_id = ?1 ORDER BY id"))?
         .query_map([event_id], delivery)?
-        .map(|r| finish(r?))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|r| {
+            let mut d = finish(r?)?;
+            if d.personal_fields_stripped {
+                d.stripped_fields = present.clone();
+            }
+            Ok(d)
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
     let attempts = conn
         .prepare_cached(
             "SELECT a.delivery_id, a.attempt, a.at, a.outcome, a.detail, a.payload_sha256, a.forced, \
@@ -114,6 +122,21 @@ pub(super) fn event(conn: &Connection, event_id: &str) -> Result<Option<EventVie
         replays,
         conflicts,
     }))
+}
+
+/// The personal fields the event carries (hashed), by name.
+fn personal_fields(e: &Event) -> Vec<&'static str> {
+    let i = &e.identity;
+    [
+        ("email", i.email.is_some()),
+        ("phone", i.phone.is_some()),
+        ("first_name", i.first_name.is_some()),
+        ("last_name", i.last_name.is_some()),
+        ("street", i.street.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(name, present)| present.then_some(name))
+    .collect()
 }
 
 pub(super) fn deliveries(conn: &Connection, f: &DeliveryFilter) -> Result<Vec<DeliveryView>, StoreError> {

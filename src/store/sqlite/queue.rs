@@ -113,6 +113,12 @@ pub(super) fn record(conn: &Connection, rec: &Recording, now: DateTime<Utc>) -> 
         ])?;
         request_ids.push(conn.last_insert_rowid());
     }
+    for (index, platform_id, at) in &rec.follow_ups {
+        if let Some(id) = request_ids.get(*index) {
+            conn.prepare_cached("UPDATE requests SET platform_request_id = ?2, follow_up_at = ?3 WHERE id = ?1")?
+                .execute(params![id, platform_id, to_us(*at)])?;
+        }
+    }
     let mut update = conn.prepare_cached(
         "UPDATE deliveries SET state = ?2, reason = ?3, messages = ?4, attempts = attempts + ?5, \
          next_attempt_at = ?6, lease_owner = NULL, lease_until = NULL, updated_at = ?7, \
