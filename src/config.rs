@@ -122,18 +122,27 @@ pub struct LogConfig {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum DestinationConfig {
     Ga4(Ga4Config),
+    Meta(meta::MetaConfig),
+    GoogleAds(google_ads::GoogleAdsConfig),
+    Linkedin(linkedin::LinkedinConfig),
 }
 
 impl DestinationConfig {
     pub fn name(&self) -> &str {
         match self {
             Self::Ga4(c) => &c.name,
+            Self::Meta(c) => &c.name,
+            Self::GoogleAds(c) => &c.name,
+            Self::Linkedin(c) => &c.name,
         }
     }
 
     pub fn common(&self) -> &Common {
         match self {
             Self::Ga4(c) => &c.common,
+            Self::Meta(c) => &c.common,
+            Self::GoogleAds(c) => &c.common,
+            Self::Linkedin(c) => &c.common,
         }
     }
 }
@@ -286,6 +295,9 @@ impl Config {
             }
             match d {
                 DestinationConfig::Ga4(g) => g.problems(&mut p),
+                DestinationConfig::Meta(m) => m.problems(&mut p),
+                DestinationConfig::GoogleAds(g) => g.problems(&mut p),
+                DestinationConfig::Linkedin(l) => l.problems(&mut p),
             }
         }
         for (kind, routes) in &self.catalog {
@@ -293,8 +305,19 @@ impl Config {
                 p.push(format!("catalog.{kind}: the kind {e}"));
             }
             for (dest, route) in routes {
-                if !names.contains(dest) {
-                    p.push(format!("catalog.{kind}.{dest}: no destination named '{dest}'"));
+                match self.destinations.iter().find(|d| d.name() == dest) {
+                    None => p.push(format!("catalog.{kind}.{dest}: no destination named '{dest}'")),
+                    Some(DestinationConfig::Linkedin(_)) => {
+                        for problem in linkedin::route_problems(route) {
+                            p.push(format!("catalog.{kind}.{dest}: {problem}"));
+                        }
+                    }
+                    Some(DestinationConfig::GoogleAds(g)) => {
+                        if let Some(problem) = g.route_problem(kind, &route.event) {
+                            p.push(format!("catalog.{kind}.{dest}: {problem}"));
+                        }
+                    }
+                    Some(_) => {}
                 }
                 if route.event.trim().is_empty() {
                     p.push(format!("catalog.{kind}.{dest}.event: must not be empty"));

@@ -79,7 +79,7 @@ ga4-web = {{ event = "refund" }}
 
     assert_eq!(config.sqlite_path(), Some("data/ledger.db"));
     assert_eq!(config.destinations.len(), 1);
-    let DestinationConfig::Ga4(g) = &config.destinations[0];
+    let DestinationConfig::Ga4(g) = &config.destinations[0] else { panic!("a GA4 destination") };
     assert_eq!(g.name, "ga4-web");
     assert_eq!(g.measurement_id, "G-ABC123");
     assert_eq!(g.base_url, "http://127.0.0.1:9999");
@@ -105,7 +105,7 @@ ga4-web = {{ event = "refund" }}
 fn destination_defaults_apply() {
     let _secret = EnvGuard::set("CFGTEST_DEFAULTS_GA4", "x");
     let config = Config::from_toml(&ga4("g", "CFGTEST_DEFAULTS_GA4")).unwrap_or_else(|e| panic!("{e}"));
-    let DestinationConfig::Ga4(g) = &config.destinations[0];
+    let DestinationConfig::Ga4(g) = &config.destinations[0] else { panic!("a GA4 destination") };
     assert_eq!(g.base_url, "https://www.google-analytics.com");
     assert_eq!(g.batch_size, 25);
     assert_eq!(g.window_hours, 72);

@@ -62,14 +62,16 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 #[error("{0}")]
 pub struct PiiError(pub String);
 
-/// Email: trimmed, lowercased, inner whitespace removed; Google also removes dots before the `@`
+/// Email: trimmed and lowercased; Google also removes inner whitespace and the dots before the `@`
 /// of gmail.com and googlemail.com addresses. A 64-hex value is taken as already hashed.
 pub fn hash_email(raw: &str) -> Result<Hashed, PiiError> {
     if let Some(h) = Sha256Hex::parse(raw) {
         return Ok(Hashed::same(h));
     }
-    let meta = normalise_email(raw)?;
-    let google = google_email(&meta);
+    let compact = normalise_email(raw)?;
+    let google = google_email(&compact);
+    // Meta's SDK only trims and lowercases (inner spaces stay); Google removes all whitespace.
+    let meta = raw.trim().to_lowercase();
     Ok(Hashed { google: Sha256Hex::of(&google), meta: Sha256Hex::of(&meta) })
 }
 

@@ -108,6 +108,9 @@ pub fn build(configs: &[DestinationConfig]) -> anyhow::Result<Vec<Arc<dyn Destin
         .map(|c| -> anyhow::Result<Arc<dyn Destination>> {
             match c {
                 DestinationConfig::Ga4(g) => Ok(Arc::new(ga4::Ga4::new(g)?)),
+                DestinationConfig::Meta(m) => Ok(Arc::new(meta::Meta::new(m)?)),
+                DestinationConfig::GoogleAds(g) => Ok(Arc::new(google_ads::GoogleAds::new(g)?)),
+                DestinationConfig::Linkedin(l) => Ok(Arc::new(linkedin::Linkedin::new(l)?)),
             }
         })
         .collect()

@@ -3,6 +3,9 @@
 //! answers, ways of failing — independently of the adapter it tests, and can be told to fail.
 
 pub mod ga4;
+pub mod google_ads;
+pub mod linkedin;
+pub mod meta;
 
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;

@@ -26,6 +26,9 @@ pub(super) fn due(
         .collect::<Result<Vec<_>, _>>()?)
 }
 
+/// How a final answer settles the request's deliveries: state, reason, messages.
+type Settlement<'a> = Option<(DeliveryState, &'a str, Vec<String>)>;
+
 pub(super) fn record(
     conn: &Connection,
     request_id: i64,
@@ -33,7 +36,7 @@ pub(super) fn record(
     again: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let (summary, settle): (String, Option<(DeliveryState, &str, Vec<String>)>) = match answer {
+    let (summary, settle): (String, Settlement<'_>) = match answer {
         FollowUp::NotYet => ("processing".into(), None),
         FollowUp::Error(e) => (format!("could not ask: {e}"), None),
         FollowUp::Accepted => ("accepted".into(), Some((DeliveryState::Delivered, "accepted", vec![]))),

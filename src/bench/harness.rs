@@ -1,0 +1,400 @@
+//! What every scenario needs: a real Surety on a loopback port with its ledger in a temp folder,
+//! a GA4 simulator that notes when each event arrived, latency histograms, peak memory, and a
+//! reader for the few `/metrics` lines the benchmark checks.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::sim::ga4::{self, Ga4SimState};
+
+/// Name of the GA4 destination the delivery scenario configures.
+pub const GA4_DESTINATION: &str = "ga4-bench";
+
+/// A Surety serving on 127.0.0.1 with its ledger in a temp folder, stopped by [`Server::stop`].
+pub struct Server {
+    pub base_url: String,
+    /// The TOML the server was started with, as the report prints it.
+    pub toml: String,
+    stop: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+/// What a scenario's server looks like.
+pub struct ServerSpec<'a> {
+    /// `full` (durable, the default) or `normal`.
+    pub synchronous: &'a str,
+    /// `[worker]` and destination settings, or none for an ingest-only server.
+    pub delivery: Option<DeliverySpec<'a>>,
+}
+
+pub struct DeliverySpec<'a> {
+    pub ga4_base_url: &'a str,
+    pub claim_batch: usize,
+    pub concurrency: usize,
+}
+
+impl Server {
+    /// Writes the configuration, starts `surety::run` on a free port and waits until it is ready.
+    pub async fn start(spec: &ServerSpec<'_>) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new().prefix("surety-bench-").tempdir().context("cannot create a temp folder")?;
+        let db = dir.path().join("ledger.db");
+        let mut toml = format!(
+            "[storage]\nurl = {}\nsqlite_synchronous = {}\n\n[log]\nlevel = \"warn\"\n",
+            quote(&format!("sqlite://{}", db.display())),
+            quote(spec.synchronous),
+        );
+        if let Some(d) = &spec.delivery {
+            // The secret lives in a file of the temp folder: no inline secret, and no process-wide
+            // environment variable to set while other threads may read the environment.
+            let secret = dir.path().join("ga4_api_secret");
+            std::fs::write(&secret, "bench-secret\n").context("cannot write the GA4 secret file")?;
+            toml.push_str(&format!(
+                "\n[worker]\nclaim_batch = {claim}\npoll_interval_ms = 200\n\n\
+                 [[destinations]]\nname = \"{GA4_DESTINATION}\"\ntype = \"ga4\"\nmeasurement_id = \"G-BENCH01\"\n\
+                 api_secret = {secret}\nbase_url = {base}\nconcurrency = {conc}\n\n\
+                 [catalog.order_paid]\n{GA4_DESTINATION} = {{ event = \"purchase\" }}\n",
+                claim = d.claim_batch,
+                secret = quote(&format!("file:{}", secret.display())),
+                base = quote(d.ga4_base_url),
+                conc = d.concurrency,
+            ));
+        }
+        let config = Config::from_toml(&toml)?;
+        let listener = TcpListener::bind("127.0.0.1:0").await.context("cannot bind 127.0.0.1:0")?;
+        let base_url = format!("http://{}", listener.local_addr()?);
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(crate::run(config, listener, stop.clone().cancelled_owned()));
+        let server = Self { base_url, toml, stop, task, _dir: dir };
+        server.wait_ready().await?;
+        Ok(server)
+    }
+
+    async fn wait_ready(&self) -> anyhow::Result<()> {
+        let client = client(1)?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if self.task.is_finished() {
+                bail!("the server stopped while starting");
+            }
+            if let Ok(r) = client.get(format!("{}/readyz", self.base_url)).send().await {
+                if r.status().is_success() {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("the server was not ready within 10 s");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops the server and waits (bounded) for it to finish; the temp folder goes with it.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.stop.cancel();
+        match tokio::time::timeout(Duration::from_secs(30), self.task).await {
+            Ok(joined) => joined.context("the server task failed")?,
+            Err(_) => bail!("the server did not stop within 30 s"),
+        }
+    }
+}
+
+/// A TOML basic string.
+fn quote(s: &str) -> String {
+    toml::Value::String(s.to_owned()).to_string()
+}
+
+/// A loopback client with room for `connections` kept-alive connections.
+pub fn client(connections: usize) -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(connections.max(1))
+        .tcp_nodelay(true)
+        .timeout(Duration::from_secs(60))
+        .build()
+        .context("cannot build the HTTP client")
+}
+
+/// The GA4 simulator behind a layer that notes when each event (by its `transaction_id`, the
+/// benchmark's event number) reached it, so ingest→platform latency is known per event.
+pub struct Sim {
+    pub base_url: String,
+    pub state: Ga4SimState,
+    pub arrivals: Arc<Arrivals>,
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+/// Arrival time of each event, in microseconds since `epoch` (0 = not arrived), and how many
+/// arrived more than once.
+pub struct Arrivals {
+    epoch: Instant,
+    at: Vec<AtomicU64>,
+    pub repeats: AtomicU64,
+    pub unknown: AtomicU64,
+}
+
+impl Arrivals {
+    fn note(&self, body: &[u8], now_us: u64) {
+        const KEY: &[u8] = b"\"transaction_id\":\"";
+        let mut rest = body;
+        while let Some(pos) = find(rest, KEY) {
+            rest = &rest[pos + KEY.len()..];
+            let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+            let n = std::str::from_utf8(&rest[..digits]).ok().and_then(|s| s.parse::<usize>().ok());
+            match n.and_then(|n| self.at.get(n)) {
+                Some(slot) => {
+                    if slot.swap(now_us.max(1), Ordering::Relaxed) != 0 {
+                        self.repeats.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                None => {
+                    self.unknown.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    pub fn micros_since_epoch(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.epoch).as_micros() as u64
+    }
+
+    /// When event `n` arrived (µs since the epoch), if it did.
+    pub fn get(&self, n: usize) -> Option<u64> {
+        self.at.get(n).map(|a| a.load(Ordering::Relaxed)).filter(|&us| us != 0)
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+async fn note_arrival(State(arrivals): State<Arc<Arrivals>>, request: Request, next: Next) -> Response {
+    if request.uri().path() != "/mp/collect" {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    match axum::body::to_bytes(body, 4 * ga4::MAX_BODY_BYTES).await {
+        Ok(bytes) => {
+            arrivals.note(&bytes, arrivals.micros_since_epoch(Instant::now()));
+            next.run(Request::from_parts(parts, Body::from(bytes))).await
+        }
+        Err(_) => Response::builder().status(400).body(Body::from("unreadable body")).unwrap_or_default(),
+    }
+}
+
+impl Sim {
+    /// Serves the simulator's routes on 127.0.0.1:0, counting only (no request bodies kept).
+    pub async fn start(events: usize, epoch: Instant) -> anyhow::Result<Self> {
+        let state = Ga4SimState::new();
+        state.set_recording(false);
+        let arrivals = Arc::new(Arrivals {
+            epoch,
+            at: (0..events).map(|_| AtomicU64::new(0)).collect(),
+            repeats: AtomicU64::new(0),
+            unknown: AtomicU64::new(0),
+        });
+        let app =
+            ga4::router(state.clone()).layer(axum::middleware::from_fn_with_state(arrivals.clone(), note_arrival));
+        let listener = TcpListener::bind("127.0.0.1:0").await.context("cannot bind the simulator")?;
+        let base_url = format!("http://{}", listener.local_addr()?);
+        let stop = CancellationToken::new();
+        let signal = stop.clone().cancelled_owned();
+        let task = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(signal).await {
+                eprintln!("the GA4 simulator stopped: {e}");
+            }
+        });
+        Ok(Self { base_url, state, arrivals, stop, task })
+    }
+
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let mut task = self.task;
+        if tokio::time::timeout(Duration::from_secs(5), &mut task).await.is_err() {
+            task.abort();
+        }
+    }
+}
+
+/// A latency histogram in microseconds (1 µs to 10 min, 3 significant digits).
+pub fn histogram() -> Histogram<u64> {
+    // Valid bounds and precision: construction cannot fail.
+    Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds")
+}
+
+pub fn record(h: &mut Histogram<u64>, d: Duration) {
+    h.saturating_record((d.as_micros() as u64).max(1));
+}
+
+/// p50/p90/p99/max of a histogram, in milliseconds.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl Percentiles {
+    pub fn of(h: &Histogram<u64>) -> Self {
+        let ms = |us: u64| us as f64 / 1000.0;
+        Self {
+            p50: ms(h.value_at_quantile(0.50)),
+            p90: ms(h.value_at_quantile(0.90)),
+            p99: ms(h.value_at_quantile(0.99)),
+            max: ms(h.max()),
+        }
+    }
+}
+
+/// The process's peak resident memory (`VmHWM`), in MiB; `None` off Linux.
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// CPU time used so far by the whole process and by each SQLite writer thread, from `/proc`.
+pub struct Cpu {
+    at: Instant,
+    /// Busy CPU seconds of the whole machine (all processes), from `/proc/stat`.
+    machine: f64,
+    process: f64,
+    writers: std::collections::HashMap<String, f64>,
+}
+
+/// Clock ticks per second of `/proc/*/stat` times: 100 on every Linux this runs on.
+const TICKS: f64 = 100.0;
+
+/// The name the store gives its writer thread (as `/proc` shows it: 15 bytes at most).
+const WRITER_THREAD: &str = "surety-sqlite-w";
+
+fn cpu_seconds(stat: &str) -> Option<f64> {
+    // Fields after the `(comm)`: state is the first, utime the 12th, stime the 13th.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / TICKS)
+}
+
+/// Busy seconds of all CPUs since boot: the `cpu` line of `/proc/stat` minus idle and iowait.
+fn machine_busy_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let ticks: Vec<f64> = line.split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    let busy: f64 = ticks.iter().take(8).enumerate().filter(|(i, _)| *i != 3 && *i != 4).map(|(_, t)| t).sum();
+    Some(busy / TICKS)
+}
+
+impl Cpu {
+    pub fn now() -> Option<Self> {
+        let process = cpu_seconds(&std::fs::read_to_string("/proc/self/stat").ok()?)?;
+        let mut writers = std::collections::HashMap::new();
+        for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if comm.trim() == WRITER_THREAD {
+                if let Some(secs) =
+                    std::fs::read_to_string(task.path().join("stat")).ok().as_deref().and_then(cpu_seconds)
+                {
+                    writers.insert(task.file_name().to_string_lossy().into_owned(), secs);
+                }
+            }
+        }
+        Some(Self { at: Instant::now(), machine: machine_busy_seconds()?, process, writers })
+    }
+
+    /// "CPU: 1.9 of 2 cores busy; the SQLite writer thread 97% of one core" since `start`.
+    pub fn since(start: &Option<Self>) -> Option<String> {
+        let (start, end) = (start.as_ref()?, Self::now()?);
+        let wall = end.at.duration_since(start.at).as_secs_f64().max(1e-9);
+        let writer: f64 =
+            end.writers.iter().map(|(tid, secs)| secs - start.writers.get(tid).copied().unwrap_or(0.0)).sum();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let others = ((end.machine - start.machine) - (end.process - start.process)).max(0.0) / wall;
+        Some(format!(
+            "CPU: this process {:.2} of {cores} cores (SQLite writer thread {:.0}% of one core); other processes {:.2}{}",
+            (end.process - start.process) / wall,
+            100.0 * writer / wall,
+            others,
+            if others > 0.25 { " — the machine was not idle: rates are lower than they would be" } else { "" }
+        ))
+    }
+}
+
+/// Sums the samples of `metric` whose labels include every one of `labels` (`key="value"`).
+pub fn metric_sum(text: &str, metric: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (name_labels, value) = l.rsplit_once(' ')?;
+            let (name, rest) = name_labels.split_once('{').unwrap_or((name_labels, ""));
+            (name == metric && labels.iter().all(|want| rest.contains(want))).then(|| value.parse::<f64>().ok())?
+        })
+        .sum()
+}
+
+/// Thousands separators for counts and rates.
+pub fn grouped(n: f64) -> String {
+    let digits = format!("{:.0}", n.max(0.0));
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_matching_samples() {
+        let text = "# HELP x\nsurety_deliveries_total{destination=\"g\",state=\"delivered\",reason=\"sent\"} 7\n\
+                    surety_deliveries_total{destination=\"g\",state=\"rejected\",reason=\"invalid\"} 2\n\
+                    surety_queue_depth{destination=\"g\"} 3\n";
+        assert_eq!(metric_sum(text, "surety_deliveries_total", &["state=\"delivered\""]), 7.0);
+        assert_eq!(metric_sum(text, "surety_deliveries_total", &[]), 9.0);
+        assert_eq!(metric_sum(text, "surety_queue_depth", &["destination=\"g\""]), 3.0);
+    }
+
+    #[test]
+    fn notes_each_transaction_id() {
+        let a = Arrivals {
+            epoch: Instant::now(),
+            at: (0..3).map(|_| AtomicU64::new(0)).collect(),
+            repeats: AtomicU64::new(0),
+            unknown: AtomicU64::new(0),
+        };
+        a.note(br#"{"events":[{"params":{"transaction_id":"0"}},{"params":{"transaction_id":"2"}}]}"#, 5);
+        a.note(br#"{"events":[{"params":{"transaction_id":"2"}},{"params":{"transaction_id":"9"}}]}"#, 6);
+        assert_eq!((a.get(0), a.get(1), a.get(2)), (Some(5), None, Some(6)));
+        assert_eq!(a.repeats.load(Ordering::Relaxed), 1);
+        assert_eq!(a.unknown.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn groups_thousands() {
+        assert_eq!(grouped(0.0), "0");
+        assert_eq!(grouped(999.0), "999");
+        assert_eq!(grouped(1234567.4), "1,234,567");
+    }
+}

@@ -1,0 +1,284 @@
+//! `surety bench`: throughput, latency percentiles and peak memory of ingest and delivery, measured
+//! against a real Surety (`crate::run` on a loopback port, durable SQLite in a temp folder) and the
+//! GA4 simulator, all in this one process. Bounded counts; it stops by itself.
+//!
+//! a. batched ingest, b. single-event ingest, c. ingest→delivered to GA4. See `--help`.
+
+mod breakdown;
+mod harness;
+mod scenarios;
+
+use serde::Serialize;
+
+use harness::Percentiles;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Smaller run, for a quick look (20k events, 10k requests, 20k deliveries).
+    #[arg(long)]
+    pub quick: bool,
+    /// Events for the batched-ingest (a) and delivery (c) scenarios [default: 200000 and 100000].
+    #[arg(long, value_name = "N")]
+    pub events: Option<usize>,
+    /// Requests for the single-event scenario (b) [default: 100000].
+    #[arg(long, value_name = "N")]
+    pub requests: Option<usize>,
+    /// Run only these scenarios.
+    #[arg(long, value_delimiter = ',', value_name = "a,b,c")]
+    pub only: Vec<Scenario>,
+    /// Concurrent clients posting batches (a, c).
+    #[arg(long, default_value_t = 4)]
+    pub clients: usize,
+    /// Concurrent clients posting single events (b).
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// `storage.sqlite_synchronous`: full (durable: fsync at every commit) or normal.
+    #[arg(long, default_value = "full", value_parser = ["full", "normal"])]
+    pub synchronous: String,
+    /// `worker.claim_batch` for the delivery scenario (c).
+    #[arg(long, default_value_t = 1000)]
+    pub claim_batch: usize,
+    /// The GA4 destination's `concurrency` (requests in flight) for the delivery scenario (c).
+    #[arg(long, default_value_t = 16)]
+    pub ga4_concurrency: usize,
+    /// Also time the phases of ingest (library calls, no HTTP) to show where the time goes.
+    #[arg(long)]
+    pub breakdown: bool,
+    /// Print the results as one JSON document on stdout (progress goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scenario {
+    A,
+    B,
+    C,
+}
+
+/// Where human-readable lines go: stdout, or stderr when stdout carries the JSON.
+pub(crate) struct Report {
+    json: bool,
+}
+
+impl Report {
+    pub(crate) fn line(&self, text: String) {
+        if self.json {
+            eprintln!("{text}");
+        } else {
+            println!("{text}");
+        }
+    }
+}
+
+/// What a scenario measured.
+pub(crate) struct Measured {
+    pub count: u64,
+    pub seconds: f64,
+    pub latency: Percentiles,
+    pub latency_of: &'static str,
+    pub extra: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Row {
+    scenario: Scenario,
+    name: &'static str,
+    unit: &'static str,
+    count: u64,
+    seconds: f64,
+    per_second: f64,
+    latency_ms: Percentiles,
+    latency_of: &'static str,
+    /// Process-wide peak RSS after the scenario (client, server and simulator together).
+    peak_rss_mib: Option<f64>,
+    target: &'static str,
+    target_met: Option<bool>,
+    notes: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Output<'a> {
+    synchronous: &'a str,
+    cpus: usize,
+    scenarios: Vec<Row>,
+    failures: Vec<String>,
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let report = Report { json: args.json };
+    let (a_events, b_requests, c_events) =
+        if args.quick { (20_000, 10_000, 20_000) } else { (200_000, 100_000, 100_000) };
+    let a_events = args.events.unwrap_or(a_events).max(1);
+    let c_events = args.events.unwrap_or(c_events).max(1);
+    let b_requests = args.requests.unwrap_or(b_requests).max(1);
+    let selected = |s| args.only.is_empty() || args.only.contains(&s);
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+
+    report.line(format!(
+        "surety bench{} — SQLite storage.sqlite_synchronous = \"{}\"{}, loopback HTTP, {cpus} CPU(s)",
+        if args.quick { " --quick" } else { "" },
+        args.synchronous,
+        if args.synchronous == "full" { " (durable: fsync at every commit)" } else { " (NOT durable on power loss)" },
+    ));
+    report.line(
+        "Client, server and GA4 simulator share this process, its CPUs and its memory: rates are what one \
+         machine does with all three, and peak RSS (VmHWM) counts all three."
+            .to_owned(),
+    );
+
+    let mut rows = Vec::new();
+    let mut failures = Vec::new();
+    if selected(Scenario::A) {
+        report.line(String::new());
+        report.line("[a] batched ingest — POST /v1/events {\"events\": [1000 events]}".to_owned());
+        let p = scenarios::Batched {
+            events: a_events,
+            clients: args.clients.max(1),
+            synchronous: args.synchronous.clone(),
+        };
+        match scenarios::batched(&p, &report).await {
+            Ok(m) => rows.push(row(Scenario::A, "batched ingest", "events", m, &report)),
+            Err(e) => fail(&report, &mut failures, "a", e),
+        }
+    }
+    if selected(Scenario::B) {
+        report.line(String::new());
+        report.line("[b] single-event ingest — POST /v1/events, one event per request".to_owned());
+        let p = scenarios::Single {
+            requests: b_requests,
+            concurrency: args.concurrency.max(1),
+            synchronous: args.synchronous.clone(),
+        };
+        match scenarios::single(&p, &report).await {
+            Ok(m) => rows.push(row(Scenario::B, "single-event ingest", "requests", m, &report)),
+            Err(e) => fail(&report, &mut failures, "b", e),
+        }
+    }
+    if selected(Scenario::C) {
+        report.line(String::new());
+        report.line("[c] ingest -> delivered to the GA4 simulator".to_owned());
+        let p = scenarios::Delivered {
+            events: c_events,
+            clients: args.clients.max(1),
+            claim_batch: args.claim_batch.max(1),
+            ga4_concurrency: args.ga4_concurrency.max(1),
+            synchronous: args.synchronous.clone(),
+        };
+        match scenarios::delivered(&p, &report).await {
+            Ok(m) => rows.push(row(Scenario::C, "ingest -> delivered", "events", m, &report)),
+            Err(e) => fail(&report, &mut failures, "c", e),
+        }
+    }
+
+    if args.breakdown {
+        report.line(String::new());
+        report.line("[breakdown] where a batch's ingest time goes".to_owned());
+        if let Err(e) = breakdown::run(if args.quick { 5 } else { 50 }, &args.synchronous, &report).await {
+            fail(&report, &mut failures, "breakdown", e);
+        }
+        report.line(String::new());
+        report.line("[breakdown] where a delivery's time goes on the writer thread (c)".to_owned());
+        let events = if args.quick { 10_000 } else { 50_000 };
+        if let Err(e) = breakdown::delivery(events, args.claim_batch.max(1), &args.synchronous, &report).await {
+            fail(&report, &mut failures, "breakdown", e);
+        }
+    }
+    summary(&rows, &report);
+    if args.json {
+        let out = Output { synchronous: &args.synchronous, cpus, scenarios: rows, failures: failures.clone() };
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!("the benchmark failed: {}", failures.join("; "))
+    }
+}
+
+fn fail(report: &Report, failures: &mut Vec<String>, scenario: &str, e: anyhow::Error) {
+    let text = format!("{e:#}");
+    let text = text.strip_prefix("FAIL: ").unwrap_or(&text).to_owned();
+    report.line(format!("    FAIL [{scenario}]: {text}"));
+    failures.push(format!("[{scenario}] {text}"));
+}
+
+fn row(scenario: Scenario, name: &'static str, unit: &'static str, m: Measured, report: &Report) -> Row {
+    let per_second = m.count as f64 / m.seconds.max(1e-9);
+    let (target, target_met) = match scenario {
+        Scenario::A => (">= 50,000 events/s", Some(per_second >= 50_000.0)),
+        Scenario::B => (">= 10,000 requests/s, p99 <= 10 ms", Some(per_second >= 10_000.0 && m.latency.p99 <= 10.0)),
+        Scenario::C => ("none (each event delivered exactly once)", None),
+    };
+    let rss = harness::peak_rss_mib();
+    let l = m.latency;
+    report.line(format!(
+        "    {} {unit} in {:.2} s = {} {unit}/s{}",
+        harness::grouped(m.count as f64),
+        m.seconds,
+        harness::grouped(per_second),
+        match target_met {
+            Some(true) => format!("   target {target}: met"),
+            Some(false) => format!("   target {target}: MISSED"),
+            None => String::new(),
+        }
+    ));
+    report.line(format!(
+        "    latency ({}): p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+        m.latency_of, l.p50, l.p90, l.p99, l.max
+    ));
+    for e in &m.extra {
+        report.line(format!("    {e}"));
+    }
+    report.line(format!(
+        "    peak RSS so far {} (whole process: client + server + simulator)",
+        rss.map_or_else(|| "unknown".to_owned(), |r| format!("{r:.1} MiB"))
+    ));
+    Row {
+        scenario,
+        name,
+        unit,
+        count: m.count,
+        seconds: m.seconds,
+        per_second,
+        latency_ms: l,
+        latency_of: m.latency_of,
+        peak_rss_mib: rss,
+        target,
+        target_met,
+        notes: m.extra,
+    }
+}
+
+fn summary(rows: &[Row], report: &Report) {
+    report.line(String::new());
+    report.line("summary".to_owned());
+    report.line(format!(
+        "  {:<22} {:>9} {:>8} {:>12} {:>8} {:>8} {:>8} {:>9} {:>9}  target",
+        "scenario", "count", "secs", "per sec", "p50 ms", "p90 ms", "p99 ms", "max ms", "peak MiB"
+    ));
+    for r in rows {
+        let l = r.latency_ms;
+        let verdict = match r.target_met {
+            Some(true) => format!("met ({})", r.target),
+            Some(false) => format!("MISSED ({})", r.target),
+            None => r.target.to_owned(),
+        };
+        report.line(format!(
+            "  {:<22} {:>9} {:>8.2} {:>12} {:>8.2} {:>8.2} {:>8.2} {:>9.2} {:>9}  {verdict}",
+            format!("{:?}. {}", r.scenario, r.name).to_lowercase(),
+            harness::grouped(r.count as f64),
+            r.seconds,
+            harness::grouped(r.per_second),
+            l.p50,
+            l.p90,
+            l.p99,
+            l.max,
+            r.peak_rss_mib.map_or_else(|| "-".to_owned(), |m| format!("{m:.1}")),
+        ));
+    }
+    report.line(
+        "  latency: a per 1000-event request, b per request, c per event from ingest request to GA4 receipt".to_owned(),
+    );
+}

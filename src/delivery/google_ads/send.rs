@@ -1,0 +1,196 @@
+//! Sending a batch: one request per group of events (`batch::split`), resent without the
+//! events a fast-fail names and once with a new token after a 401, and every answer read into
+//! an outcome per delivery (see the module map in `mod.rs`).
+
+use std::time::Duration;
+
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+
+use super::answer::{self, Verdict, SLOW_DOWN};
+use super::auth::Bearer;
+use super::payload::{self, Prepared};
+use super::{batch, exchange, GoogleAds};
+use crate::core::delivery::reason;
+use crate::core::pii::sha256_hex;
+use crate::core::plan::{outside_window, Rules};
+use crate::core::{Claimed, Outcome};
+use crate::delivery::http::excerpt;
+use crate::delivery::{DeliveryResult, SendReport};
+
+impl GoogleAds {
+    pub(super) async fn do_send(&self, batch: &[Claimed]) -> SendReport {
+        let mut report = SendReport::default();
+        let now = (self.clock)();
+        let mut live = Vec::with_capacity(batch.len());
+        let mut parts = Vec::with_capacity(batch.len());
+        for c in batch {
+            let prepared = self.prepare(c);
+            if outside_window(&c.event, self.rules.window(), now) {
+                report.results.push(result(c, &prepared, Outcome::OutsideWindow, None));
+            } else {
+                live.push(c);
+                parts.push(prepared);
+            }
+        }
+        let mut refreshed = false;
+        // Once access is refused, the other groups of the batch are not tried: same answer.
+        let mut halted: Option<Outcome> = None;
+        for group in batch::split(&parts, self.batch_size) {
+            match &halted {
+                Some(outcome) => {
+                    for i in group {
+                        report.results.push(result(live[i], &parts[i], outcome.clone(), None));
+                    }
+                }
+                None => halted = self.send_group(&live, &parts, group, &mut refreshed, &mut report).await,
+            }
+        }
+        report
+    }
+
+    /// Sends one request's worth of events until each has an outcome: resending the rest after
+    /// a fast-fail names culprits, and once with a new token after a 401. Returns the outcome
+    /// of a refusal that no other request can escape (credentials, access, token endpoint).
+    async fn send_group(
+        &self,
+        live: &[&Claimed],
+        parts: &[Prepared],
+        mut members: Vec<usize>,
+        refreshed: &mut bool,
+        report: &mut SendReport,
+    ) -> Option<Outcome> {
+        let all = |report: &mut SendReport, members: &[usize], outcome: Outcome, request: Option<usize>| {
+            for &i in members {
+                report.results.push(result(live[i], &parts[i], outcome.clone(), request));
+            }
+        };
+        while !members.is_empty() {
+            if let Some(wait) = self.pace.held() {
+                all(report, &members, slowing_down(wait), None);
+                return None;
+            }
+            let before = report.requests.len();
+            let bearer = match self.tokens.bearer((self.clock)(), &mut report.requests).await {
+                Ok(b) => b,
+                Err(e) => {
+                    let request = (report.requests.len() > before).then(|| report.requests.len() - 1);
+                    let outcome = Outcome::Retry { reason: e.reason(), retry_after: e.retry_after() };
+                    all(report, &members, outcome.clone(), request);
+                    return Some(outcome);
+                }
+            };
+            if let Err(wait) = self.pace.acquire().await {
+                all(report, &members, slowing_down(wait), None);
+                return None;
+            }
+            let members_parts: Vec<&Prepared> = members.iter().map(|&i| &parts[i]).collect();
+            let actions: Vec<&str> = members_parts.iter().map(|p| p.action.as_str()).collect();
+            let order = payload::actions(&members_parts);
+            let body = payload::request_body(&members_parts, &self.accounts);
+            let mut ex = self.post_ingest(&bearer, body).await;
+            let verdict = answer::read_ingest(&ex, &actions, &order);
+            tracing::debug!(destination = %self.name, events = members.len(), status = ?ex.record.status,
+                duration_ms = ex.record.duration.as_millis() as u64, "Data Manager events:ingest");
+            if let Verdict::Accepted { request_id: Some(id), .. } = &verdict {
+                keep_request_id(&mut ex.record.response_excerpt, id);
+            }
+            let request = Some(report.requests.len());
+            report.requests.push(ex.record);
+            if let (Verdict::Accepted { request_id: Some(id), .. }, Some(i)) = (&verdict, request) {
+                report.follow_ups.push((i, id.clone()));
+            }
+            match verdict {
+                Verdict::Accepted { request_id, warnings } => {
+                    let detail = match &request_id {
+                        Some(id) => format!("accepted for processing; requestId={id}"),
+                        None => "accepted for processing; the answer named no requestId".to_owned(),
+                    };
+                    for (pos, &i) in members.iter().enumerate() {
+                        let detail = match warnings.get(&pos) {
+                            Some(w) => format!("{detail}; warnings: {}", w.join("; ")),
+                            None => detail.clone(),
+                        };
+                        let outcome = Outcome::Delivered { accepted: false, detail: Some(detail) };
+                        report.results.push(result(live[i], &parts[i], outcome, request));
+                    }
+                    return None;
+                }
+                Verdict::Unauthenticated(what) if !*refreshed => {
+                    *refreshed = true;
+                    tracing::info!(destination = %self.name, answer = %what, "access token refused; renewing it once");
+                    self.tokens.invalidate(&bearer).await;
+                }
+                Verdict::Unauthenticated(what) => {
+                    let reason = format!("halt: Google refused a freshly issued access token: {what}");
+                    let outcome = Outcome::Retry { reason, retry_after: None };
+                    all(report, &members, outcome.clone(), request);
+                    return Some(outcome);
+                }
+                Verdict::Isolate(named) => {
+                    let mut rest = Vec::with_capacity(members.len());
+                    for (pos, &i) in members.iter().enumerate() {
+                        match named.get(&pos) {
+                            Some(messages) => {
+                                let outcome = Outcome::Rejected {
+                                    reason: reason::PLATFORM_REJECTED.to_owned(),
+                                    messages: messages.clone(),
+                                };
+                                report.results.push(result(live[i], &parts[i], outcome, request));
+                            }
+                            None => rest.push(i),
+                        }
+                    }
+                    members = rest;
+                }
+                Verdict::RejectAll(messages) => {
+                    let outcome = Outcome::Rejected { reason: reason::PLATFORM_REJECTED.to_owned(), messages };
+                    all(report, &members, outcome, request);
+                    return None;
+                }
+                Verdict::Halt(what) => {
+                    let reason = format!("halt: Google Ads refused access: {what}");
+                    let outcome = Outcome::Retry { reason, retry_after: None };
+                    all(report, &members, outcome.clone(), request);
+                    return Some(outcome);
+                }
+                Verdict::Retry { reason, retry_after, slow_down } => {
+                    if slow_down {
+                        self.pace.hold(retry_after.unwrap_or(SLOW_DOWN));
+                    }
+                    all(report, &members, Outcome::Retry { reason, retry_after }, request);
+                    return None;
+                }
+            }
+        }
+        None
+    }
+
+    async fn post_ingest(&self, bearer: &Bearer, body: Vec<u8>) -> exchange::Exchange {
+        let body_sha256 = sha256_hex(&body);
+        let request = self
+            .client
+            .post(&self.ingest_url)
+            .header(AUTHORIZATION, bearer.header_value())
+            .header(CONTENT_TYPE, "application/json")
+            .body(body);
+        exchange::run("events:ingest", request, body_sha256).await
+    }
+}
+
+/// Puts the request id at the head of an excerpt that lost it to truncation.
+fn keep_request_id(excerpt_text: &mut String, id: &str) {
+    if !excerpt_text.contains(id) {
+        *excerpt_text = excerpt(format!("requestId={id}; {excerpt_text}").as_bytes());
+    }
+}
+
+fn slowing_down(wait: Duration) -> Outcome {
+    Outcome::Retry {
+        reason: "slowing down: keeping to the request quota (requests_per_minute; Google's RESOURCE_EXHAUSTED)".into(),
+        retry_after: Some(wait),
+    }
+}
+
+fn result(c: &Claimed, p: &Prepared, outcome: Outcome, request: Option<usize>) -> DeliveryResult {
+    DeliveryResult { delivery_id: c.delivery_id, outcome, payload_sha256: Some(p.event_sha256.clone()), request }
+}
