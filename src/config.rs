@@ -239,13 +239,41 @@ impl Config {
     }
 
     fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
-        let config: Config =
+        let mut config: Config =
             figment.extract().map_err(|e| ConfigError { problems: e.into_iter().map(|e| e.to_string()).collect() })?;
+        config.default_consent_purposes(&figment);
         let problems = config.problems();
         if problems.is_empty() {
             Ok(config)
         } else {
             Err(ConfigError { problems })
+        }
+    }
+
+    /// Ad platforms need `ad_user_data` consent to receive anything (their events are ad user data
+    /// as a whole); GA4 needs `analytics`. Applies that default where a destination's
+    /// `consent.purpose` is not written.
+    fn default_consent_purposes(&mut self, figment: &Figment) {
+        let written: Vec<bool> = figment
+            .find_value("destinations")
+            .ok()
+            .and_then(|v| v.into_array())
+            .map(|list| {
+                list.iter()
+                    .map(|d| d.as_dict().and_then(|d| d.get("consent")).and_then(|c| c.as_dict()).is_some_and(|c| c.contains_key("purpose")))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (i, d) in self.destinations.iter_mut().enumerate() {
+            let common = match d {
+                DestinationConfig::Ga4(_) => continue,
+                DestinationConfig::Meta(c) => &mut c.common,
+                DestinationConfig::GoogleAds(c) => &mut c.common,
+                DestinationConfig::Linkedin(c) => &mut c.common,
+            };
+            if !written.get(i).copied().unwrap_or(false) {
+                common.consent.purpose = ConsentPurpose::AdUserData;
+            }
         }
     }
 

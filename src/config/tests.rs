@@ -403,3 +403,28 @@ fn a_typo_in_a_section_variable_is_an_error() {
     let err = Config::load(None).unwrap_err();
     assert_problem(&err.problems, "listn");
 }
+
+#[test]
+fn ad_platforms_default_to_ad_user_data_consent_and_ga4_to_analytics() {
+    std::env::set_var("CFGTEST_PURPOSE_TOKEN", "t");
+    let c = Config::from_toml(
+        r#"
+[[destinations]]
+name = "meta"
+type = "meta"
+pixel_id = "123"
+access_token = "env:CFGTEST_PURPOSE_TOKEN"
+
+[[destinations]]
+name = "meta-analytics"
+type = "meta"
+pixel_id = "456"
+access_token = "env:CFGTEST_PURPOSE_TOKEN"
+[destinations.consent]
+purpose = "analytics"
+"#,
+    )
+    .unwrap();
+    assert_eq!(c.destinations[0].common().consent.purpose, ConsentPurpose::AdUserData);
+    assert_eq!(c.destinations[1].common().consent.purpose, ConsentPurpose::Analytics, "written wins");
+}
