@@ -224,20 +224,47 @@ impl Event {
     /// SHA-256 over what the source said (not over `received_at` or what was joined), to tell a
     /// redelivery (same hash) from a conflicting restatement (different hash).
     pub fn content_hash(&self) -> String {
-        let content = serde_json::json!({
-            "event_id": self.event_id,
-            "kind": self.kind,
-            "occurred_at": self.occurred_at,
-            "subject": self.subject,
-            "value": self.value,
-            "currency": self.currency,
-            "items": self.items,
-            "identity": self.identity,
-            "consent": self.consent,
-            "attributes": self.attributes,
-        });
-        // serde_json's map is ordered by key, so this serialisation is canonical.
-        super::pii::sha256_hex(content.to_string().as_bytes())
+        /// The source's statement, borrowed: serialised straight into the hasher. Field order is
+        /// fixed by this declaration and maps are ordered, so the bytes are canonical.
+        #[derive(Serialize)]
+        struct Content<'a> {
+            event_id: &'a EventId,
+            kind: &'a Kind,
+            occurred_at: &'a DateTime<Utc>,
+            subject: &'a Subject,
+            value: &'a Option<f64>,
+            currency: &'a Option<Currency>,
+            items: &'a [Item],
+            identity: &'a Identity,
+            consent: &'a Consent,
+            attributes: &'a BTreeMap<String, Value>,
+        }
+        struct Hasher(sha2::Sha256);
+        impl std::io::Write for Hasher {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                sha2::Digest::update(&mut self.0, buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let content = Content {
+            event_id: &self.event_id,
+            kind: &self.kind,
+            occurred_at: &self.occurred_at,
+            subject: &self.subject,
+            value: &self.value,
+            currency: &self.currency,
+            items: &self.items,
+            identity: &self.identity,
+            consent: &self.consent,
+            attributes: &self.attributes,
+        };
+        let mut hasher = Hasher(<sha2::Sha256 as sha2::Digest>::new());
+        // Writing to a hasher cannot fail, and these types always serialise.
+        let _ = serde_json::to_writer(&mut hasher, &content);
+        hex::encode(sha2::Digest::finalize(hasher.0))
     }
 }
 

@@ -3,18 +3,41 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::to_us;
-use crate::core::plan::{join, Planner};
+use crate::core::plan::{join, Planned, Planner};
 use crate::core::{Consent, DeliveryState, Event, Identity};
 use crate::store::{IdentityCapture, IngestResult, IngestStatus, PlannedDelivery, StoreError};
 
+/// An event with what can be worked out before the transaction: its content hash, its plan and
+/// its stored body (both redone in the transaction only if the identity bridge adds to it).
+pub(super) struct Prepared {
+    event: Event,
+    hash: String,
+    planned: Vec<Planned>,
+    body: String,
+}
+
+/// The CPU-heavy part of ingest, done off the writer thread so it runs on every core.
+pub(super) fn prepare(events: Vec<Event>, planner: &Planner) -> Result<Vec<Prepared>, StoreError> {
+    events
+        .into_iter()
+        .map(|event| {
+            Ok(Prepared {
+                hash: event.content_hash(),
+                planned: planner.plan(&event, event.received_at),
+                body: serde_json::to_string(&event)?,
+                event,
+            })
+        })
+        .collect()
+}
+
 pub(super) fn ingest(
     conn: &Connection,
-    events: Vec<Event>,
+    events: Vec<Prepared>,
     planner: &Planner,
 ) -> Result<Vec<IngestResult>, StoreError> {
     let mut results = Vec::with_capacity(events.len());
-    for mut event in events {
-        let hash = event.content_hash();
+    for Prepared { mut event, hash, mut planned, mut body } in events {
         let existing: Option<String> = conn
             .prepare_cached("SELECT content_hash FROM events WHERE event_id = ?1")?
             .query_row([event.event_id.as_str()], |r| r.get(0))
@@ -26,12 +49,7 @@ pub(super) fn ingest(
                 conn.prepare_cached(
                     "INSERT INTO conflicts (event_id, received_at, content_hash, body) VALUES (?1, ?2, ?3, ?4)",
                 )?
-                .execute(params![
-                    event.event_id.as_str(),
-                    to_us(event.received_at),
-                    hash,
-                    serde_json::to_string(&event)?
-                ])?;
+                .execute(params![event.event_id.as_str(), to_us(event.received_at), hash, body])?;
                 IngestStatus::Conflict
             };
             results.push(IngestResult { event_id: event.event_id.to_string(), status, deliveries: Vec::new() });
@@ -40,8 +58,11 @@ pub(super) fn ingest(
 
         if let Some((identity, consent)) = bridge(conn, &event.subject.kind, &event.subject.id)? {
             join(&mut event, &identity, &consent);
+            if !event.joined.is_empty() {
+                planned = planner.plan(&event, event.received_at);
+                body = serde_json::to_string(&event)?;
+            }
         }
-        let planned = planner.plan(&event, event.received_at);
         conn.prepare_cached(
             "INSERT INTO events (event_id, kind, source, subject_type, subject_id, occurred_at, received_at, \
              content_hash, routed, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -56,7 +77,7 @@ pub(super) fn ingest(
             to_us(event.received_at),
             hash,
             !planned.is_empty(),
-            serde_json::to_string(&event)?
+            body
         ])?;
         let now = to_us(event.received_at);
         let mut insert = conn.prepare_cached(

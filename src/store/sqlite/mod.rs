@@ -18,8 +18,8 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::{
-    Claimed, Counts, DeliveryFilter, DeliveryView, DueFollowUp, EventView, IdentityCapture, IngestResult, QueueStat, Recording,
-    Recovered, ReplayReport, ReplaySelector, Store, StoreError,
+    Claimed, Counts, DeliveryFilter, DeliveryView, DueFollowUp, EventView, IdentityCapture, IngestResult, QueueStat,
+    Recording, Recovered, ReplayReport, ReplaySelector, Store, StoreError,
 };
 use crate::core::plan::Planner;
 use crate::core::Event;
@@ -206,7 +206,17 @@ pub(crate) fn from_us(us: i64) -> DateTime<Utc> {
 #[async_trait]
 impl Store for SqliteStore {
     async fn ingest(&self, events: Vec<Event>, planner: Arc<Planner>) -> Result<Vec<IngestResult>, StoreError> {
-        self.write(move |conn| ingest::ingest(conn, events, &planner)).await
+        // Hashing, planning and encoding happen here, in parallel across requests; the writer
+        // thread only runs SQL.
+        let prepared = if events.len() > 16 {
+            let planner = planner.clone();
+            tokio::task::spawn_blocking(move || ingest::prepare(events, &planner))
+                .await
+                .map_err(|e| StoreError::Other(format!("preparing events failed: {e}")))??
+        } else {
+            ingest::prepare(events, &planner)?
+        };
+        self.write(move |conn| ingest::ingest(conn, prepared, &planner)).await
     }
 
     async fn capture_identity(&self, capture: IdentityCapture) -> Result<(), StoreError> {
