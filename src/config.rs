@@ -260,7 +260,12 @@ impl Config {
             .and_then(|v| v.into_array())
             .map(|list| {
                 list.iter()
-                    .map(|d| d.as_dict().and_then(|d| d.get("consent")).and_then(|c| c.as_dict()).is_some_and(|c| c.contains_key("purpose")))
+                    .map(|d| {
+                        d.as_dict()
+                            .and_then(|d| d.get("consent"))
+                            .and_then(|c| c.as_dict())
+                            .is_some_and(|c| c.contains_key("purpose"))
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -338,6 +343,11 @@ impl Config {
                     Some(DestinationConfig::Linkedin(_)) => {
                         for problem in linkedin::route_problems(route) {
                             p.push(format!("catalog.{kind}.{dest}: {problem}"));
+                        }
+                    }
+                    Some(DestinationConfig::Meta(_)) => {
+                        if let Some(problem) = route.action_source.as_deref().and_then(meta::action_source_problem) {
+                            p.push(format!("catalog.{kind}.{dest}.action_source: {problem}"));
                         }
                     }
                     Some(DestinationConfig::GoogleAds(g)) => {

@@ -7,7 +7,7 @@ use anyhow::Context;
 use chrono::Utc;
 use futures::StreamExt as _;
 
-use super::scenarios::{occurred_at, write_event};
+use super::load::{client_of, occurred_at, write_event};
 use super::Report;
 use crate::config::Config;
 use crate::core::{DeliveryState, Event};
@@ -181,7 +181,7 @@ pub async fn delivery(events: usize, claim_batch: usize, synchronous: &str, repo
         let mut batch = Vec::with_capacity(BATCH);
         for n in (chunk * BATCH)..((chunk + 1) * BATCH).min(events) {
             let mut json = String::with_capacity(600);
-            write_event(&mut json, n as u64, super::scenarios::client_of(n as u64, events as u64), &occurred);
+            write_event(&mut json, n as u64, client_of(n as u64, events as u64), &occurred);
             batch.push(
                 crate::ingest::canonical::parse_event(serde_json::from_str(&json)?, "api", now, "")
                     .map_err(|e| anyhow::anyhow!("a generated event is invalid: {e:?}"))?,

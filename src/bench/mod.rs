@@ -6,6 +6,8 @@
 
 mod breakdown;
 mod harness;
+mod load;
+mod proc;
 mod scenarios;
 
 use serde::Serialize;
@@ -211,7 +213,7 @@ fn row(scenario: Scenario, name: &'static str, unit: &'static str, m: Measured, 
         Scenario::B => (">= 10,000 requests/s, p99 <= 10 ms", Some(per_second >= 10_000.0 && m.latency.p99 <= 10.0)),
         Scenario::C => ("none (each event delivered exactly once)", None),
     };
-    let rss = harness::peak_rss_mib();
+    let rss = proc::peak_rss_mib();
     let l = m.latency;
     report.line(format!(
         "    {} {unit} in {:.2} s = {} {unit}/s{}",

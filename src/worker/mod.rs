@@ -65,7 +65,8 @@ pub async fn run(ctx: WorkerContext, lane: Lane, wake: Arc<Notify>, cancel: Canc
     let mut in_flight = JoinSet::new();
     let lease = Duration::from_secs(ctx.config.lease_secs);
     tracing::info!(destination = %name, "worker started");
-    let asking = dest.follow_up_after().map(|after| tokio::spawn(follow_ups(ctx.clone(), dest.clone(), after, cancel.clone())));
+    let asking =
+        dest.follow_up_after().map(|after| tokio::spawn(follow_ups(ctx.clone(), dest.clone(), after, cancel.clone())));
     while !cancel.is_cancelled() {
         while in_flight.try_join_next().is_some() {}
         let gate = lock(&breaker).gate(std::time::Instant::now());

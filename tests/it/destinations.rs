@@ -178,7 +178,11 @@ async fn an_order_and_a_lead_reach_all_four_platforms_in_their_own_terms() {
     // Google's processing status turns "sent" into "accepted".
     eventually("Google Ads reports the requests processed", || async {
         let v = s.event("lead:L-9:lead_qualified").await;
-        v["deliveries"].as_array().unwrap().iter().any(|d| d["destination"] == "google-ads" && d["reason"] == "accepted")
+        v["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["destination"] == "google-ads" && d["reason"] == "accepted")
     })
     .await;
 }

@@ -139,8 +139,8 @@ pub fn classify(error: &GraphError, status: Option<u16>, retry_after: Option<Dur
         let reason = format!("halt: access token invalid or expired (code {code}): {what}");
         return Verdict::Retry { reason, retry_after };
     }
-    let rate_limited = RATE_LIMIT_CODES.contains(&code)
-        || error.error_subcode.is_some_and(|s| RATE_LIMIT_SUBCODES.contains(&s));
+    let rate_limited =
+        RATE_LIMIT_CODES.contains(&code) || error.error_subcode.is_some_and(|s| RATE_LIMIT_SUBCODES.contains(&s));
     if rate_limited {
         let wait = retry_after.unwrap_or_default().max(SLOW_DOWN_FLOOR);
         return Verdict::Retry { reason: format!("slow down: rate limited by Meta: {what}"), retry_after: Some(wait) };
@@ -154,7 +154,9 @@ pub fn classify(error: &GraphError, status: Option<u16>, retry_after: Option<Dur
     match status {
         // An unlisted code on a server error, a timeout or throttling status: the request's
         // fate is unknown, so it is tried again.
-        Some(s) if s == 408 || s == 429 || s >= 500 => Verdict::Retry { reason: format!("HTTP {s}: {what}"), retry_after },
+        Some(s) if s == 408 || s == 429 || s >= 500 => {
+            Verdict::Retry { reason: format!("HTTP {s}: {what}"), retry_after }
+        }
         // 100 (invalid parameter) and any other code on a 400: about the payload.
         Some(400) => Verdict::Rejected { message: what, splittable: true },
         _ => Verdict::Rejected { message: what, splittable: false },

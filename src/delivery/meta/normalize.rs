@@ -73,9 +73,10 @@ pub fn normalize(field: Field, raw: &str) -> Option<String> {
         return Some(s.to_owned());
     }
     let normalised: String = match field {
-        Field::City | Field::State => {
-            s.chars().filter(|&c| !(c.is_ascii_digit() || is_py_space(c) || matches!(c, '.' | '-' | '(' | ')'))).collect()
-        }
+        Field::City | Field::State => s
+            .chars()
+            .filter(|&c| !(c.is_ascii_digit() || is_py_space(c) || matches!(c, '.' | '-' | '(' | ')')))
+            .collect(),
         Field::Zip => {
             let compact: String = s.chars().filter(|&c| !is_py_space(c)).collect();
             compact.split('-').next().unwrap_or_default().to_owned()

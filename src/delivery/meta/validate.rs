@@ -80,7 +80,8 @@ fn check_action_source(event: &Map<String, Value>, user_data: &Map<String, Value
         }
         Some("website") => {
             let url = event.get("event_source_url").and_then(Value::as_str);
-            let absolute = url.and_then(|u| url::Url::parse(u).ok()).is_some_and(|u| ["http", "https"].contains(&u.scheme()));
+            let absolute =
+                url.and_then(|u| url::Url::parse(u).ok()).is_some_and(|u| ["http", "https"].contains(&u.scheme()));
             if !absolute {
                 out.push(
                     "event_source_url: required for action_source website, as an absolute http(s) URL (the \
@@ -92,9 +93,9 @@ fn check_action_source(event: &Map<String, Value>, user_data: &Map<String, Value
                 out.push("user_data.client_user_agent: required for action_source website".to_owned());
             }
         }
-        Some("app") if !event.contains_key("app_data") => {
-            out.push("app_data: required for action_source app (Surety sends none: route app events elsewhere)".to_owned())
-        }
+        Some("app") if !event.contains_key("app_data") => out.push(
+            "app_data: required for action_source app (Surety sends none: route app events elsewhere)".to_owned(),
+        ),
         Some(_) => {}
     }
 }
@@ -134,7 +135,9 @@ fn check_user_data(user_data: &Map<String, Value>, out: &mut Vec<String>) {
 
 fn check_custom_data(event_name: &str, c: &Map<String, Value>, out: &mut Vec<String>) {
     match c.get("value") {
-        Some(v) if !v.as_f64().is_some_and(f64::is_finite) => out.push("custom_data.value: must be a number".to_owned()),
+        Some(v) if !v.as_f64().is_some_and(f64::is_finite) => {
+            out.push("custom_data.value: must be a number".to_owned())
+        }
         Some(_) if !c.contains_key("currency") => out.push("custom_data.currency: required with value".to_owned()),
         None if event_name == "Purchase" => out.push("custom_data.value: required for Purchase".to_owned()),
         _ => {}

@@ -10,15 +10,16 @@
 //! (using-the-api, parameters, deduplicate-pixel-and-server-events), docs/graph-api/guides/
 //! error-handling; PLATFORMS.md §Meta.
 
+mod error;
+mod state;
 mod validate;
 
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, HashSet};
 use std::ops::Deref;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
@@ -27,298 +28,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use chrono::{DateTime, Utc};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use error::GraphError;
+pub use state::{MetaSimState, ReceivedEvent, ReceivedRequest};
 pub use validate::{check_event, Problem, FUTURE_SLACK_SECS, MAX_EVENTS, WINDOW_SECS};
 
-use super::{Fault, Faults};
-
-/// A Graph API error to answer with.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GraphError {
-    pub status: u16,
-    pub code: i64,
-    pub subcode: Option<i64>,
-    pub is_transient: Option<bool>,
-    pub kind: String,
-    pub message: String,
-    pub user_msg: Option<String>,
-}
-
-impl GraphError {
-    /// The error Meta answers for `code`, with the HTTP status it comes with.
-    pub fn for_code(code: i64, subcode: Option<i64>, is_transient: Option<bool>) -> Self {
-        let (status, kind, message) = match code {
-            1 => (500, "OAuthException", "An unknown error occurred"),
-            2 => (503, "OAuthException", "An unexpected error has occurred. Please retry your request later."),
-            4 => (400, "OAuthException", "(#4) Application request limit reached"),
-            17 => (400, "OAuthException", "(#17) User request limit reached"),
-            613 => (400, "OAuthException", "(#613) Calls within one hour have exceeded the rate limit"),
-            190 => (401, "OAuthException", "Error validating access token"),
-            10 => (403, "OAuthException", "(#10) Application does not have permission for this action"),
-            200..=299 => (403, "OAuthException", "(#200) Permissions error"),
-            368 => (400, "OAuthException", "(#368) The action attempted has been deemed abusive or is otherwise disallowed"),
-            _ => (400, "OAuthException", "(#100) Invalid parameter"),
-        };
-        Self { status, code, subcode, is_transient, kind: kind.into(), message: message.into(), user_msg: None }
-    }
-
-    fn body(&self, fbtrace_id: &str) -> Value {
-        let mut e = Map::new();
-        e.insert("message".into(), self.message.as_str().into());
-        e.insert("type".into(), self.kind.as_str().into());
-        e.insert("code".into(), self.code.into());
-        if let Some(sub) = self.subcode {
-            e.insert("error_subcode".into(), sub.into());
-        }
-        if let Some(t) = self.is_transient {
-            e.insert("is_transient".into(), t.into());
-        }
-        if let Some(msg) = &self.user_msg {
-            e.insert("error_user_title".into(), "Invalid event".into());
-            e.insert("error_user_msg".into(), msg.as_str().into());
-        }
-        e.insert("fbtrace_id".into(), fbtrace_id.into());
-        json!({ "error": e })
-    }
-
-    fn response(&self, fbtrace_id: &str) -> Response {
-        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_REQUEST);
-        let mut response = (status, axum::Json(self.body(fbtrace_id))).into_response();
-        if self.code == 190 {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("OAuth \"Facebook Platform\" \"invalid_token\""));
-        }
-        response
-    }
-}
-
-/// Which access tokens the simulated pixel takes.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-enum TokenMode {
-    /// Any non-empty token (the default).
-    #[default]
-    AnyNonEmpty,
-    /// Only this one; any other is invalid.
-    Only(String),
-    /// Every token has expired.
-    Expired,
-}
-
-/// One request as the simulator got it.
-#[derive(Clone, Debug)]
-pub struct ReceivedRequest {
-    pub version: String,
-    pub pixel_id: String,
-    pub access_token: Option<String>,
-    /// The body, if it was JSON.
-    pub body: Option<Arc<Value>>,
-    pub body_len: usize,
-    pub received_at: DateTime<Utc>,
-    /// What the simulator answered.
-    pub status: u16,
-    /// The Graph error code answered, if any.
-    pub error_code: Option<i64>,
-}
-
-/// One event of an accepted request.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ReceivedEvent {
-    pub pixel_id: String,
-    pub event_name: String,
-    pub event_time: i64,
-    pub event_id: Option<String>,
-    pub action_source: Option<String>,
-    pub user_data: Map<String, Value>,
-    pub custom_data: Option<Value>,
-    /// The whole event object as sent.
-    pub raw: Value,
-    pub test_event_code: Option<String>,
-    pub received_at: DateTime<Utc>,
-    /// Meta already had an event with this `event_id` and `event_name` (from the pixel or an
-    /// earlier server send) and keeps only one.
-    pub duplicate: bool,
-}
-
-/// The simulator's shared state: what it received, its counters, its faults. Cheap to clone.
-#[derive(Clone, Default)]
-pub struct MetaSimState {
-    inner: Arc<Inner>,
-}
-
-#[derive(Default)]
-struct Inner {
-    requests: Mutex<Vec<ReceivedRequest>>,
-    events: Mutex<Vec<ReceivedEvent>>,
-    /// (event_id, event_name) seen so far, browser and server: Meta's dedupe keys.
-    seen: Mutex<HashSet<(String, String)>>,
-    browser_events: AtomicU64,
-    deduplicated: AtomicU64,
-    not_recording: AtomicBool,
-    accepted_requests: AtomicU64,
-    rejected_requests: AtomicU64,
-    event_count: AtomicU64,
-    faulted: AtomicU64,
-    traces: AtomicU64,
-    faults: Faults,
-    errors: Mutex<Option<(u32, GraphError)>>,
-    token: Mutex<TokenMode>,
-    /// event_id → why Meta refuses it (stand-in for refusals no documented rule predicts).
-    refused: Mutex<BTreeMap<String, String>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // Plain data: a panic elsewhere cannot leave it half-updated.
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-impl MetaSimState {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// The next `n` requests meet `fault` (no Graph error body: a proxy's or a load balancer's answer).
-    pub fn fail_next(&self, n: u32, fault: Fault) {
-        self.inner.faults.fail_next(n, fault);
-    }
-
-    /// Every request meets `fault` until it is set to `None`.
-    pub fn set_fault(&self, fault: Option<Fault>) {
-        self.inner.faults.set(fault);
-    }
-
-    /// The next `n` requests are answered with Meta's error for `code` (status chosen as Meta
-    /// does: 1 → 500, 2 → 503, 190 → 401, 10 and 200–299 → 403, else 400) and not processed.
-    pub fn fail_next_with_error(&self, n: u32, code: i64, subcode: Option<i64>, is_transient: bool) {
-        let transient = is_transient.then_some(true);
-        self.fail_next_with(n, GraphError::for_code(code, subcode, transient));
-    }
-
-    /// The next `n` requests are answered with `error` and not processed.
-    pub fn fail_next_with(&self, n: u32, error: GraphError) {
-        *lock(&self.inner.errors) = (n > 0).then_some((n, error));
-    }
-
-    /// From now on only `token` is valid (a rotation: the old one answers 190).
-    pub fn rotate_token(&self, token: &str) {
-        *lock(&self.inner.token) = TokenMode::Only(token.to_owned());
-    }
-
-    /// Every token has expired: requests answer 190 (subcode 463) until a rotation or [`Self::accept_any_token`].
-    pub fn expire_token(&self) {
-        *lock(&self.inner.token) = TokenMode::Expired;
-    }
-
-    /// Any non-empty token is valid again (the default).
-    pub fn accept_any_token(&self) {
-        *lock(&self.inner.token) = TokenMode::AnyNonEmpty;
-    }
-
-    /// Meta refuses any request holding an event with this `event_id`, as it would an invalid
-    /// event: 400, code 100, naming the event's index.
-    pub fn refuse_event_id(&self, event_id: &str, why: &str) {
-        lock(&self.inner.refused).insert(event_id.to_owned(), why.to_owned());
-    }
-
-    /// The pixel sent this event from the browser: a server event with the same `event_id` and
-    /// `event_name` is then a duplicate.
-    pub fn record_browser_event(&self, event_id: &str, event_name: &str) {
-        self.inner.browser_events.fetch_add(1, Ordering::Relaxed);
-        if !lock(&self.inner.seen).insert((event_id.to_owned(), event_name.to_owned())) {
-            self.inner.deduplicated.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// Keep requests and events (the default), or only count them.
-    pub fn set_recording(&self, on: bool) {
-        self.inner.not_recording.store(!on, Ordering::Relaxed);
-    }
-
-    /// Requests answered 200 (faulted and refused ones excluded).
-    pub fn request_count(&self) -> u64 {
-        self.inner.accepted_requests.load(Ordering::Relaxed)
-    }
-
-    /// Requests refused with a Graph error by the simulator's own checks (token, limits, events).
-    pub fn rejected_request_count(&self) -> u64 {
-        self.inner.rejected_requests.load(Ordering::Relaxed)
-    }
-
-    /// Events of accepted requests (duplicates included), without copying them.
-    pub fn event_count(&self) -> u64 {
-        self.inner.event_count.load(Ordering::Relaxed)
-    }
-
-    /// Requests answered with an injected fault or error.
-    pub fn fault_count(&self) -> u64 {
-        self.inner.faulted.load(Ordering::Relaxed)
-    }
-
-    /// Events Meta drops as duplicates of an earlier one with the same `event_id` and
-    /// `event_name` (browser or server).
-    pub fn deduplicated_count(&self) -> u64 {
-        self.inner.deduplicated.load(Ordering::Relaxed)
-    }
-
-    /// Every recorded request, in arrival order.
-    pub fn requests(&self) -> Vec<ReceivedRequest> {
-        lock(&self.inner.requests).clone()
-    }
-
-    /// Every event of the accepted requests, duplicates included, in arrival order.
-    pub fn received_events(&self) -> Vec<ReceivedEvent> {
-        lock(&self.inner.events).clone()
-    }
-
-    pub fn events_named(&self, name: &str) -> Vec<ReceivedEvent> {
-        lock(&self.inner.events).iter().filter(|e| e.event_name == name).cloned().collect()
-    }
-
-    /// The server events Meta keeps: received ones that duplicate nothing earlier.
-    pub fn unique_events(&self) -> Vec<ReceivedEvent> {
-        lock(&self.inner.events).iter().filter(|e| !e.duplicate).cloned().collect()
-    }
-
-    /// Forgets requests, events, dedupe keys and counters (faults, tokens and refusals stay).
-    pub fn clear(&self) {
-        lock(&self.inner.requests).clear();
-        lock(&self.inner.events).clear();
-        lock(&self.inner.seen).clear();
-        let counters = [
-            &self.inner.browser_events,
-            &self.inner.deduplicated,
-            &self.inner.accepted_requests,
-            &self.inner.rejected_requests,
-            &self.inner.event_count,
-            &self.inner.faulted,
-        ];
-        for c in counters {
-            c.store(0, Ordering::Relaxed);
-        }
-    }
-
-    fn take_error(&self) -> Option<GraphError> {
-        let mut errors = lock(&self.inner.errors);
-        let (n, error) = errors.take()?;
-        if n > 1 {
-            *errors = Some((n - 1, error.clone()));
-        }
-        Some(error)
-    }
-
-    fn trace_id(&self) -> String {
-        format!("SimTrace{:08x}", self.inner.traces.fetch_add(1, Ordering::Relaxed))
-    }
-
-    fn record(&self, request: ReceivedRequest) {
-        if !self.inner.not_recording.load(Ordering::Relaxed) {
-            lock(&self.inner.requests).push(request);
-        }
-    }
-}
+use super::Fault;
+use state::{lock, TokenMode};
 
 /// The simulator's routes, to serve on their own ([`start`]) or mount elsewhere.
 pub fn router(state: MetaSimState) -> Router {
@@ -363,7 +82,13 @@ async fn events(
     response
 }
 
-fn process(state: &MetaSimState, version: String, pixel_id: String, query: &[(String, String)], body: &[u8]) -> Response {
+fn process(
+    state: &MetaSimState,
+    version: String,
+    pixel_id: String,
+    query: &[(String, String)],
+    body: &[u8],
+) -> Response {
     let now = Utc::now();
     let trace = state.trace_id();
     let token = query.iter().find(|(k, _)| k == "access_token").map(|(_, v)| v.clone());

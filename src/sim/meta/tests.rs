@@ -196,7 +196,10 @@ async fn tokens_missing_rotated_and_expired() {
     assert_eq!(post(&sim, Some("new"), &body(vec![fresh()])).await.0, 200);
     sim.expire_token();
     let (status, answer) = post(&sim, Some("new"), &body(vec![fresh()])).await;
-    assert_eq!((status, answer["error"]["code"].clone(), answer["error"]["error_subcode"].clone()), (401, json!(190), json!(463)));
+    assert_eq!(
+        (status, answer["error"]["code"].clone(), answer["error"]["error_subcode"].clone()),
+        (401, json!(190), json!(463))
+    );
     sim.accept_any_token();
     assert_eq!(post(&sim, Some("anything"), &body(vec![fresh()])).await.0, 200);
     sim.shutdown().await;
@@ -233,11 +236,8 @@ async fn a_delay_processes_first_and_answers_late() {
     let sim = start().await.unwrap();
     sim.fail_next(1, Fault::Delay(Duration::from_millis(300)));
     let client = reqwest::Client::builder().timeout(Duration::from_millis(100)).build().unwrap();
-    let sent = client
-        .post(format!("{}/v24.0/1/events?access_token=t", sim.base_url))
-        .json(&body(vec![fresh()]))
-        .send()
-        .await;
+    let sent =
+        client.post(format!("{}/v24.0/1/events?access_token=t", sim.base_url)).json(&body(vec![fresh()])).send().await;
     assert!(sent.is_err_and(|e| e.is_timeout()));
     assert_eq!(sim.event_count(), 1);
     sim.shutdown().await;

@@ -50,7 +50,7 @@ pub fn check_event(index: usize, event: &Value, now: DateTime<Utc>) -> Vec<Probl
         add("", "An event must be an object.");
         return out;
     };
-    if !e.get("event_name").and_then(Value::as_str).is_some_and(|s| !s.is_empty()) {
+    if e.get("event_name").and_then(Value::as_str).is_none_or(str::is_empty) {
         add("event_name", "The parameter event_name is required.");
     }
     match e.get("event_time").and_then(Value::as_i64) {
@@ -88,7 +88,7 @@ pub fn check_event(index: usize, event: &Value, now: DateTime<Utc>) -> Vec<Probl
             if !url_ok {
                 add("event_source_url", "event_source_url is required for website events.");
             }
-            if !user_data.get("client_user_agent").and_then(Value::as_str).is_some_and(|s| !s.is_empty()) {
+            if user_data.get("client_user_agent").and_then(Value::as_str).is_none_or(str::is_empty) {
                 add("user_data.client_user_agent", "client_user_agent is required for website events.");
             }
         }

@@ -62,7 +62,10 @@ fn permission_and_policy_reject_the_request_without_splitting() {
         let v = classify(&error(code, None, Some(false)), Some(403), None);
         match v {
             Verdict::Rejected { message, splittable: false } => {
-                assert!(message.starts_with(&format!("Meta error {code} (OAuthException): message for {code}")), "{message}")
+                assert!(
+                    message.starts_with(&format!("Meta error {code} (OAuthException): message for {code}")),
+                    "{message}"
+                )
             }
             other => panic!("{code}: {other:?}"),
         }

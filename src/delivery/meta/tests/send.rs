@@ -270,7 +270,9 @@ async fn graph_error_families() {
         let report = meta.send(&batch, &[]).await;
         assert_eq!(report.requests.len(), 1, "{code}: account-level refusals are not split");
         for r in &report.results {
-            assert!(matches!(&r.outcome, Outcome::Rejected { messages, .. } if messages[0].starts_with(&format!("Meta error {code}"))));
+            assert!(
+                matches!(&r.outcome, Outcome::Rejected { messages, .. } if messages[0].starts_with(&format!("Meta error {code}")))
+            );
         }
     }
     assert!(sim.received_events().is_empty());
@@ -294,7 +296,9 @@ async fn server_errors_and_429_are_retried_with_retry_after() {
     sim.fail_next(1, Fault::Status(403));
     let report = meta.send(&purchases(2), &[]).await;
     assert_eq!(report.requests.len(), 1);
-    assert!(matches!(&report.results[0].outcome, Outcome::Rejected { messages, .. } if messages[0] == "HTTP 403: injected fault"));
+    assert!(
+        matches!(&report.results[0].outcome, Outcome::Rejected { messages, .. } if messages[0] == "HTTP 403: injected fault")
+    );
     assert_eq!(sim.fault_count(), 3);
     sim.shutdown().await;
 }

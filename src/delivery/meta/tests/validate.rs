@@ -156,7 +156,10 @@ fn object_level_rules() {
     flags(&with(&["custom_data", "value"], json!("59.9")), "custom_data.value: must be a number");
     flags(&with(&["custom_data", "currency"], json!("EURO")), "custom_data.currency: must be a three-letter");
     flags(&with(&["custom_data", "contents"], json!([{"quantity": 1}])), "custom_data.contents[0].id: required");
-    flags(&with(&["custom_data", "contents"], json!([{"id": "x", "quantity": 1.5}])), "custom_data.contents[0].quantity");
+    flags(
+        &with(&["custom_data", "contents"], json!([{"id": "x", "quantity": 1.5}])),
+        "custom_data.contents[0].quantity",
+    );
     flags(&with(&["data_processing_options"], json!(["XYZ"])), "data_processing_options:");
     let mut no_user_data = good.clone();
     no_user_data.as_object_mut().unwrap().remove("user_data");

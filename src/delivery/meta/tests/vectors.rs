@@ -31,7 +31,10 @@ fn file() -> File {
     serde_json::from_str(VECTORS).expect("the vector file parses")
 }
 
-fn core_hash(field: &str) -> Option<fn(&str) -> Result<Hashed, PiiError>> {
+/// A `core::pii` hashing function.
+type CoreHash = fn(&str) -> Result<Hashed, PiiError>;
+
+fn core_hash(field: &str) -> Option<CoreHash> {
     match field {
         "em" => Some(hash_email),
         "ph" => Some(hash_phone),
