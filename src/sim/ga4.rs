@@ -10,7 +10,6 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
-use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -22,8 +21,6 @@ use axum::routing::post;
 use axum::Router;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 pub use validate::{validate, Code, Message};
 
@@ -278,53 +275,11 @@ fn process(state: &Ga4SimState, endpoint: Endpoint, raw_query: &str, body: &[u8]
     response
 }
 
-/// A simulator serving on 127.0.0.1 in a background task. Dereferences to its state, so the
-/// fault and inspection methods are at hand; clones share the server.
-#[derive(Clone)]
-pub struct Ga4Sim {
-    /// `http://127.0.0.1:PORT`: the `base_url` to configure a GA4 destination with.
-    pub base_url: String,
-    state: Ga4SimState,
-    stop: CancellationToken,
-    task: Arc<Mutex<Option<JoinHandle<()>>>>,
-}
+/// A GA4 simulator serving on 127.0.0.1 (see [`super::Running`]).
+pub type Ga4Sim = super::Running<Ga4SimState>;
 
-/// Binds 127.0.0.1 on a free port and serves the simulator until [`Ga4Sim::shutdown`].
+/// Binds 127.0.0.1 on a free port and serves the simulator until [`super::Running::shutdown`].
 pub async fn start() -> std::io::Result<Ga4Sim> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
     let state = Ga4SimState::new();
-    let stop = CancellationToken::new();
-    let app = router(state.clone());
-    let signal = stop.clone().cancelled_owned();
-    let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(signal).await {
-            tracing::warn!(error = %e, "the GA4 simulator stopped");
-        }
-    });
-    Ok(Ga4Sim { base_url: format!("http://{addr}"), state, stop, task: Arc::new(Mutex::new(Some(task))) })
-}
-
-impl Ga4Sim {
-    pub fn state(&self) -> &Ga4SimState {
-        &self.state
-    }
-
-    /// Stops serving: waits up to 5 s for requests in progress, then cuts them off.
-    pub async fn shutdown(&self) {
-        self.stop.cancel();
-        let task = self.task.lock().unwrap_or_else(PoisonError::into_inner).take();
-        if let Some(mut task) = task {
-            if tokio::time::timeout(std::time::Duration::from_secs(5), &mut task).await.is_err() {
-                task.abort();
-            }
-        }
-    }
-}
-
-impl Deref for Ga4Sim {
-    type Target = Ga4SimState;
-    fn deref(&self) -> &Ga4SimState {
-        &self.state
-    }
+    super::serve(state.clone(), router(state), "GA4").await
 }

@@ -25,7 +25,6 @@ mod validate;
 mod tests;
 
 use std::collections::HashSet;
-use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -34,8 +33,6 @@ use axum::routing::post;
 use axum::Router;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 pub use validate::{schema, values, Violation, ID_TYPES, WINDOW_DAYS};
 
@@ -235,53 +232,11 @@ pub fn router(state: LinkedinSimState) -> Router {
         .with_state(state)
 }
 
-/// A simulator serving on 127.0.0.1 in a background task. Dereferences to its state, so the
-/// fault and inspection methods are at hand; clones share the server.
-#[derive(Clone)]
-pub struct LinkedinSim {
-    /// `http://127.0.0.1:PORT`: the `base_url` to configure a LinkedIn destination with.
-    pub base_url: String,
-    state: LinkedinSimState,
-    stop: CancellationToken,
-    task: Arc<Mutex<Option<JoinHandle<()>>>>,
-}
+/// A LinkedIn simulator serving on 127.0.0.1 (see [`super::Running`]).
+pub type LinkedinSim = super::Running<LinkedinSimState>;
 
-/// Binds 127.0.0.1 on a free port and serves the simulator until [`LinkedinSim::shutdown`].
+/// Binds 127.0.0.1 on a free port and serves the simulator until [`super::Running::shutdown`].
 pub async fn start() -> std::io::Result<LinkedinSim> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
     let state = LinkedinSimState::new();
-    let stop = CancellationToken::new();
-    let app = router(state.clone());
-    let signal = stop.clone().cancelled_owned();
-    let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(signal).await {
-            tracing::warn!(error = %e, "the LinkedIn simulator stopped");
-        }
-    });
-    Ok(LinkedinSim { base_url: format!("http://{addr}"), state, stop, task: Arc::new(Mutex::new(Some(task))) })
-}
-
-impl LinkedinSim {
-    pub fn state(&self) -> &LinkedinSimState {
-        &self.state
-    }
-
-    /// Stops serving: waits up to 5 s for requests in progress, then cuts them off.
-    pub async fn shutdown(&self) {
-        self.stop.cancel();
-        let task = lock(&self.task).take();
-        if let Some(mut task) = task {
-            if tokio::time::timeout(std::time::Duration::from_secs(5), &mut task).await.is_err() {
-                task.abort();
-            }
-        }
-    }
-}
-
-impl Deref for LinkedinSim {
-    type Target = LinkedinSimState;
-    fn deref(&self) -> &LinkedinSimState {
-        &self.state
-    }
+    super::serve(state.clone(), router(state), "LinkedIn").await
 }

@@ -7,8 +7,62 @@ pub mod google_ads;
 pub mod linkedin;
 pub mod meta;
 
-use std::sync::{Mutex, PoisonError};
+use std::ops::Deref;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+
+use axum::Router;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// A simulator serving on 127.0.0.1 in a background task. Dereferences to its state, so the
+/// fault and inspection methods are at hand; clones share the server.
+#[derive(Clone)]
+pub struct Running<S> {
+    /// `http://127.0.0.1:PORT`: the `base_url` to configure a destination with.
+    pub base_url: String,
+    state: S,
+    stop: CancellationToken,
+    task: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+/// Binds 127.0.0.1 on a free port and serves `router` until [`Running::shutdown`].
+pub async fn serve<S>(state: S, router: Router, name: &'static str) -> std::io::Result<Running<S>> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let stop = CancellationToken::new();
+    let signal = stop.clone().cancelled_owned();
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(signal).await {
+            tracing::warn!(error = %e, simulator = name, "a simulator stopped");
+        }
+    });
+    Ok(Running { base_url: format!("http://{addr}"), state, stop, task: Arc::new(Mutex::new(Some(task))) })
+}
+
+impl<S> Running<S> {
+    pub fn state(&self) -> &S {
+        &self.state
+    }
+
+    /// Stops serving: waits up to 5 s for requests in progress, then cuts them off.
+    pub async fn shutdown(&self) {
+        self.stop.cancel();
+        let task = self.task.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(mut task) = task {
+            if tokio::time::timeout(Duration::from_secs(5), &mut task).await.is_err() {
+                task.abort();
+            }
+        }
+    }
+}
+
+impl<S> Deref for Running<S> {
+    type Target = S;
+    fn deref(&self) -> &S {
+        &self.state
+    }
+}
 
 /// A way for a simulated platform to misbehave.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -17,9 +17,8 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
-use std::ops::Deref;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
@@ -29,8 +28,6 @@ use axum::routing::post;
 use axum::Router;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 pub use error::GraphError;
 pub use state::{MetaSimState, ReceivedEvent, ReceivedRequest};
@@ -217,53 +214,11 @@ fn accept(state: &MetaSimState, pixel_id: &str, data: &[Value], test_event_code:
     }
 }
 
-/// A simulator serving on 127.0.0.1 in a background task. Dereferences to its state, so the
-/// fault and inspection methods are at hand; clones share the server.
-#[derive(Clone)]
-pub struct MetaSim {
-    /// `http://127.0.0.1:PORT`: the `base_url` to configure a Meta destination with.
-    pub base_url: String,
-    state: MetaSimState,
-    stop: CancellationToken,
-    task: Arc<Mutex<Option<JoinHandle<()>>>>,
-}
+/// A Meta simulator serving on 127.0.0.1 (see [`super::Running`]).
+pub type MetaSim = super::Running<MetaSimState>;
 
-/// Binds 127.0.0.1 on a free port and serves the simulator until [`MetaSim::shutdown`].
+/// Binds 127.0.0.1 on a free port and serves the simulator until [`super::Running::shutdown`].
 pub async fn start() -> std::io::Result<MetaSim> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
     let state = MetaSimState::new();
-    let stop = CancellationToken::new();
-    let app = router(state.clone());
-    let signal = stop.clone().cancelled_owned();
-    let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(signal).await {
-            tracing::warn!(error = %e, "the Meta simulator stopped");
-        }
-    });
-    Ok(MetaSim { base_url: format!("http://{addr}"), state, stop, task: Arc::new(Mutex::new(Some(task))) })
-}
-
-impl MetaSim {
-    pub fn state(&self) -> &MetaSimState {
-        &self.state
-    }
-
-    /// Stops serving: waits up to 5 s for requests in progress, then cuts them off.
-    pub async fn shutdown(&self) {
-        self.stop.cancel();
-        let task = lock(&self.task).take();
-        if let Some(mut task) = task {
-            if tokio::time::timeout(std::time::Duration::from_secs(5), &mut task).await.is_err() {
-                task.abort();
-            }
-        }
-    }
-}
-
-impl Deref for MetaSim {
-    type Target = MetaSimState;
-    fn deref(&self) -> &MetaSimState {
-        &self.state
-    }
+    super::serve(state.clone(), router(state), "Meta").await
 }
