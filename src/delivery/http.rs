@@ -126,6 +126,12 @@ pub fn classify(status: Option<u16>, error: Option<&str>, timed_out: bool) -> Cl
 /// of the record. `url` may hold credentials; it appears nowhere in the result.
 pub async fn post_json(client: &reqwest::Client, endpoint: &'static str, url: &str, body: Vec<u8>) -> Exchange {
     let body_sha256 = sha256_hex(&body);
+    send(endpoint, client.post(url).header(CONTENT_TYPE, "application/json").body(body), body_sha256).await
+}
+
+/// Sends any request (headers, form body, GET) and records what came back, as [`post_json`]
+/// does. `body_sha256` is the hash of the body the request carries.
+pub async fn send(endpoint: &'static str, request: reqwest::RequestBuilder, body_sha256: String) -> Exchange {
     let sent_at = Utc::now();
     let started = Instant::now();
     let mut exchange = Exchange {
@@ -142,8 +148,7 @@ pub async fn post_json(client: &reqwest::Client, endpoint: &'static str, url: &s
         retry_after: None,
         timed_out: false,
     };
-    let sent = client.post(url).header(CONTENT_TYPE, "application/json").body(body).send().await;
-    match sent {
+    match request.send().await {
         Ok(mut response) => {
             exchange.record.status = Some(response.status().as_u16());
             exchange.retry_after = retry_after(response.headers(), Utc::now());

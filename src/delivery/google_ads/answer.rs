@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::exchange::Exchange;
+use crate::delivery::http::Exchange;
 
 /// The least wait after `RESOURCE_EXHAUSTED`: the quota is per minute.
 pub const SLOW_DOWN: Duration = Duration::from_secs(60);

@@ -12,9 +12,9 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use super::exchange::{self, Exchange};
 use crate::config::google_ads::SCOPE;
 use crate::core::pii::sha256_hex;
+use crate::delivery::http::{self as exchange, Exchange};
 use crate::delivery::RequestRecord;
 
 /// Google accepts assertions valid for at most an hour.
@@ -181,7 +181,7 @@ impl TokenSource {
             .post(&self.token_url)
             .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .body(form);
-        let mut ex = exchange::run("token", request, body_sha256).await;
+        let mut ex = exchange::send("token", request, body_sha256).await;
         let result = read_token_answer(&ex, now);
         // The answer holds the token when it succeeded: keep only what explains a failure.
         ex.record.response_excerpt = match &result {

@@ -28,7 +28,6 @@
 mod answer;
 mod auth;
 mod batch;
-mod exchange;
 mod pace;
 mod payload;
 mod rules;

@@ -9,11 +9,12 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use super::answer::{self, Verdict, SLOW_DOWN};
 use super::auth::Bearer;
 use super::payload::{self, Prepared};
-use super::{batch, exchange, GoogleAds};
+use super::{batch, GoogleAds};
 use crate::core::delivery::reason;
 use crate::core::pii::sha256_hex;
 use crate::core::plan::{outside_window, Rules};
 use crate::core::{Claimed, Outcome};
+use crate::delivery::http as exchange;
 use crate::delivery::http::excerpt;
 use crate::delivery::{DeliveryResult, SendReport};
 
@@ -173,7 +174,7 @@ impl GoogleAds {
             .header(AUTHORIZATION, bearer.header_value())
             .header(CONTENT_TYPE, "application/json")
             .body(body);
-        exchange::run("events:ingest", request, body_sha256).await
+        exchange::send("events:ingest", request, body_sha256).await
     }
 }
 

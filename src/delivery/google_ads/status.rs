@@ -13,8 +13,9 @@ use serde_json::Value;
 
 use super::answer::{RpcStatus, SLOW_DOWN};
 use super::auth::TokenError;
-use super::{exchange, GoogleAds};
+use super::GoogleAds;
 use crate::core::pii::sha256_hex;
+use crate::delivery::http as exchange;
 use crate::delivery::{FollowUp, RequestRecord};
 
 /// `RequestStatusPerDestination.RequestStatus`.
@@ -205,7 +206,7 @@ impl GoogleAds {
             let mut url = self.status_url.clone();
             url.query_pairs_mut().append_pair("requestId", request_id);
             let request = self.client.get(url).header(AUTHORIZATION, bearer.header_value());
-            let ex = exchange::run("requestStatus:retrieve", request, sha256_hex(b"")).await;
+            let ex = exchange::send("requestStatus:retrieve", request, sha256_hex(b"")).await;
             let outcome = read_status_answer(&ex);
             requests.push(ex.record);
             match outcome {
