@@ -30,6 +30,8 @@ pub struct Server {
     pub toml: String,
     stop: CancellationToken,
     task: JoinHandle<anyhow::Result<()>>,
+    /// The server's own runtime, if it has one (see [`ServerSpec::own_runtime`]).
+    runtime: Option<tokio::runtime::Runtime>,
     _dir: tempfile::TempDir,
 }
 
@@ -39,6 +41,10 @@ pub struct ServerSpec<'a> {
     pub synchronous: &'a str,
     /// `[worker]` and destination settings, or none for an ingest-only server.
     pub delivery: Option<DeliverySpec<'a>>,
+    /// Serve from a runtime of its own (as a separate process would) rather than the client's:
+    /// on one runtime a client task and the server task it wakes tend to share a worker thread
+    /// (tokio's LIFO slot is not stolen), which leaves cores idle.
+    pub own_runtime: bool,
 }
 
 pub struct DeliverySpec<'a> {
@@ -74,11 +80,25 @@ impl Server {
             ));
         }
         let config = Config::from_toml(&toml)?;
-        let listener = TcpListener::bind("127.0.0.1:0").await.context("cannot bind 127.0.0.1:0")?;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").context("cannot bind 127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
         let base_url = format!("http://{}", listener.local_addr()?);
         let stop = CancellationToken::new();
-        let task = tokio::spawn(crate::run(config, listener, stop.clone().cancelled_owned()));
-        let server = Self { base_url, toml, stop, task, _dir: dir };
+        let serve = {
+            let shutdown = stop.clone().cancelled_owned();
+            async move { crate::run(config, TcpListener::from_std(listener)?, shutdown).await }
+        };
+        let (task, runtime) = if spec.own_runtime {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_name("surety-server")
+                .build()
+                .context("cannot start the server's runtime")?;
+            (rt.spawn(serve), Some(rt))
+        } else {
+            (tokio::spawn(serve), None)
+        };
+        let server = Self { base_url, toml, stop, task, runtime, _dir: dir };
         server.wait_ready().await?;
         Ok(server)
     }
@@ -105,10 +125,15 @@ impl Server {
     /// Stops the server and waits (bounded) for it to finish; the temp folder goes with it.
     pub async fn stop(self) -> anyhow::Result<()> {
         self.stop.cancel();
-        match tokio::time::timeout(Duration::from_secs(30), self.task).await {
-            Ok(joined) => joined.context("the server task failed")?,
-            Err(_) => bail!("the server did not stop within 30 s"),
+        let result = match tokio::time::timeout(Duration::from_secs(30), self.task).await {
+            Ok(joined) => joined.context("the server task failed").and_then(|r| r),
+            Err(_) => Err(anyhow::anyhow!("the server did not stop within 30 s")),
+        };
+        if let Some(rt) = self.runtime {
+            // A runtime may not be dropped from async code; its tasks have ended by now.
+            rt.shutdown_background();
         }
+        result
     }
 }
 

@@ -5,6 +5,7 @@
 //! a. batched ingest, b. single-event ingest, c. ingest→delivered to GA4. See `--help`.
 
 mod breakdown;
+mod breakdown_delivery;
 mod harness;
 mod load;
 mod proc;
@@ -43,6 +44,10 @@ pub struct BenchArgs {
     /// The GA4 destination's `concurrency` (requests in flight) for the delivery scenario (c).
     #[arg(long, default_value_t = 16)]
     pub ga4_concurrency: usize,
+    /// Run the server on the client's tokio runtime instead of one of its own (to see how much a
+    /// shared scheduler costs; by default the server has its own, like a separate process).
+    #[arg(long)]
+    pub one_runtime: bool,
     /// Also time the phases of ingest (library calls, no HTTP) to show where the time goes.
     #[arg(long)]
     pub breakdown: bool,
@@ -80,6 +85,7 @@ pub(crate) struct Measured {
     pub seconds: f64,
     pub latency: Percentiles,
     pub latency_of: &'static str,
+    pub cpu: Option<proc::CpuUse>,
     pub extra: Vec<String>,
 }
 
@@ -95,6 +101,10 @@ struct Row {
     latency_of: &'static str,
     /// Process-wide peak RSS after the scenario (client, server and simulator together).
     peak_rss_mib: Option<f64>,
+    /// CPU used during the scenario; `other_cores` above 0.25 means a busy machine.
+    cpu: Option<proc::CpuUse>,
+    /// `count` per CPU-second of this process: comparable between busy and idle machines.
+    per_cpu_second: Option<f64>,
     target: &'static str,
     target_met: Option<bool>,
     notes: Vec<String>,
@@ -125,8 +135,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         if args.synchronous == "full" { " (durable: fsync at every commit)" } else { " (NOT durable on power loss)" },
     ));
     report.line(
-        "Client, server and GA4 simulator share this process, its CPUs and its memory: rates are what one \
-         machine does with all three, and peak RSS (VmHWM) counts all three."
+        "Client, server and GA4 simulator share this process, its CPUs and its memory (the server on a tokio \
+         runtime of its own, as a separate process would have): rates are what one machine does with all \
+         three, and peak RSS (VmHWM) counts all three."
             .to_owned(),
     );
 
@@ -139,6 +150,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             events: a_events,
             clients: args.clients.max(1),
             synchronous: args.synchronous.clone(),
+            own_runtime: !args.one_runtime,
         };
         match scenarios::batched(&p, &report).await {
             Ok(m) => rows.push(row(Scenario::A, "batched ingest", "events", m, &report)),
@@ -152,6 +164,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             requests: b_requests,
             concurrency: args.concurrency.max(1),
             synchronous: args.synchronous.clone(),
+            own_runtime: !args.one_runtime,
         };
         match scenarios::single(&p, &report).await {
             Ok(m) => rows.push(row(Scenario::B, "single-event ingest", "requests", m, &report)),
@@ -167,6 +180,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             claim_batch: args.claim_batch.max(1),
             ga4_concurrency: args.ga4_concurrency.max(1),
             synchronous: args.synchronous.clone(),
+            own_runtime: !args.one_runtime,
         };
         match scenarios::delivered(&p, &report).await {
             Ok(m) => rows.push(row(Scenario::C, "ingest -> delivered", "events", m, &report)),
@@ -181,9 +195,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             fail(&report, &mut failures, "breakdown", e);
         }
         report.line(String::new());
-        report.line("[breakdown] where a delivery's time goes on the writer thread (c)".to_owned());
+        report.line("[breakdown] where a delivery's time goes in the store (c)".to_owned());
         let events = if args.quick { 10_000 } else { 50_000 };
-        if let Err(e) = breakdown::delivery(events, args.claim_batch.max(1), &args.synchronous, &report).await {
+        if let Err(e) = breakdown_delivery::run(events, args.claim_batch.max(1), &args.synchronous, &report).await {
             fail(&report, &mut failures, "breakdown", e);
         }
     }
@@ -233,6 +247,12 @@ fn row(scenario: Scenario, name: &'static str, unit: &'static str, m: Measured, 
     for e in &m.extra {
         report.line(format!("    {e}"));
     }
+    if let Some(cpu) = &m.cpu {
+        report.line(format!("    {}", cpu.describe(m.count, unit)));
+        if let Some(w) = cpu.describe_writer() {
+            report.line(format!("    {w}"));
+        }
+    }
     report.line(format!(
         "    peak RSS so far {} (whole process: client + server + simulator)",
         rss.map_or_else(|| "unknown".to_owned(), |r| format!("{r:.1} MiB"))
@@ -247,6 +267,8 @@ fn row(scenario: Scenario, name: &'static str, unit: &'static str, m: Measured, 
         latency_ms: l,
         latency_of: m.latency_of,
         peak_rss_mib: rss,
+        cpu: m.cpu,
+        per_cpu_second: m.cpu.map(|c| m.count as f64 / c.process_seconds.max(1e-9)),
         target,
         target_met,
         notes: m.extra,
@@ -257,8 +279,8 @@ fn summary(rows: &[Row], report: &Report) {
     report.line(String::new());
     report.line("summary".to_owned());
     report.line(format!(
-        "  {:<22} {:>9} {:>8} {:>12} {:>8} {:>8} {:>8} {:>9} {:>9}  target",
-        "scenario", "count", "secs", "per sec", "p50 ms", "p90 ms", "p99 ms", "max ms", "peak MiB"
+        "  {:<22} {:>9} {:>7} {:>9} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8}  target",
+        "scenario", "count", "secs", "per sec", "per CPU-s", "p50 ms", "p90 ms", "p99 ms", "max ms", "peak MiB"
     ));
     for r in rows {
         let l = r.latency_ms;
@@ -268,11 +290,12 @@ fn summary(rows: &[Row], report: &Report) {
             None => r.target.to_owned(),
         };
         report.line(format!(
-            "  {:<22} {:>9} {:>8.2} {:>12} {:>8.2} {:>8.2} {:>8.2} {:>9.2} {:>9}  {verdict}",
+            "  {:<22} {:>9} {:>7.2} {:>9} {:>10} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8}  {verdict}",
             format!("{:?}. {}", r.scenario, r.name).to_lowercase(),
             harness::grouped(r.count as f64),
             r.seconds,
             harness::grouped(r.per_second),
+            r.per_cpu_second.map_or_else(|| "-".to_owned(), harness::grouped),
             l.p50,
             l.p90,
             l.p99,
@@ -283,4 +306,11 @@ fn summary(rows: &[Row], report: &Report) {
     report.line(
         "  latency: a per 1000-event request, b per request, c per event from ingest request to GA4 receipt".to_owned(),
     );
+    report.line("  per CPU-s: count per CPU-second of this whole process (client and simulator included)".to_owned());
+    let busy = rows.iter().filter_map(|r| r.cpu).map(|c| c.other_cores).fold(0.0, f64::max);
+    if busy > proc::CpuUse::BUSY_MACHINE {
+        report.line(format!(
+            "  NOTE: other processes used up to {busy:.2} cores during the run; rates are lower than on an idle machine"
+        ));
+    }
 }

@@ -17,12 +17,14 @@ pub struct Batched {
     pub events: usize,
     pub clients: usize,
     pub synchronous: String,
+    pub own_runtime: bool,
 }
 
 pub struct Single {
     pub requests: usize,
     pub concurrency: usize,
     pub synchronous: String,
+    pub own_runtime: bool,
 }
 
 pub struct Delivered {
@@ -31,11 +33,13 @@ pub struct Delivered {
     pub claim_batch: usize,
     pub ga4_concurrency: usize,
     pub synchronous: String,
+    pub own_runtime: bool,
 }
 
 /// a. `{"events": [...1000...]}` from a few concurrent clients; nothing routed.
 pub async fn batched(p: &Batched, report: &Report) -> anyhow::Result<Measured> {
-    let server = Server::start(&ServerSpec { synchronous: &p.synchronous, delivery: None }).await?;
+    let server =
+        Server::start(&ServerSpec { synchronous: &p.synchronous, delivery: None, own_runtime: p.own_runtime }).await?;
     report.line(format!(
         "    {} events in batches of {BATCH}, {} concurrent clients, no destination (events stay not_routed)",
         harness::grouped(p.events as f64),
@@ -43,7 +47,7 @@ pub async fn batched(p: &Batched, report: &Report) -> anyhow::Result<Measured> {
     ));
     let cpu = Cpu::now();
     let run = ingest_batches(&server.base_url, p.events, p.clients, None).await;
-    let cpu = Cpu::since(&cpu);
+    let cpu = Cpu::since(cpu);
     server.stop().await?;
     let run = run?;
     Ok(Measured {
@@ -51,13 +55,15 @@ pub async fn batched(p: &Batched, report: &Report) -> anyhow::Result<Measured> {
         seconds: run.elapsed.as_secs_f64(),
         latency: Percentiles::of(&run.latency),
         latency_of: "per 1000-event request",
-        extra: cpu.into_iter().collect(),
+        cpu,
+        extra: vec![],
     })
 }
 
 /// b. One event per request at fixed concurrency; nothing routed.
 pub async fn single(p: &Single, report: &Report) -> anyhow::Result<Measured> {
-    let server = Server::start(&ServerSpec { synchronous: &p.synchronous, delivery: None }).await?;
+    let server =
+        Server::start(&ServerSpec { synchronous: &p.synchronous, delivery: None, own_runtime: p.own_runtime }).await?;
     report.line(format!(
         "    {} requests of one event each, {} concurrent clients, no destination",
         harness::grouped(p.requests as f64),
@@ -100,7 +106,7 @@ pub async fn single(p: &Single, report: &Report) -> anyhow::Result<Measured> {
     }
     let latency = merge(&mut tasks).await;
     let elapsed = started.elapsed();
-    let cpu = Cpu::since(&cpu);
+    let cpu = Cpu::since(cpu);
     // The same number of clients doing nothing but GET /healthz: the ceiling that HTTP alone,
     // client and server in one process, puts on any endpoint here.
     let floor = healthz_rate(&client, &server.base_url, (p.requests / 5).max(1), p.concurrency).await;
@@ -112,13 +118,11 @@ pub async fn single(p: &Single, report: &Report) -> anyhow::Result<Measured> {
         seconds: elapsed.as_secs_f64(),
         latency: Percentiles::of(&latency),
         latency_of: "per request",
-        extra: cpu
-            .into_iter()
-            .chain([format!(
-                "for comparison, GET /healthz (no body, no store) at the same concurrency: {} requests/s",
-                harness::grouped(floor)
-            )])
-            .collect(),
+        cpu,
+        extra: vec![format!(
+            "for comparison, GET /healthz (no body, no store) at the same concurrency: {} requests/s",
+            harness::grouped(floor)
+        )],
     })
 }
 
@@ -158,6 +162,7 @@ pub async fn delivered(p: &Delivered, report: &Report) -> anyhow::Result<Measure
             claim_batch: p.claim_batch,
             concurrency: p.ga4_concurrency,
         }),
+        own_runtime: p.own_runtime,
     })
     .await;
     let server = match server {
@@ -225,7 +230,7 @@ async fn deliver_all(
         tokio::time::sleep(Duration::from_millis(if all_arrived { 5 } else { 20 })).await;
     }
     let elapsed = started.elapsed();
-    let cpu = Cpu::since(&cpu);
+    let cpu = Cpu::since(cpu);
 
     let metrics =
         client.get(format!("{}/metrics", server.base_url)).send().await.context("GET /metrics failed")?.text().await?;
@@ -271,7 +276,6 @@ async fn deliver_all(
             missing
         ),
     ];
-    extra.extend(cpu);
     let exact =
         received == p.events as u64 && delivered == p.events as u64 && repeats == 0 && missing == 0 && unknown == 0;
     if !exact {
@@ -293,6 +297,7 @@ async fn deliver_all(
         seconds: elapsed.as_secs_f64(),
         latency: Percentiles::of(&latency),
         latency_of: "per event, ingest request sent -> GA4 simulator received",
+        cpu,
         extra,
     })
 }
