@@ -195,6 +195,17 @@ pub struct ConsentConfig {
     pub assume_granted: bool,
 }
 
+impl ConsentConfig {
+    /// The policy planning applies.
+    pub fn policy(&self) -> crate::core::plan::ConsentPolicy {
+        crate::core::plan::ConsentPolicy {
+            purpose: self.purpose,
+            on_personal_data_denied: self.on_personal_data_denied,
+            assume_granted: self.assume_granted,
+        }
+    }
+}
+
 impl Default for ConsentConfig {
     fn default() -> Self {
         Self {

@@ -53,14 +53,7 @@ impl Ga4Rules {
     pub fn new(config: &Ga4Config) -> Self {
         let hours = config.window_hours.min(MAX_WINDOW_HOURS);
         let consent = &config.common.consent;
-        Self {
-            window: chrono::Duration::hours(i64::from(hours)),
-            policy: ConsentPolicy {
-                purpose: consent.purpose,
-                on_personal_data_denied: consent.on_personal_data_denied,
-                assume_granted: consent.assume_granted,
-            },
-        }
+        Self { window: chrono::Duration::hours(i64::from(hours)), policy: consent.policy() }
     }
 }
 

@@ -21,11 +21,7 @@ impl GoogleAdsRules {
         let consent = &config.common.consent;
         Self {
             window: chrono::Duration::days(i64::from(config.window_days.max(1))),
-            policy: ConsentPolicy {
-                purpose: consent.purpose,
-                on_personal_data_denied: consent.on_personal_data_denied,
-                assume_granted: consent.assume_granted,
-            },
+            policy: consent.policy(),
             shape: Arc::new(Shape::new(config)),
         }
     }

@@ -51,14 +51,7 @@ impl LinkedinRules {
     pub fn new(config: &LinkedinConfig) -> Self {
         let days = config.window_days.clamp(1, MAX_WINDOW_DAYS);
         let consent = &config.common.consent;
-        Self {
-            window: chrono::Duration::days(i64::from(days)),
-            policy: ConsentPolicy {
-                purpose: consent.purpose,
-                on_personal_data_denied: consent.on_personal_data_denied,
-                assume_granted: consent.assume_granted,
-            },
-        }
+        Self { window: chrono::Duration::days(i64::from(days)), policy: consent.policy() }
     }
 }
 

@@ -65,11 +65,7 @@ impl MetaRules {
         });
         Self {
             window: chrono::Duration::days(i64::from(days)),
-            policy: ConsentPolicy {
-                purpose: consent.purpose,
-                on_personal_data_denied: consent.on_personal_data_denied,
-                assume_granted: consent.assume_granted,
-            },
+            policy: consent.policy(),
             settings: Settings { default_action_source: config.action_source.clone(), ldu },
         }
     }
