@@ -1,6 +1,6 @@
 //! What every scenario needs: a real Surety on a loopback port with its ledger in a temp folder,
-//! a GA4 simulator that notes when each event arrived, latency histograms, and a
-//! reader for the few `/metrics` lines the benchmark checks.
+//! platform simulators that note when each event arrived (and whether twice), latency
+//! histograms, and a reader for the few `/metrics` lines the benchmark checks.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -11,6 +11,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
+use axum::Router;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use tokio::net::TcpListener;
@@ -28,6 +29,7 @@ pub struct Server {
     pub base_url: String,
     /// The TOML the server was started with, as the report prints it.
     pub toml: String,
+    config: Config,
     stop: CancellationToken,
     task: JoinHandle<anyhow::Result<()>>,
     /// The server's own runtime, if it has one (see [`ServerSpec::own_runtime`]).
@@ -51,6 +53,8 @@ pub struct DeliverySpec<'a> {
     pub ga4_base_url: &'a str,
     pub claim_batch: usize,
     pub concurrency: usize,
+    /// More `[[destinations]]` and their catalog routes (TOML), appended after GA4's.
+    pub more: Option<String>,
 }
 
 impl Server {
@@ -78,8 +82,12 @@ impl Server {
                 base = quote(d.ga4_base_url),
                 conc = d.concurrency,
             ));
+            if let Some(more) = &d.more {
+                toml.push_str(more);
+            }
         }
         let config = Config::from_toml(&toml)?;
+        let serving = config.clone();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").context("cannot bind 127.0.0.1:0")?;
         listener.set_nonblocking(true)?;
         let base_url = format!("http://{}", listener.local_addr()?);
@@ -98,7 +106,7 @@ impl Server {
         } else {
             (tokio::spawn(serve), None)
         };
-        let server = Self { base_url, toml, stop, task, runtime, _dir: dir };
+        let server = Self { base_url, toml, config: serving, stop, task, runtime, _dir: dir };
         server.wait_ready().await?;
         Ok(server)
     }
@@ -120,6 +128,12 @@ impl Server {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// The server's ledger, opened beside it as the admin commands open it (ADR 0003), to read
+    /// totals the API does not give.
+    pub fn ledger(&self) -> anyhow::Result<Arc<crate::store::sqlite::SqliteStore>> {
+        crate::open_store(&self.config)
     }
 
     /// Stops the server and waits (bounded) for it to finish; the temp folder goes with it.
@@ -153,31 +167,61 @@ pub fn client(connections: usize) -> anyhow::Result<reqwest::Client> {
         .context("cannot build the HTTP client")
 }
 
-/// The GA4 simulator behind a layer that notes when each event (by its `transaction_id`, the
-/// benchmark's event number) reached it, so ingest→platform latency is known per event.
-pub struct Sim {
+/// A platform simulator behind a layer that notes when each event (by the benchmark's event
+/// number, which every payload carries) reached it and was taken, so ingest→platform latency is
+/// known per event, and an event taken twice shows.
+pub struct Sim<S = Ga4SimState> {
     pub base_url: String,
-    pub state: Ga4SimState,
+    pub state: S,
     pub arrivals: Arc<Arrivals>,
     stop: CancellationToken,
     task: JoinHandle<()>,
 }
 
+/// Where a platform's requests name the events they carry.
+#[derive(Clone, Copy, Debug)]
+pub struct Marker {
+    /// How the path of a request carrying events ends (`/debug/…` paths excepted).
+    pub path: &'static str,
+    /// What precedes an event's number in such a request's body.
+    pub key: &'static str,
+}
+
+impl Marker {
+    fn matches(&self, path: &str) -> bool {
+        path.ends_with(self.path) && !path.starts_with("/debug/")
+    }
+}
+
+/// GA4: `params.transaction_id` is the order number.
+pub const GA4_MARKER: Marker = Marker { path: "/mp/collect", key: "\"transaction_id\":\"" };
+
 /// Arrival time of each event, in microseconds since `epoch` (0 = not arrived), and how many
-/// arrived more than once.
+/// arrived more than once. Only requests the simulator answered 2xx count.
 pub struct Arrivals {
     epoch: Instant,
     at: Vec<AtomicU64>,
     pub repeats: AtomicU64,
     pub unknown: AtomicU64,
+    marker: Marker,
 }
 
 impl Arrivals {
+    pub fn new(events: usize, epoch: Instant, marker: Marker) -> Self {
+        Self {
+            epoch,
+            at: (0..events).map(|_| AtomicU64::new(0)).collect(),
+            repeats: AtomicU64::new(0),
+            unknown: AtomicU64::new(0),
+            marker,
+        }
+    }
+
     fn note(&self, body: &[u8], now_us: u64) {
-        const KEY: &[u8] = b"\"transaction_id\":\"";
+        let key = self.marker.key.as_bytes();
         let mut rest = body;
-        while let Some(pos) = find(rest, KEY) {
-            rest = &rest[pos + KEY.len()..];
+        while let Some(pos) = find(rest, key) {
+            rest = &rest[pos + key.len()..];
             let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
             let n = std::str::from_utf8(&rest[..digits]).ok().and_then(|s| s.parse::<usize>().ok());
             match n.and_then(|n| self.at.get(n)) {
@@ -201,6 +245,16 @@ impl Arrivals {
     pub fn get(&self, n: usize) -> Option<u64> {
         self.at.get(n).map(|a| a.load(Ordering::Relaxed)).filter(|&us| us != 0)
     }
+
+    /// Events that arrived at least once.
+    pub fn arrived(&self) -> usize {
+        self.at.iter().filter(|a| a.load(Ordering::Relaxed) != 0).count()
+    }
+
+    /// When the last event arrived (µs since the epoch).
+    pub fn last(&self) -> Option<u64> {
+        self.at.iter().map(|a| a.load(Ordering::Relaxed)).max().filter(|&us| us != 0)
+    }
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -208,39 +262,44 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 async fn note_arrival(State(arrivals): State<Arc<Arrivals>>, request: Request, next: Next) -> Response {
-    if request.uri().path() != "/mp/collect" {
+    if !arrivals.marker.matches(request.uri().path()) {
         return next.run(request).await;
     }
+    let arrived = arrivals.micros_since_epoch(Instant::now());
     let (parts, body) = request.into_parts();
-    match axum::body::to_bytes(body, 4 * ga4::MAX_BODY_BYTES).await {
+    match axum::body::to_bytes(body, 64 << 20).await {
         Ok(bytes) => {
-            arrivals.note(&bytes, arrivals.micros_since_epoch(Instant::now()));
-            next.run(Request::from_parts(parts, Body::from(bytes))).await
+            let response = next.run(Request::from_parts(parts, Body::from(bytes.clone()))).await;
+            if response.status().is_success() {
+                arrivals.note(&bytes, arrived);
+            }
+            response
         }
         Err(_) => Response::builder().status(400).body(Body::from("unreadable body")).unwrap_or_default(),
     }
 }
 
-impl Sim {
-    /// Serves the simulator's routes on 127.0.0.1:0, counting only (no request bodies kept).
+impl Sim<Ga4SimState> {
+    /// Serves the GA4 simulator's routes on 127.0.0.1:0, counting only (no request bodies kept).
     pub async fn start(events: usize, epoch: Instant) -> anyhow::Result<Self> {
         let state = Ga4SimState::new();
         state.set_recording(false);
-        let arrivals = Arc::new(Arrivals {
-            epoch,
-            at: (0..events).map(|_| AtomicU64::new(0)).collect(),
-            repeats: AtomicU64::new(0),
-            unknown: AtomicU64::new(0),
-        });
-        let app =
-            ga4::router(state.clone()).layer(axum::middleware::from_fn_with_state(arrivals.clone(), note_arrival));
+        Self::serve(ga4::router(state.clone()), state, Arrivals::new(events, epoch, GA4_MARKER)).await
+    }
+}
+
+impl<S> Sim<S> {
+    /// Serves a simulator's `router` on 127.0.0.1:0 behind the arrival-noting layer.
+    pub async fn serve(router: Router, state: S, arrivals: Arrivals) -> anyhow::Result<Self> {
+        let arrivals = Arc::new(arrivals);
+        let app = router.layer(axum::middleware::from_fn_with_state(arrivals.clone(), note_arrival));
         let listener = TcpListener::bind("127.0.0.1:0").await.context("cannot bind the simulator")?;
         let base_url = format!("http://{}", listener.local_addr()?);
         let stop = CancellationToken::new();
         let signal = stop.clone().cancelled_owned();
         let task = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(signal).await {
-                eprintln!("the GA4 simulator stopped: {e}");
+                eprintln!("a simulator stopped: {e}");
             }
         });
         Ok(Self { base_url, state, arrivals, stop, task })
@@ -327,17 +386,14 @@ mod tests {
 
     #[test]
     fn notes_each_transaction_id() {
-        let a = Arrivals {
-            epoch: Instant::now(),
-            at: (0..3).map(|_| AtomicU64::new(0)).collect(),
-            repeats: AtomicU64::new(0),
-            unknown: AtomicU64::new(0),
-        };
+        let a = Arrivals::new(3, Instant::now(), GA4_MARKER);
         a.note(br#"{"events":[{"params":{"transaction_id":"0"}},{"params":{"transaction_id":"2"}}]}"#, 5);
         a.note(br#"{"events":[{"params":{"transaction_id":"2"}},{"params":{"transaction_id":"9"}}]}"#, 6);
         assert_eq!((a.get(0), a.get(1), a.get(2)), (Some(5), None, Some(6)));
         assert_eq!(a.repeats.load(Ordering::Relaxed), 1);
         assert_eq!(a.unknown.load(Ordering::Relaxed), 1);
+        assert_eq!((a.arrived(), a.last()), (2, Some(6)));
+        assert!(GA4_MARKER.matches("/mp/collect") && !GA4_MARKER.matches("/debug/mp/collect"));
     }
 
     #[test]

@@ -1,13 +1,15 @@
 //! `surety bench`: throughput, latency percentiles and peak memory of ingest and delivery, measured
 //! against a real Surety (`crate::run` on a loopback port, durable SQLite in a temp folder) and the
-//! GA4 simulator, all in this one process. Bounded counts; it stops by itself.
+//! platform simulators, all in this one process. Bounded counts; it stops by itself.
 //!
-//! a. batched ingest, b. single-event ingest, c. ingest→delivered to GA4. See `--help`.
+//! a. batched ingest, b. single-event ingest, c. ingest→delivered to GA4, d. ingest→delivered to
+//! GA4, Meta, Google Ads and LinkedIn at once, rated per destination. See `--help`.
 
 mod breakdown;
 mod breakdown_delivery;
 mod harness;
 mod load;
+mod platforms;
 mod proc;
 mod scenarios;
 
@@ -17,17 +19,19 @@ use harness::Percentiles;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
-    /// Smaller run, for a quick look (20k events, 10k requests, 20k deliveries).
+    /// Smaller run, for a quick look (a 20k events, b 10k requests, c 20k deliveries, d 5k events
+    /// to each of four platforms).
     #[arg(long)]
     pub quick: bool,
-    /// Events for the batched-ingest (a) and delivery (c) scenarios [default: 200000 and 100000].
+    /// Events for the batched-ingest (a), delivery (c) and four-platform (d) scenarios
+    /// [default: 200000, 100000 and 25000].
     #[arg(long, value_name = "N")]
     pub events: Option<usize>,
     /// Requests for the single-event scenario (b) [default: 100000].
     #[arg(long, value_name = "N")]
     pub requests: Option<usize>,
     /// Run only these scenarios.
-    #[arg(long, value_delimiter = ',', value_name = "a,b,c")]
+    #[arg(long, value_delimiter = ',', value_name = "a,b,c,d")]
     pub only: Vec<Scenario>,
     /// Concurrent clients posting batches (a, c).
     #[arg(long, default_value_t = 4)]
@@ -44,6 +48,9 @@ pub struct BenchArgs {
     /// The GA4 destination's `concurrency` (requests in flight) for the delivery scenario (c).
     #[arg(long, default_value_t = 16)]
     pub ga4_concurrency: usize,
+    /// Each destination's `concurrency` in the four-platform scenario (d).
+    #[arg(long, default_value_t = 8)]
+    pub platform_concurrency: usize,
     /// Run the server on the client's tokio runtime instead of one of its own (to see how much a
     /// shared scheduler costs; by default the server has its own, like a separate process).
     #[arg(long)]
@@ -62,6 +69,7 @@ pub enum Scenario {
     A,
     B,
     C,
+    D,
 }
 
 /// Where human-readable lines go: stdout, or stderr when stdout carries the JSON.
@@ -108,6 +116,9 @@ struct Row {
     target: &'static str,
     target_met: Option<bool>,
     notes: Vec<String>,
+    /// Per destination (d): delivered events/s, latency and the exactly-once/accepted check.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    destinations: Vec<platforms::DestinationRate>,
 }
 
 #[derive(Serialize)]
@@ -120,10 +131,11 @@ struct Output<'a> {
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let report = Report { json: args.json };
-    let (a_events, b_requests, c_events) =
-        if args.quick { (20_000, 10_000, 20_000) } else { (200_000, 100_000, 100_000) };
+    let (a_events, b_requests, c_events, d_events) =
+        if args.quick { (20_000, 10_000, 20_000, 5_000) } else { (200_000, 100_000, 100_000, 25_000) };
     let a_events = args.events.unwrap_or(a_events).max(1);
     let c_events = args.events.unwrap_or(c_events).max(1);
+    let d_events = args.events.unwrap_or(d_events).max(1);
     let b_requests = args.requests.unwrap_or(b_requests).max(1);
     let selected = |s| args.only.is_empty() || args.only.contains(&s);
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -135,9 +147,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         if args.synchronous == "full" { " (durable: fsync at every commit)" } else { " (NOT durable on power loss)" },
     ));
     report.line(
-        "Client, server and GA4 simulator share this process, its CPUs and its memory (the server on a tokio \
-         runtime of its own, as a separate process would have): rates are what one machine does with all \
-         three, and peak RSS (VmHWM) counts all three."
+        "Client, server and platform simulators share this process, its CPUs and its memory (the server on a \
+         tokio runtime of its own, as a separate process would have): rates are what one machine does with \
+         all of them, and peak RSS (VmHWM) counts them all."
             .to_owned(),
     );
 
@@ -187,6 +199,26 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             Err(e) => fail(&report, &mut failures, "c", e),
         }
     }
+    if selected(Scenario::D) {
+        report.line(String::new());
+        report.line("[d] ingest -> delivered to GA4, Meta, Google Ads and LinkedIn simulators at once".to_owned());
+        let p = platforms::Platforms {
+            events: d_events,
+            clients: args.clients.max(1),
+            claim_batch: args.claim_batch.max(1),
+            concurrency: args.platform_concurrency.max(1),
+            synchronous: args.synchronous.clone(),
+            own_runtime: !args.one_runtime,
+        };
+        match platforms::delivered_everywhere(&p, &report).await {
+            Ok((m, rates)) => {
+                let mut r = row(Scenario::D, "ingest -> 4 platforms", "deliveries", m, &report);
+                r.destinations = rates;
+                rows.push(r);
+            }
+            Err(e) => fail(&report, &mut failures, "d", e),
+        }
+    }
 
     if args.breakdown {
         report.line(String::new());
@@ -226,6 +258,7 @@ fn row(scenario: Scenario, name: &'static str, unit: &'static str, m: Measured, 
         Scenario::A => (">= 50,000 events/s", Some(per_second >= 50_000.0)),
         Scenario::B => (">= 10,000 requests/s, p99 <= 10 ms", Some(per_second >= 10_000.0 && m.latency.p99 <= 10.0)),
         Scenario::C => ("none (each event delivered exactly once)", None),
+        Scenario::D => ("none (each platform takes each event exactly once)", None),
     };
     let rss = proc::peak_rss_mib();
     let l = m.latency;
@@ -254,7 +287,7 @@ fn row(scenario: Scenario, name: &'static str, unit: &'static str, m: Measured, 
         }
     }
     report.line(format!(
-        "    peak RSS so far {} (whole process: client + server + simulator)",
+        "    peak RSS so far {} (whole process: client + server + simulators)",
         rss.map_or_else(|| "unknown".to_owned(), |r| format!("{r:.1} MiB"))
     ));
     Row {
@@ -272,6 +305,7 @@ fn row(scenario: Scenario, name: &'static str, unit: &'static str, m: Measured, 
         target,
         target_met,
         notes: m.extra,
+        destinations: Vec::new(),
     }
 }
 
@@ -302,10 +336,36 @@ fn summary(rows: &[Row], report: &Report) {
             l.max,
             r.peak_rss_mib.map_or_else(|| "-".to_owned(), |m| format!("{m:.1}")),
         ));
+        for d in &r.destinations {
+            let l = d.latency_ms;
+            report.line(format!(
+                "    {:<20} {:>9} {:>7.2} {:>9} {:>10} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8}  {}",
+                format!("-> {}", d.platform),
+                harness::grouped(d.events as f64),
+                d.seconds,
+                harness::grouped(d.per_second),
+                "-",
+                l.p50,
+                l.p90,
+                l.p99,
+                l.max,
+                "-",
+                if d.check_passed { "exactly once: OK" } else { "exactly once: FAIL" },
+            ));
+        }
     }
     report.line(
-        "  latency: a per 1000-event request, b per request, c per event from ingest request to GA4 receipt".to_owned(),
+        "  latency: a per 1000-event request, b per request, c and d per event from ingest request to the \
+         simulator's receipt"
+            .to_owned(),
     );
+    if rows.iter().any(|r| !r.destinations.is_empty()) {
+        report.line(
+            "  d: per destination, delivered events/s from the first ingest request to the last event its \
+             simulator took; the four share the run"
+                .to_owned(),
+        );
+    }
     report.line("  per CPU-s: count per CPU-second of this whole process (client and simulator included)".to_owned());
     let busy = rows.iter().filter_map(|r| r.cpu).map(|c| c.other_cores).fold(0.0, f64::max);
     if busy > proc::CpuUse::BUSY_MACHINE {

@@ -137,7 +137,7 @@ impl CpuUse {
             100.0 * self.writer_share,
             super::harness::grouped(count as f64 / self.process_seconds.max(1e-9)),
             self.written_bytes as f64 / 1024.0 / count.max(1) as f64,
-            unit.trim_end_matches('s'),
+            unit.strip_suffix("ies").map_or_else(|| unit.trim_end_matches('s').to_owned(), |u| format!("{u}y")),
             self.iowait_cores,
             self.other_cores,
             if self.other_cores > Self::BUSY_MACHINE {

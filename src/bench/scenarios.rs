@@ -161,6 +161,7 @@ pub async fn delivered(p: &Delivered, report: &Report) -> anyhow::Result<Measure
             ga4_base_url: &sim.base_url,
             claim_batch: p.claim_batch,
             concurrency: p.ga4_concurrency,
+            more: None,
         }),
         own_runtime: p.own_runtime,
     })
@@ -303,7 +304,7 @@ async fn deliver_all(
 }
 
 /// Whether any delivery is still pending, claimed or sending.
-async fn live_deliveries(client: &reqwest::Client, base: &str) -> anyhow::Result<bool> {
+pub(super) async fn live_deliveries(client: &reqwest::Client, base: &str) -> anyhow::Result<bool> {
     for state in ["pending", "claimed", "sending"] {
         let rows: Vec<serde_json::Value> = client
             .get(format!("{base}/v1/deliveries?state={state}&limit=1"))

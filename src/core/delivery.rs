@@ -82,6 +82,9 @@ pub mod reason {
     pub const AGE_EXHAUSTED: &str = "age_exhausted";
     pub const CRASHED_WHILE_SENDING: &str = "crashed_while_sending";
     pub const SETTLED_BY_OPERATOR: &str = "settled_by_operator";
+    /// Delivered and taken for processing, but the platform never said what it kept (its
+    /// follow-up was given up).
+    pub const PROCESSING_UNKNOWN: &str = "processing_unknown";
 }
 
 /// How a catalog entry routes a kind to one destination.

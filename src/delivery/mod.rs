@@ -73,7 +73,16 @@ pub enum FollowUp {
     Failed { messages: Vec<String> },
     /// The question itself failed (network, 5xx): ask again later.
     Error(String),
+    /// The platform will never say: it does not know the request id, or the request stayed
+    /// unanswered past [`Destination::follow_up_give_up_after`]. Asking ends; the deliveries stay
+    /// delivered, marked `processing_unknown` (sent and taken, processing never confirmed).
+    Unconfirmed(String),
 }
+
+/// How long after a send a platform's silence about it is still worth asking about. Google
+/// promises the processing status "about 30 minutes" after the send and documents no retention:
+/// a day is 48 times that, long past any delay it describes.
+pub const FOLLOW_UP_GIVE_UP_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// A configured platform target.
 pub trait Destination: Send + Sync {
@@ -93,6 +102,11 @@ pub trait Destination: Send + Sync {
     /// How long after a send to ask the platform what became of it; `None`: it never says later.
     fn follow_up_after(&self) -> Option<Duration> {
         None
+    }
+    /// How long after a send to keep asking about it; past this, a request still processing (or
+    /// still unanswerable) is closed as [`FollowUp::Unconfirmed`].
+    fn follow_up_give_up_after(&self) -> Duration {
+        FOLLOW_UP_GIVE_UP_AFTER
     }
     /// Asks the platform what became of an earlier request.
     fn follow_up<'a>(&'a self, platform_request_id: &'a str) -> BoxFuture<'a, FollowUp> {

@@ -1,5 +1,6 @@
-//! The demo's HTTP client: it talks to Surety only through the public API, as a shop would, and
-//! reads `GET /v1/events/{id}` back into the ledger's own view type for `render_timeline`.
+//! The demo's HTTP client: it talks to Surety only through the public API, as a shop would, reads
+//! ingest answers (event id, planned deliveries), and reads `GET /v1/events/{id}` back into the
+//! ledger's own view type for `render_timeline`.
 
 use std::time::{Duration, Instant};
 
@@ -109,6 +110,11 @@ impl Api {
         }))
     }
 
+    /// A destination's deliveries in one state (`GET /v1/deliveries`; the tour's few fit one page).
+    pub async fn deliveries(&self, destination: &str, state: &str) -> anyhow::Result<Vec<Value>> {
+        self.get_json(&format!("/v1/deliveries?destination={destination}&state={state}&limit=1000")).await
+    }
+
     /// Whether any delivery is still pending, claimed or sending.
     pub async fn busy(&self) -> anyhow::Result<bool> {
         for state in ["pending", "claimed", "sending"] {
@@ -133,6 +139,45 @@ impl Api {
         }
         Ok(false)
     }
+}
+
+/// The event id the answer names, else the one the event carries or derives to.
+pub fn event_id(event: &Value, a: &Answer) -> String {
+    if let Some(id) = a.body.get("event_id").and_then(Value::as_str) {
+        return id.to_owned();
+    }
+    if let Some(id) = event.get("event_id").and_then(Value::as_str) {
+        return id.to_owned();
+    }
+    let s = |p: &str| event.pointer(p).and_then(Value::as_str).unwrap_or("?").to_owned();
+    format!("{}:{}:{}", s("/subject/type"), s("/subject/id"), s("/kind"))
+}
+
+/// "planned: pending at ga4-web, meta; skipped:no_identity at linkedin" or "routed nowhere", from
+/// an ingest answer.
+pub fn planned(body: &Value) -> String {
+    let deliveries = body.get("deliveries").and_then(Value::as_array).cloned().unwrap_or_default();
+    if deliveries.is_empty() {
+        return "routed nowhere (not_routed)".to_owned();
+    }
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for d in &deliveries {
+        let s = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+        let (state, reason) = (s("state"), s("reason"));
+        let what = if state == DeliveryState::Pending.as_str() {
+            "pending".to_owned()
+        } else if reason.is_empty() {
+            state
+        } else {
+            format!("{state}:{reason}")
+        };
+        match groups.iter_mut().find(|(w, _)| *w == what) {
+            Some((_, names)) => names.push(s("destination")),
+            None => groups.push((what, vec![s("destination")])),
+        }
+    }
+    let parts: Vec<String> = groups.iter().map(|(what, names)| format!("{what} at {}", names.join(", "))).collect();
+    format!("planned: {}", parts.join("; "))
 }
 
 // `GET /v1/events/{id}`'s document, read back into the store's view types (which only serialise).

@@ -1,14 +1,20 @@
-//! `surety demo`: a small shop's day played through a real Surety against the GA4 simulator.
+//! `surety demo`: a small shop's day played through a real Surety against four platform
+//! simulators — GA4, Meta, Google Ads and LinkedIn.
 //!
-//! It starts the service (`crate::run`, SQLite in a temp folder or `--db`) with the built-in GA4
-//! simulator as destination `ga4-web`, plays the day through the public HTTP API only
-//! ([`script`]), reads every event back and prints what happened and totals that add up
-//! ([`report`]), then leaves the service up until ctrl-c (or exits with `--exit`). The tour
-//! checks itself: an outcome other than the one described makes it fail.
+//! It starts the simulators and the service (`crate::run`, SQLite in a temp folder or `--db`) with
+//! one destination per simulator ([`setup`]), plays the day through the public HTTP API only
+//! ([`script`], [`outage`]), reads every event back and prints what happened per destination and
+//! totals that add up ([`report`]), then leaves the service up until ctrl-c (or exits with
+//! `--exit`). The tour checks itself: an outcome other than the one described makes it fail.
 
 mod api;
+mod outage;
 mod report;
 mod script;
+mod setup;
+
+#[cfg(test)]
+mod tests;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -16,12 +22,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use setup::{Secrets, Sims, LEAD_ACTION, PURCHASE_ACTION};
 
-/// The demo's GA4 destination.
-pub const DESTINATION: &str = "ga4-web";
+/// The demo's destinations, one per simulator.
+pub const GA4: &str = "ga4-web";
+pub const META: &str = "meta";
+pub const GOOGLE_ADS: &str = "google-ads";
+pub const LINKEDIN: &str = "linkedin";
+pub const DESTINATIONS: [&str; 4] = [GA4, META, GOOGLE_ADS, LINKEDIN];
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct DemoArgs {
@@ -39,66 +51,97 @@ pub struct DemoArgs {
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     // The tour narrates what the logs would say; RUST_LOG=info shows them as well.
     crate::telemetry::init_logging("text", "error");
-    let sim = crate::sim::ga4::start().await.context("cannot start the GA4 simulator")?;
-    let dir = tempfile::Builder::new().prefix("surety-demo-").tempdir().context("cannot create a temp folder")?;
-    let db = args.db.clone().unwrap_or_else(|| dir.path().join("demo.db"));
-    let ingest_token = hex::encode(rand::random::<[u8; 12]>());
-    let admin_token = hex::encode(rand::random::<[u8; 12]>());
-    let secrets = Secrets::write(dir.path(), &ingest_token, &admin_token)?;
-    let listener = bind(args.listen).await?;
-    let addr = listener.local_addr()?;
-    let toml = config_toml(&db, addr, &secrets, &sim.base_url);
-    let config = Config::from_toml(&toml)?;
-
-    intro(addr, &db, &sim.base_url);
-    let stop = CancellationToken::new();
-    let mut server = tokio::spawn(crate::run(config, listener, stop.clone().cancelled_owned()));
-    let api = api::Api::new(format!("http://{addr}"), ingest_token, admin_token)?;
+    let mut demo = Demo::start(&args).await?;
 
     // Listen for ctrl-c from the start, so an interrupted tour still stops cleanly.
     let signal = crate::cli::shutdown_signal();
     tokio::pin!(signal);
-    let tour = async {
-        wait_ready(&api, &server).await?;
-        let tour = script::play(&api, &sim).await?;
-        report::print(&api, &sim, &tour).await
-    };
     let (outcome, interrupted) = tokio::select! {
-        o = tour => (o, false),
+        o = demo.tour() => (o, false),
         _ = &mut signal => (Err(anyhow::anyhow!("interrupted")), true),
     };
 
     let outcome = match outcome {
-        Ok(mismatches) if mismatches.is_empty() => {
-            println!("\nThe tour went as described: every event ended as expected.");
+        Ok(summary) if summary.mismatches.is_empty() => {
+            let delivered: Vec<String> =
+                summary.by_destination.iter().map(|(d, t)| format!("{d} {}", t.count("delivered"))).collect();
+            println!(
+                "\nThe tour went as described: every event ended as expected at every destination \
+                 (delivered: {}).",
+                delivered.join(", ")
+            );
             Ok(())
         }
-        Ok(mismatches) => {
+        Ok(summary) => {
             println!("\nThe tour did NOT go as described:");
-            for m in &mismatches {
+            for m in &summary.mismatches {
                 println!("  ✗ {m}");
             }
-            Err(anyhow::anyhow!("{} outcome(s) differ from the tour's description", mismatches.len()))
+            Err(anyhow::anyhow!("{} outcome(s) differ from the tour's description", summary.mismatches.len()))
         }
         Err(e) => Err(e),
     };
 
-    if !args.exit && !interrupted && !server.is_finished() {
-        hints(&api, &db, args.db.is_some());
+    if !args.exit && !interrupted && !demo.server.is_finished() {
+        hints(&demo.api, &demo.db, args.db.is_some());
         tokio::select! {
             _ = &mut signal => println!("\nstopping…"),
-            _ = &mut server => {}
+            _ = &mut demo.server => {}
         }
     }
-    stop.cancel();
-    let stopped = if server.is_finished() {
-        server.await
-    } else {
-        tokio::time::timeout(Duration::from_secs(15), server).await.context("Surety did not stop within 15 s")?
-    };
-    sim.shutdown().await;
-    stopped.context("the Surety task failed")?.context("Surety stopped with an error")?;
+    demo.stop().await?;
     outcome
+}
+
+/// A running demo: the simulators, Surety serving on them, and a client of its API.
+struct Demo {
+    sims: Sims,
+    api: api::Api,
+    db: PathBuf,
+    stop: CancellationToken,
+    server: JoinHandle<anyhow::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Demo {
+    /// Starts the simulators and Surety, and prints the introduction.
+    async fn start(args: &DemoArgs) -> anyhow::Result<Self> {
+        let sims = Sims::start().await?;
+        let dir = tempfile::Builder::new().prefix("surety-demo-").tempdir().context("cannot create a temp folder")?;
+        let db = args.db.clone().unwrap_or_else(|| dir.path().join("demo.db"));
+        let ingest_token = hex::encode(rand::random::<[u8; 12]>());
+        let admin_token = hex::encode(rand::random::<[u8; 12]>());
+        let secrets = Secrets::write(dir.path(), &ingest_token, &admin_token)?;
+        let listener = bind(args.listen).await?;
+        let addr = listener.local_addr()?;
+        let config = Config::from_toml(&setup::config_toml(&db, addr, &secrets, &sims))?;
+        intro(addr, &db, &sims);
+        let stop = CancellationToken::new();
+        let server = tokio::spawn(crate::run(config, listener, stop.clone().cancelled_owned()));
+        let api = api::Api::new(format!("http://{addr}"), ingest_token, admin_token)?;
+        Ok(Self { sims, api, db, stop, server, _dir: dir })
+    }
+
+    /// Plays the day and reports on it.
+    async fn tour(&self) -> anyhow::Result<report::Summary> {
+        wait_ready(&self.api, &self.server).await?;
+        let tour = script::play(&self.api, &self.sims).await?;
+        report::print(&self.api, &self.sims, &tour).await
+    }
+
+    /// Stops Surety (bounded) and the simulators.
+    async fn stop(self) -> anyhow::Result<()> {
+        self.stop.cancel();
+        let stopped = if self.server.is_finished() {
+            self.server.await
+        } else {
+            tokio::time::timeout(Duration::from_secs(15), self.server)
+                .await
+                .context("Surety did not stop within 15 s")?
+        };
+        self.sims.shutdown().await;
+        stopped.context("the Surety task failed")?.context("Surety stopped with an error")
+    }
 }
 
 /// Binds `addr`, or the same address on a free port if it is taken.
@@ -115,112 +158,36 @@ async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     }
 }
 
-/// Secrets live in files of the temp folder: never inline in the configuration, and no
-/// process-wide environment variable to set.
-struct Secrets {
-    ingest: PathBuf,
-    admin: PathBuf,
-    ga4: PathBuf,
-}
-
-impl Secrets {
-    fn write(dir: &Path, ingest_token: &str, admin_token: &str) -> anyhow::Result<Self> {
-        let s =
-            Self { ingest: dir.join("ingest_token"), admin: dir.join("admin_token"), ga4: dir.join("ga4_api_secret") };
-        for (path, value) in [(&s.ingest, ingest_token), (&s.admin, admin_token), (&s.ga4, "demo-ga4-secret")] {
-            std::fs::write(path, value).with_context(|| format!("cannot write {}", path.display()))?;
-        }
-        Ok(s)
-    }
-}
-
-fn quote(s: &str) -> String {
-    toml::Value::String(s.to_owned()).to_string()
-}
-
-fn file_secret(p: &Path) -> String {
-    quote(&format!("file:{}", p.display()))
-}
-
-/// The demo's configuration: fast retries so the outage plays out in seconds, and a small
-/// shop's catalog.
-fn config_toml(db: &Path, addr: SocketAddr, secrets: &Secrets, ga4_base_url: &str) -> String {
-    format!(
-        r#"[storage]
-url = {db}
-
-[server]
-listen = "{addr}"
-
-[auth]
-ingest_tokens = [{ingest}]
-admin_tokens = [{admin}]
-
-[retry]
-max_attempts = 10
-base_delay_ms = 400
-max_delay_ms = 2000
-
-[worker]
-poll_interval_ms = 100
-breaker_threshold = 3
-breaker_cooldown_ms = 1000
-breaker_max_cooldown_ms = 4000
-
-[log]
-level = "error"
-
-[[destinations]]
-name = "{DESTINATION}"
-type = "ga4"
-measurement_id = "G-DEMO2024"
-api_secret = {ga4}
-base_url = {base}
-validate_with_debug_endpoint = true
-timeout_ms = 2000
-
-# The shop's browser tag sends no purchase: bank transfers are confirmed days after checkout, so
-# the payment provider's confirmation is the one source of purchases.
-[catalog.order_paid]
-{DESTINATION} = {{ event = "purchase", browser_tracked = false }}
-
-[catalog.refund_completed]
-{DESTINATION} = {{ event = "refund" }}
-
-# Revenue at risk: a custom GA4 event, so chargebacks can be analysed next to purchases.
-[catalog.chargeback_opened]
-{DESTINATION} = {{ event = "chargeback" }}
-
-[catalog.lead_qualified]
-{DESTINATION} = {{ event = "qualify_lead" }}
-
-# fulfillment_failed is deliberately absent: an operational state, kept in the ledger only.
-"#,
-        db = quote(&format!("sqlite://{}", db.display())),
-        ingest = file_secret(&secrets.ingest),
-        admin = file_secret(&secrets.admin),
-        ga4 = file_secret(&secrets.ga4),
-        base = quote(ga4_base_url),
-    )
-}
-
-fn intro(addr: SocketAddr, db: &Path, ga4: &str) {
+fn intro(addr: SocketAddr, db: &Path, sims: &Sims) {
     println!("Surety demo: a small shop's day, played through Surety's real HTTP API.\n");
-    println!("  Surety     http://{addr}   ledger: {} (SQLite)", db.display());
-    println!("  GA4        a built-in simulator at {ga4} stands in for Google Analytics:");
-    println!("             destination '{DESTINATION}', measurement id G-DEMO2024; each batch is checked at");
-    println!("             /debug/mp/collect before it is sent, so a delivery can say \"accepted\", not just \"sent\"");
-    println!("  retries    fast for the demo: backoff from 0.4 s, at most 2 s apart, 10 attempts; the circuit");
-    println!("             opens after 3 failed requests in a row, for 1 s at first");
-    println!("\n  The catalog: which business events go to GA4, and as what");
-    println!("    order_paid          → purchase      (the browser tag sends no purchase: bank transfers");
-    println!("                                         are confirmed days after checkout)");
-    println!("    refund_completed    → refund");
-    println!("    chargeback_opened   → chargeback    (a custom event)");
-    println!("    lead_qualified      → qualify_lead");
-    println!("    fulfillment_failed  → nothing       (an operational state: kept in the ledger, never sent)");
-    println!("\n  Before sending, each delivery is checked in order: consent, browser overlap, identity (GA4");
-    println!("  needs a client_id), time window (GA4 takes events up to 72 h old), GA4's rules.");
+    println!("  Surety      http://{addr}   ledger: {} (SQLite)", db.display());
+    println!("  Four built-in simulators stand in for the platforms, one destination each:");
+    println!("  {GA4:<11} GA4 Measurement Protocol at {}: measurement id G-DEMO2024; each batch is", sims.ga4.base_url);
+    println!("              checked at /debug/mp/collect first, so a delivery can say \"accepted\", not just \"sent\"");
+    println!("  {META:<11} Meta Conversions API at {}: pixel 1234567890", sims.meta.base_url);
+    println!(
+        "  {GOOGLE_ADS:<11} Google Ads (Data Manager API) at {}: customer 123-456-7890, OAuth with",
+        sims.google.base_url
+    );
+    println!(
+        "              a service-account key; a 200 is \"sent\", and requestStatus:retrieve later says \"accepted\""
+    );
+    println!("  {LINKEDIN:<11} LinkedIn Conversions API at {}", sims.linkedin.base_url);
+    println!("  retries     fast for the demo: backoff from 0.4 s, at most 2 s apart, 10 attempts; a destination's");
+    println!("              circuit opens after 3 failed requests in a row, for 1 s at first");
+    println!("\n  The catalog: which business events go where, and as what");
+    println!("                        {GA4:<14} {META:<10} {GOOGLE_ADS:<25} {LINKEDIN}");
+    println!("    order_paid          purchase       Purchase   action {PURCHASE_ACTION:<18} rule 104012");
+    println!("    refund_completed    refund         —          adjustment of {PURCHASE_ACTION:<11} —");
+    println!("    chargeback_opened   chargeback     —          retraction of {PURCHASE_ACTION:<11} —");
+    println!("    lead_qualified      qualify_lead   Lead       action {LEAD_ACTION:<18} rule 104013");
+    println!("    fulfillment_failed  nothing: an operational state, kept in the ledger, never sent");
+    println!("  (no browser tag sends purchases: bank transfers are confirmed days after checkout)");
+    println!("\n  Before sending, each delivery is checked in order: consent (GA4: analytics; the ad platforms:");
+    println!("  ad_user_data), browser overlap, identity (GA4 needs a client_id; the others a hashed email or a");
+    println!(
+        "  click id), time window (GA4 72 h, Meta 7 days, Google Ads and LinkedIn 90 days), the platform's rules."
+    );
 }
 
 async fn wait_ready(api: &api::Api, server: &tokio::task::JoinHandle<anyhow::Result<()>>) -> anyhow::Result<()> {
@@ -244,10 +211,11 @@ fn hints(api: &api::Api, db: &Path, kept: bool) {
     println!("\nSurety is still running at {}. Look around (admin token {}):", api.base, api.admin_token);
     println!("  curl {auth} {}/v1/events/order:1042:order_paid", api.base);
     println!("  curl {auth} '{}/v1/deliveries?state=skipped'", api.base);
+    println!("  curl {auth} '{}/v1/deliveries?destination={GOOGLE_ADS}'", api.base);
     println!("  curl {}/metrics", api.base);
     println!(
         "  post your own: curl {} -H 'authorization: Bearer {}' -H 'content-type: application/json' \\\n    \
-         -d '{{\"kind\":\"order_paid\",\"occurred_at\":\"{}\",\"subject\":{{\"type\":\"order\",\"id\":\"2001\"}},\"value\":9.5,\"currency\":\"EUR\",\"identity\":{{\"client_id\":\"555.1700000000\"}},\"consent\":{{\"analytics\":\"granted\"}}}}'",
+         -d '{{\"kind\":\"order_paid\",\"occurred_at\":\"{}\",\"subject\":{{\"type\":\"order\",\"id\":\"2001\"}},\"value\":9.5,\"currency\":\"EUR\",\"identity\":{{\"client_id\":\"555.1700000000\",\"email\":\"you@example.com\"}},\"consent\":{{\"analytics\":\"granted\",\"ad_user_data\":\"granted\"}}}}'",
         format_args!("{}/v1/events", api.base),
         api.ingest_token,
         chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),

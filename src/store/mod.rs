@@ -105,6 +105,8 @@ pub struct Recording {
 pub struct DueFollowUp {
     pub request_id: i64,
     pub platform_request_id: String,
+    /// When the request was sent: how long the platform has had to answer.
+    pub sent_at: DateTime<Utc>,
 }
 
 /// Which deliveries a replay targets.

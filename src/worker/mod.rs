@@ -4,6 +4,7 @@
 //! reason, never dropped.
 
 mod breaker;
+mod follow_up;
 mod outcome;
 
 use std::collections::HashSet;
@@ -65,8 +66,9 @@ pub async fn run(ctx: WorkerContext, lane: Lane, wake: Arc<Notify>, cancel: Canc
     let mut in_flight = JoinSet::new();
     let lease = Duration::from_secs(ctx.config.lease_secs);
     tracing::info!(destination = %name, "worker started");
-    let asking =
-        dest.follow_up_after().map(|after| tokio::spawn(follow_ups(ctx.clone(), dest.clone(), after, cancel.clone())));
+    let asking = dest
+        .follow_up_after()
+        .map(|after| tokio::spawn(follow_up::run(ctx.clone(), dest.clone(), after, cancel.clone())));
     while !cancel.is_cancelled() {
         while in_flight.try_join_next().is_some() {}
         let gate = lock(&breaker).gate(std::time::Instant::now());
@@ -134,37 +136,6 @@ pub async fn run(ctx: WorkerContext, lane: Lane, wake: Arc<Notify>, cancel: Canc
         let _ = asking.await;
     }
     tracing::info!(destination = %name, "worker stopped");
-}
-
-/// Asks the platform, request by request, what became of what it took for processing, and
-/// settles the deliveries by its answer.
-async fn follow_ups(ctx: WorkerContext, dest: Arc<dyn Destination>, after: Duration, cancel: CancellationToken) {
-    let name = dest.name().to_owned();
-    let poll = Duration::from_millis(ctx.config.poll_interval_ms);
-    // Still processing: ask again after a quarter of the first delay (at least a second).
-    let again = chrono::Duration::from_std((after / 4).max(Duration::from_secs(1))).unwrap_or(chrono::Duration::MAX);
-    while !cancel.is_cancelled() {
-        let due = match ctx.store.due_follow_ups(&name, Utc::now(), 50).await {
-            Ok(due) => due,
-            Err(e) => {
-                tracing::error!(destination = %name, error = %e, "reading due follow-ups failed");
-                Vec::new()
-            }
-        };
-        for d in &due {
-            let answer = dest.follow_up(&d.platform_request_id).await;
-            let now = Utc::now();
-            if let Err(e) = ctx.store.record_follow_up(d.request_id, answer, Some(now + again), now).await {
-                tracing::error!(destination = %name, error = %e, "recording a follow-up failed");
-            }
-        }
-        if due.is_empty() {
-            tokio::select! {
-                _ = tokio::time::sleep(poll) => {}
-                _ = cancel.cancelled() => {}
-            }
-        }
-    }
 }
 
 /// Sleeps until the next delivery is due, new work is signalled, or the poll interval passes.

@@ -10,6 +10,9 @@
 //!
 //! A 200 means "accepted for processing", not "processed": deliveries end `delivered` with
 //! `accepted: false` and the `requestId`; [`GoogleAds::check_status`] later asks what Google kept.
+//! A request id Google will not answer for (`INVALID_REQUEST_ID`, `NOT_FOUND`) ends the follow-up
+//! as [`FollowUp::Unconfirmed`]; so does silence past [`crate::delivery::FOLLOW_UP_GIVE_UP_AFTER`]
+//! (the worker's follow-up loop): the deliveries stay delivered, reason `processing_unknown`.
 //!
 //! How answers become outcomes:
 //! - 400 `INVALID_ARGUMENT` naming events (`events[N]…`, or `destinations[K]…` for all events of

@@ -263,10 +263,13 @@ fn read_status_answer(ex: &exchange::Exchange) -> StatusAnswer {
 }
 
 /// What a status check says about the request as a whole. Google counts per conversion
-/// action, not per event: one action failing among several makes the request `Partial`.
+/// action, not per event: one action failing among several makes the request `Partial`. A request
+/// id Google refuses to answer for (`INVALID_REQUEST_ID`, `NOT_FOUND`) will never be answered:
+/// `Unconfirmed`, and the worker stops asking.
 pub fn follow_up(check: &StatusCheck) -> FollowUp {
     let list = match &check.result {
         Ok(list) => list,
+        Err(StatusError::Refused(e)) => return FollowUp::Unconfirmed(format!("Google does not know the request: {e}")),
         Err(e) => return FollowUp::Error(e.to_string()),
     };
     if list.is_empty() || list.iter().any(|d| !d.state.is_final()) {

@@ -4,7 +4,8 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection};
 
-use super::to_us;
+use super::{from_us, to_us};
+use crate::core::delivery::reason;
 use crate::core::DeliveryState;
 use crate::delivery::FollowUp;
 use crate::store::{DueFollowUp, StoreError};
@@ -17,11 +18,11 @@ pub(super) fn due(
 ) -> Result<Vec<DueFollowUp>, StoreError> {
     Ok(conn
         .prepare_cached(
-            "SELECT id, platform_request_id FROM requests WHERE destination = ?1 AND follow_up_at IS NOT NULL \
-             AND follow_up_at <= ?2 ORDER BY follow_up_at LIMIT ?3",
+            "SELECT id, platform_request_id, sent_at FROM requests WHERE destination = ?1 \
+             AND follow_up_at IS NOT NULL AND follow_up_at <= ?2 ORDER BY follow_up_at LIMIT ?3",
         )?
         .query_map(params![destination, to_us(now), limit as i64], |r| {
-            Ok(DueFollowUp { request_id: r.get(0)?, platform_request_id: r.get(1)? })
+            Ok(DueFollowUp { request_id: r.get(0)?, platform_request_id: r.get(1)?, sent_at: from_us(r.get(2)?) })
         })?
         .collect::<Result<Vec<_>, _>>()?)
 }
@@ -48,6 +49,10 @@ pub(super) fn record(
             format!("processing failed: {}", messages.join("; ")),
             Some((DeliveryState::Rejected, "processing_failed", messages.clone())),
         ),
+        // Still delivered (the platform took it), but what it kept will never be known.
+        FollowUp::Unconfirmed(why) => {
+            (format!("gave up: {why}"), Some((DeliveryState::Delivered, reason::PROCESSING_UNKNOWN, vec![why.clone()])))
+        }
     };
     let next = if settle.is_some() { None } else { again.map(to_us) };
     conn.prepare_cached("UPDATE requests SET follow_up = ?2, follow_up_at = ?3 WHERE id = ?1")?

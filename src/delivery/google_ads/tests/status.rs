@@ -150,6 +150,9 @@ async fn sends_name_their_follow_ups_and_the_worker_hook_reads_them() {
     assert!(
         matches!(gads.follow_up(&id).await, FollowUp::Failed { messages } if messages[0].contains("DENIED_CONSENT"))
     );
-    assert!(matches!(gads.follow_up("unknown").await, FollowUp::Error(e) if e.contains("INVALID_REQUEST_ID")));
+    // A request id Google does not know will never be answered: the follow-up ends there.
+    assert!(matches!(gads.follow_up("unknown").await, FollowUp::Unconfirmed(e) if e.contains("INVALID_REQUEST_ID")));
+    sim.fail_next(1, Fault::Status(503));
+    assert!(matches!(gads.follow_up(&id).await, FollowUp::Error(e) if e.contains("503")), "a 503 is asked again");
     sim.shutdown().await;
 }

@@ -1,0 +1,405 @@
+//! d. Ingest → delivered to all four platforms at once: every `order_paid` is routed to GA4,
+//! Meta, Google Ads and LinkedIn simulators, each destination with its own worker and
+//! concurrency. Reports delivered events/s per destination (first ingest request to the last
+//! event its simulator took) and checks each one: its simulator took every event exactly once,
+//! and the ledger holds every delivery delivered — and accepted where the platform says so (Meta's
+//! `events_received`, LinkedIn's per-element 201, Google's `requestStatus:retrieve`; GA4's
+//! production endpoint confirms nothing).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde::Serialize;
+
+use super::harness::{self, Arrivals, DeliverySpec, Marker, Percentiles, Server, ServerSpec, Sim, GA4_DESTINATION};
+use super::load::{ingest_batches, BATCH, CLIENT_IDS};
+use super::proc::Cpu;
+use super::scenarios::live_deliveries;
+use super::{Measured, Report};
+use crate::sim::google_ads::GoogleAdsSimState;
+use crate::sim::linkedin::LinkedinSimState;
+use crate::sim::meta::MetaSimState;
+use crate::store::Store;
+
+const META_DESTINATION: &str = "meta-bench";
+const GOOGLE_ADS_DESTINATION: &str = "gads-bench";
+const LINKEDIN_DESTINATION: &str = "linkedin-bench";
+
+/// Meta: the Surety event id (`order:N:order_paid`) is the `event_id`.
+const META_MARKER: Marker = Marker { path: "/events", key: "\"event_id\":\"order:" };
+/// Google Ads: the order number is the `transactionId`.
+const GOOGLE_ADS_MARKER: Marker = Marker { path: "/v1/events:ingest", key: "\"transactionId\":\"" };
+/// LinkedIn: the Surety event id is the `eventId`.
+const LINKEDIN_MARKER: Marker = Marker { path: "/rest/conversionEvents", key: "\"eventId\":\"order:" };
+
+pub struct Platforms {
+    pub events: usize,
+    pub clients: usize,
+    pub claim_batch: usize,
+    /// Requests in flight per destination.
+    pub concurrency: usize,
+    pub synchronous: String,
+    pub own_runtime: bool,
+}
+
+/// One destination's share of the scenario.
+#[derive(Clone, Debug, Serialize)]
+pub struct DestinationRate {
+    pub destination: &'static str,
+    pub platform: &'static str,
+    pub events: u64,
+    /// From the first ingest request to the last event the simulator took.
+    pub seconds: f64,
+    pub per_second: f64,
+    /// Per event: ingest request sent → the simulator took it.
+    pub latency_ms: Percentiles,
+    /// Requests the simulator answered with success.
+    pub requests: u64,
+    /// Deliveries the ledger holds as delivered.
+    pub delivered: u64,
+    /// Of those, accepted by the platform (`None`: the platform confirms nothing).
+    pub accepted: Option<u64>,
+    /// Every event taken exactly once, every delivery delivered (and accepted where it can be).
+    pub check_passed: bool,
+}
+
+/// One destination: its simulator's arrivals and counters, and what its ledger reason for an
+/// accepted delivery is.
+struct Lane {
+    destination: &'static str,
+    platform: &'static str,
+    arrivals: Arc<Arrivals>,
+    /// Events the simulator took (its own counter, independent of the arrival layer).
+    received: Box<dyn Fn() -> u64 + Send + Sync>,
+    requests: Box<dyn Fn() -> u64 + Send + Sync>,
+    accepted_reason: Option<&'static str>,
+}
+
+/// The four simulators, counting only (no bodies kept).
+struct Sims {
+    ga4: Sim,
+    meta: Sim<MetaSimState>,
+    google: Sim<GoogleAdsSimState>,
+    linkedin: Sim<LinkedinSimState>,
+}
+
+impl Sims {
+    async fn start(events: usize, epoch: Instant) -> anyhow::Result<Self> {
+        let ga4 = Sim::start(events, epoch).await?;
+        let meta = MetaSimState::new();
+        meta.set_recording(false);
+        let meta =
+            Sim::serve(crate::sim::meta::router(meta.clone()), meta, Arrivals::new(events, epoch, META_MARKER)).await?;
+        let google = GoogleAdsSimState::with_test_key();
+        google.set_recording(false);
+        let arrivals = Arrivals::new(events, epoch, GOOGLE_ADS_MARKER);
+        let google = Sim::serve(crate::sim::google_ads::router(google.clone()), google, arrivals).await?;
+        let linkedin = LinkedinSimState::new();
+        linkedin.set_recording(false);
+        let arrivals = Arrivals::new(events, epoch, LINKEDIN_MARKER);
+        let linkedin = Sim::serve(crate::sim::linkedin::router(linkedin.clone()), linkedin, arrivals).await?;
+        Ok(Self { ga4, meta, google, linkedin })
+    }
+
+    fn lanes(&self) -> Vec<Lane> {
+        let (ga4, meta, google, linkedin) =
+            (self.ga4.state.clone(), self.meta.state.clone(), self.google.state.clone(), self.linkedin.state.clone());
+        let (ga4_requests, meta_requests, google_requests, linkedin_requests) =
+            (ga4.clone(), meta.clone(), google.clone(), linkedin.clone());
+        vec![
+            Lane {
+                destination: GA4_DESTINATION,
+                platform: "GA4",
+                arrivals: self.ga4.arrivals.clone(),
+                received: Box::new(move || ga4.event_count()),
+                requests: Box::new(move || ga4_requests.request_count()),
+                accepted_reason: None,
+            },
+            Lane {
+                destination: META_DESTINATION,
+                platform: "Meta",
+                arrivals: self.meta.arrivals.clone(),
+                received: Box::new(move || meta.event_count()),
+                requests: Box::new(move || meta_requests.request_count()),
+                accepted_reason: Some("accepted"),
+            },
+            Lane {
+                destination: GOOGLE_ADS_DESTINATION,
+                platform: "Google Ads",
+                arrivals: self.google.arrivals.clone(),
+                received: Box::new(move || google.event_count()),
+                requests: Box::new(move || google_requests.accepted_requests()),
+                accepted_reason: Some("accepted"),
+            },
+            Lane {
+                destination: LINKEDIN_DESTINATION,
+                platform: "LinkedIn",
+                arrivals: self.linkedin.arrivals.clone(),
+                received: Box::new(move || linkedin.conversion_count()),
+                requests: Box::new(move || linkedin_requests.request_count()),
+                accepted_reason: Some("accepted"),
+            },
+        ]
+    }
+
+    async fn stop(self) {
+        self.ga4.stop().await;
+        self.meta.stop().await;
+        self.google.stop().await;
+        self.linkedin.stop().await;
+    }
+}
+
+/// The three destinations besides GA4's, and their catalog routes, as TOML; secrets in `dir`.
+fn more_destinations(sims: &Sims, dir: &std::path::Path, concurrency: usize) -> anyhow::Result<String> {
+    let q = |s: String| toml::Value::String(s).to_string();
+    let secret = |name: &str, value: &str| -> anyhow::Result<String> {
+        let path = dir.join(name);
+        std::fs::write(&path, value).with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(q(format!("file:{}", path.display())))
+    };
+    Ok(format!(
+        "\n[[destinations]]\nname = \"{META_DESTINATION}\"\ntype = \"meta\"\npixel_id = \"1234567890\"\n\
+         access_token = {meta_token}\nbase_url = {meta_url}\nconcurrency = {concurrency}\n\n\
+         [[destinations]]\nname = \"{GOOGLE_ADS_DESTINATION}\"\ntype = \"google_ads\"\ncustomer_id = \"123-456-7890\"\n\
+         service_account_key = {google_key}\nbase_url = {google_url}\ntoken_url = {google_token_url}\n\
+         status_poll_delay_secs = 0\nrequests_per_minute = 60000\nconcurrency = {concurrency}\n\n\
+         [[destinations]]\nname = \"{LINKEDIN_DESTINATION}\"\ntype = \"linkedin\"\naccess_token = {li_token}\n\
+         base_url = {li_url}\nconcurrency = {concurrency}\n\n\
+         [catalog.order_paid.{META_DESTINATION}]\nevent = \"Purchase\"\n\
+         [catalog.order_paid.{GOOGLE_ADS_DESTINATION}]\nevent = \"111111111\"\n\
+         [catalog.order_paid.{LINKEDIN_DESTINATION}]\nevent = \"104012\"\n",
+        meta_token = secret("meta_token", "bench-meta-token")?,
+        meta_url = q(sims.meta.base_url.clone()),
+        google_key = secret("google_key.json", crate::sim::google_ads::TEST_SERVICE_ACCOUNT_JSON)?,
+        google_url = q(sims.google.base_url.clone()),
+        google_token_url = q(format!("{}/token", sims.google.base_url)),
+        li_token = secret("linkedin_token", "bench-linkedin-token")?,
+        li_url = q(sims.linkedin.base_url.clone()),
+    ))
+}
+
+/// d. Ingest in batches, wait until every delivery ended and Google confirmed what it took, then
+/// check and rate each destination.
+pub async fn delivered_everywhere(p: &Platforms, report: &Report) -> anyhow::Result<(Measured, Vec<DestinationRate>)> {
+    let epoch = Instant::now();
+    let secrets = tempfile::Builder::new().prefix("surety-bench-").tempdir().context("cannot create a temp folder")?;
+    let sims = Sims::start(p.events, epoch).await?;
+    let more = match more_destinations(&sims, secrets.path(), p.concurrency) {
+        Ok(m) => m,
+        Err(e) => {
+            sims.stop().await;
+            return Err(e);
+        }
+    };
+    let spec = ServerSpec {
+        synchronous: &p.synchronous,
+        delivery: Some(DeliverySpec {
+            ga4_base_url: &sims.ga4.base_url,
+            claim_batch: p.claim_batch,
+            concurrency: p.concurrency,
+            more: Some(more),
+        }),
+        own_runtime: p.own_runtime,
+    };
+    let server = match Server::start(&spec).await {
+        Ok(s) => s,
+        Err(e) => {
+            sims.stop().await;
+            return Err(e);
+        }
+    };
+    report.line(format!(
+        "    {} order_paid events, each to 4 destinations ({} deliveries), {} client ids, batches of {BATCH} \
+         from {} clients",
+        harness::grouped(p.events as f64),
+        harness::grouped(4.0 * p.events as f64),
+        CLIENT_IDS.min(p.events as u64),
+        p.clients
+    ));
+    report.line(
+        "    Google Ads requests_per_minute is lifted to 60,000 to measure Surety, not Google's quota (300 \
+         requests/min per project, which would cap it at 5 requests/s)"
+            .to_owned(),
+    );
+    report.line("    configuration used (over the shipped defaults; secrets are files):".to_owned());
+    for l in server.toml.lines().filter(|l| !l.trim().is_empty()) {
+        report.line(format!("      {l}"));
+    }
+    let result = deliver_all(p, &server, &sims, epoch, report).await;
+    let stopped = server.stop().await;
+    sims.stop().await;
+    let measured = result?;
+    stopped?;
+    Ok(measured)
+}
+
+async fn deliver_all(
+    p: &Platforms,
+    server: &Server,
+    sims: &Sims,
+    epoch: Instant,
+    report: &Report,
+) -> anyhow::Result<(Measured, Vec<DestinationRate>)> {
+    let lanes = sims.lanes();
+    let n = p.events as u64;
+    let sent_at: Arc<Vec<AtomicU64>> = Arc::new((0..p.events.div_ceil(BATCH)).map(|_| AtomicU64::new(0)).collect());
+    let cpu = Cpu::now();
+    let started = Instant::now();
+    let ingest = ingest_batches(&server.base_url, p.events, p.clients, Some((epoch, sent_at.clone()))).await?;
+    let ingested = started.elapsed();
+    report.line(format!(
+        "    ingest done after {:.2} s ({} events/s); waiting for every delivery to end",
+        ingested.as_secs_f64(),
+        harness::grouped(p.events as f64 / ingested.as_secs_f64())
+    ));
+
+    let client = harness::client(4)?;
+    let deadline = Instant::now() + Duration::from_secs(120) + Duration::from_millis(80 * p.events as u64);
+    loop {
+        let all_arrived = lanes.iter().all(|l| (l.received)() >= n);
+        if all_arrived && !live_deliveries(&client, &server.base_url).await? {
+            break;
+        }
+        if Instant::now() > deadline {
+            let got: Vec<String> = lanes.iter().map(|l| format!("{} {}", l.destination, (l.received)())).collect();
+            bail!(
+                "FAIL: deliveries still pending after {:.0} s (of {n} events the simulators took: {})",
+                started.elapsed().as_secs_f64(),
+                got.join(", ")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(if all_arrived { 20 } else { 100 })).await;
+    }
+    let elapsed = started.elapsed();
+    let cpu = Cpu::since(cpu);
+
+    // Google took the requests "for processing"; its status check then confirms them.
+    let ledger = server.ledger()?;
+    let confirm_started = Instant::now();
+    let confirm_deadline = confirm_started + Duration::from_secs(60) + Duration::from_millis(p.events as u64);
+    let mut counts = ledger.counts().await?;
+    while count(&counts, GOOGLE_ADS_DESTINATION, "delivered", Some("accepted")) < n && Instant::now() < confirm_deadline
+    {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        counts = ledger.counts().await?;
+    }
+    let confirmed_after = confirm_started.elapsed();
+
+    let start_us = lanes[0].arrivals.micros_since_epoch(started);
+    let mut all_latency = harness::histogram();
+    let mut rates = Vec::with_capacity(lanes.len());
+    let mut extra = vec![format!(
+        "ingest phase {:.2} s ({} events/s, per-request p99 {:.1} ms); every delivery ended after {:.2} s; \
+         Google confirmed processing {:.2} s later",
+        ingested.as_secs_f64(),
+        harness::grouped(p.events as f64 / ingested.as_secs_f64()),
+        Percentiles::of(&ingest.latency).p99,
+        elapsed.as_secs_f64(),
+        confirmed_after.as_secs_f64()
+    )];
+    let mut failures = Vec::new();
+    for lane in &lanes {
+        let mut latency = harness::histogram();
+        for k in 0..p.events {
+            if let Some(at) = lane.arrivals.get(k) {
+                let sent = sent_at[k / BATCH].load(Ordering::Relaxed);
+                harness::record(&mut latency, Duration::from_micros(at.saturating_sub(sent)));
+            }
+        }
+        let _ = all_latency.add(&latency);
+        let last = lane.arrivals.last().unwrap_or(start_us);
+        let seconds = (last.saturating_sub(start_us) as f64 / 1e6).max(1e-6);
+        let (received, requests) = ((lane.received)(), (lane.requests)());
+        let (arrived, repeats, unknown) = (
+            lane.arrivals.arrived() as u64,
+            lane.arrivals.repeats.load(Ordering::Relaxed),
+            lane.arrivals.unknown.load(Ordering::Relaxed),
+        );
+        let delivered = count(&counts, lane.destination, "delivered", None);
+        let accepted = lane.accepted_reason.map(|r| count(&counts, lane.destination, "delivered", Some(r)));
+        let ended_otherwise: u64 =
+            ["rejected", "skipped", "dead", "in_doubt"].iter().map(|s| count(&counts, lane.destination, s, None)).sum();
+        let passed = received == n
+            && arrived == n
+            && repeats == 0
+            && unknown == 0
+            && delivered == n
+            && accepted.is_none_or(|a| a == n);
+        let rate = DestinationRate {
+            destination: lane.destination,
+            platform: lane.platform,
+            events: n,
+            seconds,
+            per_second: n as f64 / seconds,
+            latency_ms: Percentiles::of(&latency),
+            requests,
+            delivered,
+            accepted,
+            check_passed: passed,
+        };
+        extra.push(format!(
+            "{:<10} {} events/s delivered ({:.2} s to the last), latency p50 {:.1} ms p99 {:.1} ms; {} requests \
+             ({:.1} events each)",
+            lane.platform,
+            harness::grouped(rate.per_second),
+            seconds,
+            rate.latency_ms.p50,
+            rate.latency_ms.p99,
+            harness::grouped(requests as f64),
+            received as f64 / requests.max(1) as f64
+        ));
+        let acceptance = match accepted {
+            Some(a) => format!(", {} accepted", harness::grouped(a as f64)),
+            None => " (GA4 confirms nothing: reason sent)".to_owned(),
+        };
+        extra.push(format!(
+            "{:<10} check: simulator took {} events, {} repeated, {} missing; ledger {} delivered{acceptance}, {} \
+             ended otherwise: {}",
+            "",
+            harness::grouped(received as f64),
+            repeats,
+            n - arrived.min(n),
+            harness::grouped(delivered as f64),
+            ended_otherwise,
+            if passed { "OK" } else { "FAIL" }
+        ));
+        if !passed {
+            failures.push(lane.platform);
+        }
+        rates.push(rate);
+    }
+    if !failures.is_empty() {
+        for l in &extra {
+            report.line(format!("    {l}"));
+        }
+        bail!("FAIL: exactly-once/accepted check failed for {}", failures.join(", "));
+    }
+    extra.push(format!(
+        "check: each of the 4 simulators took exactly {} events once each, and every delivery is delivered: OK",
+        harness::grouped(n as f64)
+    ));
+    let measured = Measured {
+        count: 4 * n,
+        seconds: elapsed.as_secs_f64(),
+        latency: Percentiles::of(&all_latency),
+        latency_of: "per delivery, ingest request sent -> platform simulator took it",
+        cpu,
+        extra,
+    };
+    Ok((measured, rates))
+}
+
+/// Deliveries of `destination` in `state` (and with `reason`, if given) in the ledger's totals.
+fn count(counts: &crate::store::Counts, destination: &str, state: &str, reason: Option<&str>) -> u64 {
+    counts
+        .deliveries
+        .iter()
+        .filter(|(d, s, r, _)| {
+            d == destination && s.as_str() == state && reason.is_none_or(|want| r.as_deref() == Some(want))
+        })
+        .map(|(_, _, _, n)| n)
+        .sum()
+}
