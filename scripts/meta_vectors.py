@@ -16,6 +16,13 @@ and, for the fields UserData carries, checks that UserData(...).normalize() prod
 hash (external_id is the exception: UserData passes it through untouched; the vector then
 records that as `user_data_value`).
 
+`ge` and `db` get no field-specific rule in normalize.py: normalize_field only lowercases, trims
+and hashes them, so the SDK accepts any text ("female" and "1990-01-31" are hashed as they are).
+What it documents is narrower: UserData takes genders only as the `Gender` enum (values `f`,
+`m`), and dates of birth "given as YYYYMMDD". For `ge` each vector therefore also records
+`gender_enum`: the `Gender` member the input is the value of (`Gender(input)`), or null when
+UserData cannot take it; for those that are, UserData's hash is checked like the others.
+
 It also records the ISO 3166-1 alpha-2 codes the SDK accepts for `country` (from pycountry,
 which the SDK uses), so the Rust list can be checked against it.
 """
@@ -26,6 +33,7 @@ import sys
 from importlib import metadata
 
 import pycountry
+from facebook_business.adobjects.serverside.gender import Gender
 from facebook_business.adobjects.serverside.normalize import Normalize
 from facebook_business.adobjects.serverside.user_data import UserData
 
@@ -127,6 +135,47 @@ INPUTS = {
         MD5_ABC,
         SHA_ABC,
     ],
+    # Meta documents f and m; the words and other values show what normalize_field makes of them.
+    "ge": [
+        "f",
+        "m",
+        "F",
+        " m ",
+        "M\n",
+        "female",
+        "Female",
+        "MALE",
+        "Male",
+        "x",
+        "unknown",
+        "fem",
+        "mf",
+        "non-binary",
+        SHA_ABC,
+    ],
+    # Meta documents YYYYMMDD; ISO dates, other orders and impossible dates show that the SDK
+    # checks none of them.
+    "db": [
+        "19900131",
+        " 19900131 ",
+        "20000229",
+        "19700101",
+        "1990-01-31",
+        "2000-02-29",
+        "1970-01-01",
+        "1990-02-30",
+        "19900230",
+        "1990-13-01",
+        "2001-02-29",
+        "1990-1-31",
+        "1990/01/31",
+        "31.01.1990",
+        "01/31/1990",
+        "Jan 31 1990",
+        "1850-01-01",
+        "2999-01-01",
+        SHA_ABC,
+    ],
 }
 
 # The UserData keyword for each field whose hash UserData.normalize() computes.
@@ -140,6 +189,8 @@ USER_DATA_KWARG = {
     "zp": "zip_codes",
     "country": "country_codes",
     "external_id": "external_ids",
+    "ge": "genders",
+    "db": "dates_of_birth",
 }
 
 
@@ -154,7 +205,16 @@ def vector(field, value):
         v["hashed"] = None
         v["error"] = str(e)
         return v
-    produced = UserData(**{USER_DATA_KWARG[field]: [value]}).normalize()[field][0]
+    given = value
+    if field == "ge":
+        # UserData takes only Gender members; Gender(value) is the member whose value it is.
+        try:
+            given = Gender(value)
+        except ValueError:
+            v["gender_enum"] = None
+            return v
+        v["gender_enum"] = given.name
+    produced = UserData(**{USER_DATA_KWARG[field]: [given]}).normalize()[field][0]
     if field == "external_id":
         # UserData sends external_id as given; Normalize.normalize_field hashes it like any field.
         v["user_data_value"] = produced

@@ -139,6 +139,12 @@ pub struct Identity {
     pub last_name: Option<Hashed>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub street: Option<Hashed>,
+    /// `f` or `m`, hashed (Meta `ge` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gender: Option<Hashed>,
+    /// `YYYYMMDD`, hashed (Meta `db` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub date_of_birth: Option<Hashed>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub city: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -170,7 +176,34 @@ pub struct Identity {
 }
 
 /// The personal fields: hashed at ingest, stripped when consent for ad user data is denied.
-pub const PERSONAL_FIELDS: [&str; 5] = ["email", "phone", "first_name", "last_name", "street"];
+pub const PERSONAL_FIELDS: [&str; 7] =
+    ["email", "phone", "first_name", "last_name", "street", "gender", "date_of_birth"];
+
+impl Identity {
+    /// The personal fields it carries, by name, in `PERSONAL_FIELDS` order.
+    pub fn personal_fields(&self) -> Vec<&'static str> {
+        // Exhaustive on purpose: a field added to `Identity` must be classified here.
+        #[rustfmt::skip]
+        let Identity {
+            email, phone, first_name, last_name, street, gender, date_of_birth,
+            client_id: _, session_id: _, user_id: _, city: _, region: _, postal_code: _, country: _,
+            gclid: _, gbraid: _, wbraid: _, fbp: _, fbc: _, li_fat_id: _, ip: _, user_agent: _,
+            browser_event_id: _,
+        } = self;
+        [
+            ("email", email),
+            ("phone", phone),
+            ("first_name", first_name),
+            ("last_name", last_name),
+            ("street", street),
+            ("gender", gender),
+            ("date_of_birth", date_of_birth),
+        ]
+        .into_iter()
+        .filter_map(|(name, field)| field.is_some().then_some(name))
+        .collect()
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -294,6 +327,32 @@ mod tests {
         assert!(Kind::parse("Order").is_err());
         assert!(Kind::parse("1x").is_err());
         assert!(Kind::parse("a-b").is_err());
+    }
+
+    /// `personal_fields` names exactly `PERSONAL_FIELDS`, by their serialised names, and only
+    /// hashed fields. (A field added to `Identity` later must first be classified there: its
+    /// destructuring is exhaustive, so it does not compile otherwise.)
+    #[test]
+    fn every_hashed_identity_field_is_a_personal_field() {
+        let h = crate::core::pii::hash_name("x").unwrap();
+        let full = Identity {
+            email: Some(h.clone()),
+            phone: Some(h.clone()),
+            first_name: Some(h.clone()),
+            last_name: Some(h.clone()),
+            street: Some(h.clone()),
+            gender: Some(h.clone()),
+            date_of_birth: Some(h),
+            ..Identity::default()
+        };
+        let json = serde_json::to_value(&full).unwrap();
+        let mut hashed: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+        hashed.sort_unstable();
+        let mut listed = PERSONAL_FIELDS.to_vec();
+        listed.sort_unstable();
+        assert_eq!(hashed, listed);
+        assert_eq!(full.personal_fields(), PERSONAL_FIELDS.to_vec());
+        assert!(Identity { user_id: Some("u".into()), ..Identity::default() }.personal_fields().is_empty());
     }
 
     #[test]

@@ -4,8 +4,13 @@
 //! Google drops the dots of a gmail.com local part and writes phones as E.164 with `+`, Meta keeps
 //! the dots and writes phones as digits only — so each personal field is hashed once per scheme.
 //! Rules: PLATFORMS.md §GA4 "User-provided data", §Google Ads "Hashing", §Meta "Normalisation".
+//!
+//! Gender and date of birth are Meta's alone (`ge`, `db`): GA4, the Data Manager API and LinkedIn
+//! take neither, so both schemes of those fields hold the same hash of Meta's documented form.
 
 use std::fmt;
+
+use chrono::{Datelike, NaiveDate};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -151,6 +156,71 @@ pub fn hash_street(raw: &str) -> Result<Hashed, PiiError> {
 fn normalise_words(raw: &str) -> String {
     let kept: String = raw.to_lowercase().chars().filter(|c| c.is_alphanumeric() || c.is_whitespace()).collect();
     kept.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Gender as Meta documents it (`ge`): `f` or `m`. Accepts those letters and the words `female`
+/// and `male`, in any case, trimmed.
+///
+/// Meta's SDK validates nothing here — `Normalize.normalize_field("ge", …)` lowercases, trims and
+/// hashes any text, so it would hash `female` as the word, which matches nobody — while its
+/// `UserData` only takes the `Gender` enum, whose values are `f` and `m`. Surety therefore maps
+/// the words to the letters and refuses everything else rather than send a hash that cannot match.
+pub fn normalise_gender(raw: &str) -> Result<&'static str, PiiError> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "f" | "female" => Ok("f"),
+        "m" | "male" => Ok("m"),
+        _ => Err(PiiError("must be \"f\" or \"female\", \"m\" or \"male\" (any case)".into())),
+    }
+}
+
+/// Gender, hashed as Meta's `ge` (the SDK's hash of `f` or `m`). A 64-hex value is taken as
+/// already hashed.
+pub fn hash_gender(raw: &str) -> Result<Hashed, PiiError> {
+    if let Some(h) = Sha256Hex::parse(raw) {
+        return Ok(Hashed::same(h));
+    }
+    Ok(Hashed::same(Sha256Hex::of(normalise_gender(raw)?)))
+}
+
+/// The earliest date of birth taken as real; anything before is a typo or a placeholder.
+const EARLIEST_BIRTH_YEAR: i32 = 1900;
+
+/// Date of birth as Meta documents it (`db`): `YYYYMMDD`. Accepts `YYYY-MM-DD` (ISO 8601, the
+/// canonical form) and `YYYYMMDD` (the form the SDK's `UserData` documents), trimmed; the date
+/// must exist and lie between 1900-01-01 and `today`.
+///
+/// Meta's SDK checks no date: `normalize_field("db", …)` lowercases, trims and hashes any text,
+/// so `1990-01-31` would be hashed with its dashes and `1990-02-30` hashed at all. Other orders
+/// (`31.01.1990`, `01/31/1990`) are refused rather than guessed: day and month are ambiguous.
+pub fn normalise_date_of_birth(raw: &str, today: NaiveDate) -> Result<String, PiiError> {
+    let s = raw.trim();
+    // Strict shapes: chrono alone would also take `1990-1-31` or a signed year.
+    let shaped = |pattern: &str| {
+        s.len() == pattern.len()
+            && s.bytes().zip(pattern.bytes()).all(|(c, p)| if p == b'9' { c.is_ascii_digit() } else { c == p })
+    };
+    let format = if shaped("9999-99-99") {
+        "%Y-%m-%d"
+    } else if shaped("99999999") {
+        "%Y%m%d"
+    } else {
+        return Err(PiiError("must be a date as YYYY-MM-DD (or YYYYMMDD), e.g. 1990-01-31".into()));
+    };
+    let date = NaiveDate::parse_from_str(s, format)
+        .map_err(|_| PiiError("is not a calendar date (month 01-12, day within the month)".into()))?;
+    if date.year() < EARLIEST_BIRTH_YEAR || date > today {
+        return Err(PiiError(format!("must lie between {EARLIEST_BIRTH_YEAR}-01-01 and today")));
+    }
+    Ok(date.format("%Y%m%d").to_string())
+}
+
+/// Date of birth, hashed as Meta's `db` (the SDK's hash of `YYYYMMDD`). A 64-hex value is taken
+/// as already hashed.
+pub fn hash_date_of_birth(raw: &str, today: NaiveDate) -> Result<Hashed, PiiError> {
+    if let Some(h) = Sha256Hex::parse(raw) {
+        return Ok(Hashed::same(h));
+    }
+    Ok(Hashed::same(Sha256Hex::of(&normalise_date_of_birth(raw, today)?)))
 }
 
 /// Country: ISO 3166-1 alpha-2, stored uppercase (GA4 sends it plain).

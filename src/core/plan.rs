@@ -163,11 +163,7 @@ pub fn outside_window(event: &Event, window: Duration, now: DateTime<Utc>) -> bo
 }
 
 pub fn has_personal(identity: &Identity) -> bool {
-    identity.email.is_some()
-        || identity.phone.is_some()
-        || identity.first_name.is_some()
-        || identity.last_name.is_some()
-        || identity.street.is_some()
+    !identity.personal_fields().is_empty()
 }
 
 /// Fills the event's missing identity and consent fields from the identity bridge and records
@@ -193,6 +189,8 @@ pub fn join(event: &mut Event, bridge: &Identity, bridge_consent: &Consent) {
             first_name,
             last_name,
             street,
+            gender,
+            date_of_birth,
             city,
             region,
             postal_code,

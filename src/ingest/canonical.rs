@@ -65,6 +65,10 @@ struct IdentityInput {
     first_name: Option<String>,
     last_name: Option<String>,
     street: Option<String>,
+    /// `f`, `female`, `m` or `male`, any case.
+    gender: Option<String>,
+    /// `YYYY-MM-DD` (or `YYYYMMDD`).
+    date_of_birth: Option<String>,
     city: Option<String>,
     region: Option<String>,
     postal_code: Option<String>,
@@ -149,7 +153,7 @@ pub fn parse_event(value: Value, source: &str, now: DateTime<Utc>, prefix: &str)
         .enumerate()
         .map(|(i, item)| parse_item(item, &at(&format!("items[{i}]")), &mut errors))
         .collect();
-    let identity = parse_identity(input.identity, &at("identity"), &mut errors);
+    let identity = parse_identity(input.identity, &at("identity"), now, &mut errors);
     for (k, v) in &input.attributes {
         if !(v.is_string() || v.is_number() || v.is_boolean() || v.is_null()) {
             errors.push(FieldError::new(
@@ -189,7 +193,7 @@ pub fn parse_capture(value: Value, now: DateTime<Utc>) -> Result<IdentityCapture
         Some(t) => parse_time(t, "captured_at", now, &mut errors),
         None => Some(now),
     };
-    let identity = parse_identity(input.identity, "identity", &mut errors);
+    let identity = parse_identity(input.identity, "identity", now, &mut errors);
     match (errors.is_empty(), subject, captured_at) {
         (true, Some(subject), Some(captured_at)) => {
             Ok(IdentityCapture { subject, captured_at, identity, consent: input.consent })
@@ -256,7 +260,8 @@ fn parse_item(item: ItemInput, field: &str, errors: &mut Vec<FieldError>) -> Ite
     Item { id: item.id, name: item.name, price: item.price, quantity: item.quantity }
 }
 
-fn parse_identity(i: IdentityInput, field: &str, errors: &mut Vec<FieldError>) -> Identity {
+/// `now` bounds a date of birth (none lies in the future).
+fn parse_identity(i: IdentityInput, field: &str, now: DateTime<Utc>, errors: &mut Vec<FieldError>) -> Identity {
     let mut plain = |name: &str, v: Option<String>| -> Option<String> {
         let v = v?.trim().to_owned();
         if v.is_empty() {
@@ -301,6 +306,13 @@ fn parse_identity(i: IdentityInput, field: &str, errors: &mut Vec<FieldError>) -
     id.first_name = hashed("first_name", i.first_name, pii::hash_name);
     id.last_name = hashed("last_name", i.last_name, pii::hash_name);
     id.street = hashed("street", i.street, pii::hash_street);
+    id.gender = hashed("gender", i.gender, pii::hash_gender);
+    let today = now.date_naive();
+    id.date_of_birth = i.date_of_birth.filter(|v| !v.trim().is_empty()).and_then(|v| {
+        pii::hash_date_of_birth(&v, today)
+            .map_err(|e| errors.push(FieldError::new(format!("{field}.date_of_birth"), "invalid", e.0)))
+            .ok()
+    });
     id.country = country.and_then(|c| {
         pii::normalise_country(&c)
             .map_err(|e| errors.push(FieldError::new(format!("{field}.country"), "invalid", e.0)))

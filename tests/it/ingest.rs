@@ -87,6 +87,7 @@ async fn personal_fields_are_hashed_and_never_written_raw() {
     e["identity"]["email"] = json!("Very.Secret.Person@Example.com");
     e["identity"]["phone"] = json!("+49 151 99887766");
     e["identity"]["first_name"] = json!("Wilhelmina");
+    e["identity"]["date_of_birth"] = json!("1987-06-05");
     assert_eq!(s.post("/v1/events", &e).await.status(), 202);
     let v = s.event("order:77:order_paid").await;
     let email = v["event"]["identity"]["email"]["google"].as_str().unwrap();
@@ -105,7 +106,7 @@ fn assert_no_raw_on_disk(dir: &std::path::Path) {
         let Ok(bytes) = std::fs::read(entry.unwrap().path()) else { continue };
         searched += bytes.len();
         let text = String::from_utf8_lossy(&bytes).to_lowercase();
-        for raw in ["very.secret.person", "99887766", "wilhelmina"] {
+        for raw in ["very.secret.person", "99887766", "wilhelmina", "1987-06-05", "19870605"] {
             assert!(!text.contains(raw), "raw personal data '{raw}' found on disk");
         }
     }

@@ -17,6 +17,9 @@ const SHA_ANNE_HYPHEN_MARIE: &str = "9ab5e3bbcfaa6dcec4f2871573324f033775b46d42d
 const SHA_MUELLER: &str = "2dbd218072117713f2d5996a726a9b216ed791ffd0783b6ba4ab6d61b8333192"; // müller
 const SHA_MAIN_ST: &str = "44e24a9d002a923dc64679433313f11b9ce3c5cabed13f8983872fd99f87d504"; // main st
 const SHA_AMPHITHEATRE: &str = "22b7e2d69b91e0ef4a88e81a73d897b92fd9c93ccfbe0a860f77db16c26f662e"; // 1600 amphitheatre pkwy
+const SHA_F: &str = "252f10c83610ebca1a059c0bae8255eba2f95be4d1d7bcfa89d7248a82d9f111"; // f
+const SHA_M: &str = "62c66a7a5dd70c3146618063c344e531e6d4b59e379808443ce962b3abd63c5a"; // m
+const SHA_19900131: &str = "267b39628557f31a6766b3d7f8823978c276759be4a5c9c52bf868d802ba5a0d"; // 19900131
 const SHA_1214_HAUPTSTRASSE: &str = "9c952b3ccfb69db86f4182ec03131010a92fc415a63c39f24e1e546a148d9d91"; // 1214 hauptstraße
 
 fn is_lower_hex_64(s: &str) -> bool {
@@ -188,6 +191,108 @@ fn country_is_iso_alpha2_uppercase() {
     }
 }
 
+// ---- gender ----
+
+#[test]
+fn gender_letters_and_words_become_metas_letter() {
+    for (raw, letter, sha) in [
+        ("f", "f", SHA_F),
+        ("F", "f", SHA_F),
+        (" female ", "f", SHA_F),
+        ("Female", "f", SHA_F),
+        ("m", "m", SHA_M),
+        ("\tMALE\n", "m", SHA_M),
+        ("Male", "m", SHA_M),
+    ] {
+        assert_eq!(normalise_gender(raw).unwrap(), letter, "{raw:?}");
+        let h = hash_gender(raw).unwrap();
+        assert_eq!(h.meta.as_str(), sha, "{raw:?}");
+        assert_eq!(h.google, h.meta, "one scheme: only Meta takes a gender");
+    }
+}
+
+#[test]
+fn other_genders_are_refused_with_one_message_that_never_echoes_the_value() {
+    for bad in ["", " ", "x", "w", "d", "fem", "mf", "f m", "woman", "unknown", "non-binary", "ｆ"] {
+        let e = hash_gender(bad).unwrap_err();
+        assert_eq!(e.0, r#"must be "f" or "female", "m" or "male" (any case)"#, "{bad:?}");
+    }
+}
+
+#[test]
+fn an_already_hashed_gender_passes_through() {
+    let h = hash_gender(&SHA_F.to_ascii_uppercase()).unwrap();
+    assert_eq!(h.meta.as_str(), SHA_F);
+}
+
+// ---- date of birth ----
+
+fn day(y: i32, m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, d).unwrap()
+}
+
+fn today() -> NaiveDate {
+    day(2026, 11, 20)
+}
+
+#[test]
+fn iso_and_compact_dates_of_birth_hash_as_yyyymmdd() {
+    for raw in ["1990-01-31", "19900131", " 1990-01-31\n", "\t19900131 "] {
+        assert_eq!(normalise_date_of_birth(raw, today()).unwrap(), "19900131", "{raw:?}");
+        let h = hash_date_of_birth(raw, today()).unwrap();
+        assert_eq!(h.meta.as_str(), SHA_19900131, "{raw:?}");
+        assert_eq!(h.google, h.meta);
+    }
+    assert_eq!(normalise_date_of_birth("2000-02-29", today()).unwrap(), "20000229", "a leap day");
+}
+
+#[test]
+fn dates_of_birth_in_other_shapes_are_refused() {
+    for bad in [
+        "1990-1-31",
+        "1990-01-1",
+        "1990/01/31",
+        "1990.01.31",
+        "31.01.1990",
+        "01/31/1990",
+        "31-01-1990",
+        "900131",
+        "199001311",
+        "+1990-01-31",
+        "1990-01-31T00:00:00Z",
+        "Jan 31 1990",
+        "１９９００１３１",
+        "",
+    ] {
+        let e = normalise_date_of_birth(bad, today()).unwrap_err();
+        assert!(e.0.contains("YYYY-MM-DD"), "{bad:?}: {e}");
+    }
+}
+
+#[test]
+fn impossible_dates_of_birth_are_refused() {
+    for bad in ["1990-02-30", "19900230", "2001-02-29", "1990-13-01", "1990-00-10", "1990-01-00", "1990-04-31"] {
+        let e = normalise_date_of_birth(bad, today()).unwrap_err();
+        assert!(e.0.contains("calendar date"), "{bad:?}: {e}");
+    }
+}
+
+#[test]
+fn dates_of_birth_lie_between_1900_and_today() {
+    assert_eq!(normalise_date_of_birth("1900-01-01", today()).unwrap(), "19000101");
+    assert_eq!(normalise_date_of_birth("2026-11-20", today()).unwrap(), "20261120", "today");
+    for bad in ["1899-12-31", "0001-01-01", "2026-11-21", "2999-01-01"] {
+        let e = normalise_date_of_birth(bad, today()).unwrap_err();
+        assert!(e.0.contains("between 1900-01-01 and today"), "{bad:?}: {e}");
+    }
+}
+
+#[test]
+fn an_already_hashed_date_of_birth_passes_through() {
+    let h = hash_date_of_birth(SHA_19900131, today()).unwrap();
+    assert_eq!(h.meta.as_str(), SHA_19900131);
+}
+
 // ---- properties ----
 
 fn email_local() -> impl Strategy<Value = String> {
@@ -255,6 +360,24 @@ proptest! {
                 prop_assert!(is_lower_hex_64(h.meta.as_str()), "{:?}", h);
             }
         }
+    }
+
+    #[test]
+    fn gender_and_birth_date_hashes_are_64_lowercase_hex(raw in "\\PC{0,20}") {
+        for h in [hash_gender(&raw), hash_date_of_birth(&raw, today())].into_iter().flatten() {
+            prop_assert!(is_lower_hex_64(h.meta.as_str()), "{:?}", h);
+            prop_assert_eq!(&h.google, &h.meta);
+        }
+    }
+
+    #[test]
+    fn every_date_since_1900_hashes_alike_in_both_shapes(days in 0_i64..(365 * 127)) {
+        let date = day(1900, 1, 1) + chrono::Duration::days(days);
+        prop_assume!(date <= today());
+        let iso = hash_date_of_birth(&date.format("%Y-%m-%d").to_string(), today()).unwrap();
+        let compact = hash_date_of_birth(&date.format("%Y%m%d").to_string(), today()).unwrap();
+        prop_assert_eq!(&iso, &compact);
+        prop_assert_eq!(iso.meta, Sha256Hex::of(&date.format("%Y%m%d").to_string()));
     }
 
     #[test]

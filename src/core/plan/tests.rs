@@ -4,7 +4,7 @@ use std::sync::Mutex;
 
 use chrono::TimeZone;
 
-use crate::core::pii::{hash_email, Hashed};
+use crate::core::pii::{hash_date_of_birth, hash_email, hash_gender, Hashed};
 use crate::core::{EventId, Kind, Subject};
 
 fn now() -> DateTime<Utc> {
@@ -256,6 +256,8 @@ fn every_personal_field_counts_as_personal() {
         |i: &mut Identity, h: Hashed| i.first_name = Some(h),
         |i: &mut Identity, h: Hashed| i.last_name = Some(h),
         |i: &mut Identity, h: Hashed| i.street = Some(h),
+        |i: &mut Identity, h: Hashed| i.gender = Some(h),
+        |i: &mut Identity, h: Hashed| i.date_of_birth = Some(h),
     ] {
         let mut i = Identity::default();
         set(&mut i, h.clone());
@@ -442,6 +444,37 @@ fn join_fills_only_missing_fields_and_records_them() {
             "identity.session_id",
         ]
     );
+}
+
+#[test]
+fn join_fills_gender_and_date_of_birth_from_the_bridge() {
+    let mut e = event("order_paid");
+    let today = now().date_naive();
+    let bridge = Identity {
+        gender: Some(hash_gender("Female").unwrap()),
+        date_of_birth: Some(hash_date_of_birth("1990-01-31", today).unwrap()),
+        ..Identity::default()
+    };
+    join(&mut e, &bridge, &Consent::default());
+    assert_eq!(e.identity.gender, bridge.gender);
+    assert_eq!(e.identity.date_of_birth, bridge.date_of_birth);
+    assert_eq!(e.joined, vec!["identity.gender", "identity.date_of_birth"]);
+}
+
+#[test]
+fn denied_ad_user_data_strips_gender_or_date_of_birth_alone() {
+    for set in [
+        |i: &mut Identity| i.gender = Some(hash_gender("m").unwrap()),
+        |i: &mut Identity| i.date_of_birth = Some(hash_date_of_birth("19900131", now().date_naive()).unwrap()),
+    ] {
+        let mut e = event("order_paid");
+        e.consent.ad_user_data = Some(ConsentState::Denied);
+        assert!(!plan_single(TestRules::default(), route(false), &e).strip_personal, "nothing personal yet");
+        set(&mut e.identity);
+        let p = plan_single(TestRules::default(), route(false), &e);
+        assert_eq!(p.state, DeliveryState::Pending, "{p:?}");
+        assert!(p.strip_personal, "{:?}", e.identity);
+    }
 }
 
 #[test]

@@ -2,7 +2,9 @@
 //! `st`, `zp` and `country` from the plain city, region, postal code and country, and
 //! `external_id` from the user id — exactly as the official SDK does (`facebook-business`,
 //! `facebook_business/adobjects/serverside/normalize.py`, `Normalize.normalize_field`), checked
-//! against `tests/vectors/meta/normalize.json` (made by `scripts/meta_vectors.py`).
+//! against `tests/vectors/meta/normalize.json` (made by `scripts/meta_vectors.py`). The contact
+//! fields (`em`, `ph`, `fn`, `ln`) and gender and date of birth (`ge`, `db`) are hashed at ingest
+//! by `core::pii` instead (its `meta` scheme), checked against the same vectors.
 //!
 //! The SDK's steps, for every field: lowercase (full Unicode, like Python's `str.lower`), strip
 //! Python whitespace at both ends, and pass a value that already looks hashed (64 or 32 lowercase

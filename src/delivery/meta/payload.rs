@@ -21,11 +21,11 @@ pub const CUSTOM_DATA_ATTRIBUTES: [&str; 6] =
     ["content_name", "content_category", "content_type", "predicted_ltv", "status", "delivery_category"];
 
 /// The `user_data` keys holding personal data, left out when consent for ad user data is
-/// missing (`strip_personal`): the contact data (`em`, `ph`, `fn`, `ln`) and the address parts
-/// that go with a street (`ct`, `st`, `zp`, `country`) — the same set GA4 leaves out as
-/// `user_data`. Pseudonymous ids (`external_id`, `fbp`, `fbc`) and the connection's
-/// `client_ip_address` and `client_user_agent` stay.
-pub const PERSONAL_KEYS: [&str; 8] = ["em", "ph", "fn", "ln", "ct", "st", "zp", "country"];
+/// missing (`strip_personal`): the contact data (`em`, `ph`, `fn`, `ln`), gender and date of
+/// birth (`ge`, `db`), and the address parts that go with a street (`ct`, `st`, `zp`,
+/// `country`) — the same set GA4 leaves out as `user_data`. Pseudonymous ids (`external_id`,
+/// `fbp`, `fbc`) and the connection's `client_ip_address` and `client_user_agent` stay.
+pub const PERSONAL_KEYS: [&str; 10] = ["em", "ph", "fn", "ln", "ge", "db", "ct", "st", "zp", "country"];
 
 /// Limited Data Use, as configured (`data_processing_options` and its geography).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -129,9 +129,10 @@ pub fn event_object(event: &Event, route: &Route, strip_personal: bool, settings
     Value::Object(o)
 }
 
-/// `user_data`: Meta-normalised hashes as one-element arrays (as the SDK sends them), the
-/// browser ids and connection data plain. An `ip` that is not an IP address is left out (it
-/// could not match, and Meta refuses a malformed one).
+/// `user_data`: Meta-normalised hashes as one-element arrays (as the SDK sends them; `ge` and
+/// `db` were hashed at ingest from `f`/`m` and `YYYYMMDD`, see `core::pii`), the browser ids
+/// and connection data plain. An `ip` that is not an IP address is left out (it could not
+/// match, and Meta refuses a malformed one).
 pub fn user_data(identity: &Identity, strip_personal: bool) -> Map<String, Value> {
     let mut ud = Map::new();
     let one = |v: &str| Value::Array(vec![Value::from(v)]);
@@ -141,6 +142,8 @@ pub fn user_data(identity: &Identity, strip_personal: bool) -> Map<String, Value
             ("ph", &identity.phone),
             ("fn", &identity.first_name),
             ("ln", &identity.last_name),
+            ("ge", &identity.gender),
+            ("db", &identity.date_of_birth),
         ];
         for (key, field) in hashed {
             if let Some(h) = field {
@@ -175,8 +178,9 @@ pub fn user_data(identity: &Identity, strip_personal: bool) -> Map<String, Value
 }
 
 /// Whether `user_data` holds something Meta can match a person on: `em`, `ph`, `external_id`,
-/// `fbp` or `fbc`, or `client_ip_address` together with `client_user_agent`. (Names and
-/// address parts alone are not counted: Meta matches them only in combination with others.)
+/// `fbp` or `fbc`, or `client_ip_address` together with `client_user_agent`. (Names, gender,
+/// date of birth and address parts alone are not counted: Meta matches them only in
+/// combination with others.)
 pub fn matchable(user_data: &Map<String, Value>) -> bool {
     ["em", "ph", "external_id", "fbp", "fbc"].iter().any(|k| user_data.contains_key(*k))
         || (user_data.contains_key("client_ip_address") && user_data.contains_key("client_user_agent"))

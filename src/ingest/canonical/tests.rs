@@ -11,6 +11,8 @@ const RAW_PHONE: &str = "+49 (151) 777-0123";
 const RAW_FIRST: &str = "Wilhelmina";
 const RAW_LAST: &str = "Zwiebelfisch";
 const RAW_STREET: &str = "Kastanienallee 77";
+const RAW_GENDER: &str = "Female";
+const RAW_BIRTH_DATE: &str = "1987-06-05";
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 20, 12, 0, 0).unwrap()
@@ -26,7 +28,8 @@ fn full_event() -> Value {
         "items": [{"id": "SKU-1", "name": "Linen shirt", "price": 59.90, "quantity": 1}],
         "identity": {"client_id": "1234567890.1700000000", "session_id": "1700000000", "user_id": "u-77",
                      "email": RAW_EMAIL, "phone": RAW_PHONE, "first_name": RAW_FIRST, "last_name": RAW_LAST,
-                     "street": RAW_STREET, "city": "Berlin", "region": "BE", "postal_code": "10435",
+                     "street": RAW_STREET, "gender": RAW_GENDER, "date_of_birth": RAW_BIRTH_DATE,
+                     "city": "Berlin", "region": "BE", "postal_code": "10435",
                      "country": "de", "gclid": "gclid-1", "gbraid": "gbraid-1", "wbraid": "wbraid-1",
                      "fbp": "fb.1.1700000000.1", "fbc": "fb.1.1700000000.abc", "li_fat_id": "li-1",
                      "ip": "203.0.113.7", "user_agent": "Mozilla/5.0"},
@@ -98,6 +101,8 @@ fn the_spec_example_parses() {
     assert_eq!(e.identity.phone.as_ref().unwrap().google, Sha256Hex::of("+491517770123"));
     assert_eq!(e.identity.phone.as_ref().unwrap().meta, Sha256Hex::of("491517770123"));
     assert_eq!(e.identity.first_name.as_ref().unwrap().google, Sha256Hex::of("wilhelmina"));
+    assert_eq!(e.identity.gender.as_ref().unwrap().meta, Sha256Hex::of("f"));
+    assert_eq!(e.identity.date_of_birth.as_ref().unwrap().meta, Sha256Hex::of("19870605"));
     assert_eq!(e.consent.analytics, Some(ConsentState::Granted));
     assert_eq!(e.consent.ad_personalization, Some(ConsentState::Denied));
     assert_eq!(e.attributes.get("payment_reference"), Some(&json!("PR-9")));
@@ -167,14 +172,27 @@ fn the_stored_event_holds_no_raw_personal_data() {
     let e = parse(full_event()).unwrap();
     let stored = serde_json::to_string(&e).unwrap();
     let lowered = stored.to_lowercase();
-    for raw in [RAW_EMAIL, RAW_PHONE, RAW_FIRST, RAW_LAST, RAW_STREET] {
+    for raw in [RAW_EMAIL, RAW_PHONE, RAW_FIRST, RAW_LAST, RAW_STREET, RAW_GENDER, RAW_BIRTH_DATE] {
         assert!(!lowered.contains(&raw.to_lowercase()), "{raw:?} is stored: {stored}");
     }
     // Nor any normalised form of them.
-    for normalised in
-        ["jane.roe@example.org", "janeroe", "491517770123", "wilhelmina", "zwiebelfisch", "kastanienallee"]
-    {
+    for normalised in [
+        "jane.roe@example.org",
+        "janeroe",
+        "491517770123",
+        "wilhelmina",
+        "zwiebelfisch",
+        "kastanienallee",
+        "19870605",
+        "1987",
+    ] {
         assert!(!lowered.contains(normalised), "{normalised:?} is stored: {stored}");
+    }
+    // A one-letter gender cannot be searched for: every personal field must hold a hash instead.
+    let identity = serde_json::to_value(&e.identity).unwrap();
+    for field in crate::core::event::PERSONAL_FIELDS {
+        let hashed = &identity[field];
+        assert!(hashed["meta"].as_str().is_some_and(|h| h.len() == 64), "{field} is not hashed: {hashed}");
     }
 }
 
@@ -184,16 +202,19 @@ fn the_stored_capture_holds_no_raw_personal_data() {
         json!({
             "subject": {"type": "order", "id": "1042"},
             "identity": {"email": RAW_EMAIL, "phone": RAW_PHONE, "first_name": RAW_FIRST,
-                         "last_name": RAW_LAST, "street": RAW_STREET}
+                         "last_name": RAW_LAST, "street": RAW_STREET, "gender": RAW_GENDER,
+                         "date_of_birth": RAW_BIRTH_DATE}
         }),
         now(),
     )
     .unwrap_or_else(|errs| panic!("{errs:#?}"));
     let stored = serde_json::to_string(&capture.identity).unwrap().to_lowercase();
-    for raw in [RAW_EMAIL, RAW_PHONE, RAW_FIRST, RAW_LAST, RAW_STREET] {
+    for raw in [RAW_EMAIL, RAW_PHONE, RAW_FIRST, RAW_LAST, RAW_STREET, RAW_GENDER, RAW_BIRTH_DATE, "19870605"] {
         assert!(!stored.contains(&raw.to_lowercase()), "{raw:?} is stored: {stored}");
     }
     assert_eq!(capture.identity.email.unwrap().meta, Sha256Hex::of("jane.roe@example.org"));
+    assert_eq!(capture.identity.gender.unwrap().meta, Sha256Hex::of("f"));
+    assert_eq!(capture.identity.date_of_birth.unwrap().meta, Sha256Hex::of("19870605"));
 }
 
 // ---- field paths of shape errors ----
@@ -324,6 +345,66 @@ fn bad_personal_fields_are_each_reported_without_their_values() {
         assert_eq!(error_at(&errs, f).code, "invalid");
     }
     assert!(!serde_json::to_string(&errs).unwrap().contains("secret"));
+}
+
+#[test]
+fn genders_are_letters_or_words_in_any_case() {
+    for (raw, letter) in [("f", "f"), ("F", "f"), ("female", "f"), (" FEMALE ", "f"), ("m", "m"), ("Male", "m")] {
+        let mut v = minimal_event();
+        v["identity"] = json!({"gender": raw});
+        let e = parse(v).unwrap_or_else(|errs| panic!("{raw:?}: {errs:#?}"));
+        assert_eq!(e.identity.gender.unwrap().meta, Sha256Hex::of(letter), "{raw:?}");
+    }
+}
+
+#[test]
+fn dates_of_birth_as_iso_or_compact_dates() {
+    for raw in ["1987-06-05", "19870605", " 1987-06-05 "] {
+        let mut v = minimal_event();
+        v["identity"] = json!({"date_of_birth": raw});
+        let e = parse(v).unwrap_or_else(|errs| panic!("{raw:?}: {errs:#?}"));
+        assert_eq!(e.identity.date_of_birth.unwrap().meta, Sha256Hex::of("19870605"), "{raw:?}");
+    }
+}
+
+#[test]
+fn a_bad_gender_or_date_of_birth_is_a_field_error_without_the_value() {
+    for (gender, date, why) in [
+        ("diverse", "1987-02-30", "calendar date"),
+        ("w", "05.06.1987", "YYYY-MM-DD"),
+        ("unknown", "2026-11-21", "today"),
+        ("nb", "1899-12-31", "1900-01-01"),
+    ] {
+        let mut v = minimal_event();
+        v["identity"] = json!({"gender": gender, "date_of_birth": date, "email": RAW_EMAIL});
+        let errs = errors(v);
+        let g = error_at(&errs, "identity.gender");
+        assert_eq!(g.code, "invalid");
+        assert!(g.message.contains("\"female\""), "{g:?}");
+        let d = error_at(&errs, "identity.date_of_birth");
+        assert_eq!(d.code, "invalid");
+        assert!(d.message.contains(why), "{date:?}: {d:?}");
+        assert_eq!(errs.len(), 2, "{errs:#?}");
+        let everything = serde_json::to_string(&errs).unwrap();
+        assert!(!everything.contains(date) && !everything.contains(gender), "{everything}");
+    }
+}
+
+#[test]
+fn a_date_of_birth_after_the_events_day_is_refused() {
+    let mut v = minimal_event();
+    v["identity"] = json!({"date_of_birth": "2026-11-20"});
+    assert!(parse(v.clone()).is_ok(), "born today (the parse's clock)");
+    v["identity"] = json!({"date_of_birth": "2026-11-21"});
+    assert!(error_at(&errors(v), "identity.date_of_birth").message.contains("today"));
+}
+
+#[test]
+fn blank_gender_and_date_of_birth_are_absent() {
+    let mut v = minimal_event();
+    v["identity"] = json!({"gender": " ", "date_of_birth": ""});
+    let e = parse(v).unwrap_or_else(|errs| panic!("{errs:#?}"));
+    assert_eq!((e.identity.gender, e.identity.date_of_birth), (None, None));
 }
 
 #[test]

@@ -162,6 +162,25 @@ fn user_data_uses_google_hashes_and_is_stripped_entirely() {
     assert!(single(&bare, "purchase", false).get("user_data").is_none());
 }
 
+/// GA4's `user_data` has no gender or date of birth: those are Meta's alone, and the body is
+/// byte for byte the one built without them.
+#[test]
+fn gender_and_date_of_birth_never_reach_ga4() {
+    use crate::core::pii::{hash_date_of_birth, hash_gender};
+    let without = purchase("1");
+    let mut e = without.clone();
+    e.identity.gender = Some(hash_gender("f").unwrap());
+    e.identity.date_of_birth = Some(hash_date_of_birth("1990-01-31", Utc::now().date_naive()).unwrap());
+    for strip in [false, true] {
+        let body = single(&e, "purchase", strip);
+        assert_eq!(body, single(&without, "purchase", strip));
+        let text = body.to_string();
+        for h in [e.identity.gender.as_ref().unwrap(), e.identity.date_of_birth.as_ref().unwrap()] {
+            assert!(!text.contains(h.google.as_str()) && !text.contains(h.meta.as_str()), "{text}");
+        }
+    }
+}
+
 #[test]
 fn payload_hash_is_the_event_object_and_stable() {
     let e = purchase("1042");

@@ -30,6 +30,17 @@ fn a_conversion_element_has_linkedins_shape_and_units() {
     assert!(element["user"].get("userInfo").is_none());
 }
 
+/// LinkedIn takes no gender or date of birth: the element is the one built without them.
+#[test]
+fn gender_and_date_of_birth_are_not_sent() {
+    use crate::core::pii::{hash_date_of_birth, hash_gender};
+    let without = lead("L-1");
+    let mut e = without.clone();
+    e.identity.gender = Some(hash_gender("m").unwrap());
+    e.identity.date_of_birth = Some(hash_date_of_birth("19900131", Utc::now().date_naive()).unwrap());
+    assert_eq!(element_of(&e, &route(RULE), false), element_of(&without, &route(RULE), false));
+}
+
 #[test]
 fn the_rule_may_be_written_as_its_urn() {
     assert_eq!(element_of(&lead("L-1"), &route(URN), false)["conversion"], json!(URN));

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use super::{event_object, Settings};
 use crate::config::meta::MetaConfig;
 use crate::config::{Common, Secret};
-use crate::core::pii::{hash_email, hash_name, hash_phone, hash_street};
+use crate::core::pii::{hash_date_of_birth, hash_email, hash_gender, hash_name, hash_phone, hash_street};
 use crate::core::{Claimed, Consent, ConsentState, Currency, Event, EventId, Identity, Item, Kind, Route, Subject};
 
 pub(super) fn at(s: &str) -> DateTime<Utc> {
@@ -49,7 +49,8 @@ pub(super) fn event(kind: &str, subject_type: &str, id: &str) -> Event {
     }
 }
 
-/// A valid paid order with value, items, personal data, address, browser ids and connection data.
+/// A valid paid order with value, items, personal data (gender and date of birth too), address,
+/// browser ids and connection data.
 pub(super) fn purchase(order: &str) -> Event {
     let mut e = event("order_paid", "order", order);
     e.value = Some(59.9);
@@ -65,6 +66,8 @@ pub(super) fn purchase(order: &str) -> Event {
     id.first_name = Some(hash_name("Jane").unwrap());
     id.last_name = Some(hash_name("Doe").unwrap());
     id.street = Some(hash_street("1 Main St.").unwrap());
+    id.gender = Some(hash_gender("Female").unwrap());
+    id.date_of_birth = Some(hash_date_of_birth("1990-01-31", Utc::now().date_naive()).unwrap());
     id.city = Some("Berlin".into());
     id.region = Some("BE".into());
     id.postal_code = Some("10115".into());

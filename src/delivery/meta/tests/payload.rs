@@ -28,6 +28,11 @@ fn user_data_hashes_and_plain_fields() {
     assert_eq!(ud["ph"], json!([id.phone.as_ref().unwrap().meta.as_str()]));
     assert_eq!(ud["fn"], json!([id.first_name.as_ref().unwrap().meta.as_str()]));
     assert_eq!(ud["ln"], json!([id.last_name.as_ref().unwrap().meta.as_str()]));
+    assert_eq!(ud["ge"], json!([id.gender.as_ref().unwrap().meta.as_str()]));
+    assert_eq!(ud["db"], json!([id.date_of_birth.as_ref().unwrap().meta.as_str()]));
+    // "Female" and "1990-01-31" go out in Meta's documented forms, `f` and `YYYYMMDD`.
+    assert_eq!(ud["ge"][0], json!(sha256_hex(b"f")));
+    assert_eq!(ud["db"][0], json!(sha256_hex(b"19900131")));
     // Meta keeps gmail dots and writes phones without '+': the meta hashes, not Google's.
     assert_eq!(ud["em"][0], json!(sha256_hex(b"jane.doe@gmail.com")));
     assert_eq!(ud["ph"][0], json!(sha256_hex(b"491512345678")));
@@ -41,6 +46,20 @@ fn user_data_hashes_and_plain_fields() {
     assert_eq!(ud["client_ip_address"], json!("203.0.113.7"));
     assert_eq!(ud["client_user_agent"], json!("Mozilla/5.0 (X11; Linux x86_64)"));
     assert!(ud.get("street").is_none() && ud.get("sha256_street").is_none(), "Meta has no street key");
+}
+
+#[test]
+fn gender_and_date_of_birth_are_sent_only_when_present() {
+    let mut e = purchase("1042");
+    e.identity.gender = None;
+    e.identity.date_of_birth = None;
+    let ud = object(&e, &route("Purchase"), false)["user_data"].clone();
+    assert!(ud.get("ge").is_none() && ud.get("db").is_none(), "{ud}");
+    e.identity.gender = Some(crate::core::pii::hash_gender(" M ").unwrap());
+    let o = object(&e, &route("Purchase"), false);
+    assert_eq!(o["user_data"]["ge"], json!([sha256_hex(b"m")]));
+    assert!(o["user_data"].get("db").is_none());
+    assert_eq!(crate::delivery::meta::check_event(&o), Vec::<String>::new(), "hashed ge passes Meta's rules");
 }
 
 #[test]
@@ -62,12 +81,16 @@ fn strip_personal_leaves_out_every_personal_key_and_keeps_the_rest() {
     for key in PERSONAL_KEYS {
         assert!(!ud.contains_key(key), "{key} must be stripped: {ud:?}");
     }
+    for key in ["ge", "db"] {
+        assert!(PERSONAL_KEYS.contains(&key), "{key} is personal");
+    }
     for key in ["external_id", "fbp", "fbc", "client_ip_address", "client_user_agent"] {
         assert!(ud.contains_key(key), "{key} must stay: {ud:?}");
     }
     // Nothing personal hides elsewhere in the object.
     let text = o.to_string();
-    for h in [&e.identity.email, &e.identity.phone, &e.identity.first_name, &e.identity.last_name] {
+    let id = &e.identity;
+    for h in [&id.email, &id.phone, &id.first_name, &id.last_name, &id.gender, &id.date_of_birth] {
         assert!(!text.contains(h.as_ref().unwrap().meta.as_str()));
     }
     assert!(!text.contains(&sha256_hex(b"berlin")));
