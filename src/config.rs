@@ -13,9 +13,11 @@ pub mod google_ads;
 pub mod linkedin;
 pub mod meta;
 mod secret;
+pub mod sources;
 
 pub use ga4::Ga4Config;
 pub use secret::{Secret, SecretValue};
+pub use sources::SourcesConfig;
 
 use crate::core::plan::{ConsentPurpose, OnPersonalDataDenied};
 use crate::core::retry::RetryPolicy;
@@ -28,7 +30,7 @@ pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 const MAX_AGE_LIMIT_SECS: u64 = 10 * 365 * 24 * 3600;
 
 /// The sections an environment variable may set (`SURETY_<SECTION>__<KEY>`).
-const SECTIONS: [&str; 6] = ["storage", "server", "auth", "retry", "worker", "log"];
+const SECTIONS: [&str; 7] = ["storage", "server", "auth", "retry", "worker", "log", "sources"];
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -39,6 +41,8 @@ pub struct Config {
     pub retry: RetryPolicy,
     pub worker: WorkerConfig,
     pub log: LogConfig,
+    #[serde(default)]
+    pub sources: SourcesConfig,
     #[serde(default)]
     pub destinations: Vec<DestinationConfig>,
     /// kind → destination name → route.
@@ -328,6 +332,7 @@ impl Config {
                 p.push(format!("auth token #{} ({}): {e}", i + 1, s.reference()));
             }
         }
+        self.sources.problems(&mut p);
         let mut names = BTreeSet::new();
         for d in &self.destinations {
             let name = d.name();

@@ -18,6 +18,7 @@ pub mod delivery;
 pub mod demo;
 pub mod ingest;
 pub mod sim;
+pub mod sources;
 pub mod store;
 pub mod telemetry;
 pub mod worker;
@@ -47,6 +48,8 @@ pub struct App {
     pub planner: Arc<Planner>,
     pub metrics: Arc<Metrics>,
     pub auth: Auth,
+    /// The sources' signing secrets and write keys, resolved at start.
+    pub sources: sources::SourceSecrets,
     wake: Vec<Arc<Notify>>,
 }
 
@@ -105,6 +108,7 @@ pub async fn run(
         planner: planner.clone(),
         metrics: metrics.clone(),
         auth,
+        sources: sources::SourceSecrets::resolve(&config.sources)?,
         wake: wake.clone(),
     });
 

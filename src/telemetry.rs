@@ -20,6 +20,12 @@ pub struct EventLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabels {
+    pub source: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DeliveryLabels {
     pub destination: String,
     pub state: String,
@@ -42,6 +48,7 @@ pub struct Metrics {
     registry: Mutex<Registry>,
     pub events: Family<EventLabels, Counter>,
     pub deliveries: Family<DeliveryLabels, Counter>,
+    pub sources: Family<SourceLabels, Counter>,
     pub attempts: Family<AttemptLabels, Counter>,
     pub queue_depth: Family<DestinationLabels, Gauge>,
     pub oldest_pending: Family<DestinationLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
@@ -65,6 +72,13 @@ impl Metrics {
             "deliveries",
             "Deliveries that reached an ended state (or were planned pending), by destination, state and reason",
             deliveries.clone(),
+        );
+        let sources = Family::<SourceLabels, Counter>::default();
+        registry.register(
+            "source_messages",
+            "Webhooks and Segment messages, by source and outcome (mapped, ignored, invalid, or the signature \
+             or write-key refusal code)",
+            sources.clone(),
         );
         let attempts = Family::<AttemptLabels, Counter>::default();
         registry.register(
@@ -94,6 +108,7 @@ impl Metrics {
             registry: Mutex::new(registry),
             events,
             deliveries,
+            sources,
             attempts,
             queue_depth,
             oldest_pending,
@@ -117,6 +132,10 @@ impl Metrics {
             let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
         }
         out
+    }
+
+    pub fn source(&self, source: &str, outcome: &str) {
+        self.sources.get_or_create(&SourceLabels { source: source.to_owned(), outcome: outcome.to_owned() }).inc();
     }
 
     pub fn delivery(&self, destination: &str, state: &str, reason: Option<&str>) {

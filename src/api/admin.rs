@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::auth::Role;
 use super::json_body;
 use super::problem::Problem;
-use crate::store::{DeliveryFilter, DeliveryView, EventView, ReplayReport, ReplaySelector};
+use crate::store::{DeliveryFilter, DeliveryView, EventView, ReceiptFilter, ReceiptView, ReplayReport, ReplaySelector};
 use crate::App;
 
 pub async fn get_event(
@@ -37,6 +37,19 @@ pub async fn list_deliveries(
     let Query(filter) =
         query.map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "invalid_query", "Invalid query", e.body_text()))?;
     Ok(Json(app.store.deliveries(filter).await.map_err(|e| Problem::storage(&e))?))
+}
+
+/// What the sources handed over: webhooks (mapped, ignored, invalid) and Segment messages that
+/// could not become events.
+pub async fn list_receipts(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    query: Result<Query<ReceiptFilter>, QueryRejection>,
+) -> Result<Json<Vec<ReceiptView>>, Problem> {
+    app.auth.require(&headers, Role::Admin)?;
+    let Query(filter) =
+        query.map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "invalid_query", "Invalid query", e.body_text()))?;
+    Ok(Json(app.store.receipts(filter).await.map_err(|e| Problem::storage(&e))?))
 }
 
 #[derive(Deserialize)]

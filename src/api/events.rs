@@ -163,7 +163,7 @@ async fn batch(app: &App, items: Vec<Value>, now: chrono::DateTime<Utc>) -> Resu
 }
 
 /// Commits, counts, and wakes the workers if anything became due.
-async fn commit(app: &App, events: Vec<Event>) -> Result<Vec<IngestResult>, Problem> {
+pub(super) async fn commit(app: &App, events: Vec<Event>) -> Result<Vec<IngestResult>, Problem> {
     let kinds: Vec<(String, String)> = events.iter().map(|e| (e.source.clone(), e.kind.to_string())).collect();
     let results = app.store.ingest(events, app.planner.clone()).await.map_err(|e| Problem::storage(&e))?;
     let mut due = false;
@@ -190,7 +190,7 @@ fn labels(source: &str, kind: &str, status: &str) -> EventLabels {
     EventLabels { source: source.to_owned(), kind: kind.to_owned(), status: status.to_owned() }
 }
 
-fn summary(errors: &[FieldError]) -> String {
+pub(super) fn summary(errors: &[FieldError]) -> String {
     errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ")
 }
 

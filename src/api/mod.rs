@@ -9,6 +9,7 @@ pub mod auth;
 mod events;
 mod ops;
 pub mod problem;
+mod sources;
 
 use std::sync::Arc;
 
@@ -29,6 +30,12 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/identities", post(events::post_identity))
         .route("/v1/deliveries", get(admin::list_deliveries))
         .route("/v1/deliveries/replay", post(admin::replay))
+        .route("/v1/receipts", get(admin::list_receipts))
+        .route("/v1/webhooks/stripe", post(sources::stripe))
+        .route("/v1/webhooks/shopify", post(sources::shopify))
+        .route("/v1/batch", post(sources::segment_batch))
+        .route("/v1/track", post(sources::segment_track))
+        .route("/v1/identify", post(sources::segment_identify))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

@@ -22,6 +22,10 @@ pub struct Problem {
     /// Per-item results of a batch that had nothing valid.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub results: Option<serde_json::Value>,
+    /// `detail` again, for SDKs that read `message` (rudder-sdk-python fails on an error body
+    /// without `code` and `message`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 impl Problem {
@@ -34,7 +38,14 @@ impl Problem {
             detail: detail.into(),
             errors: Vec::new(),
             results: None,
+            message: None,
         }
+    }
+
+    /// Adds `message` for tracking SDKs.
+    pub fn for_sdk(mut self) -> Self {
+        self.message = Some(self.detail.clone());
+        self
     }
 
     pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {

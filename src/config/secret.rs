@@ -62,4 +62,9 @@ impl SecretValue {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    #[cfg(test)]
+    pub fn for_tests(value: &str) -> Self {
+        Self(value.to_owned())
+    }
 }

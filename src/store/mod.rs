@@ -50,6 +50,42 @@ pub struct IngestResult {
     pub deliveries: Vec<PlannedDelivery>,
 }
 
+/// One thing a source handed over (a webhook, a message), as received.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Receipt {
+    pub source: String,
+    /// The source's own id for it: `evt_…`, `X-Shopify-Webhook-Id`, a Segment `messageId`.
+    pub receipt_id: String,
+    /// Stripe event type, Shopify topic, Segment message type or event name.
+    pub topic: String,
+    /// `mapped`, `ignored` or `invalid`.
+    pub status: &'static str,
+    /// The event ids it became, or why it was ignored or invalid.
+    pub detail: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReceiptFilter {
+    pub source: Option<String>,
+    pub status: Option<String>,
+    pub limit: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ReceiptView {
+    pub source: String,
+    pub receipt_id: String,
+    pub topic: String,
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    pub first_at: DateTime<Utc>,
+    pub last_at: DateTime<Utc>,
+    pub times: u64,
+}
+
 /// How a delivery was planned at ingest.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PlannedDelivery {
@@ -289,7 +325,8 @@ pub trait Store: Send + Sync {
         limit: usize,
     ) -> Result<Vec<DueFollowUp>, StoreError>;
     /// Records the platform's answer: ask again at `again`, or settle the request's delivered
-    /// deliveries (accepted, partially accepted, or rejected after processing).
+    /// deliveries (accepted, partially accepted, rejected after processing, or — given up —
+    /// still delivered with `processing_unknown`).
     async fn record_follow_up(
         &self,
         request_id: i64,
@@ -298,6 +335,12 @@ pub trait Store: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
     /// When the next pending delivery of a destination is due.
+    /// Records what sources handed over; per receipt, whether it was the first time.
+    async fn record_receipts(&self, receipts: Vec<Receipt>) -> Result<Vec<bool>, StoreError>;
+    async fn receipts(&self, filter: ReceiptFilter) -> Result<Vec<ReceiptView>, StoreError>;
+    /// Remembers other names for subjects (`stripe:pi_…` → `order:1042`); the first one stays.
+    async fn record_aliases(&self, aliases: Vec<(String, Subject)>) -> Result<(), StoreError>;
+    async fn resolve_alias(&self, alias: &str) -> Result<Option<Subject>, StoreError>;
     async fn next_due(&self, destination: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
     /// Whether the database answers (readiness).
     async fn ping(&self) -> Result<(), StoreError>;

@@ -8,3 +8,4 @@ mod delivery;
 mod destinations;
 mod ingest;
 mod operate;
+mod sources;

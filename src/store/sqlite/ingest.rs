@@ -58,10 +58,19 @@ pub(super) fn ingest(
 
         if let Some((identity, consent)) = bridge(conn, &event.subject.kind, &event.subject.id)? {
             join(&mut event, &identity, &consent);
-            if !event.joined.is_empty() {
-                planned = planner.plan(&event, event.received_at);
-                body = serde_json::to_string(&event)?;
+        }
+        // Then what is known about the user (a Segment `identify`, a CRM contact), if the event
+        // names one and is not itself about that user.
+        if let Some(user) =
+            event.identity.user_id.clone().filter(|u| event.subject.kind != "user" || event.subject.id != *u)
+        {
+            if let Some((identity, consent)) = bridge(conn, "user", &user)? {
+                join(&mut event, &identity, &consent);
             }
+        }
+        if !event.joined.is_empty() {
+            planned = planner.plan(&event, event.received_at);
+            body = serde_json::to_string(&event)?;
         }
         conn.prepare_cached(
             "INSERT INTO events (event_id, kind, source, subject_type, subject_id, occurred_at, received_at, \

@@ -19,16 +19,17 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::{
     Claimed, Counts, DeliveryFilter, DeliveryView, DueFollowUp, EventView, IdentityCapture, IngestResult, QueueStat,
-    Recording, Recovered, ReplayReport, ReplaySelector, Store, StoreError,
+    Receipt, ReceiptFilter, ReceiptView, Recording, Recovered, ReplayReport, ReplaySelector, Store, StoreError,
 };
 use crate::core::plan::Planner;
-use crate::core::Event;
+use crate::core::{Event, Subject};
 use crate::delivery::FollowUp;
 
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_ledger.sql"),
     include_str!("migrations/0002_delivery_route.sql"),
     include_str!("migrations/0003_follow_ups.sql"),
+    include_str!("migrations/0004_receipts.sql"),
 ];
 /// Most writes folded into one transaction.
 const MAX_GROUP: usize = 512;
@@ -297,6 +298,23 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         self.write(move |conn| follow_up::record(conn, request_id, &answer, again, now)).await
+    }
+
+    async fn record_receipts(&self, receipts: Vec<Receipt>) -> Result<Vec<bool>, StoreError> {
+        self.write(move |conn| receipts.iter().map(|r| queries::record_receipt(conn, r)).collect()).await
+    }
+
+    async fn receipts(&self, filter: ReceiptFilter) -> Result<Vec<ReceiptView>, StoreError> {
+        self.read(move |conn| queries::receipts(conn, &filter)).await
+    }
+
+    async fn record_aliases(&self, aliases: Vec<(String, Subject)>) -> Result<(), StoreError> {
+        self.write(move |conn| queries::record_aliases(conn, &aliases, Utc::now())).await
+    }
+
+    async fn resolve_alias(&self, alias: &str) -> Result<Option<Subject>, StoreError> {
+        let alias = alias.to_owned();
+        self.read(move |conn| queries::resolve_alias(conn, &alias)).await
     }
 
     async fn next_due(&self, destination: &str) -> Result<Option<DateTime<Utc>>, StoreError> {

@@ -4,9 +4,10 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::from_us;
-use crate::core::{DeliveryState, Event};
+use crate::core::{DeliveryState, Event, Subject};
 use crate::store::{
-    AttemptView, ConflictView, Counts, DeliveryFilter, DeliveryView, EventView, QueueStat, ReplayView, StoreError,
+    AttemptView, ConflictView, Counts, DeliveryFilter, DeliveryView, EventView, QueueStat, Receipt, ReceiptFilter,
+    ReceiptView, ReplayView, StoreError,
 };
 
 const DELIVERY_COLUMNS: &str = "id, event_id, destination, dest_event, state, reason, messages, attempts, \
@@ -126,17 +127,7 @@ pub(super) fn event(conn: &Connection, event_id: &str) -> Result<Option<EventVie
 
 /// The personal fields the event carries (hashed), by name.
 fn personal_fields(e: &Event) -> Vec<&'static str> {
-    let i = &e.identity;
-    [
-        ("email", i.email.is_some()),
-        ("phone", i.phone.is_some()),
-        ("first_name", i.first_name.is_some()),
-        ("last_name", i.last_name.is_some()),
-        ("street", i.street.is_some()),
-    ]
-    .into_iter()
-    .filter_map(|(name, present)| present.then_some(name))
-    .collect()
+    e.identity.personal_fields()
 }
 
 pub(super) fn deliveries(conn: &Connection, f: &DeliveryFilter) -> Result<Vec<DeliveryView>, StoreError> {
@@ -200,4 +191,61 @@ pub(super) fn next_due(conn: &Connection, destination: &str) -> Result<Option<Da
         .prepare_cached("SELECT min(next_attempt_at) FROM deliveries WHERE state = 'pending' AND destination = ?1")?
         .query_row(params![destination], |r| r.get(0))?;
     Ok(due.map(from_us))
+}
+
+/// Inserts a receipt or counts a redelivery of it; true the first time.
+pub(super) fn record_receipt(conn: &Connection, r: &Receipt) -> Result<bool, StoreError> {
+    let at = super::to_us(r.at);
+    let times: u64 = conn
+        .prepare_cached(
+            "INSERT INTO receipts (source, receipt_id, topic, status, detail, first_at, last_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) \
+             ON CONFLICT (source, receipt_id) DO UPDATE SET times = times + 1, last_at = ?6 RETURNING times",
+        )?
+        .query_row(params![r.source, r.receipt_id, r.topic, r.status, r.detail, at], |row| row.get(0))?;
+    Ok(times == 1)
+}
+
+pub(super) fn receipts(conn: &Connection, f: &ReceiptFilter) -> Result<Vec<ReceiptView>, StoreError> {
+    let limit = if f.limit == 0 { 100 } else { f.limit.min(10_000) };
+    Ok(conn
+        .prepare_cached(
+            "SELECT source, receipt_id, topic, status, detail, first_at, last_at, times FROM receipts \
+             WHERE (?1 IS NULL OR source = ?1) AND (?2 IS NULL OR status = ?2) ORDER BY last_at DESC, id DESC LIMIT ?3",
+        )?
+        .query_map(params![f.source, f.status, limit as i64], |r| {
+            Ok(ReceiptView {
+                source: r.get(0)?,
+                receipt_id: r.get(1)?,
+                topic: r.get(2)?,
+                status: r.get(3)?,
+                detail: r.get(4)?,
+                first_at: from_us(r.get(5)?),
+                last_at: from_us(r.get(6)?),
+                times: r.get(7)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?)
+}
+
+pub(super) fn record_aliases(
+    conn: &Connection,
+    aliases: &[(String, Subject)],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO subject_aliases (alias, subject_type, subject_id, created_at) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT (alias) DO NOTHING",
+    )?;
+    for (alias, subject) in aliases {
+        insert.execute(params![alias, subject.kind, subject.id, super::to_us(now)])?;
+    }
+    Ok(())
+}
+
+pub(super) fn resolve_alias(conn: &Connection, alias: &str) -> Result<Option<Subject>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT subject_type, subject_id FROM subject_aliases WHERE alias = ?1")?
+        .query_row([alias], |r| Ok(Subject { kind: r.get(0)?, id: r.get(1)? }))
+        .optional()?)
 }

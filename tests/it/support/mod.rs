@@ -23,6 +23,11 @@ pub const ADMIN_TOKEN: &str = "test-admin-token";
 /// Set once for the whole test binary; every test's config reads the same values.
 pub const GA4_SECRET_ENV: &str = "SURETY_IT_GA4_SECRET";
 
+/// The sources' secrets; Shopify's is the one tests/vectors/shopify was signed with.
+pub const STRIPE_SECRET: &str = "whsec_surety_it_secret";
+pub const SHOPIFY_SECRET: &str = "shpss_surety_test_0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a";
+pub const SEGMENT_WRITE_KEY: &str = "wk_surety_it";
+
 pub fn init_env() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
@@ -30,6 +35,9 @@ pub fn init_env() {
         std::env::set_var("SURETY_IT_INGEST_TOKEN", INGEST_TOKEN);
         std::env::set_var("SURETY_IT_ADMIN_TOKEN", ADMIN_TOKEN);
         std::env::set_var(GA4_SECRET_ENV, "sim-secret");
+        std::env::set_var("SURETY_IT_STRIPE_SECRET", STRIPE_SECRET);
+        std::env::set_var("SURETY_IT_SHOPIFY_SECRET", SHOPIFY_SECRET);
+        std::env::set_var("SURETY_IT_SEGMENT_KEY", SEGMENT_WRITE_KEY);
     });
 }
 
