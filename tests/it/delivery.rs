@@ -43,6 +43,22 @@ async fn purchase_reaches_ga4_with_event_time_session_and_transaction() {
     assert_eq!(a["payload_sha256"].as_str().unwrap().len(), 64);
 }
 
+/// A refund ingested before (or with) its purchase is sent after it: per subject and destination,
+/// deliveries leave in event-time order.
+#[tokio::test]
+async fn a_refund_never_overtakes_its_purchase() {
+    let s = TestServer::start().await;
+    let mut refund = purchase("77", 1);
+    refund["kind"] = json!("refund_completed");
+    refund["value"] = json!(20.0);
+    let r = s.post("/v1/events", &json!({"events": [refund, purchase("77", 2)]})).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(s.settled("order:77:refund_completed").await, ["ga4-web:delivered:sent"]);
+    assert_eq!(s.settled("order:77:order_paid").await, ["ga4-web:delivered:sent"]);
+    let names: Vec<String> = s.ga4.received_events().into_iter().map(|e| e.name).collect();
+    assert_eq!(names, ["purchase", "refund"], "the purchase first, though the refund was ingested first");
+}
+
 #[tokio::test]
 async fn event_older_than_72_hours_is_never_sent() {
     let s = TestServer::start().await;

@@ -11,6 +11,10 @@ use crate::core::plan::Planner;
 use crate::core::{Claimed, DeliveryState, Event, Route};
 use crate::store::{Recording, Recovered, ReplayRefusal, ReplayReport, ReplaySelector, StoreError};
 
+/// Claims due deliveries for `destination`. Per subject and destination, deliveries go out in
+/// event-time order: one waits while an earlier event of the same subject still has its delivery
+/// to this destination pending or in flight, so a refund never overtakes its purchase (Google
+/// would create a conversion from the adjustment, then overwrite it with the purchase's value).
 pub(super) fn claim(
     conn: &Connection,
     destination: &str,
@@ -22,8 +26,13 @@ pub(super) fn claim(
     let until = to_us(now) + lease.as_micros() as i64;
     let mut stmt = conn.prepare_cached(
         "UPDATE deliveries SET state = 'claimed', lease_owner = ?1, lease_until = ?2, updated_at = ?3 \
-         WHERE id IN (SELECT id FROM deliveries WHERE state = 'pending' AND destination = ?4 \
-                      AND next_attempt_at <= ?3 ORDER BY next_attempt_at LIMIT ?5) \
+         WHERE id IN (SELECT d.id FROM deliveries d JOIN events e ON e.event_id = d.event_id \
+                      WHERE d.state = 'pending' AND d.destination = ?4 AND d.next_attempt_at <= ?3 \
+                      AND NOT EXISTS (SELECT 1 FROM events e2 JOIN deliveries d2 ON d2.event_id = e2.event_id \
+                                      WHERE e2.subject_type = e.subject_type AND e2.subject_id = e.subject_id \
+                                      AND e2.occurred_at < e.occurred_at AND d2.destination = d.destination \
+                                      AND d2.state IN ('pending', 'claimed', 'sending')) \
+                      ORDER BY d.next_attempt_at LIMIT ?5) \
          RETURNING id, event_id, dest_event, browser_tracked, strip_personal, attempts, created_at, forced, route",
     )?;
     let rows = stmt
