@@ -54,6 +54,8 @@ enum Command {
     Demo(crate::demo::DemoArgs),
     /// Measure ingest and delivery throughput, latency and memory on this machine.
     Bench(crate::bench::BenchArgs),
+    /// Backfill canonical events from a CSV or NDJSON file into the ledger (resumable).
+    Import(crate::import::ImportArgs),
 }
 
 #[derive(Subcommand)]
@@ -241,6 +243,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(crate::bench::run(args))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Import(args) => runtime()?.block_on(crate::import::run(args)),
     }
 }
 

@@ -16,6 +16,7 @@ pub mod config;
 pub mod core;
 pub mod delivery;
 pub mod demo;
+pub mod import;
 pub mod ingest;
 pub mod sim;
 pub mod sources;

@@ -6,6 +6,7 @@ mod support;
 mod crash;
 mod delivery;
 mod destinations;
+mod import;
 mod ingest;
 mod operate;
 mod sources;
