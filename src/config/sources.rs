@@ -260,6 +260,9 @@ write_keys = []
         assert!(problems.contains("sources.stripe (env:SURETY_TEST_SURELY_UNSET_SECRET)"), "{problems}");
         assert!(problems.contains("sources.stripe.events.\"charge.refunded\""), "{problems}");
         assert!(problems.contains("sources.segment.write_keys"), "{problems}");
-        assert!(Config::from_toml("[sources.stripe]\nsigning_secret = \"whsec_inline\"").is_err(), "inline secrets refused");
+        assert!(
+            Config::from_toml("[sources.stripe]\nsigning_secret = \"whsec_inline\"").is_err(),
+            "inline secrets refused"
+        );
     }
 }

@@ -118,10 +118,8 @@ pub fn map(event: &Value, config: &StripeSource, known: Option<&Subject>) -> Res
     };
     let payment_intent = text(object.get("payment_intent"));
     let mut attributes = Map::new();
-    let mut subject: Option<(&str, String)> = order_id
-        .clone()
-        .map(|id| ("order", id))
-        .or_else(|| known.map(|s| (s.kind.as_str(), s.id.clone())));
+    let mut subject: Option<(&str, String)> =
+        order_id.clone().map(|id| ("order", id)).or_else(|| known.map(|s| (s.kind.as_str(), s.id.clone())));
     let value;
     let mut event_id = None;
 

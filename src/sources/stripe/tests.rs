@@ -114,8 +114,12 @@ fn an_unpaid_checkout_session_waits_for_its_async_payment() {
             "customer_details": {"email": "a@b.example", "address": {"country": "DE", "postal_code": "10115"}},
             "metadata": {"ga_client_id": "1.2"}}}})
     };
-    assert!(matches!(map(&session("unpaid", "checkout.session.completed"), &config(), None).unwrap(), Mapped::Ignored(_)));
-    let (e, _) = only_event(map(&session("paid", "checkout.session.async_payment_succeeded"), &config(), None).unwrap());
+    assert!(matches!(
+        map(&session("unpaid", "checkout.session.completed"), &config(), None).unwrap(),
+        Mapped::Ignored(_)
+    ));
+    let (e, _) =
+        only_event(map(&session("paid", "checkout.session.async_payment_succeeded"), &config(), None).unwrap());
     assert_eq!(e["subject"], json!({"type": "order", "id": "1042"}));
     assert_eq!(e["value"], json!(129.0));
     assert_eq!(e["identity"]["country"], "DE");
