@@ -16,7 +16,7 @@ use crate::store::{DeliveryFilter, EventView, ReplaySelector, Store};
 #[command(
     name = "surety",
     version,
-    about = "A server-side conversion relay: durable ledger, delivery with retries, GA4"
+    about = "A server-side conversion relay: webhooks and backfill in, a durable ledger, delivery to GA4, Meta, Google Ads and LinkedIn"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -50,7 +50,7 @@ enum Command {
     /// The dead-letter queue: deliveries that ended dead (or another ended state).
     #[command(subcommand)]
     Dlq(DlqCommand),
-    /// A self-contained tour: a GA4 simulator and a small shop's day.
+    /// A self-contained tour: a small shop's day through simulators of all four platforms.
     Demo(crate::demo::DemoArgs),
     /// Measure ingest and delivery throughput, latency and memory on this machine.
     Bench(crate::bench::BenchArgs),
