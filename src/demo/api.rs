@@ -50,6 +50,27 @@ impl Api {
         self.post(path, body, &self.ingest_token).await
     }
 
+    /// POSTs a Stripe webhook body signed as Stripe signs it (`Stripe-Signature: t=…,v1=…`).
+    pub async fn stripe_webhook(&self, body: &str, secret: &str) -> anyhow::Result<Answer> {
+        use hmac::Mac;
+        let t = Utc::now().timestamp();
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).context("HMAC key")?;
+        mac.update(format!("{t}.{body}").as_bytes());
+        let signature = format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()));
+        let r = self
+            .client
+            .post(format!("{}/v1/webhooks/stripe", self.base))
+            .header("content-type", "application/json")
+            .header("stripe-signature", signature)
+            .body(body.to_owned())
+            .send()
+            .await
+            .context("POST /v1/webhooks/stripe failed")?;
+        let status = r.status();
+        let body = r.json().await.unwrap_or(Value::Null);
+        Ok(Answer { status, body })
+    }
+
     /// POSTs with the admin token (replay).
     pub async fn admin_post(&self, path: &str, body: &Value) -> anyhow::Result<Answer> {
         self.post(path, body, &self.admin_token).await

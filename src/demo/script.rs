@@ -128,14 +128,15 @@ pub async fn play(api: &Api, sims: &Sims) -> anyhow::Result<Tour> {
     say(&format!("    → 202 captured: {}", answered.join(", ")));
     say("    (the email is normalised and SHA-256 hashed on arrival; the raw address is never stored)");
 
-    let card_1042 = order_paid(&o(1042), &at(now, 175), 59.90, "card", None);
+    let card_1042 = stripe_payment(&o(1042), now - chrono::Duration::minutes(175), 5990);
     step(
-        "2. Order 1042 is paid by card. The payment provider's webhook carries no browser ids: Surety joins\n   \
-         client_id, session_id, the hashed email and consent from the checkout capture, and plans one\n   \
-         delivery per destination.",
+        "2. Order 1042 is paid by card. Stripe's signed webhook (payment_intent.succeeded) carries the order\n   \
+         id in its metadata but no browser ids: Surety verifies the signature, takes the payment's time\n   \
+         from the Stripe event, joins client_id, session_id, the hashed email and consent from the\n   \
+         checkout capture, and plans one delivery per destination.",
     );
-    let story = "paid by card; identity joined from checkout; sent to all four";
-    post(api, &mut tour, &card_1042, story, everywhere(DELIVERED), 202).await?;
+    let story = "paid by card (Stripe webhook); identity joined from checkout; sent to all four";
+    post_stripe(api, &mut tour, &card_1042, story, everywhere(DELIVERED), "accepted").await?;
 
     let bank_1043 = order_paid(&o(1043), &at(now, 48 * 60), 129.00, "bank_transfer", None);
     step(
@@ -163,8 +164,8 @@ pub async fn play(api: &Api, sims: &Sims) -> anyhow::Result<Tour> {
     let story = "refunded: GA4 'refund', Google Ads conversion restated to 0";
     post(api, &mut tour, &refund, story, vec![(GA4, DELIVERED), (GOOGLE_ADS, DELIVERED)], 202).await?;
 
-    step("5. The payment provider redelivers order 1042's payment webhook — the same event, byte for byte.");
-    post(api, &mut tour, &card_1042, "", everywhere(DELIVERED), 200).await?;
+    step("5. Stripe redelivers order 1042's payment webhook — the same event, byte for byte, signed anew.");
+    post_stripe(api, &mut tour, &card_1042, "", everywhere(DELIVERED), "duplicate").await?;
     say("    (a duplicate: nothing new is created and nothing is sent again, to any platform)");
 
     let first_1044 = order_paid(&o(1044), &at(now, 110), 120.00, "card", None);
@@ -339,6 +340,45 @@ pub(super) fn order_paid(
         e["consent"] = consent;
     }
     e
+}
+
+/// A Stripe `payment_intent.succeeded` event for `order`, as Stripe sends it (amount in cents).
+pub(super) fn stripe_payment(order: &str, at: DateTime<Utc>, cents: i64) -> String {
+    json!({
+        "id": format!("evt_demo_{order}"), "object": "event", "type": "payment_intent.succeeded",
+        "created": at.timestamp(), "livemode": false, "pending_webhooks": 1,
+        "data": {"object": {
+            "id": format!("pi_demo_{order}"), "object": "payment_intent", "status": "succeeded",
+            "amount": cents, "amount_received": cents, "currency": "eur",
+            "latest_charge": format!("ch_demo_{order}"), "metadata": {"order_id": order},
+        }},
+    })
+    .to_string()
+}
+
+/// POSTs a signed Stripe webhook, prints the answer, tracks its event. Returns the event id.
+pub(super) async fn post_stripe(
+    api: &Api,
+    tour: &mut Tour,
+    body: &str,
+    story: &'static str,
+    expect: Expected,
+    expected_status: &str,
+) -> anyhow::Result<String> {
+    let a = api.stripe_webhook(body, super::setup::STRIPE_SECRET).await?;
+    let first = a.body.pointer("/events/0").cloned().unwrap_or(Value::Null);
+    let id = first.get("event_id").and_then(Value::as_str).unwrap_or("?").to_owned();
+    let word = a.word();
+    say(&format!(
+        "    POST /v1/webhooks/stripe (payment_intent.succeeded, Stripe-Signature verified) → {} {word} · {id}{}",
+        a.status.as_u16(),
+        if word == "accepted" { format!(" · {}", planned(&first)) } else { String::new() }
+    ));
+    if a.status != 200 || word != expected_status {
+        tour.surprises.push(format!("{id}: expected 200 {expected_status}, got {} {}", a.status.as_u16(), a.body));
+    }
+    tour.track(&id, story, expect, format!("{} {word}", a.status.as_u16()));
+    Ok(id)
 }
 
 /// POSTs one event, prints the answer, tracks it. Returns the event id.

@@ -102,7 +102,11 @@ pub struct Secrets {
     meta: PathBuf,
     google: PathBuf,
     linkedin: PathBuf,
+    stripe: PathBuf,
 }
+
+/// The demo's Stripe endpoint secret: the tour signs its payment webhooks with it, as Stripe would.
+pub const STRIPE_SECRET: &str = "whsec_surety_demo";
 
 impl Secrets {
     pub fn write(dir: &Path, ingest_token: &str, admin_token: &str) -> anyhow::Result<Self> {
@@ -113,6 +117,7 @@ impl Secrets {
             meta: dir.join("meta_access_token"),
             google: dir.join("google_service_account.json"),
             linkedin: dir.join("linkedin_access_token"),
+            stripe: dir.join("stripe_webhook_secret"),
         };
         // The Google key is the simulator's public test key, built into the binary: it grants
         // nothing anywhere but at the simulator.
@@ -124,6 +129,7 @@ impl Secrets {
             (&s.meta, "demo-meta-token"),
             (&s.google, google_key),
             (&s.linkedin, LINKEDIN_TOKEN),
+            (&s.stripe, STRIPE_SECRET),
         ] {
             std::fs::write(path, value).with_context(|| format!("cannot write {}", path.display()))?;
         }
@@ -166,6 +172,10 @@ breaker_max_cooldown_ms = 4000
 
 [log]
 level = "error"
+
+# The payment provider: Stripe's webhooks, signed with the endpoint's secret.
+[sources.stripe]
+signing_secret = {stripe}
 
 [[destinations]]
 name = "{GA4}"
@@ -240,5 +250,6 @@ timeout_ms = 2000
         google_token_url = quote(&sims.google.token_url),
         linkedin = file_secret(&secrets.linkedin),
         linkedin_url = quote(&sims.linkedin.base_url),
+        stripe = file_secret(&secrets.stripe),
     )
 }
