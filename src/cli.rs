@@ -54,6 +54,17 @@ enum Command {
     Demo(crate::demo::DemoArgs),
     /// Measure ingest and delivery throughput, latency and memory on this machine.
     Bench(crate::bench::BenchArgs),
+    /// Delete what the retention policy no longer keeps, now (serve does it every interval).
+    Prune {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Override retention.keep_days for this run.
+        #[arg(long)]
+        older_than_days: Option<u32>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Backfill canonical events from a CSV or NDJSON file into the ledger (resumable).
     Import(crate::import::ImportArgs),
 }
@@ -241,6 +252,45 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Bench(args) => {
             runtime()?.block_on(crate::bench::run(args))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Prune { config, older_than_days, json } => {
+            let mut config = load(&config)?;
+            if let Some(days) = older_than_days {
+                config.retention.keep_days = days;
+                let problems: Vec<String> =
+                    config.problems().into_iter().filter(|p| p.starts_with("retention.")).collect();
+                if !problems.is_empty() {
+                    anyhow::bail!("{}", problems.join("\n"));
+                }
+            }
+            let Some(before) = config.retention.cutoff(chrono::Utc::now()) else {
+                println!("retention.keep_days is 0: the ledger keeps everything; nothing pruned");
+                return Ok(ExitCode::SUCCESS);
+            };
+            let batch = config.retention.batch.max(1);
+            let total = runtime()?.block_on(async {
+                let store = crate::open_store(&config)?;
+                let cancel = tokio_util::sync::CancellationToken::new();
+                crate::prune_all(store.as_ref(), before, batch, &cancel).await.map_err(anyhow::Error::from)
+            })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&total)?);
+            } else {
+                println!(
+                    "pruned what ended before {before}: {} events, {} deliveries, {} attempts, {} requests, \
+                     {} receipts, {} aliases, {} identities, {} identity captures \
+                     (dead and in_doubt deliveries are kept)",
+                    total.events,
+                    total.deliveries,
+                    total.attempts,
+                    total.requests,
+                    total.receipts,
+                    total.aliases,
+                    total.identities,
+                    total.identity_captures
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Import(args) => runtime()?.block_on(crate::import::run(args)),

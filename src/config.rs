@@ -30,7 +30,7 @@ pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 const MAX_AGE_LIMIT_SECS: u64 = 10 * 365 * 24 * 3600;
 
 /// The sections an environment variable may set (`SURETY_<SECTION>__<KEY>`).
-const SECTIONS: [&str; 7] = ["storage", "server", "auth", "retry", "worker", "log", "sources"];
+const SECTIONS: [&str; 8] = ["storage", "server", "auth", "retry", "worker", "log", "sources", "retention"];
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -41,6 +41,7 @@ pub struct Config {
     pub retry: RetryPolicy,
     pub worker: WorkerConfig,
     pub log: LogConfig,
+    pub retention: RetentionConfig,
     #[serde(default)]
     pub sources: SourcesConfig,
     #[serde(default)]
@@ -121,6 +122,25 @@ pub struct LogConfig {
     pub level: String,
 }
 
+/// How long the ledger keeps what is finished (README "Retention").
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Days after which ended events and their history are deleted; 0 keeps everything.
+    pub keep_days: u32,
+    /// How often `serve` prunes.
+    pub interval_secs: u64,
+    /// Events deleted per transaction, so pruning never holds the writer long.
+    pub batch: usize,
+}
+
+impl RetentionConfig {
+    /// Events received before this are pruned, if retention is on.
+    pub fn cutoff(&self, now: chrono::DateTime<chrono::Utc>) -> Option<chrono::DateTime<chrono::Utc>> {
+        (self.keep_days > 0).then(|| now - chrono::Duration::days(i64::from(self.keep_days)))
+    }
+}
+
 /// One configured destination. `type` selects the platform.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -138,6 +158,16 @@ impl DestinationConfig {
             Self::Meta(c) => &c.name,
             Self::GoogleAds(c) => &c.name,
             Self::Linkedin(c) => &c.name,
+        }
+    }
+
+    /// The longest an event may wait to be sent, in whole days (rounded up).
+    pub fn window_days(&self) -> u64 {
+        match self {
+            Self::Ga4(c) => u64::from(c.window_hours).div_ceil(24),
+            Self::Meta(c) => u64::from(c.window_days),
+            Self::GoogleAds(c) => u64::from(c.window_days),
+            Self::Linkedin(c) => u64::from(c.window_days),
         }
     }
 
@@ -333,6 +363,24 @@ impl Config {
             }
         }
         self.sources.problems(&mut p);
+        if self.retention.keep_days > 0 {
+            if self.retention.batch == 0 || self.retention.interval_secs == 0 {
+                p.push("retention.batch and retention.interval_secs: must be at least 1".into());
+            }
+            // A pruned event that arrives again is a new event to the ledger: it must be outside
+            // every window by then, or it would be sent twice.
+            for d in &self.destinations {
+                let window_days = d.window_days();
+                if u64::from(self.retention.keep_days) <= window_days {
+                    p.push(format!(
+                        "retention.keep_days: {} does not exceed destination '{}''s {window_days}-day window; a pruned \
+                         event arriving again could be sent twice (use more than {window_days}, or 0 to keep everything)",
+                        self.retention.keep_days,
+                        d.name()
+                    ));
+                }
+            }
+        }
         let mut names = BTreeSet::new();
         for d in &self.destinations {
             let name = d.name();

@@ -132,6 +132,9 @@ pub async fn run(
             workers.spawn(worker::run(ctx.clone(), lane, wake, cancel.clone()));
         }
     }
+    if config.server.workers && config.retention.keep_days > 0 {
+        workers.spawn(prune_loop(store.clone(), config.retention.clone(), cancel.clone()));
+    }
     {
         let cancel = cancel.clone();
         tokio::spawn(async move {
@@ -154,6 +157,44 @@ pub async fn run(
 }
 
 /// Takes an exclusive lock beside the database file for the life of the process.
+/// Deletes what retention no longer keeps, every `interval_secs`, a batch per transaction.
+async fn prune_loop(store: Arc<dyn Store>, retention: config::RetentionConfig, cancel: CancellationToken) {
+    let interval = std::time::Duration::from_secs(retention.interval_secs.max(1));
+    loop {
+        if let Some(before) = retention.cutoff(chrono::Utc::now()) {
+            match prune_all(store.as_ref(), before, retention.batch, &cancel).await {
+                Ok(total) if !total.is_empty() => tracing::info!(?total, %before, "pruned the ledger"),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "pruning the ledger failed; trying again next interval"),
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = cancel.cancelled() => return,
+        }
+    }
+}
+
+/// Prunes batch after batch until nothing older than `before` is left (or `cancel`).
+pub async fn prune_all(
+    store: &dyn Store,
+    before: chrono::DateTime<chrono::Utc>,
+    batch: usize,
+    cancel: &CancellationToken,
+) -> Result<store::Pruned, store::StoreError> {
+    let mut total = store::Pruned::default();
+    while !cancel.is_cancelled() {
+        let round = store.prune(before, batch).await?;
+        if round.is_empty() {
+            break;
+        }
+        total.add(&round);
+        // Let ingest and the workers have the writer between batches.
+        tokio::task::yield_now().await;
+    }
+    Ok(total)
+}
+
 fn lock_ledger(db: &Path) -> anyhow::Result<std::fs::File> {
     let path = db.with_extension("lock");
     let file = std::fs::OpenOptions::new()

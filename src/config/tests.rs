@@ -428,3 +428,23 @@ purpose = "analytics"
     assert_eq!(c.destinations[0].common().consent.purpose, ConsentPurpose::AdUserData);
     assert_eq!(c.destinations[1].common().consent.purpose, ConsentPurpose::Analytics, "written wins");
 }
+
+#[test]
+fn retention_must_outlast_every_window() {
+    std::env::set_var("RETENTION_TEST_GA4_SECRET", "x");
+    let text = |days: u32| {
+        format!(
+            "{}\n[[destinations]]\nname = \"li\"\ntype = \"linkedin\"\naccess_token = \"env:RETENTION_TEST_GA4_SECRET\"\n\
+             [retention]\nkeep_days = {days}\n",
+            ga4("web", "RETENTION_TEST_GA4_SECRET")
+        )
+    };
+    // GA4's 72 h round up to 3 days; LinkedIn's default window is 90 days.
+    assert_problem(&problems_of(&text(90)), "destination 'li''s 90-day window");
+    assert!(Config::from_toml(&text(91)).is_ok());
+    assert!(Config::from_toml(&text(0)).is_ok(), "0 keeps everything");
+    let config = Config::from_toml(&text(91)).unwrap();
+    let now = chrono::Utc::now();
+    assert_eq!(config.retention.cutoff(now), Some(now - chrono::Duration::days(91)));
+    assert_eq!(Config::from_toml(&text(0)).unwrap().retention.cutoff(now), None);
+}

@@ -50,6 +50,36 @@ pub struct IngestResult {
     pub deliveries: Vec<PlannedDelivery>,
 }
 
+/// What one `Store::prune` call deleted.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Pruned {
+    pub events: u64,
+    pub deliveries: u64,
+    pub attempts: u64,
+    pub requests: u64,
+    pub receipts: u64,
+    pub aliases: u64,
+    pub identities: u64,
+    pub identity_captures: u64,
+}
+
+impl Pruned {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    pub fn add(&mut self, o: &Pruned) {
+        self.events += o.events;
+        self.deliveries += o.deliveries;
+        self.attempts += o.attempts;
+        self.requests += o.requests;
+        self.receipts += o.receipts;
+        self.aliases += o.aliases;
+        self.identities += o.identities;
+        self.identity_captures += o.identity_captures;
+    }
+}
+
 /// One thing a source handed over (a webhook, a message), as received.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Receipt {
@@ -338,6 +368,10 @@ pub trait Store: Send + Sync {
     /// Records what sources handed over; per receipt, whether it was the first time.
     async fn record_receipts(&self, receipts: Vec<Receipt>) -> Result<Vec<bool>, StoreError>;
     async fn receipts(&self, filter: ReceiptFilter) -> Result<Vec<ReceiptView>, StoreError>;
+    /// Deletes, in one transaction, up to `batch` ended events received before `before` with
+    /// their history, and up to `batch` rows each of older requests, receipts, aliases and
+    /// identity captures. Call again until it returns nothing (`Pruned::is_empty`).
+    async fn prune(&self, before: DateTime<Utc>, batch: usize) -> Result<Pruned, StoreError>;
     /// Remembers other names for subjects (`stripe:pi_…` → `order:1042`); the first one stays.
     async fn record_aliases(&self, aliases: Vec<(String, Subject)>) -> Result<(), StoreError>;
     async fn resolve_alias(&self, alias: &str) -> Result<Option<Subject>, StoreError>;

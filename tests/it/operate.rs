@@ -75,6 +75,16 @@ async fn cli_shows_timelines_lists_and_replays_dead_letters() {
 
     let out = surety(&["events", "show", "no-such-event"], &config);
     assert_eq!(out.status.code(), Some(1));
+
+    // Retention from the command line: nothing is a day old yet, and a period shorter than
+    // GA4's window is refused with the reason.
+    let out = surety(&["prune", "--older-than-days", "4"], &config);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 events"), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = surety(&["prune", "--older-than-days", "2"], &config);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("3-day window"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(s.counts().await.events, 1);
 }
 
 #[test]
@@ -113,4 +123,42 @@ nowhere = { event = "purchase" }
 
     let out = Command::new(env!("CARGO_BIN_EXE_surety")).args(["check-config", "--print-default"]).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("[retry]"));
+}
+
+/// Retention deletes ended events with their history, batch by batch, and keeps dead letters
+/// (and the requests their attempts refer to) whatever their age.
+#[tokio::test]
+async fn pruning_deletes_ended_history_and_keeps_dead_letters() {
+    let s = TestServer::start().await;
+    s.ga4.set_fault(Some(surety::sim::Fault::Status(500)));
+    assert_eq!(s.post("/v1/events", &purchase("dead", 1)).await.status(), 202);
+    assert_eq!(s.settled("order:dead:order_paid").await, ["ga4-web:dead:attempts_exhausted"]);
+    s.ga4.set_fault(None);
+    let mut not_routed = purchase("n", 1);
+    not_routed["kind"] = serde_json::json!("fulfillment_failed");
+    for e in [purchase("a", 1), purchase("b", 1), purchase("old", 80), not_routed] {
+        assert_eq!(s.post("/v1/events", &e).await.status(), 202);
+    }
+    assert_eq!(s.settled("order:a:order_paid").await, ["ga4-web:delivered:sent"]);
+    assert_eq!(s.settled("order:b:order_paid").await, ["ga4-web:delivered:sent"]);
+    assert_eq!(s.counts().await.events, 5);
+
+    // As if a long time had passed: everything was received before the cutoff.
+    let store = surety::store::sqlite::SqliteStore::open(&s.db, surety::store::sqlite::Synchronous::Normal).unwrap();
+    let cutoff = chrono::Utc::now() + chrono::Duration::days(1);
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let pruned = surety::prune_all(&store, cutoff, 2, &cancel).await.unwrap();
+    assert_eq!((pruned.events, pruned.deliveries), (4, 3), "{pruned:?}");
+    assert!(pruned.attempts >= 2 && pruned.requests >= 1, "{pruned:?}");
+
+    let c = s.counts().await;
+    assert_eq!(c.events, 1, "only the event with a dead delivery is left");
+    let v = s.event("order:dead:order_paid").await;
+    assert_eq!(v["deliveries"][0]["state"], "dead");
+    let attempts = v["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 4, "its history is intact");
+    assert!(attempts.iter().all(|a| a["http_status"] == 500), "and the requests its attempts name: {v}");
+    let gone = s.get_admin("/v1/events/order:a:order_paid").await;
+    assert_eq!(gone.status(), 404);
+    assert!(surety::prune_all(&store, cutoff, 2, &cancel).await.unwrap().is_empty(), "nothing left to prune");
 }

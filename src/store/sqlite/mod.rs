@@ -18,8 +18,9 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::{
-    Claimed, Counts, DeliveryFilter, DeliveryView, DueFollowUp, EventView, IdentityCapture, IngestResult, QueueStat,
-    Receipt, ReceiptFilter, ReceiptView, Recording, Recovered, ReplayReport, ReplaySelector, Store, StoreError,
+    Claimed, Counts, DeliveryFilter, DeliveryView, DueFollowUp, EventView, IdentityCapture, IngestResult, Pruned,
+    QueueStat, Receipt, ReceiptFilter, ReceiptView, Recording, Recovered, ReplayReport, ReplaySelector, Store,
+    StoreError,
 };
 use crate::core::plan::Planner;
 use crate::core::{Event, Subject};
@@ -30,6 +31,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_delivery_route.sql"),
     include_str!("migrations/0003_follow_ups.sql"),
     include_str!("migrations/0004_receipts.sql"),
+    include_str!("migrations/0005_retention.sql"),
 ];
 /// Most writes folded into one transaction.
 const MAX_GROUP: usize = 512;
@@ -306,6 +308,10 @@ impl Store for SqliteStore {
 
     async fn receipts(&self, filter: ReceiptFilter) -> Result<Vec<ReceiptView>, StoreError> {
         self.read(move |conn| queries::receipts(conn, &filter)).await
+    }
+
+    async fn prune(&self, before: DateTime<Utc>, batch: usize) -> Result<Pruned, StoreError> {
+        self.write(move |conn| queries::prune(conn, before, batch)).await
     }
 
     async fn record_aliases(&self, aliases: Vec<(String, Subject)>) -> Result<(), StoreError> {

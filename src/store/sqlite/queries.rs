@@ -6,8 +6,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use super::from_us;
 use crate::core::{DeliveryState, Event, Subject};
 use crate::store::{
-    AttemptView, ConflictView, Counts, DeliveryFilter, DeliveryView, EventView, QueueStat, Receipt, ReceiptFilter,
-    ReceiptView, ReplayView, StoreError,
+    AttemptView, ConflictView, Counts, DeliveryFilter, DeliveryView, EventView, Pruned, QueueStat, Receipt,
+    ReceiptFilter, ReceiptView, ReplayView, StoreError,
 };
 
 const DELIVERY_COLUMNS: &str = "id, event_id, destination, dest_event, state, reason, messages, attempts, \
@@ -248,4 +248,50 @@ pub(super) fn resolve_alias(conn: &Connection, alias: &str) -> Result<Option<Sub
         .prepare_cached("SELECT subject_type, subject_id FROM subject_aliases WHERE alias = ?1")?
         .query_row([alias], |r| Ok(Subject { kind: r.get(0)?, id: r.get(1)? }))
         .optional()?)
+}
+
+/// Retention (see `Store::prune`). An event is ended when none of its deliveries is pending, in
+/// flight, dead or in doubt: dead letters and in-doubt sends wait for a person, whatever their age.
+pub(super) fn prune(conn: &Connection, before: DateTime<Utc>, batch: usize) -> Result<Pruned, StoreError> {
+    let cutoff = super::to_us(before);
+    let limit = batch.max(1) as i64;
+    let mut p = Pruned::default();
+    conn.execute_batch(
+        "CREATE TEMP TABLE IF NOT EXISTS prune_events (event_id TEXT PRIMARY KEY); DELETE FROM prune_events;",
+    )?;
+    conn.prepare_cached(
+        "INSERT INTO prune_events (event_id) SELECT e.event_id FROM events e WHERE e.received_at < ?1 \
+         AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.event_id \
+                         AND d.state NOT IN ('delivered', 'skipped', 'rejected')) \
+         ORDER BY e.seq LIMIT ?2",
+    )?
+    .execute(params![cutoff, limit])?;
+    let in_set = "IN (SELECT id FROM deliveries WHERE event_id IN (SELECT event_id FROM prune_events))";
+    p.attempts = conn.execute(&format!("DELETE FROM attempts WHERE delivery_id {in_set}"), [])? as u64;
+    conn.execute(&format!("DELETE FROM replays WHERE delivery_id {in_set}"), [])?;
+    p.deliveries =
+        conn.execute("DELETE FROM deliveries WHERE event_id IN (SELECT event_id FROM prune_events)", [])? as u64;
+    conn.execute("DELETE FROM conflicts WHERE event_id IN (SELECT event_id FROM prune_events)", [])?;
+    p.events = conn.execute("DELETE FROM events WHERE event_id IN (SELECT event_id FROM prune_events)", [])? as u64;
+    // Requests no remaining attempt refers to, unless a follow-up still asks about them.
+    p.requests = conn
+        .prepare_cached(
+            "DELETE FROM requests WHERE id IN (SELECT r.id FROM requests r WHERE r.sent_at < ?1 \
+             AND r.follow_up_at IS NULL \
+             AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.request_id = r.id) LIMIT ?2)",
+        )?
+        .execute(params![cutoff, limit])? as u64;
+    let older = |sql: &str| -> Result<u64, StoreError> {
+        Ok(conn.prepare_cached(sql)?.execute(params![cutoff, limit])? as u64)
+    };
+    p.receipts = older("DELETE FROM receipts WHERE id IN (SELECT id FROM receipts WHERE last_at < ?1 LIMIT ?2)")?;
+    p.aliases = older(
+        "DELETE FROM subject_aliases WHERE rowid IN (SELECT rowid FROM subject_aliases WHERE created_at < ?1 LIMIT ?2)",
+    )?;
+    p.identities =
+        older("DELETE FROM identities WHERE rowid IN (SELECT rowid FROM identities WHERE updated_at < ?1 LIMIT ?2)")?;
+    p.identity_captures = older(
+        "DELETE FROM identity_captures WHERE id IN (SELECT id FROM identity_captures WHERE received_at < ?1 LIMIT ?2)",
+    )?;
+    Ok(p)
 }
