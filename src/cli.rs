@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, DEFAULT_TOML};
 use crate::core::DeliveryState;
-use crate::store::{DeliveryFilter, EventView, ReplaySelector, Store};
+use crate::store::{DeliveryFilter, EventView, ReplaySelector};
 
 #[derive(Parser)]
 #[command(
@@ -171,14 +171,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Migrate(arg) => {
             let config = load(&arg)?;
-            crate::open_store(&config)?;
-            println!("ledger at {} is up to date", config.storage.url);
+            runtime()?.block_on(crate::open_ledger(&config))?;
+            println!("ledger at {} is up to date", config.storage.redacted_url());
             Ok(ExitCode::SUCCESS)
         }
         Command::Events(EventsCommand::Show { id, config, json }) => {
             let config = load(&config)?;
             let view = runtime()?
-                .block_on(async { crate::open_store(&config)?.event(&id).await.map_err(anyhow::Error::from) })?;
+                .block_on(async { crate::open_ledger(&config).await?.event(&id).await.map_err(anyhow::Error::from) })?;
             match view {
                 None => {
                     eprintln!("no event with id {id}");
@@ -198,7 +198,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = load(&config)?;
             let filter = DeliveryFilter { state: Some(state), destination, limit: Some(limit), ..Default::default() };
             let rows = runtime()?.block_on(async {
-                crate::open_store(&config)?.deliveries(filter).await.map_err(anyhow::Error::from)
+                crate::open_ledger(&config).await?.deliveries(filter).await.map_err(anyhow::Error::from)
             })?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
@@ -231,7 +231,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ReplaySelector { delivery_ids: ids, destination, ..Default::default() }
             };
             let report = runtime()?.block_on(async {
-                crate::open_store(&config)?
+                crate::open_ledger(&config)
+                    .await?
                     .replay(selector, force, chrono::Utc::now())
                     .await
                     .map_err(anyhow::Error::from)
@@ -270,7 +271,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let batch = config.retention.batch.max(1);
             let total = runtime()?.block_on(async {
-                let store = crate::open_store(&config)?;
+                let store = crate::open_ledger(&config).await?;
                 let cancel = tokio_util::sync::CancellationToken::new();
                 crate::prune_all(store.as_ref(), before, batch, &cancel).await.map_err(anyhow::Error::from)
             })?;

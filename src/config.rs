@@ -61,6 +61,19 @@ pub struct StorageConfig {
     pub sqlite_synchronous: String,
 }
 
+impl StorageConfig {
+    /// The URL with any password replaced, for messages and logs.
+    pub fn redacted_url(&self) -> String {
+        match url::Url::parse(&self.url) {
+            Ok(mut u) if u.password().is_some() => {
+                let _ = u.set_password(Some("****"));
+                u.to_string()
+            }
+            _ => self.url.clone(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
@@ -330,8 +343,11 @@ impl Config {
     /// Every semantic problem, so `check-config` can explain them all at once.
     pub fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
-        if !self.storage.url.starts_with("sqlite:") {
-            p.push(format!("storage.url: '{}' is not supported yet; use sqlite://PATH", self.storage.url));
+        if !(self.storage.url.starts_with("sqlite:") || self.is_postgres()) {
+            p.push(format!(
+                "storage.url: '{}' is neither sqlite://PATH nor postgres://USER@HOST:PORT/DATABASE",
+                self.storage.redacted_url()
+            ));
         }
         if !["full", "normal"].contains(&self.storage.sqlite_synchronous.as_str()) {
             p.push("storage.sqlite_synchronous: must be \"full\" or \"normal\"".into());
@@ -438,6 +454,11 @@ impl Config {
     }
 
     /// The SQLite file path of `storage.url`.
+    /// A shared PostgreSQL ledger (`postgres://…` or `postgresql://…`).
+    pub fn is_postgres(&self) -> bool {
+        self.storage.url.starts_with("postgres://") || self.storage.url.starts_with("postgresql://")
+    }
+
     pub fn sqlite_path(&self) -> Option<&str> {
         let rest = self.storage.url.strip_prefix("sqlite:")?;
         Some(rest.trim_start_matches("//"))

@@ -64,7 +64,8 @@ impl App {
 }
 
 /// Opens the configured store (creating and migrating it if needed).
-pub fn open_store(config: &Config) -> anyhow::Result<Arc<SqliteStore>> {
+/// Opens the SQLite ledger the configuration names (`storage.url = "sqlite://PATH"`).
+pub fn open_sqlite(config: &Config) -> anyhow::Result<Arc<SqliteStore>> {
     let path = config.sqlite_path().context("storage.url must be sqlite://PATH")?;
     let sync = if config.storage.sqlite_synchronous == "normal" { Synchronous::Normal } else { Synchronous::Full };
     let store =
@@ -72,7 +73,18 @@ pub fn open_store(config: &Config) -> anyhow::Result<Arc<SqliteStore>> {
     Ok(Arc::new(store))
 }
 
-/// The catalog and each destination's rules, as planning needs them.
+/// Opens the ledger the configuration names, SQLite or PostgreSQL, migrated to this version.
+pub async fn open_ledger(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    if config.is_postgres() {
+        let store = store::postgres::PgStore::connect(&config.storage.url)
+            .await
+            .with_context(|| format!("cannot open the ledger at {}", config.storage.redacted_url()))?;
+        Ok(Arc::new(store))
+    } else {
+        Ok(open_sqlite(config)?)
+    }
+}
+
 pub fn planner(config: &Config, destinations: &[Arc<dyn Destination>]) -> Planner {
     let rules = destinations.iter().map(|d| (d.name().to_owned(), d.rules())).collect::<BTreeMap<_, _>>();
     Planner::new(config.routes(), rules)
@@ -85,18 +97,25 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let store = open_store(&config)?;
-    // One serving process per SQLite ledger: start-up recovery takes back every lease.
-    let _lock = lock_ledger(store.path())?;
+    // One serving process per SQLite ledger (a file lock); PostgreSQL ledgers are shared by design.
+    let (store, _lock): (Arc<dyn Store>, _) = if config.is_postgres() {
+        (open_ledger(&config).await?, None)
+    } else {
+        let sqlite = open_sqlite(&config)?;
+        let lock = lock_ledger(sqlite.path())?;
+        (sqlite, Some(lock))
+    };
     let destinations = delivery::build(&config.destinations)?;
     let planner = Arc::new(planner(&config, &destinations));
     let auth = Auth::from_config(&config.auth)?;
     if auth.is_open() {
         tracing::warn!("NO AUTH TOKENS CONFIGURED: the API is open to anyone who can reach {}", config.server.listen);
     }
-    let store: Arc<dyn Store> = store;
     if config.server.workers {
-        let recovered = store.recover(planner.clone(), true, chrono::Utc::now()).await?;
+        // Alone on a SQLite ledger, every lease left is an earlier process's; on PostgreSQL other
+        // live processes hold leases, so only expired ones are taken back (here and periodically).
+        let all = !config.is_postgres();
+        let recovered = store.recover(planner.clone(), all, chrono::Utc::now()).await?;
         if recovered != Default::default() {
             tracing::warn!(?recovered, "recovered deliveries left in flight by an earlier process");
         }
@@ -118,11 +137,11 @@ pub async fn run(
     if config.server.workers {
         let ctx = worker::WorkerContext {
             store: store.clone(),
-            planner,
+            planner: planner.clone(),
             metrics,
             retry: config.retry.clone(),
             config: config.worker.clone(),
-            owner: format!("surety-{}", std::process::id()),
+            owner: format!("surety-{}-{:08x}", std::process::id(), rand::random::<u32>()),
             breaker: config.worker.breaker(),
         };
         for ((dest, wake), dc) in destinations.into_iter().zip(wake).zip(&config.destinations) {
@@ -131,6 +150,10 @@ pub async fn run(
             let lane = worker::Lane { destination: dest, pace };
             workers.spawn(worker::run(ctx.clone(), lane, wake, cancel.clone()));
         }
+    }
+    if config.server.workers {
+        let lease = std::time::Duration::from_secs(config.worker.lease_secs.max(1));
+        workers.spawn(lease_recovery(store.clone(), planner.clone(), lease, cancel.clone()));
     }
     if config.server.workers && config.retention.keep_days > 0 {
         workers.spawn(prune_loop(store.clone(), config.retention.clone(), cancel.clone()));
@@ -157,6 +180,29 @@ pub async fn run(
 }
 
 /// Takes an exclusive lock beside the database file for the life of the process.
+/// Takes back leases that ran out while this process runs: a worker (here or in another
+/// process sharing the ledger) that died or hung mid-batch loses its claims after `lease`.
+async fn lease_recovery(
+    store: Arc<dyn Store>,
+    planner: Arc<Planner>,
+    lease: std::time::Duration,
+    cancel: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(lease) => {}
+            _ = cancel.cancelled() => return,
+        }
+        match store.recover(planner.clone(), false, chrono::Utc::now()).await {
+            Ok(r) if r != Default::default() => {
+                tracing::warn!(recovered = ?r, "took back deliveries whose lease ran out")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "taking back expired leases failed"),
+        }
+    }
+}
+
 /// Deletes what retention no longer keeps, every `interval_secs`, a batch per transaction.
 async fn prune_loop(store: Arc<dyn Store>, retention: config::RetentionConfig, cancel: CancellationToken) {
     let interval = std::time::Duration::from_secs(retention.interval_secs.max(1));

@@ -22,7 +22,7 @@ pub async fn run(batches: usize, synchronous: &str, report: &Report) -> anyhow::
         toml::Value::String(format!("sqlite://{}", dir.path().join("ledger.db").display()))
     );
     let config = Config::from_toml(&toml)?;
-    let store = crate::open_store(&config)?;
+    let store = crate::open_sqlite(&config)?;
     let planner = std::sync::Arc::new(crate::planner(&config, &[]));
     let occurred = occurred_at();
 

@@ -31,7 +31,7 @@ pub async fn run(events: usize, claim_batch: usize, synchronous: &str, report: &
         q(format!("file:{}", secret.display())),
     );
     let config = Config::from_toml(&toml)?;
-    let store: std::sync::Arc<dyn Store> = crate::open_store(&config)?;
+    let store: std::sync::Arc<dyn Store> = crate::open_sqlite(&config)?;
     let destinations = crate::delivery::build(&config.destinations)?;
     let dest = destinations.first().context("no destination")?.clone();
     let planner = std::sync::Arc::new(crate::planner(&config, &destinations));

@@ -133,7 +133,7 @@ impl Server {
     /// The server's ledger, opened beside it as the admin commands open it (ADR 0003), to read
     /// totals the API does not give.
     pub fn ledger(&self) -> anyhow::Result<Arc<crate::store::sqlite::SqliteStore>> {
-        crate::open_store(&self.config)
+        crate::open_sqlite(&self.config)
     }
 
     /// Stops the server and waits (bounded) for it to finish; the temp folder goes with it.

@@ -138,7 +138,7 @@ fn every_problem_is_listed() {
     let text = format!(
         r#"
 [storage]
-url = "postgres://user@host/db"
+url = "mysql://user@host/db"
 
 {}
 measurement_id = "UA-12345-1"
@@ -447,4 +447,16 @@ fn retention_must_outlast_every_window() {
     let now = chrono::Utc::now();
     assert_eq!(config.retention.cutoff(now), Some(now - chrono::Duration::days(91)));
     assert_eq!(Config::from_toml(&text(0)).unwrap().retention.cutoff(now), None);
+}
+
+#[test]
+fn a_postgres_ledger_is_accepted_and_its_password_never_printed() {
+    let config = Config::from_toml("[storage]\nurl = \"postgres://relay:s3cret@db.internal:5432/surety\"\n").unwrap();
+    assert!(config.is_postgres());
+    assert_eq!(config.sqlite_path(), None);
+    assert!(!config.storage.redacted_url().contains("s3cret"));
+    assert!(config.storage.redacted_url().contains("db.internal:5432/surety"));
+    let problems = problems_of("[storage]\nurl = \"mysql://relay:s3cret@db/surety\"\n");
+    assert_problem(&problems, "storage.url");
+    assert!(!problems.join(" ").contains("s3cret"), "{problems:?}");
 }

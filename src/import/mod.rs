@@ -39,7 +39,7 @@ use self::summary::{Counts, Summary};
 use crate::config::Config;
 use crate::core::{Event, Kind};
 use crate::ingest::canonical::parse_event;
-use crate::store::{IngestResult, Store, StoreError};
+use crate::store::{IngestResult, StoreError};
 
 /// Batches committing at once: one prepares (hashing, planning) while the other is written.
 const IN_FLIGHT: usize = 2;
@@ -163,7 +163,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
     };
 
     let config = Config::load(args.config.as_deref())?;
-    let store = crate::open_store(&config)?;
+    let store = crate::open_ledger(&config).await?;
     let planner = Arc::new(crate::planner(&config, &crate::delivery::build(&config.destinations)?));
     let rejects = RejectFile::open(&rejects_path, resume.as_ref().map(|c| c.rejects_len))?;
 

@@ -1,7 +1,10 @@
 //! The ledger: the only module that runs SQL. One trait, one implementation per database, each
 //! with its own migrations (SQLite now; PostgreSQL joins behind the same trait).
 
+pub mod postgres;
+mod prepare;
 pub mod sqlite;
+mod views;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +21,8 @@ use crate::delivery::{FollowUp, RequestRecord};
 pub enum StoreError {
     #[error("database error: {0}")]
     Database(#[from] rusqlite::Error),
+    #[error("database error: {0}")]
+    Postgres(#[from] sqlx::Error),
     #[error("stored data could not be read: {0}")]
     Corrupt(String),
     #[error("the store is shut down")]
@@ -159,6 +164,9 @@ pub struct DeliveryUpdate {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Recording {
     pub destination: String,
+    /// The lease owner recording: a delivery another worker has claimed since (this one's lease
+    /// ran out) keeps its new owner's state; the attempt is still logged.
+    pub owner: String,
     pub requests: Vec<RequestRecord>,
     pub updates: Vec<DeliveryUpdate>,
     /// Requests to ask the platform about later: (index into `requests`, platform request id,

@@ -197,7 +197,11 @@ async fn expire(ctx: &WorkerContext, name: &str, claimed: Vec<Claimed>) -> Vec<C
         }
     }
     if !updates.is_empty() {
-        save(ctx, Recording { destination: name.to_owned(), updates, ..Recording::default() }).await;
+        save(
+            ctx,
+            Recording { destination: name.to_owned(), owner: ctx.owner.clone(), updates, ..Recording::default() },
+        )
+        .await;
     }
     ready
 }
@@ -205,7 +209,7 @@ async fn expire(ctx: &WorkerContext, name: &str, claimed: Vec<Claimed>) -> Vec<C
 /// One batch: preflight, mark as sending, send, settle each outcome, record.
 async fn process(ctx: &WorkerContext, dest: &dyn Destination, batch: Vec<Claimed>, breaker: &SharedBreaker) {
     let name = dest.name().to_owned();
-    let mut recording = Recording { destination: name.clone(), ..Recording::default() };
+    let mut recording = Recording { destination: name.clone(), owner: ctx.owner.clone(), ..Recording::default() };
     let mut pre = dest.preflight(&batch).await;
     judge(&name, &pre, breaker);
     let refused: HashSet<i64> = pre.results.iter().map(|r| r.delivery_id).collect();

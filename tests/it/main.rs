@@ -9,4 +9,5 @@ mod destinations;
 mod import;
 mod ingest;
 mod operate;
+mod postgres;
 mod sources;

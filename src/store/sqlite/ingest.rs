@@ -3,33 +3,10 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::to_us;
-use crate::core::plan::{join, Planned, Planner};
-use crate::core::{Consent, DeliveryState, Event, Identity};
+use crate::core::plan::{join, Planner};
+use crate::core::{Consent, DeliveryState, Identity};
+pub(super) use crate::store::prepare::{prepare, Prepared};
 use crate::store::{IdentityCapture, IngestResult, IngestStatus, PlannedDelivery, StoreError};
-
-/// An event with what can be worked out before the transaction: its content hash, its plan and
-/// its stored body (both redone in the transaction only if the identity bridge adds to it).
-pub(super) struct Prepared {
-    event: Event,
-    hash: String,
-    planned: Vec<Planned>,
-    body: String,
-}
-
-/// The CPU-heavy part of ingest, done off the writer thread so it runs on every core.
-pub(super) fn prepare(events: Vec<Event>, planner: &Planner) -> Result<Vec<Prepared>, StoreError> {
-    events
-        .into_iter()
-        .map(|event| {
-            Ok(Prepared {
-                hash: event.content_hash(),
-                planned: planner.plan(&event, event.received_at),
-                body: serde_json::to_string(&event)?,
-                event,
-            })
-        })
-        .collect()
-}
 
 pub(super) fn ingest(
     conn: &Connection,

@@ -4,7 +4,8 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::from_us;
-use crate::core::{DeliveryState, Event, Subject};
+use crate::core::Subject;
+use crate::store::views::{self, DeliveryRow, EventRows};
 use crate::store::{
     AttemptView, ConflictView, Counts, DeliveryFilter, DeliveryView, EventView, Pruned, QueueStat, Receipt,
     ReceiptFilter, ReceiptView, ReplayView, StoreError,
@@ -13,40 +14,21 @@ use crate::store::{
 const DELIVERY_COLUMNS: &str = "id, event_id, destination, dest_event, state, reason, messages, attempts, \
                                 strip_personal, next_attempt_at, created_at, updated_at";
 
-fn delivery(r: &Row<'_>) -> rusqlite::Result<(DeliveryView, String, Option<String>)> {
-    let state: String = r.get(4)?;
-    let messages: Option<String> = r.get(6)?;
-    Ok((
-        DeliveryView {
-            id: r.get(0)?,
-            event_id: r.get(1)?,
-            destination: r.get(2)?,
-            destination_event: r.get(3)?,
-            state: DeliveryState::Pending,
-            reason: r.get(5)?,
-            messages: Vec::new(),
-            attempts: r.get(7)?,
-            personal_fields_stripped: r.get(8)?,
-            stripped_fields: Vec::new(),
-            next_attempt_at: r.get::<_, Option<i64>>(9)?.map(from_us),
-            created_at: from_us(r.get(10)?),
-            updated_at: from_us(r.get(11)?),
-        },
-        state,
-        messages,
-    ))
-}
-
-fn finish(raw: (DeliveryView, String, Option<String>)) -> Result<DeliveryView, StoreError> {
-    let (mut view, state, messages) = raw;
-    view.state = state.parse().map_err(StoreError::Corrupt)?;
-    if let Some(m) = messages {
-        view.messages = serde_json::from_str(&m)?;
-    }
-    if view.state != DeliveryState::Pending {
-        view.next_attempt_at = None;
-    }
-    Ok(view)
+fn delivery(r: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
+    Ok(DeliveryRow {
+        id: r.get(0)?,
+        event_id: r.get(1)?,
+        destination: r.get(2)?,
+        dest_event: r.get(3)?,
+        state: r.get(4)?,
+        reason: r.get(5)?,
+        messages: r.get(6)?,
+        attempts: r.get(7)?,
+        strip_personal: r.get(8)?,
+        next_attempt_at: r.get::<_, Option<i64>>(9)?.map(from_us),
+        created_at: from_us(r.get(10)?),
+        updated_at: from_us(r.get(11)?),
+    })
 }
 
 pub(super) fn event(conn: &Connection, event_id: &str) -> Result<Option<EventView>, StoreError> {
@@ -57,19 +39,10 @@ pub(super) fn event(conn: &Connection, event_id: &str) -> Result<Option<EventVie
     let Some((body, content_hash, routed)) = row else {
         return Ok(None);
     };
-    let event: Event = serde_json::from_str(&body)?;
-    let present = personal_fields(&event);
     let deliveries = conn
         .prepare_cached(&format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE event_id = ?1 ORDER BY id"))?
         .query_map([event_id], delivery)?
-        .map(|r| {
-            let mut d = finish(r?)?;
-            if d.personal_fields_stripped {
-                d.stripped_fields = present.clone();
-            }
-            Ok(d)
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
+        .collect::<Result<Vec<_>, _>>()?;
     let attempts = conn
         .prepare_cached(
             "SELECT a.delivery_id, a.attempt, a.at, a.outcome, a.detail, a.payload_sha256, a.forced, \
@@ -88,7 +61,7 @@ pub(super) fn event(conn: &Connection, event_id: &str) -> Result<Option<EventVie
                 forced: r.get(6)?,
                 endpoint: r.get(7)?,
                 http_status: r.get(8)?,
-                duration_ms: r.get::<_, Option<i64>>(9)?.map(|us| us as f64 / 1000.0),
+                duration_ms: views::duration_ms(r.get(9)?),
                 error: r.get(10)?,
                 response_excerpt: r.get(11)?,
                 request_sha256: r.get(12)?,
@@ -114,20 +87,7 @@ pub(super) fn event(conn: &Connection, event_id: &str) -> Result<Option<EventVie
         .prepare_cached("SELECT received_at, content_hash FROM conflicts WHERE event_id = ?1 ORDER BY id")?
         .query_map([event_id], |r| Ok(ConflictView { received_at: from_us(r.get(0)?), content_hash: r.get(1)? }))?
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Some(EventView {
-        event,
-        routing: if routed { "routed" } else { "not_routed" },
-        content_hash,
-        deliveries,
-        attempts,
-        replays,
-        conflicts,
-    }))
-}
-
-/// The personal fields the event carries (hashed), by name.
-fn personal_fields(e: &Event) -> Vec<&'static str> {
-    e.identity.personal_fields()
+    EventRows { body, content_hash, routed, deliveries, attempts, replays, conflicts }.into_view().map(Some)
 }
 
 pub(super) fn deliveries(conn: &Connection, f: &DeliveryFilter) -> Result<Vec<DeliveryView>, StoreError> {
@@ -146,11 +106,11 @@ pub(super) fn deliveries(conn: &Connection, f: &DeliveryFilter) -> Result<Vec<De
         args.push(e.clone().into());
     }
     sql.push_str(" ORDER BY id LIMIT ?");
-    args.push(i64::from(f.limit.unwrap_or(100).min(1000)).into());
+    args.push(views::delivery_page(f).into());
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt
         .query_map(rusqlite::params_from_iter(args), delivery)?
-        .map(|r| finish(r?))
+        .map(|r| r?.into_view())
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }
@@ -207,13 +167,13 @@ pub(super) fn record_receipt(conn: &Connection, r: &Receipt) -> Result<bool, Sto
 }
 
 pub(super) fn receipts(conn: &Connection, f: &ReceiptFilter) -> Result<Vec<ReceiptView>, StoreError> {
-    let limit = if f.limit == 0 { 100 } else { f.limit.min(10_000) };
+    let limit = views::receipt_page(f);
     Ok(conn
         .prepare_cached(
             "SELECT source, receipt_id, topic, status, detail, first_at, last_at, times FROM receipts \
              WHERE (?1 IS NULL OR source = ?1) AND (?2 IS NULL OR status = ?2) ORDER BY last_at DESC, id DESC LIMIT ?3",
         )?
-        .query_map(params![f.source, f.status, limit as i64], |r| {
+        .query_map(params![f.source, f.status, limit], |r| {
             Ok(ReceiptView {
                 source: r.get(0)?,
                 receipt_id: r.get(1)?,

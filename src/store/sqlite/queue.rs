@@ -132,7 +132,7 @@ pub(super) fn record(conn: &Connection, rec: &Recording, now: DateTime<Utc>) -> 
         "UPDATE deliveries SET state = ?2, reason = ?3, messages = ?4, attempts = attempts + ?5, \
          next_attempt_at = ?6, lease_owner = NULL, lease_until = NULL, updated_at = ?7, \
          forced = CASE WHEN ?2 = 'pending' THEN forced ELSE 0 END \
-         WHERE id = ?1 AND state IN ('claimed', 'sending') RETURNING attempts",
+         WHERE id = ?1 AND state IN ('claimed', 'sending') AND lease_owner = ?8 RETURNING attempts",
     )?;
     let mut insert_attempt = conn.prepare_cached(
         "INSERT INTO attempts (delivery_id, request_id, attempt, at, outcome, detail, payload_sha256, forced) \
@@ -149,7 +149,8 @@ pub(super) fn record(conn: &Connection, rec: &Recording, now: DateTime<Utc>) -> 
                     messages,
                     u.attempted as i64,
                     u.next_attempt_at.map(to_us),
-                    to_us(now)
+                    to_us(now),
+                    rec.owner
                 ],
                 |r| r.get(0),
             )

@@ -43,7 +43,7 @@ async fn setup() -> Setup {
         token = q(sim.token_url.clone()),
     );
     let config = Config::from_toml(&toml).unwrap();
-    let store: Arc<dyn Store> = crate::open_store(&config).unwrap();
+    let store: Arc<dyn Store> = crate::open_sqlite(&config).unwrap();
     let destinations = crate::delivery::build(&config.destinations).unwrap();
     let planner = Arc::new(crate::planner(&config, &destinations));
     let ctx = WorkerContext {

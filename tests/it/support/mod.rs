@@ -108,6 +108,8 @@ pub struct TestServer {
     pub ga4: Ga4Sim,
     pub dir: TempDir,
     pub db: PathBuf,
+    /// The PostgreSQL ledger's URL, when the server runs on one (else SQLite at `db`).
+    pub postgres: Option<String>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -132,15 +134,38 @@ impl TestServer {
     pub async fn start_custom(dir: TempDir, ga4: Ga4Sim, dest_extra: &str, extra: &str) -> Self {
         init_env();
         let db = dir.path().join("surety.db");
-        let config =
-            Config::from_toml(&config_toml_with(&db, &ga4.base_url, dest_extra, extra)).expect("valid test config");
+        let text = config_toml_with(&db, &ga4.base_url, dest_extra, extra);
+        // SURETY_IT_LEDGER=postgres runs the in-process tests on a fresh PostgreSQL ledger each
+        // (tests that open the SQLite file themselves still expect SQLite).
+        if std::env::var("SURETY_IT_LEDGER").is_ok_and(|v| v == "postgres") {
+            let url = postgres_ledger().await;
+            let text = text.replace(&format!("url = \"sqlite://{}\"", db.display()), &format!("url = \"{url}\""));
+            return Self::start_config(dir, ga4, &text, Some(url)).await;
+        }
+        Self::start_config(dir, ga4, &text, None).await
+    }
+
+    /// A server on the PostgreSQL ledger at `url` (see [`postgres_ledger`]), with `ga4` as its
+    /// platform; `tune` edits the test configuration's text (shorter leases, …).
+    pub async fn start_postgres(ga4: Ga4Sim, url: &str, extra: &str, tune: impl Fn(String) -> String) -> Self {
+        init_env();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = dir.path().join("surety.db");
+        let text = config_toml(&db, &ga4.base_url, extra)
+            .replace(&format!("url = \"sqlite://{}\"", db.display()), &format!("url = \"{url}\""));
+        Self::start_config(dir, ga4, &tune(text), Some(url.to_owned())).await
+    }
+
+    async fn start_config(dir: TempDir, ga4: Ga4Sim, text: &str, postgres: Option<String>) -> Self {
+        let db = dir.path().join("surety.db");
+        let config = Config::from_toml(text).expect("valid test config");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(surety::run(config, listener, async move {
             let _ = stopped.await;
         }));
-        Self { base, http: reqwest::Client::new(), ga4, dir, db, stop: Some(stop), task: Some(task) }
+        Self { base, http: reqwest::Client::new(), ga4, dir, db, postgres, stop: Some(stop), task: Some(task) }
     }
 
     /// Stops the server gracefully and waits for it; the folder and simulator stay.
@@ -214,9 +239,17 @@ impl TestServer {
         panic!("deliveries of {id} did not settle: {last:?}");
     }
 
-    /// The ledger's counts, read through a second connection to the same file.
+    /// The ledger's counts, read through a second connection to the same ledger.
     pub async fn counts(&self) -> Counts {
-        ledger_counts(&self.db).await
+        match &self.postgres {
+            Some(url) => surety::store::postgres::PgStore::connect(url)
+                .await
+                .expect("connect to the PostgreSQL ledger")
+                .counts()
+                .await
+                .expect("counts"),
+            None => ledger_counts(&self.db).await,
+        }
     }
 }
 
@@ -231,6 +264,20 @@ impl Drop for TestServer {
 pub async fn ledger_counts(db: &std::path::Path) -> Counts {
     let store = Arc::new(SqliteStore::open(db, Synchronous::Normal).expect("open ledger"));
     store.counts().await.expect("counts")
+}
+
+/// A fresh, empty PostgreSQL database for one test on the local server (`SURETY_TEST_PG`, default
+/// `postgres://root@127.0.0.1:5432/test`, trust auth; `.ci/run` starts the server): returns its URL.
+pub async fn postgres_ledger() -> String {
+    use sqlx::Connection;
+    let admin = std::env::var("SURETY_TEST_PG").unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".to_owned());
+    let name = format!("surety_it_{:016x}", rand::random::<u64>());
+    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|e| {
+        panic!("the PostgreSQL tests need the local server at {admin} (set SURETY_TEST_PG, or run .ci/run): {e}")
+    });
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create a test database");
+    let (base, _) = admin.rsplit_once('/').expect("SURETY_TEST_PG ends in /DATABASE");
+    format!("{base}/{name}")
 }
 
 /// Waits (bounded) until `check` holds; panics with `what` if it never does.

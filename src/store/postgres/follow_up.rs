@@ -1,0 +1,117 @@
+//! Follow-ups on PostgreSQL: asking a platform, after the fact, what it made of a request it took
+//! for processing, and settling that request's deliveries by the answer (as `store::sqlite`).
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+
+use super::{from_us, to_us};
+use crate::core::delivery::reason;
+use crate::core::DeliveryState;
+use crate::delivery::FollowUp;
+use crate::store::{DueFollowUp, StoreError};
+
+pub(super) async fn due(
+    pool: &PgPool,
+    destination: &str,
+    now: DateTime<Utc>,
+    limit: usize,
+) -> Result<Vec<DueFollowUp>, StoreError> {
+    let rows: Vec<(i64, String, i64)> = sqlx::query_as(
+        "SELECT id, platform_request_id, sent_at FROM requests WHERE destination = $1 \
+         AND follow_up_at IS NOT NULL AND follow_up_at <= $2 ORDER BY follow_up_at, id LIMIT $3",
+    )
+    .bind(destination)
+    .bind(to_us(now))
+    .bind(limit as i64)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(request_id, platform_request_id, sent_at)| DueFollowUp {
+            request_id,
+            platform_request_id,
+            sent_at: from_us(sent_at),
+        })
+        .collect())
+}
+
+/// How a final answer settles the request's deliveries: state, reason, messages.
+type Settlement<'a> = Option<(DeliveryState, &'a str, Vec<String>)>;
+
+pub(super) async fn record(
+    pool: &PgPool,
+    request_id: i64,
+    answer: FollowUp,
+    again: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let (summary, settle): (String, Settlement<'_>) = match answer {
+        FollowUp::NotYet => ("processing".into(), None),
+        FollowUp::Error(e) => (format!("could not ask: {e}"), None),
+        FollowUp::Accepted => ("accepted".into(), Some((DeliveryState::Delivered, "accepted", vec![]))),
+        FollowUp::Partial { messages } => (
+            format!("partially accepted: {}", messages.join("; ")),
+            Some((DeliveryState::Delivered, "partially_accepted", messages)),
+        ),
+        FollowUp::Failed { messages } => (
+            format!("processing failed: {}", messages.join("; ")),
+            Some((DeliveryState::Rejected, "processing_failed", messages)),
+        ),
+        // Still delivered (the platform took it), but what it kept will never be known.
+        FollowUp::Unconfirmed(why) => {
+            (format!("gave up: {why}"), Some((DeliveryState::Delivered, reason::PROCESSING_UNKNOWN, vec![why])))
+        }
+    };
+    let now_us = to_us(now);
+    let next = if settle.is_some() { None } else { again.map(to_us) };
+    let mut tx = pool.begin().await?;
+    sqlx::query("UPDATE requests SET follow_up = $2, follow_up_at = $3 WHERE id = $1")
+        .bind(request_id)
+        .bind(&summary)
+        .bind(next)
+        .execute(&mut *tx)
+        .await?;
+    let Some((state, reason, messages)) = settle else {
+        tx.commit().await?;
+        return Ok(());
+    };
+    let messages = (!messages.is_empty()).then(|| serde_json::to_string(&messages)).transpose()?;
+    // The deliveries this request delivered (and that were not replayed since), locked in id
+    // order so a concurrent replay of them waits rather than deadlocks.
+    let ids: Vec<(i64, i32)> = sqlx::query_as(
+        "SELECT d.id, d.attempts FROM attempts a JOIN deliveries d ON d.id = a.delivery_id \
+         WHERE a.request_id = $1 AND a.outcome = 'delivered' AND d.state = 'delivered' ORDER BY d.id FOR UPDATE OF d",
+    )
+    .bind(request_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    for (id, attempts) in ids {
+        sqlx::query(
+            "UPDATE deliveries SET state = $2, reason = $3, messages = coalesce($4, messages), updated_at = $5 \
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(state.as_str())
+        .bind(reason)
+        .bind(&messages)
+        .bind(now_us)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO attempts (delivery_id, request_id, attempt, at, outcome, detail) \
+             VALUES ($1, $2, $3, $4, 'follow_up', $5)",
+        )
+        .bind(id)
+        .bind(request_id)
+        .bind(attempts)
+        .bind(now_us)
+        .bind(&summary)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,176 @@
+//! The ledger on PostgreSQL, for several Surety processes sharing one database (`storage.url =
+//! "postgres://…"`). Same tables and semantics as `store::sqlite`; what differs is concurrency:
+//! every call is its own transaction on a pooled connection, PostgreSQL's row locks replace the
+//! single writer thread, and claims use `FOR UPDATE SKIP LOCKED` so processes never take the same
+//! delivery. Times are microseconds since the Unix epoch, as in SQLite.
+
+mod follow_up;
+mod ingest;
+mod queries;
+mod queue;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+use super::{
+    Claimed, Counts, DeliveryFilter, DeliveryView, DueFollowUp, EventView, IdentityCapture, IngestResult, Pruned,
+    QueueStat, Receipt, ReceiptFilter, ReceiptView, Recording, Recovered, ReplayReport, ReplaySelector, Store,
+    StoreError,
+};
+use crate::core::plan::Planner;
+use crate::core::{Event, Subject};
+use crate::delivery::FollowUp;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/postgres/migrations");
+
+/// Connections per process: enough for ingest, every destination's worker and the readers.
+const POOL_SIZE: u32 = 16;
+
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects (`postgres://user@host:port/db`) and brings the schema up to date; several
+    /// processes starting at once serialise on the migrator's advisory lock.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let options: PgConnectOptions = url.parse()?;
+        let pool = PgPoolOptions::new()
+            .max_connections(POOL_SIZE)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        MIGRATOR.run(&pool).await.map_err(|e| StoreError::Other(format!("migrating the ledger failed: {e}")))?;
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+pub(crate) fn to_us(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+pub(crate) fn from_us(us: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(us).unwrap_or_default()
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn ingest(&self, events: Vec<Event>, planner: Arc<Planner>) -> Result<Vec<IngestResult>, StoreError> {
+        ingest::ingest(&self.pool, events, planner).await
+    }
+
+    async fn capture_identity(&self, capture: IdentityCapture) -> Result<(), StoreError> {
+        ingest::capture_identity(&self.pool, capture, Utc::now()).await
+    }
+
+    async fn claim(
+        &self,
+        destination: &str,
+        limit: usize,
+        lease: Duration,
+        owner: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        queue::claim(&self.pool, destination, limit, lease, owner, now).await
+    }
+
+    async fn mark_sending(&self, ids: &[i64], now: DateTime<Utc>) -> Result<(), StoreError> {
+        queue::mark_sending(&self.pool, ids, now).await
+    }
+
+    async fn release(&self, ids: &[i64], now: DateTime<Utc>) -> Result<(), StoreError> {
+        queue::release(&self.pool, ids, now).await
+    }
+
+    async fn record(&self, recording: Recording, now: DateTime<Utc>) -> Result<(), StoreError> {
+        queue::record(&self.pool, recording, now).await
+    }
+
+    async fn recover(&self, planner: Arc<Planner>, all: bool, now: DateTime<Utc>) -> Result<Recovered, StoreError> {
+        queue::recover(&self.pool, planner, all, now).await
+    }
+
+    async fn replay(
+        &self,
+        selector: ReplaySelector,
+        force: bool,
+        now: DateTime<Utc>,
+    ) -> Result<ReplayReport, StoreError> {
+        queue::replay(&self.pool, selector, force, now).await
+    }
+
+    async fn event(&self, event_id: &str) -> Result<Option<EventView>, StoreError> {
+        queries::event(&self.pool, event_id).await
+    }
+
+    async fn deliveries(&self, filter: DeliveryFilter) -> Result<Vec<DeliveryView>, StoreError> {
+        queries::deliveries(&self.pool, filter).await
+    }
+
+    async fn counts(&self) -> Result<Counts, StoreError> {
+        queries::counts(&self.pool).await
+    }
+
+    async fn queues(&self) -> Result<Vec<QueueStat>, StoreError> {
+        queries::queues(&self.pool).await
+    }
+
+    async fn due_follow_ups(
+        &self,
+        destination: &str,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<DueFollowUp>, StoreError> {
+        follow_up::due(&self.pool, destination, now, limit).await
+    }
+
+    async fn record_follow_up(
+        &self,
+        request_id: i64,
+        answer: FollowUp,
+        again: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        follow_up::record(&self.pool, request_id, answer, again, now).await
+    }
+
+    async fn record_receipts(&self, receipts: Vec<Receipt>) -> Result<Vec<bool>, StoreError> {
+        ingest::record_receipts(&self.pool, receipts).await
+    }
+
+    async fn receipts(&self, filter: ReceiptFilter) -> Result<Vec<ReceiptView>, StoreError> {
+        queries::receipts(&self.pool, filter).await
+    }
+
+    async fn prune(&self, before: DateTime<Utc>, batch: usize) -> Result<Pruned, StoreError> {
+        queries::prune(&self.pool, before, batch).await
+    }
+
+    async fn record_aliases(&self, aliases: Vec<(String, Subject)>) -> Result<(), StoreError> {
+        ingest::record_aliases(&self.pool, aliases, Utc::now()).await
+    }
+
+    async fn resolve_alias(&self, alias: &str) -> Result<Option<Subject>, StoreError> {
+        ingest::resolve_alias(&self.pool, alias).await
+    }
+
+    async fn next_due(&self, destination: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        queries::next_due(&self.pool, destination).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testdb;

@@ -1,0 +1,110 @@
+//! Stored rows → the views `Store` returns: pure decoding shared by both stores, so an event's
+//! timeline reads the same whichever database holds it.
+
+use chrono::{DateTime, Utc};
+
+use crate::core::{DeliveryState, Event};
+use crate::store::StoreError;
+use crate::store::{AttemptView, ConflictView, DeliveryFilter, DeliveryView, EventView, ReceiptFilter, ReplayView};
+
+/// A `deliveries` row as selected for a view, times already converted by the store.
+pub(super) struct DeliveryRow {
+    pub id: i64,
+    pub event_id: String,
+    pub destination: String,
+    pub dest_event: String,
+    pub state: String,
+    pub reason: Option<String>,
+    /// JSON array of strings, or none.
+    pub messages: Option<String>,
+    pub attempts: u32,
+    pub strip_personal: bool,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl DeliveryRow {
+    /// Parses state and messages; only a pending delivery shows when it is next due.
+    pub fn into_view(self) -> Result<DeliveryView, StoreError> {
+        let state: DeliveryState = self.state.parse().map_err(StoreError::Corrupt)?;
+        let messages = match self.messages {
+            Some(m) => serde_json::from_str(&m)?,
+            None => Vec::new(),
+        };
+        Ok(DeliveryView {
+            id: self.id,
+            event_id: self.event_id,
+            destination: self.destination,
+            destination_event: self.dest_event,
+            state,
+            reason: self.reason,
+            messages,
+            attempts: self.attempts,
+            personal_fields_stripped: self.strip_personal,
+            stripped_fields: Vec::new(),
+            next_attempt_at: if state == DeliveryState::Pending { self.next_attempt_at } else { None },
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+/// An `events` row (body, content hash, routed) with its history, read by the store.
+pub(super) struct EventRows {
+    pub body: String,
+    pub content_hash: String,
+    pub routed: bool,
+    pub deliveries: Vec<DeliveryRow>,
+    pub attempts: Vec<AttemptView>,
+    pub replays: Vec<ReplayView>,
+    pub conflicts: Vec<ConflictView>,
+}
+
+impl EventRows {
+    /// One event's timeline: a delivery that left personal fields out names the ones the event has.
+    pub fn into_view(self) -> Result<EventView, StoreError> {
+        let event: Event = serde_json::from_str(&self.body)?;
+        let present = personal_fields(&event);
+        let deliveries = self
+            .deliveries
+            .into_iter()
+            .map(|row| {
+                let mut d = row.into_view()?;
+                if d.personal_fields_stripped {
+                    d.stripped_fields = present.clone();
+                }
+                Ok(d)
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(EventView {
+            event,
+            routing: if self.routed { "routed" } else { "not_routed" },
+            content_hash: self.content_hash,
+            deliveries,
+            attempts: self.attempts,
+            replays: self.replays,
+            conflicts: self.conflicts,
+        })
+    }
+}
+
+/// The personal fields the event carries (hashed), by name.
+fn personal_fields(e: &Event) -> Vec<&'static str> {
+    e.identity.personal_fields()
+}
+
+/// A request's duration as shown: stored in microseconds, shown in milliseconds.
+pub(super) fn duration_ms(us: Option<i64>) -> Option<f64> {
+    us.map(|us| us as f64 / 1000.0)
+}
+
+/// How many deliveries one page holds: 100 unless asked, at most 1000.
+pub(super) fn delivery_page(f: &DeliveryFilter) -> i64 {
+    i64::from(f.limit.unwrap_or(100).min(1000))
+}
+
+/// How many receipts one list holds: 100 unless asked (0 = unasked), at most 10 000.
+pub(super) fn receipt_page(f: &ReceiptFilter) -> i64 {
+    (if f.limit == 0 { 100 } else { f.limit.min(10_000) }) as i64
+}
