@@ -3,6 +3,7 @@
 
 pub mod postgres;
 mod prepare;
+mod rules;
 pub mod sqlite;
 mod views;
 

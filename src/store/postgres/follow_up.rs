@@ -5,8 +5,6 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
 use super::{from_us, to_us};
-use crate::core::delivery::reason;
-use crate::core::DeliveryState;
 use crate::delivery::FollowUp;
 use crate::store::{DueFollowUp, StoreError};
 
@@ -35,9 +33,6 @@ pub(super) async fn due(
         .collect())
 }
 
-/// How a final answer settles the request's deliveries: state, reason, messages.
-type Settlement<'a> = Option<(DeliveryState, &'a str, Vec<String>)>;
-
 pub(super) async fn record(
     pool: &PgPool,
     request_id: i64,
@@ -45,23 +40,7 @@ pub(super) async fn record(
     again: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let (summary, settle): (String, Settlement<'_>) = match answer {
-        FollowUp::NotYet => ("processing".into(), None),
-        FollowUp::Error(e) => (format!("could not ask: {e}"), None),
-        FollowUp::Accepted => ("accepted".into(), Some((DeliveryState::Delivered, "accepted", vec![]))),
-        FollowUp::Partial { messages } => (
-            format!("partially accepted: {}", messages.join("; ")),
-            Some((DeliveryState::Delivered, "partially_accepted", messages)),
-        ),
-        FollowUp::Failed { messages } => (
-            format!("processing failed: {}", messages.join("; ")),
-            Some((DeliveryState::Rejected, "processing_failed", messages)),
-        ),
-        // Still delivered (the platform took it), but what it kept will never be known.
-        FollowUp::Unconfirmed(why) => {
-            (format!("gave up: {why}"), Some((DeliveryState::Delivered, reason::PROCESSING_UNKNOWN, vec![why])))
-        }
-    };
+    let (summary, settle) = crate::store::rules::follow_up_settlement(&answer);
     let now_us = to_us(now);
     let next = if settle.is_some() { None } else { again.map(to_us) };
     let mut tx = pool.begin().await?;

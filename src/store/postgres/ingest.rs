@@ -235,7 +235,7 @@ pub(super) async fn capture_identity(
     loop {
         let current = bridge(&mut tx, BRIDGE_FOR_UPDATE, &subject.kind, &subject.id).await?;
         let exists = current.is_some();
-        let (identity, consent) = merge(current.unwrap_or_default(), &capture)?;
+        let (identity, consent) = crate::store::rules::merge_capture(current.unwrap_or_default(), &capture)?;
         let (identity, consent) = (serde_json::to_string(&identity)?, serde_json::to_string(&consent)?);
         if exists {
             sqlx::query(
@@ -285,29 +285,6 @@ pub(super) async fn capture_identity(
     .await?;
     tx.commit().await?;
     Ok(())
-}
-
-/// The bridge entry after a capture: every identity field and consent purpose the capture states
-/// replaces the older one (as `store::sqlite::ingest::capture_identity` merges).
-fn merge(
-    (identity, mut consent): (Identity, Consent),
-    capture: &IdentityCapture,
-) -> Result<(Identity, Consent), StoreError> {
-    let mut merged = serde_json::to_value(&identity)?;
-    if let (Some(m), serde_json::Value::Object(n)) = (merged.as_object_mut(), serde_json::to_value(&capture.identity)?)
-    {
-        m.extend(n);
-    }
-    for (target, source) in [
-        (&mut consent.analytics, capture.consent.analytics),
-        (&mut consent.ad_user_data, capture.consent.ad_user_data),
-        (&mut consent.ad_personalization, capture.consent.ad_personalization),
-    ] {
-        if source.is_some() {
-            *target = source;
-        }
-    }
-    Ok((serde_json::from_value(merged)?, consent))
 }
 
 /// Inserts each receipt or counts a redelivery of it; true the first time. Rows are written in

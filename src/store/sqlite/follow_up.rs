@@ -5,8 +5,6 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection};
 
 use super::{from_us, to_us};
-use crate::core::delivery::reason;
-use crate::core::DeliveryState;
 use crate::delivery::FollowUp;
 use crate::store::{DueFollowUp, StoreError};
 
@@ -27,9 +25,6 @@ pub(super) fn due(
         .collect::<Result<Vec<_>, _>>()?)
 }
 
-/// How a final answer settles the request's deliveries: state, reason, messages.
-type Settlement<'a> = Option<(DeliveryState, &'a str, Vec<String>)>;
-
 pub(super) fn record(
     conn: &Connection,
     request_id: i64,
@@ -37,23 +32,7 @@ pub(super) fn record(
     again: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let (summary, settle): (String, Settlement<'_>) = match answer {
-        FollowUp::NotYet => ("processing".into(), None),
-        FollowUp::Error(e) => (format!("could not ask: {e}"), None),
-        FollowUp::Accepted => ("accepted".into(), Some((DeliveryState::Delivered, "accepted", vec![]))),
-        FollowUp::Partial { messages } => (
-            format!("partially accepted: {}", messages.join("; ")),
-            Some((DeliveryState::Delivered, "partially_accepted", messages.clone())),
-        ),
-        FollowUp::Failed { messages } => (
-            format!("processing failed: {}", messages.join("; ")),
-            Some((DeliveryState::Rejected, "processing_failed", messages.clone())),
-        ),
-        // Still delivered (the platform took it), but what it kept will never be known.
-        FollowUp::Unconfirmed(why) => {
-            (format!("gave up: {why}"), Some((DeliveryState::Delivered, reason::PROCESSING_UNKNOWN, vec![why.clone()])))
-        }
-    };
+    let (summary, settle) = crate::store::rules::follow_up_settlement(answer);
     let next = if settle.is_some() { None } else { again.map(to_us) };
     conn.prepare_cached("UPDATE requests SET follow_up = ?2, follow_up_at = ?3 WHERE id = ?1")?
         .execute(params![request_id, summary, next])?;

@@ -116,17 +116,8 @@ pub(super) fn capture_identity(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), StoreError> {
     let subject = &capture.subject;
-    let (mut identity, mut consent) = bridge(conn, &subject.kind, &subject.id)?.unwrap_or_default();
-    overlay(&mut identity, &capture.identity)?;
-    for (target, source) in [
-        (&mut consent.analytics, capture.consent.analytics),
-        (&mut consent.ad_user_data, capture.consent.ad_user_data),
-        (&mut consent.ad_personalization, capture.consent.ad_personalization),
-    ] {
-        if source.is_some() {
-            *target = source;
-        }
-    }
+    let (identity, consent) =
+        crate::store::rules::merge_capture(bridge(conn, &subject.kind, &subject.id)?.unwrap_or_default(), capture)?;
     let (identity_json, consent_json) = (serde_json::to_string(&identity)?, serde_json::to_string(&consent)?);
     conn.prepare_cached(
         "INSERT INTO identities (subject_type, subject_id, identity, consent, captured_at, updated_at) \
@@ -154,15 +145,5 @@ pub(super) fn capture_identity(
         serde_json::to_string(&capture.identity)?,
         serde_json::to_string(&capture.consent)?
     ])?;
-    Ok(())
-}
-
-/// Every field the newer capture states replaces the older one.
-fn overlay(base: &mut Identity, newer: &Identity) -> Result<(), StoreError> {
-    let mut merged = serde_json::to_value(&*base)?;
-    if let (Some(m), serde_json::Value::Object(n)) = (merged.as_object_mut(), serde_json::to_value(newer)?) {
-        m.extend(n);
-    }
-    *base = serde_json::from_value(merged)?;
     Ok(())
 }

@@ -208,21 +208,12 @@ pub(super) fn recover(
         let event = load_event(conn, &event_id)?;
         let route = stored_route(stored, Route { event: dest_event, ..Route::default() })?;
         let resend = planner.rules(&destination).is_some_and(|rules| rules.dedupes_resend(&event, &route));
-        let (state, outcome, detail) = if resend {
+        if resend {
             out.resent += 1;
-            (
-                DeliveryState::Pending,
-                "in_doubt_resend",
-                "crashed while sending; the platform dedupes on our id, so it is sent again",
-            )
         } else {
             out.in_doubt += 1;
-            (
-                DeliveryState::InDoubt,
-                "in_doubt",
-                "crashed while sending; the platform does not dedupe, so it is left for a person to settle",
-            )
-        };
+        }
+        let (state, outcome, detail) = crate::store::rules::after_crash(resend);
         conn.prepare_cached(
             "UPDATE deliveries SET state = ?2, reason = ?3, attempts = attempts + 1, next_attempt_at = ?4, \
              lease_owner = NULL, lease_until = NULL, updated_at = ?5 WHERE id = ?1",
@@ -252,16 +243,7 @@ pub(super) fn replay(
     let mut report = ReplayReport::default();
     let now_us = to_us(now);
     for (id, state, previous_reason) in targets {
-        let refusal = match state {
-            DeliveryState::Pending | DeliveryState::Claimed | DeliveryState::Sending => {
-                Some("not ended: it is already queued or in flight")
-            }
-            DeliveryState::Delivered if !force => Some("already delivered: replay with force to send it again"),
-            DeliveryState::Skipped if !force => {
-                Some("skipped by the plan: replay with force to send it anyway (the time window still applies)")
-            }
-            _ => None,
-        };
+        let refusal = crate::store::rules::replay_refusal(state, force);
         if let Some(why) = refusal {
             report.refused.push(ReplayRefusal { delivery_id: id, state, reason: why.into() });
             continue;
