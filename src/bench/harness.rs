@@ -47,6 +47,8 @@ pub struct ServerSpec<'a> {
     /// on one runtime a client task and the server task it wakes tend to share a worker thread
     /// (tokio's LIFO slot is not stolen), which leaves cores idle.
     pub own_runtime: bool,
+    /// Measure PostgreSQL: a server URL in which a fresh database is created for this server.
+    pub postgres: Option<&'a str>,
 }
 
 pub struct DeliverySpec<'a> {
@@ -62,9 +64,13 @@ impl Server {
     pub async fn start(spec: &ServerSpec<'_>) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new().prefix("surety-bench-").tempdir().context("cannot create a temp folder")?;
         let db = dir.path().join("ledger.db");
+        let url = match spec.postgres {
+            Some(server) => fresh_postgres(server).await?,
+            None => format!("sqlite://{}", db.display()),
+        };
         let mut toml = format!(
             "[storage]\nurl = {}\nsqlite_synchronous = {}\n\n[log]\nlevel = \"warn\"\n",
-            quote(&format!("sqlite://{}", db.display())),
+            quote(&url),
             quote(spec.synchronous),
         );
         if let Some(d) = &spec.delivery {
@@ -132,8 +138,8 @@ impl Server {
 
     /// The server's ledger, opened beside it as the admin commands open it (ADR 0003), to read
     /// totals the API does not give.
-    pub fn ledger(&self) -> anyhow::Result<Arc<crate::store::sqlite::SqliteStore>> {
-        crate::open_sqlite(&self.config)
+    pub async fn ledger(&self) -> anyhow::Result<Arc<dyn crate::store::Store>> {
+        crate::open_ledger(&self.config).await
     }
 
     /// Stops the server and waits (bounded) for it to finish; the temp folder goes with it.
@@ -165,6 +171,19 @@ pub fn client(connections: usize) -> anyhow::Result<reqwest::Client> {
         .timeout(Duration::from_secs(60))
         .build()
         .context("cannot build the HTTP client")
+}
+
+/// Creates `surety_bench_<random>` on the PostgreSQL server at `server` and returns its URL.
+async fn fresh_postgres(server: &str) -> anyhow::Result<String> {
+    use sqlx::Connection;
+    let name = format!("surety_bench_{:016x}", rand::random::<u64>());
+    let mut conn = sqlx::PgConnection::connect(server).await.with_context(|| format!("cannot connect to {server}"))?;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .context("cannot create the bench database")?;
+    let (base, _) = server.rsplit_once('/').context("--postgres must end in /DATABASE")?;
+    Ok(format!("{base}/{name}"))
 }
 
 /// A platform simulator behind a layer that notes when each event (by the benchmark's event

@@ -51,6 +51,10 @@ pub struct BenchArgs {
     /// Each destination's `concurrency` in the four-platform scenario (d).
     #[arg(long, default_value_t = 8)]
     pub platform_concurrency: usize,
+    /// Measure a PostgreSQL ledger instead of SQLite: the URL of a server and database (e.g.
+    /// postgres://root@127.0.0.1:5432/test) in which each scenario creates a fresh database.
+    #[arg(long, value_name = "URL")]
+    pub postgres: Option<String>,
     /// Run the server on the client's tokio runtime instead of one of its own (to see how much a
     /// shared scheduler costs; by default the server has its own, like a separate process).
     #[arg(long)]
@@ -140,11 +144,21 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let selected = |s| args.only.is_empty() || args.only.contains(&s);
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
 
+    let ledger = match &args.postgres {
+        Some(_) => "PostgreSQL (a fresh database per scenario; the server's own durability settings)".to_owned(),
+        None => format!(
+            "SQLite storage.sqlite_synchronous = \"{}\"{}",
+            args.synchronous,
+            if args.synchronous == "full" {
+                " (durable: fsync at every commit)"
+            } else {
+                " (NOT durable on power loss)"
+            }
+        ),
+    };
     report.line(format!(
-        "surety bench{} — SQLite storage.sqlite_synchronous = \"{}\"{}, loopback HTTP, {cpus} CPU(s)",
+        "surety bench{} — {ledger}, loopback HTTP, {cpus} CPU(s)",
         if args.quick { " --quick" } else { "" },
-        args.synchronous,
-        if args.synchronous == "full" { " (durable: fsync at every commit)" } else { " (NOT durable on power loss)" },
     ));
     report.line(
         "Client, server and platform simulators share this process, its CPUs and its memory (the server on a \
@@ -163,6 +177,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             clients: args.clients.max(1),
             synchronous: args.synchronous.clone(),
             own_runtime: !args.one_runtime,
+            postgres: args.postgres.clone(),
         };
         match scenarios::batched(&p, &report).await {
             Ok(m) => rows.push(row(Scenario::A, "batched ingest", "events", m, &report)),
@@ -177,6 +192,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             concurrency: args.concurrency.max(1),
             synchronous: args.synchronous.clone(),
             own_runtime: !args.one_runtime,
+            postgres: args.postgres.clone(),
         };
         match scenarios::single(&p, &report).await {
             Ok(m) => rows.push(row(Scenario::B, "single-event ingest", "requests", m, &report)),
@@ -193,6 +209,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             ga4_concurrency: args.ga4_concurrency.max(1),
             synchronous: args.synchronous.clone(),
             own_runtime: !args.one_runtime,
+            postgres: args.postgres.clone(),
         };
         match scenarios::delivered(&p, &report).await {
             Ok(m) => rows.push(row(Scenario::C, "ingest -> delivered", "events", m, &report)),
@@ -209,6 +226,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             concurrency: args.platform_concurrency.max(1),
             synchronous: args.synchronous.clone(),
             own_runtime: !args.one_runtime,
+            postgres: args.postgres.clone(),
         };
         match platforms::delivered_everywhere(&p, &report).await {
             Ok((m, rates)) => {

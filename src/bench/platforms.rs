@@ -21,7 +21,6 @@ use super::{Measured, Report};
 use crate::sim::google_ads::GoogleAdsSimState;
 use crate::sim::linkedin::LinkedinSimState;
 use crate::sim::meta::MetaSimState;
-use crate::store::Store;
 
 const META_DESTINATION: &str = "meta-bench";
 const GOOGLE_ADS_DESTINATION: &str = "gads-bench";
@@ -42,6 +41,8 @@ pub struct Platforms {
     pub concurrency: usize,
     pub synchronous: String,
     pub own_runtime: bool,
+    /// A PostgreSQL server to measure instead of SQLite (a fresh database is created in it).
+    pub postgres: Option<String>,
 }
 
 /// One destination's share of the scenario.
@@ -203,6 +204,7 @@ pub async fn delivered_everywhere(p: &Platforms, report: &Report) -> anyhow::Res
             more: Some(more),
         }),
         own_runtime: p.own_runtime,
+        postgres: p.postgres.as_deref(),
     };
     let server = match Server::start(&spec).await {
         Ok(s) => s,
@@ -277,7 +279,7 @@ async fn deliver_all(
     let cpu = Cpu::since(cpu);
 
     // Google took the requests "for processing"; its status check then confirms them.
-    let ledger = server.ledger()?;
+    let ledger = server.ledger().await?;
     let confirm_started = Instant::now();
     let confirm_deadline = confirm_started + Duration::from_secs(60) + Duration::from_millis(p.events as u64);
     let mut counts = ledger.counts().await?;

@@ -18,6 +18,8 @@ pub struct Batched {
     pub clients: usize,
     pub synchronous: String,
     pub own_runtime: bool,
+    /// A PostgreSQL server to measure instead of SQLite (a fresh database is created in it).
+    pub postgres: Option<String>,
 }
 
 pub struct Single {
@@ -25,6 +27,8 @@ pub struct Single {
     pub concurrency: usize,
     pub synchronous: String,
     pub own_runtime: bool,
+    /// A PostgreSQL server to measure instead of SQLite (a fresh database is created in it).
+    pub postgres: Option<String>,
 }
 
 pub struct Delivered {
@@ -34,12 +38,19 @@ pub struct Delivered {
     pub ga4_concurrency: usize,
     pub synchronous: String,
     pub own_runtime: bool,
+    /// A PostgreSQL server to measure instead of SQLite (a fresh database is created in it).
+    pub postgres: Option<String>,
 }
 
 /// a. `{"events": [...1000...]}` from a few concurrent clients; nothing routed.
 pub async fn batched(p: &Batched, report: &Report) -> anyhow::Result<Measured> {
-    let server =
-        Server::start(&ServerSpec { synchronous: &p.synchronous, delivery: None, own_runtime: p.own_runtime }).await?;
+    let server = Server::start(&ServerSpec {
+        synchronous: &p.synchronous,
+        delivery: None,
+        own_runtime: p.own_runtime,
+        postgres: p.postgres.as_deref(),
+    })
+    .await?;
     report.line(format!(
         "    {} events in batches of {BATCH}, {} concurrent clients, no destination (events stay not_routed)",
         harness::grouped(p.events as f64),
@@ -62,8 +73,13 @@ pub async fn batched(p: &Batched, report: &Report) -> anyhow::Result<Measured> {
 
 /// b. One event per request at fixed concurrency; nothing routed.
 pub async fn single(p: &Single, report: &Report) -> anyhow::Result<Measured> {
-    let server =
-        Server::start(&ServerSpec { synchronous: &p.synchronous, delivery: None, own_runtime: p.own_runtime }).await?;
+    let server = Server::start(&ServerSpec {
+        synchronous: &p.synchronous,
+        delivery: None,
+        own_runtime: p.own_runtime,
+        postgres: p.postgres.as_deref(),
+    })
+    .await?;
     report.line(format!(
         "    {} requests of one event each, {} concurrent clients, no destination",
         harness::grouped(p.requests as f64),
@@ -164,6 +180,7 @@ pub async fn delivered(p: &Delivered, report: &Report) -> anyhow::Result<Measure
             more: None,
         }),
         own_runtime: p.own_runtime,
+        postgres: p.postgres.as_deref(),
     })
     .await;
     let server = match server {
