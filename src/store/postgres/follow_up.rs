@@ -8,24 +8,35 @@ use super::{from_us, to_us};
 use crate::delivery::FollowUp;
 use crate::store::{DueFollowUp, StoreError};
 
+/// How long a process that took a due follow-up has to record its answer before another process
+/// may ask again (it is then asked again, which is harmless).
+const FOLLOW_UP_LEASE_SECS: i64 = 60;
+
+/// The due follow-ups, each taken for [`FOLLOW_UP_LEASE_SECS`]: its `follow_up_at` moves past the
+/// lease in the same statement (`SKIP LOCKED`), so processes sharing the ledger do not ask the
+/// platform about the same request at once; `record` then sets the real next time.
 pub(super) async fn due(
     pool: &PgPool,
     destination: &str,
     now: DateTime<Utc>,
     limit: usize,
 ) -> Result<Vec<DueFollowUp>, StoreError> {
-    let rows: Vec<(i64, String, i64)> = sqlx::query_as(
-        "SELECT id, platform_request_id, sent_at FROM requests WHERE destination = $1 \
-         AND follow_up_at IS NOT NULL AND follow_up_at <= $2 ORDER BY follow_up_at, id LIMIT $3",
+    let mut rows: Vec<(i64, String, i64, i64)> = sqlx::query_as(
+        "UPDATE requests SET follow_up_at = $4 WHERE id IN ( \
+             SELECT id FROM requests WHERE destination = $1 AND follow_up_at IS NOT NULL AND follow_up_at <= $2 \
+             ORDER BY follow_up_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+         RETURNING id, platform_request_id, sent_at, follow_up_at",
     )
     .bind(destination)
     .bind(to_us(now))
     .bind(limit as i64)
+    .bind(to_us(now + chrono::Duration::seconds(FOLLOW_UP_LEASE_SECS)))
     .fetch_all(pool)
     .await?;
+    rows.sort_by_key(|r| r.0);
     Ok(rows
         .into_iter()
-        .map(|(request_id, platform_request_id, sent_at)| DueFollowUp {
+        .map(|(request_id, platform_request_id, sent_at, _)| DueFollowUp {
             request_id,
             platform_request_id,
             sent_at: from_us(sent_at),

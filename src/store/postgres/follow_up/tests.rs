@@ -57,23 +57,32 @@ async fn a_follow_up_is_due_from_its_time_on_and_asking_again_moves_it() {
 
     assert!(store.due_follow_ups("gads", ask - Duration::seconds(1), 10).await.unwrap().is_empty());
     assert!(store.due_follow_ups("ga4", ask, 10).await.unwrap().is_empty(), "per destination");
-    let due = store.due_follow_ups("gads", ask + Duration::hours(1), 10).await.unwrap();
+    let hour = ask + Duration::hours(1);
+    let first = store.due_follow_ups("gads", hour, 1).await.unwrap();
+    assert_eq!(first.iter().map(|d| d.request_id).collect::<Vec<_>>(), vec![request_id], "oldest due first, limited");
+    let other = store.due_follow_ups("gads", hour, 10).await.unwrap();
+    assert_eq!(
+        other.iter().map(|d| d.request_id).collect::<Vec<_>>(),
+        vec![later],
+        "a request being asked about is not handed to a second asker"
+    );
+    // Nobody recorded an answer within the lease: both are due again.
+    let lapsed = hour + Duration::seconds(61);
+    let due = store.due_follow_ups("gads", lapsed, 10).await.unwrap();
     let sent_at = t0() - Duration::seconds(1);
     assert_eq!(
         due,
         vec![
             DueFollowUp { request_id, platform_request_id: "jobs/1".into(), sent_at },
             DueFollowUp { request_id: later, platform_request_id: "jobs/2".into(), sent_at },
-        ],
-        "oldest due first"
+        ]
     );
-    assert_eq!(store.due_follow_ups("gads", ask + Duration::hours(1), 1).await.unwrap().len(), 1, "limited");
 
-    let again = ask + Duration::minutes(10);
-    store.record_follow_up(request_id, FollowUp::NotYet, Some(again), ask).await.unwrap();
+    let again = ask + Duration::hours(2);
+    store.record_follow_up(request_id, FollowUp::NotYet, Some(again), lapsed).await.unwrap();
     assert_eq!(request_row(pool, request_id).await, (Some("processing".into()), Some(to_us(again))));
-    let due = store.due_follow_ups("gads", ask + Duration::minutes(5), 10).await.unwrap();
-    assert_eq!(due.iter().map(|d| d.request_id).collect::<Vec<_>>(), vec![later]);
+    let due = store.due_follow_ups("gads", lapsed + Duration::seconds(61), 10).await.unwrap();
+    assert_eq!(due.iter().map(|d| d.request_id).collect::<Vec<_>>(), vec![later], "asked again at its new time only");
     store.record_follow_up(request_id, FollowUp::Error("timeout".into()), Some(again), ask).await.unwrap();
     assert_eq!(request_row(pool, request_id).await.0.as_deref(), Some("could not ask: timeout"));
     assert_eq!(row(pool, ids[0]).await.1.as_deref(), Some("sent"), "no answer yet: nothing settled");
