@@ -6,7 +6,9 @@
 
 mod admin;
 pub mod auth;
+mod dashboard;
 mod events;
+mod openapi;
 mod ops;
 pub mod problem;
 mod sources;
@@ -36,9 +38,11 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/batch", post(sources::segment_batch))
         .route("/v1/track", post(sources::segment_track))
         .route("/v1/identify", post(sources::segment_identify))
+        .route("/", get(dashboard::page))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(openapi::document))
         .fallback(|| async { Problem::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(limit))
         .with_state(app)

@@ -209,6 +209,7 @@ async fn wait_ready(api: &api::Api, server: &tokio::task::JoinHandle<anyhow::Res
 fn hints(api: &api::Api, db: &Path, kept: bool) {
     let auth = format!("-H 'authorization: Bearer {}'", api.admin_token);
     println!("\nSurety is still running at {}. Look around (admin token {}):", api.base, api.admin_token);
+    println!("  the dashboard: open {}/ in a browser (any user name, the admin token as password)", api.base);
     println!("  curl {auth} {}/v1/events/order:1042:order_paid", api.base);
     println!("  curl {auth} '{}/v1/deliveries?state=skipped'", api.base);
     println!("  curl {auth} '{}/v1/deliveries?destination={GOOGLE_ADS}'", api.base);

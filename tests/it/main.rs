@@ -4,10 +4,12 @@
 mod support;
 
 mod crash;
+mod dashboard;
 mod delivery;
 mod destinations;
 mod import;
 mod ingest;
+mod openapi;
 mod operate;
 mod postgres;
 mod sources;

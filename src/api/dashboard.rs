@@ -1,0 +1,494 @@
+//! The dashboard at `GET /`: one server-rendered page over the ledger (admin role) — totals, the
+//! per-destination "adds up" table, queues and circuits, the newest dead letters and refused
+//! receipts, and one event's timeline at `GET /?event=ID`. No assets, no framework: the template
+//! (`dashboard.html`) is filled in one pass with values escaped here, so nothing from the ledger
+//! is ever read as markup. Secrets are never rendered (the page reads only the ledger and the
+//! destinations' names).
+
+use std::collections::BTreeSet;
+use std::fmt::{self, Write};
+use std::sync::Arc;
+
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use chrono::{DateTime, Utc};
+
+use super::auth::Role;
+use super::problem::Problem;
+use crate::core::DeliveryState;
+use crate::store::{Counts, DeliveryFilter, DeliveryView, EventView, ReceiptFilter, ReceiptView};
+use crate::telemetry::DestinationLabels;
+use crate::App;
+
+const TEMPLATE: &str = include_str!("dashboard.html");
+/// How many dead letters and refused receipts the page lists.
+const NEWEST: usize = 20;
+/// Seconds between reloads of the overview (not of a timeline, and not while typing an id).
+const REFRESH_SECS: u32 = 30;
+
+pub async fn page(State(app): State<Arc<App>>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    let basic = basic_as_bearer(&headers);
+    if let Err(p) = app.auth.require(basic.as_ref().unwrap_or(&headers), Role::Admin) {
+        return challenge(p);
+    }
+    let event_id = query.as_deref().and_then(|q| {
+        url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "event").map(|(_, v)| v.trim().to_owned())
+    });
+    let now = Utc::now();
+    let mut body = String::new();
+    let (status, title, refresh) = match event_id.as_deref().filter(|id| !id.is_empty()) {
+        Some(id) => match app.store.event(id).await {
+            Ok(Some(view)) => {
+                write_timeline(&mut body, &view).ok();
+                (StatusCode::OK, format!("{} · Surety", Esc(id)), false)
+            }
+            Ok(None) => {
+                write!(body, "<h2>Event</h2><p class=\"warn\">No event with id <code>{}</code>.</p>", Esc(id)).ok();
+                (StatusCode::NOT_FOUND, "Not found · Surety".to_owned(), false)
+            }
+            Err(e) => return Problem::storage(&e).into_response(),
+        },
+        None => match overview(&app, now).await {
+            Ok(html) => {
+                body = html;
+                (StatusCode::OK, "Surety".to_owned(), true)
+            }
+            Err(e) => return Problem::storage(&e).into_response(),
+        },
+    };
+    let generated = format!("{}", now.format("%Y-%m-%d %H:%M:%S UTC"));
+    let event_value = Esc(event_id.as_deref().unwrap_or("")).to_string();
+    let script = if refresh {
+        format!(
+            "<script>setInterval(function(){{if(!document.querySelector('input:focus'))location.reload()}},{});\
+             </script>",
+            REFRESH_SECS * 1000
+        )
+    } else {
+        String::new()
+    };
+    let html = fill(
+        TEMPLATE,
+        &[("title", &title), ("generated", &generated), ("event", &event_value), ("body", &body), ("refresh", &script)],
+    );
+    let headers = [
+        (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+        (header::CACHE_CONTROL, "no-store"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; form-action 'self'; \
+             frame-ancestors 'none'",
+        ),
+    ];
+    (status, headers, html).into_response()
+}
+
+/// Browsers send Basic auth, not bearer tokens: the password of `Authorization: Basic …` (any
+/// user name) is taken as the bearer token, so the one constant-time check in `auth` decides.
+fn basic_as_bearer(headers: &HeaderMap) -> Option<HeaderMap> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let mut bearer = HeaderMap::new();
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok();
+    let password = decoded.as_deref().and_then(|d| std::str::from_utf8(d).ok()).and_then(|s| s.split_once(':'));
+    // Undecodable credentials leave no token at all: 401, as for a wrong one.
+    if let Some(v) = password.and_then(|(_, p)| HeaderValue::from_str(&format!("Bearer {p}")).ok()) {
+        bearer.insert(header::AUTHORIZATION, v);
+    }
+    Some(bearer)
+}
+
+/// A 401 asks the browser for credentials; other refusals go out as they are.
+fn challenge(p: Problem) -> Response {
+    let unauthorized = p.status == StatusCode::UNAUTHORIZED.as_u16();
+    let mut response = p.into_response();
+    if unauthorized {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"surety\""));
+    }
+    response
+}
+
+/// Fills `{{name}}` placeholders in one pass: inserted text is never searched again, so a value
+/// that itself contains `{{body}}` stays text.
+fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(template.len() + values.iter().map(|(_, v)| v.len()).sum::<usize>());
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        match after.find("}}").and_then(|end| values.iter().find(|(k, _)| *k == &after[..end]).map(|(_, v)| (end, v))) {
+            Some((end, v)) => {
+                out.push_str(v);
+                rest = &after[end + 2..];
+            }
+            None => {
+                out.push_str("{{");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Text escaped for HTML element content and quoted attribute values.
+struct Esc<'a>(&'a str);
+
+impl fmt::Display for Esc<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut last = 0;
+        for (i, c) in self.0.char_indices() {
+            let entity = match c {
+                '&' => "&amp;",
+                '<' => "&lt;",
+                '>' => "&gt;",
+                '"' => "&quot;",
+                '\'' => "&#39;",
+                _ => continue,
+            };
+            f.write_str(&self.0[last..i])?;
+            f.write_str(entity)?;
+            last = i + c.len_utf8();
+        }
+        f.write_str(&self.0[last..])
+    }
+}
+
+/// A link to an event's timeline (the id percent-encoded for the URL, then escaped for HTML).
+struct EventLink<'a>(&'a str);
+
+impl fmt::Display for EventLink<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let q: String = url::form_urlencoded::byte_serialize(self.0.as_bytes()).collect();
+        write!(f, "<a href=\"/?event={}\">{}</a>", Esc(&q), Esc(self.0))
+    }
+}
+
+fn opt(s: &Option<String>) -> Esc<'_> {
+    Esc(s.as_deref().unwrap_or(""))
+}
+
+fn time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+fn age(now: DateTime<Utc>, t: DateTime<Utc>) -> String {
+    let s = (now - t).num_seconds().max(0);
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min", s / 60),
+        3600..86400 => format!("{} h {} min", s / 3600, s % 3600 / 60),
+        _ => format!("{} d {} h", s / 86400, s % 86400 / 3600),
+    }
+}
+
+async fn overview(app: &App, now: DateTime<Utc>) -> Result<String, crate::store::StoreError> {
+    // `counts` scans the whole ledger (events, conflicts, deliveries grouped): fine for a person
+    // loading a page every half minute, not for anything polled by machines (that is /metrics).
+    let counts = app.store.counts().await?;
+    let mut stuck = newest(app, DeliveryState::Dead).await?;
+    stuck.extend(newest(app, DeliveryState::InDoubt).await?);
+    stuck.sort_by_key(|d| std::cmp::Reverse((d.updated_at, d.id)));
+    stuck.truncate(NEWEST);
+    let mut refused = Vec::new();
+    for status in ["ignored", "invalid"] {
+        let filter = ReceiptFilter { source: None, status: Some(status.to_owned()), limit: NEWEST };
+        refused.extend(app.store.receipts(filter).await?);
+    }
+    refused.sort_by_key(|r| std::cmp::Reverse(r.last_at));
+    refused.truncate(NEWEST);
+    let mut out = String::new();
+    write_overview(&mut out, app, &counts, &stuck, &refused, now).ok();
+    Ok(out)
+}
+
+/// The newest deliveries in a state. The ledger lists deliveries oldest first, so this pages
+/// through all of them in that state: dead letters are meant to be few (replayed or pruned).
+async fn newest(app: &App, state: DeliveryState) -> Result<Vec<DeliveryView>, crate::store::StoreError> {
+    let mut kept: Vec<DeliveryView> = Vec::new();
+    let mut after = None;
+    loop {
+        let filter = DeliveryFilter { state: Some(state), after, limit: Some(1000), ..Default::default() };
+        let page = app.store.deliveries(filter).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        let full = page.len() == 1000;
+        kept.extend(page);
+        let excess = kept.len().saturating_sub(NEWEST);
+        kept.drain(..excess);
+        if !full {
+            break;
+        }
+    }
+    Ok(kept)
+}
+
+fn write_overview(
+    out: &mut String,
+    app: &App,
+    c: &Counts,
+    stuck: &[DeliveryView],
+    refused: &[ReceiptView],
+    now: DateTime<Utc>,
+) -> fmt::Result {
+    out.push_str("<h2>Ledger</h2><div class=\"totals\">");
+    for (label, n) in
+        [("events", c.events), ("routed", c.routed), ("not routed", c.not_routed), ("conflicts", c.conflicts)]
+    {
+        write!(out, "<div><b>{n}</b>{label}</div>")?;
+    }
+    out.push_str("</div>\n<h2>Destinations</h2>");
+    let mut names: BTreeSet<&str> = app.config.destinations.iter().map(|d| d.name()).collect();
+    names.extend(c.deliveries.iter().map(|(d, ..)| d.as_str()));
+    if names.is_empty() {
+        out.push_str("<p class=\"muted\">No destinations configured: events are stored as not routed.</p>");
+    }
+    for name in names {
+        write_destination(out, app, c, name, now)?;
+    }
+    write_stuck(out, stuck)?;
+    write_refused(out, refused)
+}
+
+fn write_destination(out: &mut String, app: &App, c: &Counts, name: &str, now: DateTime<Utc>) -> fmt::Result {
+    let circuit = app.metrics.circuit_open.get(&DestinationLabels { destination: name.to_owned() }).map(|g| g.get());
+    let circuit = match circuit {
+        Some(1..) => "<span class=\"open\">circuit open</span>",
+        Some(_) => "<span class=\"closed\">circuit closed</span>",
+        None => "<span class=\"muted\">no worker here</span>",
+    };
+    write!(out, "<div class=\"dest\"><h3>{} &nbsp;{circuit}</h3>", Esc(name))?;
+    match c.queues.iter().find(|q| q.destination == name) {
+        Some(q) => write!(
+            out,
+            "<p>Queue: <b>{}</b> pending or in flight, oldest planned {} ago.</p>",
+            q.depth,
+            q.oldest.map(|t| age(now, t)).unwrap_or_default()
+        )?,
+        None => out.push_str("<p>Queue: empty.</p>"),
+    }
+    let rows: Vec<_> = c.deliveries.iter().filter(|(d, ..)| d == name).collect();
+    out.push_str("<table><thead><tr><th>state</th><th>reason</th><th>deliveries</th></tr></thead><tbody>");
+    let mut by_state = [0u64; DeliveryState::ALL.len()];
+    for (_, state, reason, n) in &rows {
+        let i = DeliveryState::ALL.iter().position(|s| s == state).unwrap_or(0);
+        by_state[i] += n;
+        write!(out, "<tr><td>{}</td><td>{}</td><td class=\"n\">{n}</td></tr>", state.as_str(), opt(reason))?;
+    }
+    let planned: u64 = by_state.iter().sum();
+    write!(
+        out,
+        "</tbody><tfoot><tr><td colspan=\"2\">planned</td><td class=\"n\">{planned}</td></tr></tfoot></table>"
+    )?;
+    let parts: Vec<String> = DeliveryState::ALL
+        .iter()
+        .zip(by_state)
+        .filter(|(_, n)| *n > 0)
+        .map(|(s, n)| format!("{} {n}", s.as_str()))
+        .collect();
+    if !parts.is_empty() {
+        write!(out, "<p class=\"muted\">{planned} planned = {}</p>", parts.join(" + "))?;
+    }
+    out.push_str("</div>\n");
+    Ok(())
+}
+
+fn write_stuck(out: &mut String, stuck: &[DeliveryView]) -> fmt::Result {
+    write!(out, "<h2>Dead and in doubt (newest {NEWEST})</h2>")?;
+    if stuck.is_empty() {
+        out.push_str("<p class=\"muted\">None.</p>");
+        return Ok(());
+    }
+    out.push_str(
+        "<p class=\"muted\">Replay with <code>surety dlq replay --id N --config FILE</code> or <code>POST \
+         /v1/deliveries/replay {\"delivery_ids\": [N]}</code>. An in-doubt delivery may have arrived: check the \
+         platform before replaying it.</p>",
+    );
+    out.push_str(
+        "<table><thead><tr><th>delivery</th><th>event</th><th>destination</th><th>state</th><th>reason</th>\
+         <th>attempts</th><th>updated</th><th>replay</th></tr></thead><tbody>",
+    );
+    for d in stuck {
+        write!(
+            out,
+            "<tr><td class=\"n\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td>\
+             <td>{}</td><td><code>surety dlq replay --id {}</code></td></tr>",
+            d.id,
+            EventLink(&d.event_id),
+            Esc(&d.destination),
+            d.state.as_str(),
+            opt(&d.reason),
+            d.attempts,
+            time(d.updated_at),
+            d.id
+        )?;
+    }
+    out.push_str("</tbody></table>\n");
+    Ok(())
+}
+
+fn write_refused(out: &mut String, refused: &[ReceiptView]) -> fmt::Result {
+    write!(out, "<h2>Ignored and invalid receipts (newest {NEWEST})</h2>")?;
+    if refused.is_empty() {
+        out.push_str("<p class=\"muted\">None.</p>");
+        return Ok(());
+    }
+    out.push_str(
+        "<table><thead><tr><th>last seen</th><th>source</th><th>receipt</th><th>topic</th><th>status</th>\
+         <th>why</th><th>times</th></tr></thead><tbody>",
+    );
+    for r in refused {
+        write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td></tr>",
+            time(r.last_at),
+            Esc(&r.source),
+            Esc(&r.receipt_id),
+            Esc(&r.topic),
+            Esc(&r.status),
+            opt(&r.detail),
+            r.times
+        )?;
+    }
+    out.push_str("</tbody></table>\n");
+    Ok(())
+}
+
+fn write_timeline(out: &mut String, v: &EventView) -> fmt::Result {
+    let e = &v.event;
+    write!(out, "<h2>Event <code>{}</code></h2><table><tbody>", Esc(e.event_id.as_str()))?;
+    let value = match (e.value, &e.currency) {
+        (Some(v), Some(c)) => format!("{v} {}", c.as_str()),
+        (Some(v), None) => v.to_string(),
+        _ => String::new(),
+    };
+    let rows = [
+        ("kind", e.kind.as_str().to_owned()),
+        ("source", e.source.clone()),
+        ("subject", format!("{}:{}", e.subject.kind, e.subject.id)),
+        ("occurred", time(e.occurred_at)),
+        ("received", time(e.received_at)),
+        ("value", value),
+        ("routing", v.routing.to_owned()),
+        ("content hash", v.content_hash.clone()),
+    ];
+    for (k, val) in rows {
+        write!(out, "<tr><th>{k}</th><td>{}</td></tr>", Esc(&val))?;
+    }
+    out.push_str("</tbody></table>\n<h3>Deliveries</h3>");
+    if v.deliveries.is_empty() {
+        out.push_str("<p class=\"muted\">None: no destination takes this kind.</p>");
+    } else {
+        out.push_str(
+            "<table><thead><tr><th>delivery</th><th>destination</th><th>as</th><th>state</th><th>reason</th>\
+             <th>attempts</th><th>messages</th><th>next attempt</th><th>updated</th></tr></thead><tbody>",
+        );
+        for d in &v.deliveries {
+            let mut messages = d.messages.join("; ");
+            if !d.stripped_fields.is_empty() {
+                let _ = write!(messages, " (left out for consent: {})", d.stripped_fields.join(", "));
+            }
+            write!(
+                out,
+                "<tr><td class=\"n\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td>\
+                 <td>{}</td><td>{}</td><td>{}</td></tr>",
+                d.id,
+                Esc(&d.destination),
+                Esc(&d.destination_event),
+                d.state.as_str(),
+                opt(&d.reason),
+                d.attempts,
+                Esc(messages.trim()),
+                d.next_attempt_at.map(time).unwrap_or_default(),
+                time(d.updated_at)
+            )?;
+        }
+        out.push_str("</tbody></table>\n");
+    }
+    out.push_str("<h3>Attempts</h3>");
+    if v.attempts.is_empty() {
+        out.push_str("<p class=\"muted\">None yet.</p>");
+    } else {
+        out.push_str(
+            "<table><thead><tr><th>delivery</th><th>#</th><th>at</th><th>outcome</th><th>HTTP</th><th>ms</th>\
+             <th>detail</th><th>error</th><th>response</th></tr></thead><tbody>",
+        );
+        for a in &v.attempts {
+            write!(
+                out,
+                "<tr><td class=\"n\">{}</td><td class=\"n\">{}{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td>\
+                 <td class=\"n\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                a.delivery_id,
+                a.attempt,
+                if a.forced { " (forced)" } else { "" },
+                time(a.at),
+                Esc(&a.outcome),
+                a.http_status.map(|s| s.to_string()).unwrap_or_default(),
+                a.duration_ms.map(|ms| format!("{ms:.0}")).unwrap_or_default(),
+                opt(&a.detail),
+                opt(&a.error),
+                opt(&a.response_excerpt)
+            )?;
+        }
+        out.push_str("</tbody></table>\n");
+    }
+    for r in &v.replays {
+        write!(
+            out,
+            "<p>Delivery {} replayed at {} from {}{}{}.</p>",
+            r.delivery_id,
+            time(r.at),
+            Esc(&r.previous_state),
+            r.previous_reason.as_deref().map(|x| format!(":{}", Esc(x))).unwrap_or_default(),
+            if r.forced { " (forced)" } else { "" }
+        )?;
+    }
+    for c in &v.conflicts {
+        write!(
+            out,
+            "<p class=\"warn\">Conflict at {}: the same id with other content (hash {}); the first version stands.</p>",
+            time(c.received_at),
+            Esc(&c.content_hash)
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup_and_quotes() {
+        assert_eq!(
+            Esc("<script>alert('x') & \"y\"</script>").to_string(),
+            "&lt;script&gt;alert(&#39;x&#39;) &amp; &quot;y&quot;&lt;/script&gt;"
+        );
+        assert_eq!(Esc("plain: ü").to_string(), "plain: ü");
+    }
+
+    #[test]
+    fn fill_does_not_rescan_inserted_values() {
+        let html = fill("<p>{{a}}|{{b}}|{{c}}</p>", &[("a", "{{b}}"), ("b", "B")]);
+        assert_eq!(html, "<p>{{b}}|B|{{c}}</p>");
+    }
+
+    #[test]
+    fn basic_password_becomes_the_bearer_token() {
+        let mut h = HeaderMap::new();
+        let creds = base64::engine::general_purpose::STANDARD.encode("anyone:s3cret:with-colon");
+        h.insert(header::AUTHORIZATION, HeaderValue::from_str(&format!("Basic {creds}")).unwrap());
+        let b = basic_as_bearer(&h).unwrap();
+        assert_eq!(b.get(header::AUTHORIZATION).unwrap(), "Bearer s3cret:with-colon");
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic !!!"));
+        assert!(basic_as_bearer(&h).unwrap().get(header::AUTHORIZATION).is_none());
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer abc"));
+        assert!(basic_as_bearer(&h).is_none());
+    }
+}
