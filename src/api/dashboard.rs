@@ -208,25 +208,10 @@ async fn overview(app: &App, now: DateTime<Utc>) -> Result<String, crate::store:
     Ok(out)
 }
 
-/// The newest deliveries in a state. The ledger lists deliveries oldest first, so this pages
-/// through all of them in that state: dead letters are meant to be few (replayed or pruned).
+/// The most recently changed deliveries in a state.
 async fn newest(app: &App, state: DeliveryState) -> Result<Vec<DeliveryView>, crate::store::StoreError> {
-    let mut kept: Vec<DeliveryView> = Vec::new();
-    let mut after = None;
-    loop {
-        let filter = DeliveryFilter { state: Some(state), after, limit: Some(1000), ..Default::default() };
-        let page = app.store.deliveries(filter).await?;
-        let Some(last) = page.last() else { break };
-        after = Some(last.id);
-        let full = page.len() == 1000;
-        kept.extend(page);
-        let excess = kept.len().saturating_sub(NEWEST);
-        kept.drain(..excess);
-        if !full {
-            break;
-        }
-    }
-    Ok(kept)
+    let filter = DeliveryFilter { state: Some(state), limit: Some(NEWEST as u32), recent: true, ..Default::default() };
+    app.store.deliveries(filter).await
 }
 
 fn write_overview(

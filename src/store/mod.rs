@@ -217,6 +217,9 @@ pub struct DeliveryFilter {
     /// Only deliveries with an id above this (pagination).
     pub after: Option<i64>,
     pub limit: Option<u32>,
+    /// The most recently changed first (newest dead letters), instead of oldest id first.
+    #[serde(default)]
+    pub recent: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

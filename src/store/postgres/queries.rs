@@ -148,7 +148,8 @@ pub(super) async fn deliveries(pool: &PgPool, filter: DeliveryFilter) -> Result<
     if let Some(e) = &filter.event_id {
         q.push(" AND event_id = ").push_bind(e);
     }
-    q.push(" ORDER BY id LIMIT ").push_bind(views::delivery_page(&filter));
+    q.push(if filter.recent { " ORDER BY updated_at DESC, id DESC LIMIT " } else { " ORDER BY id LIMIT " })
+        .push_bind(views::delivery_page(&filter));
     q.build().fetch_all(pool).await?.iter().map(|r| delivery(r)?.into_view()).collect()
 }
 

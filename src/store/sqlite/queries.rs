@@ -105,7 +105,7 @@ pub(super) fn deliveries(conn: &Connection, f: &DeliveryFilter) -> Result<Vec<De
         sql.push_str(" AND event_id = ?");
         args.push(e.clone().into());
     }
-    sql.push_str(" ORDER BY id LIMIT ?");
+    sql.push_str(if f.recent { " ORDER BY updated_at DESC, id DESC LIMIT ?" } else { " ORDER BY id LIMIT ?" });
     args.push(views::delivery_page(f).into());
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt

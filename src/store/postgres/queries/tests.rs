@@ -211,6 +211,7 @@ async fn deliveries_filter_and_page() {
         event_id: event_id.map(Into::into),
         after,
         limit,
+        recent: false,
     };
     let get = |f: DeliveryFilter| async move { ids(&store.deliveries(f).await.unwrap()) };
     assert_eq!(get(f(Some(DeliveryState::Pending), None, None, None, None)).await, [4, 9]);
@@ -416,6 +417,7 @@ async fn answers_like_sqlite() {
         DeliveryFilter::default(),
         DeliveryFilter { state: Some(DeliveryState::Pending), ..Default::default() },
         DeliveryFilter { destination: Some("ga4".into()), after: Some(1), limit: Some(2), ..Default::default() },
+        DeliveryFilter { recent: true, limit: Some(3), ..Default::default() },
     ];
     for f in filters {
         assert_eq!(pg.deliveries(f.clone()).await.unwrap(), lite.deliveries(f).await.unwrap());
