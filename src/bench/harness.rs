@@ -65,7 +65,9 @@ impl Server {
         let dir = tempfile::Builder::new().prefix("surety-bench-").tempdir().context("cannot create a temp folder")?;
         let db = dir.path().join("ledger.db");
         let url = match spec.postgres {
-            Some(server) => fresh_postgres(server).await?,
+            Some(server) => crate::store::postgres::create_database(server, "surety_bench")
+                .await
+                .with_context(|| format!("cannot create a bench database on {server}"))?,
             None => format!("sqlite://{}", db.display()),
         };
         let mut toml = format!(
@@ -171,19 +173,6 @@ pub fn client(connections: usize) -> anyhow::Result<reqwest::Client> {
         .timeout(Duration::from_secs(60))
         .build()
         .context("cannot build the HTTP client")
-}
-
-/// Creates `surety_bench_<random>` on the PostgreSQL server at `server` and returns its URL.
-async fn fresh_postgres(server: &str) -> anyhow::Result<String> {
-    use sqlx::Connection;
-    let name = format!("surety_bench_{:016x}", rand::random::<u64>());
-    let mut conn = sqlx::PgConnection::connect(server).await.with_context(|| format!("cannot connect to {server}"))?;
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .context("cannot create the bench database")?;
-    let (base, _) = server.rsplit_once('/').context("--postgres must end in /DATABASE")?;
-    Ok(format!("{base}/{name}"))
 }
 
 /// A platform simulator behind a layer that notes when each event (by the benchmark's event

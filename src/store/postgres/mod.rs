@@ -53,6 +53,20 @@ impl PgStore {
     }
 }
 
+/// Creates an empty database named `<prefix>_<random>` on the server `server_url` names (a URL
+/// ending in an existing database to connect to) and returns the new database's URL. For tests
+/// and `surety bench`, which each want a ledger of their own.
+pub async fn create_database(server_url: &str, prefix: &str) -> Result<String, StoreError> {
+    use sqlx::Connection;
+    let (base, _) = server_url
+        .rsplit_once('/')
+        .ok_or_else(|| StoreError::Other(format!("{server_url}: a PostgreSQL URL ends in /DATABASE")))?;
+    let name = format!("{prefix}_{:016x}", rand::random::<u64>());
+    let mut conn = sqlx::PgConnection::connect(server_url).await?;
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await?;
+    Ok(format!("{base}/{name}"))
+}
+
 pub(crate) fn to_us(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
 }

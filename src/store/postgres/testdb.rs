@@ -1,6 +1,6 @@
 //! A fresh PostgreSQL database per test, on the local server (`SURETY_TEST_PG`, default
-//! `postgres://root@127.0.0.1:5432/test`, trust auth); dropped when the test's process ends is
-//! not guaranteed, so names are unique and say what made them.
+//! `postgres://root@127.0.0.1:5432/test`, trust auth). Databases are not dropped by the tests
+//! (`.ci/run` drops those of earlier runs); their names are unique and say what made them.
 
 use super::PgStore;
 
@@ -10,14 +10,6 @@ pub(crate) fn admin_url() -> String {
 
 /// Creates `surety_unit_<random>` and connects a store to it (migrated).
 pub(crate) async fn fresh() -> PgStore {
-    use sqlx::Connection;
-    let admin = admin_url();
-    let name = format!("surety_unit_{:016x}", rand::random::<u64>());
-    let mut conn = sqlx::PgConnection::connect(&admin).await.expect("connect to the test PostgreSQL");
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create a test database");
-    let url = match admin.rsplit_once('/') {
-        Some((base, _)) => format!("{base}/{name}"),
-        None => panic!("SURETY_TEST_PG must end in /DATABASE"),
-    };
+    let url = super::create_database(&admin_url(), "surety_unit").await.expect("create a test database");
     PgStore::connect(&url).await.expect("connect to the fresh test database")
 }

@@ -269,15 +269,10 @@ pub async fn ledger_counts(db: &std::path::Path) -> Counts {
 /// A fresh, empty PostgreSQL database for one test on the local server (`SURETY_TEST_PG`, default
 /// `postgres://root@127.0.0.1:5432/test`, trust auth; `.ci/run` starts the server): returns its URL.
 pub async fn postgres_ledger() -> String {
-    use sqlx::Connection;
     let admin = std::env::var("SURETY_TEST_PG").unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".to_owned());
-    let name = format!("surety_it_{:016x}", rand::random::<u64>());
-    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|e| {
+    surety::store::postgres::create_database(&admin, "surety_it").await.unwrap_or_else(|e| {
         panic!("the PostgreSQL tests need the local server at {admin} (set SURETY_TEST_PG, or run .ci/run): {e}")
-    });
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create a test database");
-    let (base, _) = admin.rsplit_once('/').expect("SURETY_TEST_PG ends in /DATABASE");
-    format!("{base}/{name}")
+    })
 }
 
 /// Waits (bounded) until `check` holds; panics with `what` if it never does.
