@@ -135,7 +135,12 @@ impl Metrics {
     }
 
     pub fn source(&self, source: &str, outcome: &str) {
-        self.sources.get_or_create(&SourceLabels { source: source.to_owned(), outcome: outcome.to_owned() }).inc();
+        self.sources_by(source, outcome, 1);
+    }
+
+    /// Counts `n` messages of a source with one outcome.
+    pub fn sources_by(&self, source: &str, outcome: &str, n: u64) {
+        self.sources.get_or_create(&SourceLabels { source: source.to_owned(), outcome: outcome.to_owned() }).inc_by(n);
     }
 
     pub fn delivery(&self, destination: &str, state: &str, reason: Option<&str>) {

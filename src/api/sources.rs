@@ -317,9 +317,7 @@ async fn segment(
     }
     let invalid = rejects.len();
     if invalid > 0 {
-        for _ in 0..invalid {
-            app.metrics.source("segment", "invalid");
-        }
+        app.metrics.sources_by("segment", "invalid", invalid as u64);
         tracing::warn!(invalid, "segment messages that could not become events were recorded as invalid receipts");
         app.store.record_receipts(rejects).await.map_err(|e| Problem::storage(&e))?;
     }
@@ -327,10 +325,7 @@ async fn segment(
         app.store.capture_identity(c).await.map_err(|e| Problem::storage(&e))?;
     }
     if !events.is_empty() {
-        app.metrics
-            .sources
-            .get_or_create(&crate::telemetry::SourceLabels { source: "segment".into(), outcome: "mapped".into() })
-            .inc_by(events.len() as u64);
+        app.metrics.sources_by("segment", "mapped", events.len() as u64);
         for (slot, r) in slots.into_iter().zip(commit(app, events).await?) {
             results[slot]["status"] = json!(status(r.status));
             results[slot]["event_id"] = json!(r.event_id);
