@@ -52,11 +52,7 @@ impl Api {
 
     /// POSTs a Stripe webhook body signed as Stripe signs it (`Stripe-Signature: t=…,v1=…`).
     pub async fn stripe_webhook(&self, body: &str, secret: &str) -> anyhow::Result<Answer> {
-        use hmac::Mac;
-        let t = Utc::now().timestamp();
-        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).context("HMAC key")?;
-        mac.update(format!("{t}.{body}").as_bytes());
-        let signature = format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()));
+        let signature = crate::sources::stripe::signature_header(secret, Utc::now().timestamp(), body.as_bytes());
         let r = self
             .client
             .post(format!("{}/v1/webhooks/stripe", self.base))

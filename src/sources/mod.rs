@@ -96,6 +96,16 @@ impl SignatureError {
     }
 }
 
+/// HMAC-SHA256 of the concatenated `parts` under `key` (both Stripe and Shopify sign this way).
+pub(crate) fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().into()
+}
+
 /// Constant-time equality over the full length of both (length itself is not secret).
 pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && bool::from(a.ct_eq(b))

@@ -4,11 +4,9 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use hmac::{Hmac, Mac};
 use serde_json::{json, Map, Value};
-use sha2::Sha256;
 
-use super::{capture_for, decimal, keyed_identity, put, same, text, MapError, Mapped, SignatureError};
+use super::{capture_for, decimal, hmac_sha256, keyed_identity, put, same, text, MapError, Mapped, SignatureError};
 use crate::config::sources::ShopifySource;
 use crate::config::SecretValue;
 
@@ -19,11 +17,9 @@ pub fn verify(header: Option<&str>, body: &[u8], secrets: &[SecretValue]) -> Res
     if given.len() != 32 {
         return Err(SignatureError::Malformed);
     }
-    let matched = secrets.iter().fold(false, |found, secret| {
-        let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes()).expect("HMAC takes any key length");
-        mac.update(body);
-        found | same(&mac.finalize().into_bytes(), &given)
-    });
+    let matched = secrets
+        .iter()
+        .fold(false, |found, secret| found | same(&hmac_sha256(secret.expose().as_bytes(), &[body]), &given));
     if matched {
         Ok(())
     } else {

@@ -3,11 +3,9 @@
 //! the time the webhook arrived.
 
 use chrono::DateTime;
-use hmac::{Hmac, Mac};
 use serde_json::{json, Map, Value};
-use sha2::Sha256;
 
-use super::{capture_for, keyed_identity, put, same, text, MapError, Mapped, SignatureError};
+use super::{capture_for, hmac_sha256, keyed_identity, put, same, text, MapError, Mapped, SignatureError};
 use crate::config::sources::StripeSource;
 use crate::config::SecretValue;
 use crate::core::Subject;
@@ -41,11 +39,7 @@ pub fn verify(
         return Err(SignatureError::NoV1);
     }
     let matched = secrets.iter().any(|secret| {
-        let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes()).expect("HMAC takes any key length");
-        mac.update(t.to_string().as_bytes());
-        mac.update(b".");
-        mac.update(body);
-        let expected = hex::encode(mac.finalize().into_bytes());
+        let expected = v1(secret.expose(), t, body);
         // `|` not `||`: every candidate is compared, whatever matched first.
         candidates.iter().fold(false, |found, c| found | same(expected.as_bytes(), c.as_bytes()))
     });
@@ -56,6 +50,16 @@ pub fn verify(
         return Err(SignatureError::Stale);
     }
     Ok(())
+}
+
+/// The `v1` signature Stripe computes: hex HMAC-SHA256 of `"<t>.<body>"`.
+fn v1(secret: &str, t: i64, body: &[u8]) -> String {
+    hex::encode(hmac_sha256(secret.as_bytes(), &[t.to_string().as_bytes(), b".", body]))
+}
+
+/// A `Stripe-Signature` header as Stripe sends it (for the demo and for clients that relay).
+pub fn signature_header(secret: &str, t: i64, body: &[u8]) -> String {
+    format!("t={t},v1={}", v1(secret, t, body))
 }
 
 /// Currencies Stripe counts in whole units, and those with three decimals; all others have two.

@@ -1,4 +1,6 @@
+use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
+use sha2::Sha256;
 
 use super::*;
 use crate::config::sources::{default_shopify_topics, IdentityKeys};
