@@ -79,7 +79,7 @@ pub fn messages(body: &[u8], endpoint_type: Option<&str>) -> Result<Request, Bod
         let Value::Object(m) = m else {
             return Err(BodyError::Shape(format!("batch[{index}]: must be an object")));
         };
-        if serde_json::to_vec(m).map_or(0, |v| v.len()) > MAX_MESSAGE_BYTES {
+        if encoded_len(m) > MAX_MESSAGE_BYTES {
             return Err(BodyError::MessageTooLarge { index });
         }
         // Batch-level fields apply to every message that does not state its own.
@@ -90,6 +90,24 @@ pub fn messages(body: &[u8], endpoint_type: Option<&str>) -> Result<Request, Bod
         }
     }
     Ok(Request { messages, write_key })
+}
+
+/// A message's size as JSON, counted without building the bytes.
+fn encoded_len(message: &Map<String, Value>) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing to a counter cannot fail, and a JSON value always serialises.
+    let _ = serde_json::to_writer(&mut count, message);
+    count.0
 }
 
 /// The write key from `Authorization: Basic base64("<writeKey>:")`.
