@@ -79,7 +79,7 @@ async fn api_settles_in_doubt_and_dead_deliveries_without_sending_them() {
     let ga4 = surety::sim::ga4::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let refund = ledger_with_a_refund_in_doubt(dir.path(), &ga4.base_url, "doubt1").await;
-    let s = TestServer::start_in(dir, ga4, "").await;
+    let s = TestServer::start_sqlite_in(dir, ga4, "").await;
     assert_eq!(s.settled(&refund).await, ["ga4-web:in_doubt:crashed_while_sending"]);
     let doubt = delivery_id(&s, &refund).await;
     let dead = dead_purchase(&s, "dead1").await;
@@ -158,9 +158,20 @@ async fn api_settles_in_doubt_and_dead_deliveries_without_sending_them() {
     assert_eq!(s.ga4.events_named("refund").len(), 1, "the forced replay sent the refund");
 }
 
+/// On whichever ledger the suite runs (`SURETY_IT_LEDGER=postgres` too).
 #[tokio::test]
-async fn api_refuses_to_settle_what_needs_no_person() {
+async fn api_settles_a_dead_delivery_once_and_refuses_what_needs_no_person() {
     let s = TestServer::start().await;
+    let dead = dead_purchase(&s, "dead0").await;
+    let settle = json!({"id": dead, "as": "not_delivered", "note": "order was cancelled"});
+    assert_eq!(s.post_admin("/v1/deliveries/settle", &settle).await.status(), 200);
+    assert_eq!(s.delivery_states("order:dead0:order_paid").await, ["ga4-web:skipped:settled_by_person"]);
+    let again = s.post_admin("/v1/deliveries/settle", &settle).await;
+    assert_eq!(again.status(), 409, "settled once");
+    let v = s.event("order:dead0:order_paid").await;
+    assert_eq!(v["settlements"].as_array().unwrap().len(), 1);
+    assert_eq!(v["settlements"][0]["note"], "order was cancelled");
+
     assert_eq!(s.post("/v1/events", &purchase("ok1", 1)).await.status(), 202);
     assert_eq!(s.settled("order:ok1:order_paid").await, ["ga4-web:delivered:sent"]);
     let delivered = delivery_id(&s, "order:ok1:order_paid").await;
@@ -189,7 +200,7 @@ async fn cli_settles_in_doubt_and_dead_deliveries_and_refuses_a_delivered_one() 
     let ga4 = surety::sim::ga4::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let refund = ledger_with_a_refund_in_doubt(dir.path(), &ga4.base_url, "doubt2").await;
-    let s = TestServer::start_in(dir, ga4, "").await;
+    let s = TestServer::start_sqlite_in(dir, ga4, "").await;
     assert_eq!(s.settled(&refund).await, ["ga4-web:in_doubt:crashed_while_sending"]);
     let doubt = delivery_id(&s, &refund).await;
     let dead = dead_purchase(&s, "dead2").await;
@@ -257,7 +268,7 @@ async fn dlq_list_shows_every_delivery_that_needs_a_person() {
     let ga4 = surety::sim::ga4::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let refund = ledger_with_a_refund_in_doubt(dir.path(), &ga4.base_url, "doubt3").await;
-    let s = TestServer::start_in(dir, ga4, "").await;
+    let s = TestServer::start_sqlite_in(dir, ga4, "").await;
     dead_purchase(&s, "dead3").await;
     s.ga4.set_fault(Some(Fault::Status(400)));
     for order in ["bad1", "bad2"] {
