@@ -10,7 +10,9 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, DEFAULT_TOML};
 use crate::core::DeliveryState;
-use crate::store::{DeliveryFilter, EventView, ReplaySelector, SettleOutcome, SettledAs, Settlement};
+use crate::store::{
+    DeliveryFilter, EventView, ReplaySelector, SettleOutcome, SettledAs, Settlement, MAX_SETTLEMENT_NOTE,
+};
 
 #[derive(Parser)]
 #[command(
@@ -275,6 +277,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Dlq(DlqCommand::Settle { config, id, settled_as, note }) => {
             let config = load(&config)?;
             let note = note.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
+            if note.as_ref().is_some_and(|n| n.chars().count() > MAX_SETTLEMENT_NOTE) {
+                anyhow::bail!("--note: at most {MAX_SETTLEMENT_NOTE} characters");
+            }
             let settlement = Settlement { delivery_id: id, settled_as, by: cli_user(), note };
             let outcome = runtime()?.block_on(async {
                 crate::open_ledger(&config)

@@ -17,7 +17,7 @@ use crate::core::delivery::reason;
 use crate::core::DeliveryState;
 use crate::store::{
     DeliveryFilter, DeliveryView, EventView, ReceiptFilter, ReceiptView, ReplayReport, ReplaySelector, SettleOutcome,
-    SettledAs, Settlement, SettlementView,
+    SettledAs, Settlement, SettlementView, MAX_SETTLEMENT_NOTE,
 };
 use crate::App;
 
@@ -101,9 +101,6 @@ pub async fn replay(
     Ok(Json(report))
 }
 
-/// The longest note a settlement keeps (characters).
-const MAX_NOTE: usize = 2000;
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SettleRequest {
@@ -135,8 +132,8 @@ pub async fn settle(
     };
     let req: SettleRequest = serde_json::from_value(value).map_err(|e| invalid(e.to_string()))?;
     let note = req.note.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
-    if note.as_ref().is_some_and(|n| n.chars().count() > MAX_NOTE) {
-        return Err(invalid(format!("note: at most {MAX_NOTE} characters")));
+    if note.as_ref().is_some_and(|n| n.chars().count() > MAX_SETTLEMENT_NOTE) {
+        return Err(invalid(format!("note: at most {MAX_SETTLEMENT_NOTE} characters")));
     }
     let settlement = Settlement { delivery_id: req.id, settled_as: req.settled_as, by: app.auth.who(&headers), note };
     match app.store.settle(settlement, Utc::now()).await.map_err(|e| Problem::storage(&e))? {

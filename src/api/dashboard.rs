@@ -299,13 +299,14 @@ fn write_stuck(out: &mut String, stuck: &[DeliveryView]) -> fmt::Result {
     );
     out.push_str(
         "<table><thead><tr><th>delivery</th><th>event</th><th>destination</th><th>state</th><th>reason</th>\
-         <th>attempts</th><th>updated</th><th>replay</th></tr></thead><tbody>",
+         <th>attempts</th><th>updated</th><th>replay or settle</th></tr></thead><tbody>",
     );
     for d in stuck {
         write!(
             out,
             "<tr><td class=\"n\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td>\
-             <td>{}</td><td><code>surety dlq replay --id {}</code></td></tr>",
+             <td>{}</td><td><code>surety dlq replay --id {}</code><br><code>surety dlq settle --id {} --as \
+             delivered|not_delivered</code></td></tr>",
             d.id,
             EventLink(&d.event_id),
             Esc(&d.destination),
@@ -313,6 +314,7 @@ fn write_stuck(out: &mut String, stuck: &[DeliveryView]) -> fmt::Result {
             opt(&d.reason),
             d.attempts,
             time(d.updated_at),
+            d.id,
             d.id
         )?;
     }

@@ -245,6 +245,9 @@ impl std::str::FromStr for SettledAs {
     }
 }
 
+/// The longest note a settlement keeps, in characters (longer ones are refused at the edge).
+pub const MAX_SETTLEMENT_NOTE: usize = 2000;
+
 /// A person's verdict on one delivery that needed one (`Store::settle`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Settlement {

@@ -269,7 +269,7 @@ async fn dlq_list_shows_every_delivery_that_needs_a_person() {
     let dir = tempfile::tempdir().unwrap();
     let refund = ledger_with_a_refund_in_doubt(dir.path(), &ga4.base_url, "doubt3").await;
     let s = TestServer::start_sqlite_in(dir, ga4, "").await;
-    dead_purchase(&s, "dead3").await;
+    let dead = dead_purchase(&s, "dead3").await;
     s.ga4.set_fault(Some(Fault::Status(400)));
     for order in ["bad1", "bad2"] {
         assert_eq!(s.post("/v1/events", &purchase(order, 1)).await.status(), 202);
@@ -301,4 +301,5 @@ async fn dlq_list_shows_every_delivery_that_needs_a_person() {
     for id in ["order:bad1:order_paid", "order:dead3:order_paid", refund.as_str()] {
         assert!(page.contains(id), "{id} missing from the dashboard's dead-letter list");
     }
+    assert!(page.contains(&format!("surety dlq settle --id {dead} --as delivered|not_delivered")), "{page}");
 }
