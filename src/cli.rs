@@ -10,7 +10,9 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, DEFAULT_TOML};
 use crate::core::DeliveryState;
-use crate::store::{DeliveryFilter, EventView, ReplaySelector};
+use crate::store::{
+    DeliveryFilter, EventView, ReplaySelector, SettleOutcome, SettledAs, Settlement, MAX_SETTLEMENT_NOTE,
+};
 
 #[derive(Parser)]
 #[command(
@@ -47,7 +49,7 @@ enum Command {
     /// Inspect events.
     #[command(subcommand)]
     Events(EventsCommand),
-    /// The dead-letter queue: deliveries that ended dead (or another ended state).
+    /// The dead-letter queue: deliveries that need a person (dead, rejected, in_doubt); replay or settle them.
     #[command(subcommand)]
     Dlq(DlqCommand),
     /// A self-contained tour: a small shop's day through simulators of all four platforms.
@@ -84,15 +86,15 @@ enum EventsCommand {
 
 #[derive(Subcommand)]
 enum DlqCommand {
-    /// List dead deliveries (or those in --state).
+    /// List every delivery that needs a person: dead, rejected and in_doubt (or those in --state).
     List {
         #[command(flatten)]
         config: ConfigArg,
         #[arg(long)]
         destination: Option<String>,
-        /// dead (default), in_doubt, rejected, skipped, …
-        #[arg(long, default_value = "dead")]
-        state: DeliveryState,
+        /// Only this state: dead, rejected, in_doubt (or any other: skipped, delivered, …).
+        #[arg(long)]
+        state: Option<DeliveryState>,
         #[arg(long, default_value_t = 100)]
         limit: u32,
         #[arg(long)]
@@ -109,9 +111,25 @@ enum DlqCommand {
         ids: Vec<i64>,
         #[arg(long, default_value = "dead")]
         state: DeliveryState,
-        /// Also replay delivered or skipped deliveries (recorded as forced).
+        /// Also replay delivered or skipped deliveries, settled ones too (recorded as forced).
         #[arg(long)]
         force: bool,
+    },
+    /// End a dead, rejected or in_doubt delivery as you found it on the platform, sending
+    /// nothing: recorded with your OS user name, the time and the note.
+    Settle {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The delivery's id (`surety dlq list`).
+        #[arg(long)]
+        id: i64,
+        /// delivered (it arrived: delivered:settled_by_person) or not_delivered (it did not, and
+        /// is left so: skipped:settled_by_person).
+        #[arg(long = "as", value_name = "delivered|not_delivered")]
+        settled_as: SettledAs,
+        /// Why: what you checked on the platform.
+        #[arg(long)]
+        note: Option<String>,
     },
 }
 
@@ -196,14 +214,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Dlq(DlqCommand::List { config, destination, state, limit, json }) => {
             let config = load(&config)?;
-            let filter = DeliveryFilter { state: Some(state), destination, limit: Some(limit), ..Default::default() };
+            let filter = DeliveryFilter {
+                state,
+                destination,
+                limit: Some(limit),
+                needs_person: state.is_none(),
+                ..Default::default()
+            };
             let rows = runtime()?.block_on(async {
                 crate::open_ledger(&config).await?.deliveries(filter).await.map_err(anyhow::Error::from)
             })?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else if rows.is_empty() {
-                println!("no {state} deliveries");
+                match state {
+                    Some(state) => println!("no {state} deliveries"),
+                    None => println!("no delivery needs a person (none dead, rejected or in_doubt)"),
+                }
             } else {
                 println!(
                     "{:>8}  {:<16} {:<12} {:<22} {:>8}  event",
@@ -246,6 +273,42 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::from(1)
             })
+        }
+        Command::Dlq(DlqCommand::Settle { config, id, settled_as, note }) => {
+            let config = load(&config)?;
+            let note = note.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
+            if note.as_ref().is_some_and(|n| n.chars().count() > MAX_SETTLEMENT_NOTE) {
+                anyhow::bail!("--note: at most {MAX_SETTLEMENT_NOTE} characters");
+            }
+            let settlement = Settlement { delivery_id: id, settled_as, by: cli_user(), note };
+            let outcome = runtime()?.block_on(async {
+                crate::open_ledger(&config)
+                    .await?
+                    .settle(settlement, chrono::Utc::now())
+                    .await
+                    .map_err(anyhow::Error::from)
+            })?;
+            match outcome {
+                SettleOutcome::Settled { state, settlement: s, .. } => {
+                    let was = s.previous_reason.as_deref().map(|r| format!(":{r}")).unwrap_or_default();
+                    println!(
+                        "settled delivery {id} as {settled_as}: now {state}:{}, was {}{was}; by {}",
+                        crate::core::delivery::reason::SETTLED_BY_PERSON,
+                        s.previous_state,
+                        s.by
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                SettleOutcome::NotFound => {
+                    eprintln!("error: no delivery with id {id}");
+                    Ok(ExitCode::from(1))
+                }
+                SettleOutcome::Refused { state, reason, why } => {
+                    let reason = reason.map(|r| format!(":{r}")).unwrap_or_default();
+                    eprintln!("error: delivery {id} is {state}{reason}: {why}");
+                    Ok(ExitCode::from(1))
+                }
+            }
         }
         Command::Demo(args) => {
             runtime()?.block_on(crate::demo::run(args))?;
@@ -296,6 +359,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Import(args) => runtime()?.block_on(crate::import::run(args)),
     }
+}
+
+/// Who settles from the command line: `cli:<OS user>` (`USER`, `LOGNAME` or `USERNAME`).
+fn cli_user() -> String {
+    let user = ["USER", "LOGNAME", "USERNAME"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()))
+        .unwrap_or_else(|| "unknown".to_owned());
+    format!("cli:{}", user.trim())
 }
 
 /// Resolves on ctrl-c or SIGTERM.
@@ -371,6 +443,18 @@ pub fn render_timeline(v: &EventView) -> String {
                 took,
                 a.detail.as_deref().map(|d| format!(" — {d}")).unwrap_or_default(),
                 if a.forced { " (forced)" } else { "" }
+            );
+        }
+        for st in v.settlements.iter().filter(|st| st.delivery_id == d.id) {
+            let _ = writeln!(
+                out,
+                "    {} settled as {} by {} (was {}{}){}",
+                st.at.to_rfc3339(),
+                st.settled_as,
+                st.by,
+                st.previous_state,
+                st.previous_reason.as_deref().map(|r| format!(":{r}")).unwrap_or_default(),
+                st.note.as_deref().map(|n| format!(" — {n}")).unwrap_or_default()
             );
         }
     }

@@ -13,7 +13,12 @@ use serde::Deserialize;
 use super::auth::Role;
 use super::json_body;
 use super::problem::Problem;
-use crate::store::{DeliveryFilter, DeliveryView, EventView, ReceiptFilter, ReceiptView, ReplayReport, ReplaySelector};
+use crate::core::delivery::reason;
+use crate::core::DeliveryState;
+use crate::store::{
+    DeliveryFilter, DeliveryView, EventView, ReceiptFilter, ReceiptView, ReplayReport, ReplaySelector, SettleOutcome,
+    SettledAs, Settlement, SettlementView, MAX_SETTLEMENT_NOTE,
+};
 use crate::App;
 
 pub async fn get_event(
@@ -94,4 +99,55 @@ pub async fn replay(
         app.wake_workers();
     }
     Ok(Json(report))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SettleRequest {
+    id: i64,
+    #[serde(rename = "as")]
+    settled_as: SettledAs,
+    note: Option<String>,
+}
+
+#[derive(serde::Serialize)]
+pub struct Settled {
+    delivery_id: i64,
+    state: DeliveryState,
+    reason: &'static str,
+    settlement: SettlementView,
+}
+
+/// A person who checked the platform ends a dead, rejected or in_doubt delivery as `delivered`
+/// or `not_delivered`, without sending anything; recorded with the admin token's label.
+pub async fn settle(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Settled>, Problem> {
+    app.auth.require(&headers, Role::Admin)?;
+    let value = json_body(&headers, body)?;
+    let invalid = |detail: String| {
+        Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_settlement", "Invalid settlement", detail)
+    };
+    let req: SettleRequest = serde_json::from_value(value).map_err(|e| invalid(e.to_string()))?;
+    let note = req.note.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
+    if note.as_ref().is_some_and(|n| n.chars().count() > MAX_SETTLEMENT_NOTE) {
+        return Err(invalid(format!("note: at most {MAX_SETTLEMENT_NOTE} characters")));
+    }
+    let settlement = Settlement { delivery_id: req.id, settled_as: req.settled_as, by: app.auth.who(&headers), note };
+    match app.store.settle(settlement, Utc::now()).await.map_err(|e| Problem::storage(&e))? {
+        SettleOutcome::Settled { destination, state, settlement } => {
+            tracing::info!(delivery = req.id, settled_as = %req.settled_as, by = %settlement.by, "delivery settled");
+            app.metrics.delivery(&destination, state.as_str(), Some(reason::SETTLED_BY_PERSON));
+            Ok(Json(Settled { delivery_id: req.id, state, reason: reason::SETTLED_BY_PERSON, settlement }))
+        }
+        SettleOutcome::NotFound => Err(Problem::not_found(format!("no delivery with id {}", req.id))),
+        SettleOutcome::Refused { state, reason, why } => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "not_settleable",
+            "Not settleable",
+            format!("delivery {} is {state}{}: {why}", req.id, reason.map(|r| format!(":{r}")).unwrap_or_default()),
+        )),
+    }
 }

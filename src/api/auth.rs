@@ -53,4 +53,28 @@ impl Auth {
         }
         Err(Problem::unauthorized())
     }
+
+    /// Who a request acts as, for the record (a settlement's `by`), never the token itself:
+    /// `admin token #k` (its place in `auth.admin_tokens`, from 1), or `open API` when no token is
+    /// configured. Call after `require(…, Role::Admin)`.
+    pub fn who(&self, headers: &HeaderMap) -> String {
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim)
+            .unwrap_or_default();
+        let at = self.admin.iter().enumerate().fold(None, |found, (i, t)| {
+            if bool::from(t.expose().as_bytes().ct_eq(token.as_bytes())) {
+                Some(i)
+            } else {
+                found
+            }
+        });
+        match at {
+            Some(i) => format!("admin token #{}", i + 1),
+            None if self.is_open() => "open API".to_owned(),
+            None => "unknown token".to_owned(),
+        }
+    }
 }

@@ -196,10 +196,7 @@ async fn overview(app: &App, now: DateTime<Utc>) -> Result<String, crate::store:
     // `counts` scans the whole ledger (events, conflicts, deliveries grouped): fine for a person
     // loading a page every half minute, not for anything polled by machines (that is /metrics).
     let counts = app.store.counts().await?;
-    let mut stuck = newest(app, DeliveryState::Dead).await?;
-    stuck.extend(newest(app, DeliveryState::InDoubt).await?);
-    stuck.sort_by_key(|d| std::cmp::Reverse((d.updated_at, d.id)));
-    stuck.truncate(NEWEST);
+    let stuck = needing_a_person(app).await?;
     let mut refused = Vec::new();
     for status in ["ignored", "invalid"] {
         let filter = ReceiptFilter { source: None, status: Some(status.to_owned()), limit: NEWEST };
@@ -212,9 +209,9 @@ async fn overview(app: &App, now: DateTime<Utc>) -> Result<String, crate::store:
     Ok(out)
 }
 
-/// The most recently changed deliveries in a state.
-async fn newest(app: &App, state: DeliveryState) -> Result<Vec<DeliveryView>, crate::store::StoreError> {
-    let filter = DeliveryFilter { state: Some(state), limit: Some(NEWEST as u32), recent: true, ..Default::default() };
+/// The most recently changed deliveries that need a person: dead, rejected and in doubt.
+async fn needing_a_person(app: &App) -> Result<Vec<DeliveryView>, crate::store::StoreError> {
+    let filter = DeliveryFilter { needs_person: true, limit: Some(NEWEST as u32), recent: true, ..Default::default() };
     app.store.deliveries(filter).await
 }
 
@@ -289,7 +286,7 @@ fn write_destination(out: &mut String, app: &App, c: &Counts, name: &str, now: D
 }
 
 fn write_stuck(out: &mut String, stuck: &[DeliveryView]) -> fmt::Result {
-    write!(out, "<h2>Dead and in doubt (newest {NEWEST})</h2>")?;
+    write!(out, "<h2>Dead, rejected and in doubt (newest {NEWEST})</h2>")?;
     if stuck.is_empty() {
         out.push_str("<p class=\"muted\">None.</p>");
         return Ok(());
@@ -297,17 +294,19 @@ fn write_stuck(out: &mut String, stuck: &[DeliveryView]) -> fmt::Result {
     out.push_str(
         "<p class=\"muted\">Replay with <code>surety dlq replay --id N --config FILE</code> or <code>POST \
          /v1/deliveries/replay {\"delivery_ids\": [N]}</code>. An in-doubt delivery may have arrived: check the \
-         platform before replaying it.</p>",
+         platform before replaying it, or settle it as you found it, sending nothing, with <code>surety dlq settle \
+         --id N --as delivered|not_delivered --note TEXT</code> or <code>POST /v1/deliveries/settle</code>.</p>",
     );
     out.push_str(
         "<table><thead><tr><th>delivery</th><th>event</th><th>destination</th><th>state</th><th>reason</th>\
-         <th>attempts</th><th>updated</th><th>replay</th></tr></thead><tbody>",
+         <th>attempts</th><th>updated</th><th>replay or settle</th></tr></thead><tbody>",
     );
     for d in stuck {
         write!(
             out,
             "<tr><td class=\"n\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td>\
-             <td>{}</td><td><code>surety dlq replay --id {}</code></td></tr>",
+             <td>{}</td><td><code>surety dlq replay --id {}</code><br><code>surety dlq settle --id {} --as \
+             delivered|not_delivered</code></td></tr>",
             d.id,
             EventLink(&d.event_id),
             Esc(&d.destination),
@@ -315,6 +314,7 @@ fn write_stuck(out: &mut String, stuck: &[DeliveryView]) -> fmt::Result {
             opt(&d.reason),
             d.attempts,
             time(d.updated_at),
+            d.id,
             d.id
         )?;
     }

@@ -32,6 +32,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/identities", post(events::post_identity))
         .route("/v1/deliveries", get(admin::list_deliveries))
         .route("/v1/deliveries/replay", post(admin::replay))
+        .route("/v1/deliveries/settle", post(admin::settle))
         .route("/v1/receipts", get(admin::list_receipts))
         .route("/v1/webhooks/stripe", post(sources::stripe))
         .route("/v1/webhooks/shopify", post(sources::shopify))

@@ -81,7 +81,9 @@ pub mod reason {
     pub const ATTEMPTS_EXHAUSTED: &str = "attempts_exhausted";
     pub const AGE_EXHAUSTED: &str = "age_exhausted";
     pub const CRASHED_WHILE_SENDING: &str = "crashed_while_sending";
-    pub const SETTLED_BY_OPERATOR: &str = "settled_by_operator";
+    /// A person checked the platform and ended a delivery that needed one (`surety dlq settle`):
+    /// `delivered:settled_by_person` or, found missing and left so, `skipped:settled_by_person`.
+    pub const SETTLED_BY_PERSON: &str = "settled_by_person";
     /// Delivered and taken for processing, but the platform never said what it kept (its
     /// follow-up was given up).
     pub const PROCESSING_UNKNOWN: &str = "processing_unknown";

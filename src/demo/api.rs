@@ -211,6 +211,8 @@ struct EventDoc {
     #[serde(default)]
     replays: Vec<ReplayDoc>,
     #[serde(default)]
+    settlements: Vec<crate::store::SettlementView>,
+    #[serde(default)]
     conflicts: Vec<ConflictDoc>,
 }
 
@@ -328,6 +330,7 @@ impl From<EventDoc> for EventView {
                     forced: r.forced,
                 })
                 .collect(),
+            settlements: d.settlements,
             conflicts: d
                 .conflicts
                 .into_iter()

@@ -209,6 +209,85 @@ pub struct ReplayRefusal {
     pub reason: String,
 }
 
+/// What a person found on the platform when settling a delivery (`surety dlq settle --as`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SettledAs {
+    /// It arrived: the delivery ends `delivered:settled_by_person`.
+    Delivered,
+    /// It did not, and is left so: `skipped:settled_by_person`.
+    NotDelivered,
+}
+
+impl SettledAs {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::NotDelivered => "not_delivered",
+        }
+    }
+}
+
+impl std::fmt::Display for SettledAs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for SettledAs {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "delivered" => Ok(Self::Delivered),
+            "not_delivered" => Ok(Self::NotDelivered),
+            _ => Err(format!("'{s}' is neither delivered nor not_delivered")),
+        }
+    }
+}
+
+/// The longest note a settlement keeps, in characters (longer ones are refused at the edge).
+pub const MAX_SETTLEMENT_NOTE: usize = 2000;
+
+/// A person's verdict on one delivery that needed one (`Store::settle`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settlement {
+    pub delivery_id: i64,
+    pub settled_as: SettledAs,
+    /// Who: an admin token's label (`admin token #1`) or `cli:<OS user>`. Never a secret.
+    pub by: String,
+    pub note: Option<String>,
+}
+
+/// One settlement as recorded, on the event's timeline.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct SettlementView {
+    pub delivery_id: i64,
+    pub at: DateTime<Utc>,
+    pub settled_as: SettledAs,
+    pub by: String,
+    pub note: Option<String>,
+    pub previous_state: String,
+    pub previous_reason: Option<String>,
+}
+
+/// What `Store::settle` made of a settlement.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SettleOutcome {
+    /// Ended now in `state` with reason `settled_by_person`, and recorded.
+    Settled {
+        destination: String,
+        state: DeliveryState,
+        settlement: SettlementView,
+    },
+    NotFound,
+    /// Not a delivery a person settles (only dead, rejected and in_doubt ones are): unchanged.
+    Refused {
+        state: DeliveryState,
+        reason: Option<String>,
+        why: &'static str,
+    },
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
 pub struct DeliveryFilter {
     pub state: Option<DeliveryState>,
@@ -220,6 +299,10 @@ pub struct DeliveryFilter {
     /// The most recently changed first (newest dead letters), instead of oldest id first.
     #[serde(default)]
     pub recent: bool,
+    /// Only deliveries that need a person: dead, rejected and in_doubt (the dead-letter view;
+    /// `state` narrows it further).
+    #[serde(default)]
+    pub needs_person: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -283,6 +366,8 @@ pub struct EventView {
     pub deliveries: Vec<DeliveryView>,
     pub attempts: Vec<AttemptView>,
     pub replays: Vec<ReplayView>,
+    /// A person's settlements of its deliveries: who, when, what they found, and why.
+    pub settlements: Vec<SettlementView>,
     pub conflicts: Vec<ConflictView>,
 }
 
@@ -352,6 +437,9 @@ pub trait Store: Send + Sync {
         force: bool,
         now: DateTime<Utc>,
     ) -> Result<ReplayReport, StoreError>;
+    /// Ends a dead, rejected or in_doubt delivery as a person found it on the platform, without
+    /// sending anything, and records who, when and why. Anything else is refused, unchanged.
+    async fn settle(&self, settlement: Settlement, now: DateTime<Utc>) -> Result<SettleOutcome, StoreError>;
     async fn event(&self, event_id: &str) -> Result<Option<EventView>, StoreError>;
     async fn deliveries(&self, filter: DeliveryFilter) -> Result<Vec<DeliveryView>, StoreError>;
     /// Whole-ledger totals (scans the ledger: for checks and reports, not for every scrape).

@@ -4,13 +4,17 @@
 use crate::core::delivery::reason;
 use crate::core::{Consent, DeliveryState, Identity};
 use crate::delivery::FollowUp;
-use crate::store::{IdentityCapture, StoreError};
+use crate::store::{IdentityCapture, SettledAs, StoreError};
 
-/// Why a delivery in `state` may not be replayed (with or without `force`), if it may not.
-pub(crate) fn replay_refusal(state: DeliveryState, force: bool) -> Option<&'static str> {
+/// Why a delivery in `state` (ended with `reason`) may not be replayed (with or without
+/// `force`), if it may not. A person's settlement stands unless a replay is forced.
+pub(crate) fn replay_refusal(state: DeliveryState, reason: Option<&str>, force: bool) -> Option<&'static str> {
     match state {
         DeliveryState::Pending | DeliveryState::Claimed | DeliveryState::Sending => {
             Some("not ended: it is already queued or in flight")
+        }
+        _ if !force && reason == Some(reason::SETTLED_BY_PERSON) => {
+            Some("settled by a person: replay with force to send it anyway")
         }
         DeliveryState::Delivered if !force => Some("already delivered: replay with force to send it again"),
         DeliveryState::Skipped if !force => {
@@ -18,6 +22,28 @@ pub(crate) fn replay_refusal(state: DeliveryState, force: bool) -> Option<&'stat
         }
         _ => None,
     }
+}
+
+/// The states a person settles: those that wait for one (`surety dlq list`).
+pub(crate) const NEEDS_PERSON: [DeliveryState; 3] =
+    [DeliveryState::Dead, DeliveryState::Rejected, DeliveryState::InDoubt];
+
+/// The state a delivery now in `state` ends in when a person settles it `as`, or why it may not
+/// be settled: only what needs a person is (not what was delivered, skipped or is still live).
+pub(crate) fn settled_state(state: DeliveryState, settled_as: SettledAs) -> Result<DeliveryState, &'static str> {
+    if !NEEDS_PERSON.contains(&state) {
+        return Err(if state.is_ended() {
+            "only a dead, rejected or in_doubt delivery can be settled"
+        } else {
+            "still queued or in flight: only a dead, rejected or in_doubt delivery can be settled"
+        });
+    }
+    Ok(match settled_as {
+        SettledAs::Delivered => DeliveryState::Delivered,
+        // Ended without being sent, and counted so: planned = delivered + rejected + skipped +
+        // dead + in_doubt + pending still holds, and it no longer waits for a person.
+        SettledAs::NotDelivered => DeliveryState::Skipped,
+    })
 }
 
 /// How a final answer settles the request's deliveries: state, reason, messages.
@@ -82,5 +108,33 @@ pub(crate) fn after_crash(resend: bool) -> (DeliveryState, &'static str, &'stati
             "in_doubt",
             "crashed while sending; the platform does not dedupe, so it is left for a person to settle",
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_what_needs_a_person_is_settled_and_the_sql_list_agrees() {
+        for state in DeliveryState::ALL {
+            let needs = NEEDS_PERSON.contains(&state);
+            assert_eq!(settled_state(state, SettledAs::Delivered).is_ok(), needs, "{state}");
+            assert_eq!(crate::store::views::NEEDS_PERSON_SQL.contains(&format!("'{state}'")), needs, "{state}");
+        }
+        for state in NEEDS_PERSON {
+            assert_eq!(settled_state(state, SettledAs::Delivered), Ok(DeliveryState::Delivered));
+            assert_eq!(settled_state(state, SettledAs::NotDelivered), Ok(DeliveryState::Skipped));
+        }
+    }
+
+    #[test]
+    fn a_settled_delivery_is_replayed_only_when_forced() {
+        for state in [DeliveryState::Delivered, DeliveryState::Skipped] {
+            let refusal = replay_refusal(state, Some(reason::SETTLED_BY_PERSON), false);
+            assert!(refusal.is_some_and(|r| r.contains("settled by a person")), "{state}: {refusal:?}");
+            assert_eq!(replay_refusal(state, Some(reason::SETTLED_BY_PERSON), true), None);
+        }
+        assert_eq!(replay_refusal(DeliveryState::Dead, Some("attempts_exhausted"), false), None);
     }
 }

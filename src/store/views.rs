@@ -5,7 +5,12 @@ use chrono::{DateTime, Utc};
 
 use crate::core::{DeliveryState, Event};
 use crate::store::StoreError;
-use crate::store::{AttemptView, ConflictView, DeliveryFilter, DeliveryView, EventView, ReceiptFilter, ReplayView};
+use crate::store::{
+    AttemptView, ConflictView, DeliveryFilter, DeliveryView, EventView, ReceiptFilter, ReplayView, SettlementView,
+};
+
+/// The states that wait for a person (`DeliveryFilter::needs_person`, `rules::NEEDS_PERSON`), in SQL.
+pub(super) const NEEDS_PERSON_SQL: &str = "('dead', 'rejected', 'in_doubt')";
 
 /// A `deliveries` row as selected for a view, times already converted by the store.
 pub(super) struct DeliveryRow {
@@ -58,6 +63,7 @@ pub(super) struct EventRows {
     pub deliveries: Vec<DeliveryRow>,
     pub attempts: Vec<AttemptView>,
     pub replays: Vec<ReplayView>,
+    pub settlements: Vec<SettlementView>,
     pub conflicts: Vec<ConflictView>,
 }
 
@@ -84,6 +90,7 @@ impl EventRows {
             deliveries,
             attempts: self.attempts,
             replays: self.replays,
+            settlements: self.settlements,
             conflicts: self.conflicts,
         })
     }

@@ -59,7 +59,7 @@ async fn the_page_shows_totals_dead_letters_refused_receipts_and_a_timeline() {
     // The dead letter, with a link to its timeline and the command that replays it.
     let dead = &s.event("order:dead-1:order_paid").await["deliveries"][0];
     let dead_id = dead["id"].as_i64().unwrap();
-    let stuck = html.split("Dead and in doubt").nth(1).expect("dead-letter section");
+    let stuck = html.split("Dead, rejected and in doubt").nth(1).expect("dead-letter section");
     assert!(stuck.contains("<a href=\"/?event=order%3Adead-1%3Aorder_paid\">order:dead-1:order_paid</a>"), "{stuck}");
     assert!(stuck.contains("<td>ga4-web</td><td>dead</td><td>attempts_exhausted</td><td class=\"n\">4</td>"));
     assert!(stuck.contains(&format!("surety dlq replay --id {dead_id}")), "{stuck}");

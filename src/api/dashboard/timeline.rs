@@ -1,5 +1,5 @@
-//! One event's timeline on the dashboard (`GET /?event=ID`): its deliveries, attempts, replays
-//! and conflicts, every value escaped.
+//! One event's timeline on the dashboard (`GET /?event=ID`): its deliveries, attempts, replays,
+//! settlements and conflicts, every value escaped.
 
 use std::fmt::{self, Write};
 
@@ -93,6 +93,19 @@ pub(super) fn write_timeline(out: &mut String, v: &EventView) -> fmt::Result {
             Esc(&r.previous_state),
             r.previous_reason.as_deref().map(|x| format!(":{}", Esc(x))).unwrap_or_default(),
             if r.forced { " (forced)" } else { "" }
+        )?;
+    }
+    for st in &v.settlements {
+        write!(
+            out,
+            "<p>Delivery {} settled as {} by {} at {} (was {}{}){}.</p>",
+            st.delivery_id,
+            st.settled_as,
+            Esc(&st.by),
+            time(st.at),
+            Esc(&st.previous_state),
+            st.previous_reason.as_deref().map(|x| format!(":{}", Esc(x))).unwrap_or_default(),
+            st.note.as_deref().map(|n| format!(": “{}”", Esc(n))).unwrap_or_default()
         )?;
     }
     for c in &v.conflicts {

@@ -8,6 +8,7 @@ mod follow_up;
 mod ingest;
 mod queries;
 mod queue;
+mod settle;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,8 +19,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::{
     Claimed, Counts, DeliveryFilter, DeliveryView, DueFollowUp, EventView, IdentityCapture, IngestResult, Pruned,
-    QueueStat, Receipt, ReceiptFilter, ReceiptView, Recording, Recovered, ReplayReport, ReplaySelector, Store,
-    StoreError,
+    QueueStat, Receipt, ReceiptFilter, ReceiptView, Recording, Recovered, ReplayReport, ReplaySelector, SettleOutcome,
+    Settlement, Store, StoreError,
 };
 use crate::core::plan::Planner;
 use crate::core::{Event, Subject};
@@ -119,6 +120,10 @@ impl Store for PgStore {
         now: DateTime<Utc>,
     ) -> Result<ReplayReport, StoreError> {
         queue::replay(&self.pool, selector, force, now).await
+    }
+
+    async fn settle(&self, settlement: Settlement, now: DateTime<Utc>) -> Result<SettleOutcome, StoreError> {
+        settle::settle(&self.pool, settlement, now).await
     }
 
     async fn event(&self, event_id: &str) -> Result<Option<EventView>, StoreError> {

@@ -124,6 +124,7 @@ async fn event_rows(conn: &mut PgConnection, event_id: &str) -> Result<Option<Ev
         .iter()
         .map(|r| Ok(ConflictView { received_at: from_us(r.try_get(0)?), content_hash: r.try_get(1)? }))
         .collect::<Result<Vec<_>, StoreError>>()?;
+    let settlements = super::settle::of_event(&mut *conn, event_id).await?;
     Ok(Some(EventRows {
         body: row.try_get(0)?,
         content_hash: row.try_get(1)?,
@@ -131,6 +132,7 @@ async fn event_rows(conn: &mut PgConnection, event_id: &str) -> Result<Option<Ev
         deliveries,
         attempts,
         replays,
+        settlements,
         conflicts,
     }))
 }
@@ -141,6 +143,9 @@ pub(super) async fn deliveries(pool: &PgPool, filter: DeliveryFilter) -> Result<
     q.push_bind(filter.after.unwrap_or(0));
     if let Some(s) = filter.state {
         q.push(" AND state = ").push_bind(s.as_str());
+    }
+    if filter.needs_person {
+        q.push(" AND state IN ").push(views::NEEDS_PERSON_SQL);
     }
     if let Some(d) = &filter.destination {
         q.push(" AND destination = ").push_bind(d);
@@ -274,6 +279,7 @@ pub(super) async fn prune(pool: &PgPool, before: DateTime<Utc>, batch: usize) ->
         let of_ended = "IN (SELECT id FROM deliveries WHERE event_id = ANY($1))";
         p.attempts = delete(&mut tx, &format!("DELETE FROM attempts WHERE delivery_id {of_ended}"), &ended).await?;
         delete(&mut tx, &format!("DELETE FROM replays WHERE delivery_id {of_ended}"), &ended).await?;
+        delete(&mut tx, &format!("DELETE FROM settlements WHERE delivery_id {of_ended}"), &ended).await?;
         p.deliveries = delete(&mut tx, "DELETE FROM deliveries WHERE event_id = ANY($1)", &ended).await?;
         delete(&mut tx, "DELETE FROM conflicts WHERE event_id = ANY($1)", &ended).await?;
         p.events = delete(&mut tx, "DELETE FROM events WHERE event_id = ANY($1)", &ended).await?;

@@ -7,6 +7,7 @@ mod follow_up;
 mod ingest;
 mod queries;
 mod queue;
+mod settle;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -19,8 +20,8 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::{
     Claimed, Counts, DeliveryFilter, DeliveryView, DueFollowUp, EventView, IdentityCapture, IngestResult, Pruned,
-    QueueStat, Receipt, ReceiptFilter, ReceiptView, Recording, Recovered, ReplayReport, ReplaySelector, Store,
-    StoreError,
+    QueueStat, Receipt, ReceiptFilter, ReceiptView, Recording, Recovered, ReplayReport, ReplaySelector, SettleOutcome,
+    Settlement, Store, StoreError,
 };
 use crate::core::plan::Planner;
 use crate::core::{Event, Subject};
@@ -32,6 +33,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_follow_ups.sql"),
     include_str!("migrations/0004_receipts.sql"),
     include_str!("migrations/0005_retention.sql"),
+    include_str!("migrations/0006_settlements.sql"),
 ];
 /// Most writes folded into one transaction.
 const MAX_GROUP: usize = 512;
@@ -263,6 +265,10 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<ReplayReport, StoreError> {
         self.write(move |conn| queue::replay(conn, &selector, force, now)).await
+    }
+
+    async fn settle(&self, settlement: Settlement, now: DateTime<Utc>) -> Result<SettleOutcome, StoreError> {
+        self.write(move |conn| settle::settle(conn, &settlement, now)).await
     }
 
     async fn event(&self, event_id: &str) -> Result<Option<EventView>, StoreError> {

@@ -87,7 +87,10 @@ pub(super) fn event(conn: &Connection, event_id: &str) -> Result<Option<EventVie
         .prepare_cached("SELECT received_at, content_hash FROM conflicts WHERE event_id = ?1 ORDER BY id")?
         .query_map([event_id], |r| Ok(ConflictView { received_at: from_us(r.get(0)?), content_hash: r.get(1)? }))?
         .collect::<Result<Vec<_>, _>>()?;
-    EventRows { body, content_hash, routed, deliveries, attempts, replays, conflicts }.into_view().map(Some)
+    let settlements = super::settle::of_event(conn, event_id)?;
+    EventRows { body, content_hash, routed, deliveries, attempts, replays, settlements, conflicts }
+        .into_view()
+        .map(Some)
 }
 
 pub(super) fn deliveries(conn: &Connection, f: &DeliveryFilter) -> Result<Vec<DeliveryView>, StoreError> {
@@ -96,6 +99,9 @@ pub(super) fn deliveries(conn: &Connection, f: &DeliveryFilter) -> Result<Vec<De
     if let Some(s) = f.state {
         sql.push_str(" AND state = ?");
         args.push(s.as_str().to_owned().into());
+    }
+    if f.needs_person {
+        sql.push_str(&format!(" AND state IN {}", views::NEEDS_PERSON_SQL));
     }
     if let Some(d) = &f.destination {
         sql.push_str(" AND destination = ?");
@@ -229,6 +235,7 @@ pub(super) fn prune(conn: &Connection, before: DateTime<Utc>, batch: usize) -> R
     let in_set = "IN (SELECT id FROM deliveries WHERE event_id IN (SELECT event_id FROM prune_events))";
     p.attempts = conn.execute(&format!("DELETE FROM attempts WHERE delivery_id {in_set}"), [])? as u64;
     conn.execute(&format!("DELETE FROM replays WHERE delivery_id {in_set}"), [])?;
+    conn.execute(&format!("DELETE FROM settlements WHERE delivery_id {in_set}"), [])?;
     p.deliveries =
         conn.execute("DELETE FROM deliveries WHERE event_id IN (SELECT event_id FROM prune_events)", [])? as u64;
     conn.execute("DELETE FROM conflicts WHERE event_id IN (SELECT event_id FROM prune_events)", [])?;

@@ -243,7 +243,7 @@ pub(super) fn replay(
     let mut report = ReplayReport::default();
     let now_us = to_us(now);
     for (id, state, previous_reason) in targets {
-        let refusal = crate::store::rules::replay_refusal(state, force);
+        let refusal = crate::store::rules::replay_refusal(state, previous_reason.as_deref(), force);
         if let Some(why) = refusal {
             report.refused.push(ReplayRefusal { delivery_id: id, state, reason: why.into() });
             continue;

@@ -145,6 +145,14 @@ impl TestServer {
         Self::start_config(dir, ga4, &text, None).await
     }
 
+    /// A server on the SQLite ledger already in `dir` (`surety.db`), whatever `SURETY_IT_LEDGER`
+    /// says: for tests that prepare that ledger through the store before the server starts.
+    pub async fn start_sqlite_in(dir: TempDir, ga4: Ga4Sim, extra: &str) -> Self {
+        init_env();
+        let text = config_toml(&dir.path().join("surety.db"), &ga4.base_url, extra);
+        Self::start_config(dir, ga4, &text, None).await
+    }
+
     /// A server on the PostgreSQL ledger at `url` (see [`postgres_ledger`]), with `ga4` as its
     /// platform; `tune` edits the test configuration's text (shorter leases, …).
     pub async fn start_postgres(ga4: Ga4Sim, url: &str, extra: &str, tune: impl Fn(String) -> String) -> Self {

@@ -212,6 +212,7 @@ async fn deliveries_filter_and_page() {
         after,
         limit,
         recent: false,
+        needs_person: false,
     };
     let get = |f: DeliveryFilter| async move { ids(&store.deliveries(f).await.unwrap()) };
     assert_eq!(get(f(Some(DeliveryState::Pending), None, None, None, None)).await, [4, 9]);
@@ -219,6 +220,11 @@ async fn deliveries_filter_and_page() {
     assert_eq!(get(f(None, None, Some("ev-d"), None, None)).await, [4, 5, 10]);
     assert_eq!(get(f(Some(DeliveryState::Delivered), Some("ga4"), Some("ev-f"), None, None)).await, [7]);
     assert_eq!(get(f(Some(DeliveryState::Dead), Some("ga4"), None, None, None)).await, Vec::<i64>::new());
+    // What needs a person: dead, rejected and in doubt; `state` narrows it.
+    let needs_person = |state| DeliveryFilter { needs_person: true, state, ..DeliveryFilter::default() };
+    assert_eq!(get(needs_person(None)).await, [3, 6, 8, 10]);
+    assert_eq!(get(needs_person(Some(DeliveryState::Rejected))).await, [6]);
+    assert_eq!(get(needs_person(Some(DeliveryState::Delivered))).await, Vec::<i64>::new());
     // Paging: after the last id seen, in id order.
     assert_eq!(get(f(None, None, None, None, Some(4))).await, [1, 2, 3, 4]);
     assert_eq!(get(f(None, None, None, Some(4), Some(4))).await, [5, 6, 7, 8]);

@@ -422,3 +422,4 @@ async fn a_refund_waits_for_its_purchase() {
 }
 
 mod recovery;
+mod settle;
