@@ -251,6 +251,9 @@ async fn capture_js_in_chromium_posts_ids_only_with_analytics_consent() {
         assert!(event.get("joined").is_none(), "{order}: {event}");
     }
     assert_eq!(s.settled("order:B-1:order_paid").await, ["ga4-web:delivered:sent"]);
+    // The timeline shows how old the stitched session was when GA4 got the event.
+    let attempt = s.event("order:B-1:order_paid").await["attempts"][0].clone();
+    assert!(attempt["detail"].as_str().unwrap_or_default().contains("session_age_secs="), "{attempt}");
     let sent = s.ga4.events_named("purchase");
     assert_eq!(sent.len(), 1, "only the captured order has a client id for GA4");
     assert_eq!(sent[0].params["session_id"], "1700000123");
