@@ -145,7 +145,7 @@ impl TestServer {
         Self::start_config(dir, ga4, &text, None).await
     }
 
-    /// As [`TestServer::start_with`] on SQLite, with `tune` editing the configuration's text
+    /// As [`TestServer::start_with`] (PostgreSQL too under `SURETY_IT_LEDGER=postgres`), with `tune` editing the configuration's text
     /// (keys in the `[auth]` table, …).
     pub async fn start_tuned(extra: &str, tune: impl Fn(String) -> String) -> Self {
         init_env();
@@ -153,6 +153,11 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = dir.path().join("surety.db");
         let text = tune(config_toml(&db, &ga4.base_url, extra));
+        if std::env::var("SURETY_IT_LEDGER").is_ok_and(|v| v == "postgres") {
+            let url = postgres_ledger().await;
+            let text = text.replace(&format!("url = \"sqlite://{}\"", db.display()), &format!("url = \"{url}\""));
+            return Self::start_config(dir, ga4, &text, Some(url)).await;
+        }
         Self::start_config(dir, ga4, &text, None).await
     }
 
