@@ -95,6 +95,20 @@ pub struct AuthConfig {
     pub ingest_tokens: Vec<Secret>,
     #[serde(default)]
     pub admin_tokens: Vec<Secret>,
+    /// Keys that `capture.js` sends from the browser: public by design, they may only post
+    /// identities, and what they post never overwrites what the bridge already holds.
+    #[serde(default)]
+    pub capture_keys: Vec<String>,
+    /// Origins (`https://shop.example`) whose pages may post identities (CORS).
+    #[serde(default)]
+    pub capture_origins: Vec<String>,
+    /// Identity captures with a capture key that one client address may post per minute.
+    #[serde(default = "default_capture_per_minute")]
+    pub capture_per_minute: u32,
+}
+
+fn default_capture_per_minute() -> u32 {
+    60
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -377,6 +391,16 @@ impl Config {
             if let Err(e) = s.resolve() {
                 p.push(format!("auth token #{} ({}): {e}", i + 1, s.reference()));
             }
+        }
+        for origin in &self.auth.capture_origins {
+            let ok = url::Url::parse(origin)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.origin().ascii_serialization() == *origin);
+            if !ok {
+                p.push(format!("auth.capture_origins: '{origin}' is not an origin such as https://shop.example"));
+            }
+        }
+        if self.auth.capture_per_minute == 0 {
+            p.push("auth.capture_per_minute: must be at least 1".into());
         }
         self.sources.problems(&mut p);
         if self.retention.keep_days > 0 {

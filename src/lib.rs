@@ -169,7 +169,9 @@ pub async fn run(
     tracing::info!(addr = %listener.local_addr()?, api = config.server.api, workers = config.server.workers, "surety is up");
     if config.server.api {
         let stop = cancel.clone();
-        axum::serve(listener, api::router(app)).with_graceful_shutdown(async move { stop.cancelled().await }).await?;
+        axum::serve(listener, api::router(app).into_make_service_with_connect_info::<std::net::SocketAddr>())
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await?;
     } else {
         drop(listener);
         cancel.cancelled().await;

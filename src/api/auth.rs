@@ -1,4 +1,5 @@
-//! Bearer tokens with two roles: ingest (post events and identities) and admin (everything).
+//! Bearer tokens with three roles: ingest (post events and identities), admin (everything), and
+//! capture: the public keys `capture.js` sends from the browser, which may only post identities.
 
 use axum::http::{header, HeaderMap};
 use subtle::ConstantTimeEq;
@@ -10,11 +11,17 @@ use crate::config::{AuthConfig, SecretValue};
 pub enum Role {
     Ingest,
     Admin,
+    /// `POST /v1/identities` from the browser; ingest and admin tokens may do it too.
+    Capture,
 }
 
 pub struct Auth {
     ingest: Vec<SecretValue>,
     admin: Vec<SecretValue>,
+    /// Public by design (they ship in the page), so compared plainly.
+    capture: Vec<String>,
+    /// Browser captures per client address.
+    pub capture_limit: super::capture::CaptureLimiter,
 }
 
 impl Auth {
@@ -23,7 +30,12 @@ impl Auth {
         let resolve = |list: &[crate::config::Secret]| -> anyhow::Result<Vec<SecretValue>> {
             list.iter().map(|s| s.resolve().map_err(anyhow::Error::msg)).collect()
         };
-        Ok(Self { ingest: resolve(&c.ingest_tokens)?, admin: resolve(&c.admin_tokens)? })
+        Ok(Self {
+            ingest: resolve(&c.ingest_tokens)?,
+            admin: resolve(&c.admin_tokens)?,
+            capture: c.capture_keys.clone(),
+            capture_limit: super::capture::CaptureLimiter::per_minute(c.capture_per_minute),
+        })
     }
 
     /// No token configured at all: the API is open.
@@ -49,7 +61,10 @@ impl Auth {
             return Ok(());
         }
         if matches(&self.ingest) {
-            return if role == Role::Ingest { Ok(()) } else { Err(Problem::forbidden()) };
+            return if matches!(role, Role::Ingest | Role::Capture) { Ok(()) } else { Err(Problem::forbidden()) };
+        }
+        if self.is_capture_key(headers) {
+            return if role == Role::Capture { Ok(()) } else { Err(Problem::forbidden()) };
         }
         Err(Problem::unauthorized())
     }
@@ -61,8 +76,9 @@ impl Auth {
         let token = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .map(str::trim)
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
             .unwrap_or_default();
         let at = self.admin.iter().enumerate().fold(None, |found, (i, t)| {
             if bool::from(t.expose().as_bytes().ct_eq(token.as_bytes())) {
@@ -76,5 +92,16 @@ impl Auth {
             None if self.is_open() => "open API".to_owned(),
             None => "unknown token".to_owned(),
         }
+    }
+
+    /// Whether the request carries a capture key: what it posts comes from a browser.
+    pub fn is_capture_key(&self, headers: &HeaderMap) -> bool {
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim());
+        token.is_some_and(|t| self.capture.iter().any(|k| k == t))
     }
 }

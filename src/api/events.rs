@@ -1,12 +1,13 @@
 //! `POST /v1/events` and `POST /v1/identities`: answered only after the commit (G1).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::rejection::BytesRejection;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use bytes::Bytes;
 use chrono::Utc;
 use serde::Serialize;
@@ -196,15 +197,17 @@ pub(super) fn summary(errors: &[FieldError]) -> String {
 
 pub async fn post_identity(
     State(app): State<Arc<App>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
-    app.auth.require(&headers, Role::Ingest)?;
+    let from_browser = super::capture::admit(&app, &headers, peer.map(|Extension(ConnectInfo(a))| a))?;
     let value = json_body(&headers, body)?;
-    let capture = parse_capture(value, Utc::now()).map_err(|errors| {
+    let mut capture = parse_capture(value, Utc::now()).map_err(|errors| {
         Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_identity", "Invalid identity capture", summary(&errors))
             .with_errors(errors)
     })?;
+    capture.from_browser = from_browser;
     let subject = capture.subject.clone();
     app.store.capture_identity(capture).await.map_err(|e| Problem::storage(&e))?;
     Ok((StatusCode::ACCEPTED, Json(json!({"subject": subject, "status": "captured"}))).into_response())

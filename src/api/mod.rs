@@ -6,6 +6,7 @@
 
 mod admin;
 pub mod auth;
+pub mod capture;
 mod dashboard;
 mod events;
 mod openapi;
@@ -29,7 +30,8 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/v1/events", post(events::post_events))
         .route("/v1/events/{id}", get(admin::get_event))
-        .route("/v1/identities", post(events::post_identity))
+        .route("/v1/identities", post(events::post_identity).layer(capture::cors(&app.config.auth.capture_origins)))
+        .route("/v1/capture.js", get(capture::script))
         .route("/v1/deliveries", get(admin::list_deliveries))
         .route("/v1/deliveries/replay", post(admin::replay))
         .route("/v1/deliveries/settle", post(admin::settle))

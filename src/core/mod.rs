@@ -3,6 +3,7 @@
 
 pub mod delivery;
 pub mod event;
+pub mod ga_cookie;
 pub mod pii;
 pub mod plan;
 pub mod retry;

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::FieldError;
+use crate::core::ga_cookie;
 use crate::core::pii::{self, Hashed, PiiError};
 use crate::core::{Consent, Currency, Event, EventId, Identity, Item, Kind, Subject};
 use crate::store::IdentityCapture;
@@ -196,7 +197,7 @@ pub fn parse_capture(value: Value, now: DateTime<Utc>) -> Result<IdentityCapture
     let identity = parse_identity(input.identity, "identity", now, &mut errors);
     match (errors.is_empty(), subject, captured_at) {
         (true, Some(subject), Some(captured_at)) => {
-            Ok(IdentityCapture { subject, captured_at, identity, consent: input.consent })
+            Ok(IdentityCapture { subject, captured_at, identity, consent: input.consent, from_browser: false })
         }
         _ => Err(errors),
     }
@@ -278,8 +279,9 @@ fn parse_identity(i: IdentityInput, field: &str, now: DateTime<Utc>, errors: &mu
         Some(v)
     };
     let mut id = Identity {
-        client_id: plain("client_id", i.client_id),
-        session_id: plain("session_id", i.session_id),
+        // A raw `_ga` / `_ga_<stream>` cookie value is stored in its plain form.
+        client_id: plain("client_id", i.client_id).map(|v| ga_cookie::client_id(&v)),
+        session_id: plain("session_id", i.session_id).map(|v| ga_cookie::session_id(&v)),
         user_id: plain("user_id", i.user_id),
         city: plain("city", i.city),
         region: plain("region", i.region),

@@ -12,6 +12,7 @@ use subtle::ConstantTimeEq;
 
 use crate::config::sources::{IdentityKeys, SourcesConfig};
 use crate::config::SecretValue;
+use crate::core::ga_cookie;
 
 /// What a source's message turned into.
 #[derive(Debug, PartialEq)]
@@ -127,30 +128,6 @@ fn lookup(maps: &[&Map<String, Value>], keys: &[String]) -> Option<String> {
     keys.iter().find_map(|key| maps.iter().find_map(|m| text(m.get(key))))
 }
 
-/// The client id inside a `_ga` cookie value (`GA1.1.1234567890.1714650000` → `1234567890.1714650000`);
-/// anything else is taken as the client id itself.
-fn client_id(v: String) -> String {
-    let parts: Vec<&str> = v.split('.').collect();
-    match parts.as_slice() {
-        [ga, _, a, b] if ga.starts_with("GA") => format!("{a}.{b}"),
-        _ => v,
-    }
-}
-
-/// The session id inside a `_ga_<stream>` cookie value: `GS1.1.<session id>.…` or
-/// `GS2.1.s<session id>$o…`.
-fn session_from_cookie(v: &str) -> Option<String> {
-    let third = v.split('.').nth(2)?;
-    let id = if v.starts_with("GS1.") {
-        third
-    } else if v.starts_with("GS2.") {
-        third.strip_prefix('s')?.split('$').next()?
-    } else {
-        return None;
-    };
-    (!id.is_empty() && id.chars().all(|c| c.is_ascii_digit())).then(|| id.to_owned())
-}
-
 /// Identity and consent that a source's free-form attributes carry under the configured keys.
 pub(crate) fn keyed_identity(
     maps: &[&Map<String, Value>],
@@ -159,13 +136,13 @@ pub(crate) fn keyed_identity(
     let mut identity = Map::new();
     for (field, names) in keys.identity_fields() {
         if let Some(v) = lookup(maps, names) {
-            let v = if field == "client_id" { client_id(v) } else { v };
+            let v = if field == "client_id" { ga_cookie::client_id(&v) } else { v };
             identity.insert(field.to_owned(), Value::String(v));
         }
     }
     if !identity.contains_key("session_id") && !keys.session_id.is_empty() {
         let cookie = maps.iter().flat_map(|m| m.iter()).find(|(k, _)| k.starts_with("_ga_"));
-        if let Some(id) = cookie.and_then(|(_, v)| session_from_cookie(v.as_str()?)) {
+        if let Some(id) = cookie.and_then(|(_, v)| ga_cookie::session_from_cookie(v.as_str()?)) {
             identity.insert("session_id".into(), Value::String(id));
         }
     }
@@ -253,9 +230,12 @@ mod tests {
         let (identity, _) = keyed_identity(&[&m], &IdentityKeys::default());
         assert_eq!(identity["client_id"], "1234567890.1714650000");
         assert_eq!(identity["session_id"], "1714651000");
-        assert_eq!(session_from_cookie("GS2.1.s1714651000$o3$g1$t1714651391$j60$l0$h0").as_deref(), Some("1714651000"));
-        assert_eq!(session_from_cookie("nonsense"), None);
-        assert_eq!(client_id("555.666".into()), "555.666");
+        assert_eq!(
+            ga_cookie::session_from_cookie("GS2.1.s1714651000$o3$g1$t1714651391$j60$l0$h0").as_deref(),
+            Some("1714651000")
+        );
+        assert_eq!(ga_cookie::session_from_cookie("nonsense"), None);
+        assert_eq!(ga_cookie::client_id("555.666"), "555.666");
     }
 
     #[test]

@@ -138,6 +138,9 @@ pub struct IdentityCapture {
     pub captured_at: DateTime<Utc>,
     pub identity: Identity,
     pub consent: Consent,
+    /// Posted from a browser with a capture key: untrusted, so it may add to the subject's
+    /// identity and consent but never overwrite what the bridge already holds.
+    pub from_browser: bool,
 }
 
 /// How one delivery ends up after an attempt (computed by the worker, written by the store).

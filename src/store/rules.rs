@@ -71,7 +71,9 @@ pub(crate) fn follow_up_settlement(answer: &FollowUp) -> (String, Settlement) {
 }
 
 /// The bridge entry after a capture: every identity field and consent purpose the capture states
-/// replaces the older one; what it does not state stays.
+/// replaces the older one; what it does not state stays. A capture from the browser
+/// (`from_browser`) only fills what the entry lacks: the page is untrusted, so it never
+/// overwrites what a server-side source or an earlier capture stated.
 pub(crate) fn merge_capture(
     (identity, mut consent): (Identity, Consent),
     capture: &IdentityCapture,
@@ -79,14 +81,20 @@ pub(crate) fn merge_capture(
     let mut merged = serde_json::to_value(&identity)?;
     if let (Some(m), serde_json::Value::Object(n)) = (merged.as_object_mut(), serde_json::to_value(&capture.identity)?)
     {
-        m.extend(n);
+        for (field, value) in n {
+            if capture.from_browser {
+                m.entry(field).or_insert(value);
+            } else {
+                m.insert(field, value);
+            }
+        }
     }
     for (target, source) in [
         (&mut consent.analytics, capture.consent.analytics),
         (&mut consent.ad_user_data, capture.consent.ad_user_data),
         (&mut consent.ad_personalization, capture.consent.ad_personalization),
     ] {
-        if source.is_some() {
+        if source.is_some() && !(capture.from_browser && target.is_some()) {
             *target = source;
         }
     }
@@ -114,6 +122,7 @@ pub(crate) fn after_crash(resend: bool) -> (DeliveryState, &'static str, &'stati
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::{ConsentState, Subject};
 
     #[test]
     fn only_what_needs_a_person_is_settled_and_the_sql_list_agrees() {
@@ -136,5 +145,46 @@ mod tests {
             assert_eq!(replay_refusal(state, Some(reason::SETTLED_BY_PERSON), true), None);
         }
         assert_eq!(replay_refusal(DeliveryState::Dead, Some("attempts_exhausted"), false), None);
+    }
+
+    fn capture(
+        client_id: &str,
+        session_id: Option<&str>,
+        analytics: ConsentState,
+        from_browser: bool,
+    ) -> IdentityCapture {
+        IdentityCapture {
+            subject: Subject { kind: "order".into(), id: "1042".into() },
+            captured_at: chrono::Utc::now(),
+            identity: Identity {
+                client_id: Some(client_id.into()),
+                session_id: session_id.map(Into::into),
+                ..Identity::default()
+            },
+            consent: Consent { analytics: Some(analytics), ..Consent::default() },
+            from_browser,
+        }
+    }
+
+    #[test]
+    fn a_browser_capture_adds_but_never_overwrites() {
+        let server = capture("111.222", None, ConsentState::Denied, false);
+        let entry = merge_capture(Default::default(), &server).unwrap();
+        let forged = capture("666.666", Some("1700000000"), ConsentState::Granted, true);
+        let (identity, consent) = merge_capture(entry.clone(), &forged).unwrap();
+        assert_eq!(identity.client_id.as_deref(), Some("111.222"), "the server's client id stands");
+        assert_eq!(consent.analytics, Some(ConsentState::Denied), "the server's consent stands");
+        assert_eq!(identity.session_id.as_deref(), Some("1700000000"), "what was missing is added");
+
+        // An earlier browser capture stands too; a server-side source still overwrites.
+        let (identity, _) =
+            merge_capture((identity, consent), &capture("777.777", None, ConsentState::Granted, true)).unwrap();
+        assert_eq!(identity.session_id.as_deref(), Some("1700000000"));
+        assert_eq!(identity.client_id.as_deref(), Some("111.222"));
+        let (identity, consent) =
+            merge_capture((identity, Consent::default()), &capture("333.444", None, ConsentState::Granted, false))
+                .unwrap();
+        assert_eq!(identity.client_id.as_deref(), Some("333.444"));
+        assert_eq!(consent.analytics, Some(ConsentState::Granted));
     }
 }

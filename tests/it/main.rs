@@ -3,6 +3,7 @@
 
 mod support;
 
+mod capture;
 mod crash;
 mod dashboard;
 mod delivery;

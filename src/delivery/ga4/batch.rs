@@ -1,5 +1,5 @@
 //! Splitting deliveries into GA4 requests: only events with the same request-level fields
-//! (client id, user id, consent, user data) may share a request, at most 25 of them, and the
+//! (client id, user id, consent, user data, IP, user agent, location) may share a request, at most 25 of them, and the
 //! body must stay under 130 kB (PLATFORMS.md §GA4 "Consequence for batching", "Limits").
 
 use std::collections::HashMap;

@@ -41,6 +41,27 @@ pub const MAX_WINDOW_HOURS: u32 = 72;
 
 const SENT_DETAIL: &str = "sent: GA4 answers 2xx to any payload";
 const VALIDATED_DETAIL: &str = "validated by /debug/mp/collect, then sent (GA4 answered 2xx)";
+/// GA4 ends a session after 30 minutes without activity.
+pub const SESSION_TIMEOUT_SECS: i64 = 30 * 60;
+
+/// Seconds from the stitched browser session's start to `sent_at`: gtag's `session_id` is the
+/// session's start in Unix seconds. Past [`SESSION_TIMEOUT_SECS`] the session has likely closed
+/// (unless the visitor stayed active), and GA4 may count the event in a new one.
+pub fn session_age_secs(event: &Event, sent_at: chrono::DateTime<Utc>) -> Option<i64> {
+    let start: i64 = event.identity.session_id.as_deref()?.parse().ok()?;
+    Some(sent_at.timestamp() - start)
+}
+
+/// A delivered attempt's detail, with the session's age at the send (shown in the timeline).
+fn delivered_detail(base: &str, event: &Event, sent_at: chrono::DateTime<Utc>) -> String {
+    match session_age_secs(event, sent_at) {
+        Some(age) if age > SESSION_TIMEOUT_SECS => {
+            format!("{base}; session_age_secs={age} (past GA4's 30-minute session timeout)")
+        }
+        Some(age) => format!("{base}; session_age_secs={age}"),
+        None => base.to_owned(),
+    }
+}
 
 /// The planning rules of one GA4 destination.
 #[derive(Clone, Debug)]
@@ -155,6 +176,7 @@ impl Ga4 {
         for group in batch::split(&parts, self.batch_size) {
             let members: Vec<&Prepared> = group.iter().map(|&i| &parts[i]).collect();
             let body = payload::request_body(&members, false);
+            let sent_at = Utc::now();
             let exchange = http::post_json(&self.client, "collect", &self.collect_url, body).await;
             tracing::debug!(destination = %self.name, events = group.len(), status = ?exchange.status(),
                 duration_ms = exchange.record.duration.as_millis() as u64, "GA4 collect");
@@ -166,7 +188,7 @@ impl Ga4 {
                     Class::Success => {
                         let accepted = validated.contains(&c.delivery_id);
                         let detail = if accepted { VALIDATED_DETAIL } else { SENT_DETAIL };
-                        Outcome::Delivered { accepted, detail: Some(detail.to_owned()) }
+                        Outcome::Delivered { accepted, detail: Some(delivered_detail(detail, &c.event, sent_at)) }
                     }
                     other => failure(other, &exchange),
                 };

@@ -23,7 +23,8 @@ pub fn is_ecommerce(route_event: &str) -> bool {
 /// One event's part of a request, ready to batch and send.
 #[derive(Clone, Debug)]
 pub struct Prepared {
-    /// The request-level fields (`client_id`, `user_id`, `consent`, `user_data`) serialised:
+    /// The request-level fields (`client_id`, `user_id`, `consent`, `user_data`, and with
+    /// analytics consent `ip_override`, `user_agent`, `user_location`) serialised:
     /// every event of a request shares them, so events may share a request only when these
     /// are equal.
     pub header_json: String,
@@ -73,7 +74,49 @@ pub fn header(event: &Event, strip_personal: bool) -> Map<String, Value> {
             h.insert("user_data".into(), user_data);
         }
     }
+    // Where the visitor was and what browser they used, only with analytics consent: GA4
+    // derives geography and device from these (docs/platforms.md §GA4, changelog 2025-05-14
+    // and 2025-06-11). Without them GA4 would place every server event at Surety's address.
+    if event.consent.analytics == Some(ConsentState::Granted) {
+        let identity = &event.identity;
+        if let Some(ip) = identity.ip.as_deref() {
+            h.insert("ip_override".into(), ip.into());
+        }
+        if let Some(ua) = identity.user_agent.as_deref() {
+            h.insert("user_agent".into(), ua.into());
+        }
+        if let Some(location) = user_location(identity) {
+            h.insert("user_location".into(), location);
+        }
+    }
     h
+}
+
+/// `user_location` from the plain (not personal) location fields: `city`, `country_id`
+/// (ISO 3166-1 alpha-2) and `region_id` (ISO 3166-2, such as `US-CA`: the region as given
+/// when it has that form, else built from the country and a short region code).
+fn user_location(identity: &Identity) -> Option<Value> {
+    let mut l = Map::new();
+    if let Some(city) = identity.city.as_deref() {
+        l.insert("city".into(), city.into());
+    }
+    let country = identity.country.as_deref().filter(|c| c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphabetic()));
+    let country = country.map(str::to_ascii_uppercase);
+    if let Some(region) = identity.region.as_deref().map(str::to_ascii_uppercase) {
+        let code = |s: &str| (1..=3).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric());
+        let region_id = match (region.split_once('-'), &country) {
+            (Some((c, r)), _) if c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphabetic()) && code(r) => Some(region),
+            (None, Some(c)) if code(&region) => Some(format!("{c}-{region}")),
+            _ => None,
+        };
+        if let Some(region_id) = region_id {
+            l.insert("region_id".into(), region_id.into());
+        }
+    }
+    if let Some(country) = country {
+        l.insert("country_id".into(), country.into());
+    }
+    (!l.is_empty()).then_some(Value::Object(l))
 }
 
 /// `user_data` from the Google-normalised hashes; `None` when nothing is known.

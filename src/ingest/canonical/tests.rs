@@ -547,3 +547,24 @@ fn capture_errors_carry_field_paths() {
     let errs = parse_capture(json!({"subject": {"type": "order", "id": "1"}, "kind": "x"}), now()).unwrap_err();
     assert_eq!(error_at(&errs, "kind").code, "unknown_field");
 }
+
+// ---- GA cookie values as ids ----
+
+#[test]
+fn raw_ga_cookie_values_are_stored_as_the_plain_ids() {
+    let mut v = minimal_event();
+    v["identity"] = json!({"client_id": "GA1.1.1234567890.1700000000",
+                           "session_id": "GS2.1.s1700000000$o3$g1$t1700000391$j60$l0$h0"});
+    let e = parse(v).unwrap_or_else(|errs| panic!("{errs:#?}"));
+    assert_eq!(e.identity.client_id.as_deref(), Some("1234567890.1700000000"));
+    assert_eq!(e.identity.session_id.as_deref(), Some("1700000000"));
+
+    let capture = parse_capture(
+        json!({"subject": {"type": "order", "id": "1042"},
+               "identity": {"client_id": "GA1.2.555.666", "session_id": "GS1.1.1700000001.3.1.1700000391.0.0.0"}}),
+        now(),
+    )
+    .unwrap_or_else(|errs| panic!("{errs:#?}"));
+    assert_eq!(capture.identity.client_id.as_deref(), Some("555.666"));
+    assert_eq!(capture.identity.session_id.as_deref(), Some("1700000001"));
+}

@@ -153,6 +153,22 @@ impl TestServer {
         Self::start_config(dir, ga4, &text, None).await
     }
 
+    /// As [`TestServer::start_with`] (PostgreSQL too under `SURETY_IT_LEDGER=postgres`), with `tune` editing the configuration's text
+    /// (keys in the `[auth]` table, …).
+    pub async fn start_tuned(extra: &str, tune: impl Fn(String) -> String) -> Self {
+        init_env();
+        let ga4 = surety::sim::ga4::start().await.expect("start GA4 simulator");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = dir.path().join("surety.db");
+        let text = tune(config_toml(&db, &ga4.base_url, extra));
+        if std::env::var("SURETY_IT_LEDGER").is_ok_and(|v| v == "postgres") {
+            let url = postgres_ledger().await;
+            let text = text.replace(&format!("url = \"sqlite://{}\"", db.display()), &format!("url = \"{url}\""));
+            return Self::start_config(dir, ga4, &text, Some(url)).await;
+        }
+        Self::start_config(dir, ga4, &text, None).await
+    }
+
     /// A server on the PostgreSQL ledger at `url` (see [`postgres_ledger`]), with `ga4` as its
     /// platform; `tune` edits the test configuration's text (shorter leases, …).
     pub async fn start_postgres(ga4: Ga4Sim, url: &str, extra: &str, tune: impl Fn(String) -> String) -> Self {

@@ -214,3 +214,58 @@ fn empty_header_still_makes_valid_json() {
     assert!(body.get("client_id").is_none());
     assert_eq!(body["events"][0]["name"], json!("generate_lead"));
 }
+
+#[test]
+fn ip_user_agent_and_location_only_with_analytics_consent() {
+    let mut e = purchase("1042");
+    e.identity.ip = Some("203.0.113.7".into());
+    e.identity.user_agent = Some("Mozilla/5.0 (X11; Linux x86_64)".into());
+    e.identity.region = Some("be".into());
+    let body = single(&e, "purchase", false);
+    assert_eq!(body["ip_override"], json!("203.0.113.7"));
+    assert_eq!(body["user_agent"], json!("Mozilla/5.0 (X11; Linux x86_64)"));
+    assert_eq!(body["user_location"], json!({"city": "berlin", "region_id": "DE-BE", "country_id": "DE"}));
+
+    for analytics in [None, Some(ConsentState::Denied)] {
+        e.consent.analytics = analytics;
+        let body = single(&e, "purchase", false);
+        let request = body.as_object().unwrap();
+        for key in ["ip_override", "user_agent", "user_location"] {
+            assert!(!request.contains_key(key), "{key} sent without analytics consent ({analytics:?})");
+        }
+    }
+}
+
+#[test]
+fn events_with_different_visitors_do_not_share_a_request() {
+    let mut a = purchase("1");
+    a.identity.ip = Some("203.0.113.7".into());
+    let mut b = purchase("2");
+    b.identity.ip = Some("198.51.100.9".into());
+    let parts = [Prepared::new(&a, &route("purchase"), false), Prepared::new(&b, &route("purchase"), false)];
+    assert_eq!(crate::delivery::ga4::batch::split(&parts, 25), vec![vec![0], vec![1]]);
+    b.identity.ip = a.identity.ip.clone();
+    let parts = [Prepared::new(&a, &route("purchase"), false), Prepared::new(&b, &route("purchase"), false)];
+    assert_eq!(crate::delivery::ga4::batch::split(&parts, 25), vec![vec![0, 1]]);
+}
+
+#[test]
+fn region_id_needs_an_iso_form() {
+    let mut e = purchase("1");
+    e.identity.region = Some("US-CA".into());
+    assert_eq!(single(&e, "purchase", false)["user_location"]["region_id"], json!("US-CA"));
+    e.identity.region = Some("Bavaria".into());
+    assert!(single(&e, "purchase", false)["user_location"].get("region_id").is_none());
+}
+
+#[test]
+fn session_age_is_the_time_since_the_session_started() {
+    let mut e = purchase("1");
+    e.identity.session_id = Some("1700000000".into());
+    let sent_at = chrono::DateTime::from_timestamp(1_700_000_000 + 600, 0).unwrap();
+    assert_eq!(crate::delivery::ga4::session_age_secs(&e, sent_at), Some(600));
+    e.identity.session_id = Some("not-a-start-time".into());
+    assert_eq!(crate::delivery::ga4::session_age_secs(&e, sent_at), None);
+    e.identity.session_id = None;
+    assert_eq!(crate::delivery::ga4::session_age_secs(&e, sent_at), None);
+}
