@@ -78,6 +78,11 @@ pub struct MetaConfig {
     /// With LDU: `0` lets Meta geolocate, `1000` = California.
     #[serde(default)]
     pub data_processing_options_state: Option<i64>,
+    /// How long after the event Meta still keeps one of the pixel's copy and ours (same
+    /// `event_id` + `event_name`): 48 hours (docs/platforms.md §Meta). A browser-tracked kind
+    /// whose server copy would leave later is `skipped:browser_tracked` instead of counted twice.
+    #[serde(default = "default_dedupe_window_secs")]
+    pub dedupe_window_secs: u64,
     #[serde(flatten)]
     pub common: Common,
 }
@@ -96,6 +101,13 @@ fn default_batch_size() -> usize {
 
 fn default_window_days() -> u32 {
     MAX_WINDOW_DAYS
+}
+
+/// Meta's dedupe window for a pixel event and its server copy: 48 hours.
+pub const DEFAULT_DEDUPE_WINDOW_SECS: u64 = 48 * 3600;
+
+fn default_dedupe_window_secs() -> u64 {
+    DEFAULT_DEDUPE_WINDOW_SECS
 }
 
 fn default_action_source() -> String {
@@ -132,6 +144,12 @@ impl MetaConfig {
         }
         if !(1..=MAX_WINDOW_DAYS).contains(&self.window_days) {
             p.push(format!("destinations.{n}.window_days: Meta accepts events up to {MAX_WINDOW_DAYS} days old"));
+        }
+        if !(1..=DEFAULT_DEDUPE_WINDOW_SECS).contains(&self.dedupe_window_secs) {
+            p.push(format!(
+                "destinations.{n}.dedupe_window_secs: Meta dedupes the browser's copy and ours for at most 48 hours \
+                 ({DEFAULT_DEDUPE_WINDOW_SECS} s)"
+            ));
         }
         if self.test_event_code.as_deref().is_some_and(|c| c.trim().is_empty()) {
             p.push(format!("destinations.{n}.test_event_code: must not be empty (leave it out instead)"));
