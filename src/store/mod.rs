@@ -7,6 +7,9 @@ mod rules;
 pub mod sqlite;
 mod views;
 
+#[cfg(test)]
+mod history_tests;
+
 use std::sync::Arc;
 use std::time::Duration;
 
