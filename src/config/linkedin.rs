@@ -40,9 +40,9 @@ pub struct LinkedinConfig {
     #[serde(default = "default_window_days")]
     pub window_days: u32,
     /// How long after the event LinkedIn is assumed to still dedupe the Insight Tag's copy and
-    /// ours on `eventId`. LinkedIn publishes no window (docs/platforms.md §LinkedIn), so the
-    /// default is a conservative 24 hours: a browser-tracked kind whose server copy would leave
-    /// later is `skipped:browser_tracked` rather than risk a double count.
+    /// ours on `eventId`. LinkedIn publishes no window (docs/platforms.md §LinkedIn Conversions
+    /// API), so the default is a conservative 24 hours: a browser-tracked kind whose server copy
+    /// would leave later is `skipped:browser_tracked` rather than risk a double count.
     #[serde(default = "default_dedupe_window_secs")]
     pub dedupe_window_secs: u64,
     #[serde(flatten)]

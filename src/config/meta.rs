@@ -79,8 +79,9 @@ pub struct MetaConfig {
     #[serde(default)]
     pub data_processing_options_state: Option<i64>,
     /// How long after the event Meta still keeps one of the pixel's copy and ours (same
-    /// `event_id` + `event_name`): 48 hours (docs/platforms.md §Meta). A browser-tracked kind
-    /// whose server copy would leave later is `skipped:browser_tracked` instead of counted twice.
+    /// `event_id` + `event_name`): 48 hours, at most (docs/platforms.md §Meta Conversions API).
+    /// A browser-tracked kind whose server copy would leave later is `skipped:browser_tracked`
+    /// instead of counted twice.
     #[serde(default = "default_dedupe_window_secs")]
     pub dedupe_window_secs: u64,
     #[serde(flatten)]
@@ -226,7 +227,20 @@ mod tests {
         assert_eq!(c.test_event_code, None);
         assert_eq!(c.action_source, "system_generated");
         assert!(c.data_processing_options.is_empty());
+        assert_eq!(c.dedupe_window_secs, 48 * 3600, "Meta's documented dedupe window");
         assert_eq!(problems(&c), Vec::<String>::new());
+    }
+
+    #[test]
+    fn the_dedupe_window_is_at_most_metas_48_hours() {
+        for (secs, ok) in [(3600, true), (172_800, true), (172_801, false), (0, false)] {
+            let c = config(&format!("{MINIMAL}\ndedupe_window_secs = {secs}\n"));
+            let p = problems(&c);
+            assert_eq!(p.is_empty(), ok, "{secs}: {p:?}");
+            if !ok {
+                assert!(p[0].starts_with("destinations.meta.dedupe_window_secs:"), "{p:?}");
+            }
+        }
     }
 
     #[test]

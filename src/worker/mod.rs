@@ -161,7 +161,8 @@ async fn idle(ctx: &WorkerContext, name: &str, wake: &Notify, cancel: &Cancellat
 }
 
 /// Ends, without sending, what must not be sent any more: events now outside the window (never
-/// re-timed), browser-tracked ones past the platform's dedupe window, deliveries past their age limit, and payloads the platform's rules now refuse.
+/// re-timed), browser-tracked ones past the platform's dedupe window, deliveries past their age
+/// limit, and payloads the platform's rules now refuse.
 async fn expire(ctx: &WorkerContext, name: &str, claimed: Vec<Claimed>, now: chrono::DateTime<Utc>) -> Vec<Claimed> {
     let Some(rules) = ctx.planner.rules(name) else {
         return claimed;

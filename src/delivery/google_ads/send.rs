@@ -81,8 +81,8 @@ impl GoogleAds {
         if let Some(r) = &restatement {
             if r.value == r.previous {
                 let detail = format!(
-                    "the conversion already has the value {} ({}): a repeat would be refused as DUPLICATE_TRANSACTION_ID",
-                    r.value, r.arithmetic
+                    "the conversion already has the value {} ({}): {}",
+                    r.value, r.arithmetic, "a repeat would be refused as DUPLICATE_TRANSACTION_ID"
                 );
                 return Err((prepared, Outcome::Skipped { reason: reason::ALREADY_RESTATED, detail }));
             }

@@ -100,7 +100,7 @@ impl Rules for MetaRules {
     }
 
     /// Meta keeps one of the two only when ours arrives within 48 hours of the browser's
-    /// (`dedupe_window_secs`; docs/platforms.md §Meta).
+    /// (`dedupe_window_secs`; docs/platforms.md §Meta Conversions API).
     fn browser_dedupe_window(&self) -> Option<chrono::Duration> {
         Some(self.dedupe_window)
     }
