@@ -86,3 +86,58 @@ fn a_stated_value_resets_the_running_total_and_an_amountless_one_retracts() {
     assert_eq!(restate(&r2, ACTION, &ledger, &shape).unwrap().value, 20.0);
     assert_eq!(restate(&cb, ACTION, &ledger, &shape).unwrap().value, 0.0);
 }
+
+/// A SQLite ledger routing orders and refunds to `gads` (conversion action [`ACTION`]) holding
+/// `events`, as ingest stores them.
+async fn ledger(dir: &tempfile::TempDir, events: &[&Event]) -> std::sync::Arc<dyn crate::store::Store> {
+    let q = |s: String| toml::Value::String(s).to_string();
+    let key = dir.path().join("key.json");
+    std::fs::write(&key, TEST_SERVICE_ACCOUNT_JSON).unwrap();
+    let toml = format!(
+        "[storage]\nurl = {db}\n\n[[destinations]]\nname = \"gads\"\ntype = \"google_ads\"\n\
+         customer_id = \"123-456-7890\"\nservice_account_key = {key}\n\n\
+         [catalog.order_paid]\ngads = {{ event = \"{ACTION}\" }}\n\
+         [catalog.refund_completed]\ngads = {{ event = \"{ACTION}\" }}\n",
+        db = q(format!("sqlite://{}", dir.path().join("ledger.db").display())),
+        key = q(format!("file:{}", key.display())),
+    );
+    let config = crate::config::Config::from_toml(&toml).unwrap();
+    let store: std::sync::Arc<dyn crate::store::Store> = crate::open_sqlite(&config).unwrap();
+    let planner = std::sync::Arc::new(crate::planner(&config, &crate::delivery::build(&config.destinations).unwrap()));
+    let events: Vec<Event> = events.iter().map(|e| (*e).clone()).collect();
+    store.ingest(events, planner).await.unwrap();
+    store
+}
+
+#[tokio::test]
+async fn sending_with_a_ledger_restates_and_refuses_a_skipped_retraction() {
+    use crate::config::google_ads::Retraction;
+    use crate::core::Outcome;
+    use crate::delivery::Destination;
+
+    let dir = tempfile::tempdir().unwrap();
+    let order = paid("1042", 20.0, 10);
+    let partial = adjustment("1042", "refund_completed", "re_1", Some(5.0), 8);
+    let rest = adjustment("1042", "refund_completed", "re_2", Some(15.0), 6);
+    let store = ledger(&dir, &[&order, &partial, &rest]).await;
+    let (sim, _, mut t) = setup().await;
+    t.config.adjustments.retraction = Retraction::Skip;
+    let gads = crate::delivery::google_ads::GoogleAds::new(&t.config).unwrap().with_ledger(store);
+
+    gads.send(&[claimed(1, order, ACTION)], &[]).await;
+    let report = gads.send(&[claimed(2, partial, ACTION)], &[]).await;
+    match &report.results[0].outcome {
+        Outcome::Delivered { detail: Some(d), .. } => assert!(d.contains("20.00 − 5.00 = 15.00 EUR"), "{d}"),
+        other => panic!("expected delivered, got {other:?}"),
+    }
+    assert_eq!(sim.conversion(ACTION, "1042").unwrap().value, Some(15.0));
+
+    // The second refund takes the rest: a full retraction, which `skip` does not send.
+    let report = gads.send(&[claimed(3, rest, ACTION)], &[]).await;
+    match &report.results[0].outcome {
+        Outcome::Rejected { messages, .. } => assert!(messages[0].contains("adjustments.retraction"), "{messages:?}"),
+        other => panic!("expected rejected, got {other:?}"),
+    }
+    assert_eq!(sim.conversion(ACTION, "1042").unwrap().value, Some(15.0), "nothing sent");
+    sim.shutdown().await;
+}
