@@ -106,6 +106,9 @@ pub async fn run(
         (sqlite, Some(lock))
     };
     let destinations = delivery::build(&config.destinations)?;
+    for d in &destinations {
+        d.attach_ledger(store.clone());
+    }
     let planner = Arc::new(planner(&config, &destinations));
     let auth = Auth::from_config(&config.auth)?;
     if auth.is_open() {

@@ -122,9 +122,11 @@ impl EventSource {
 pub struct AdjustmentConfig {
     /// The kinds that restate an earlier conversion.
     pub kinds: Vec<String>,
-    /// An adjustment without `attributes.restated_value` retracts the conversion in full. Google
-    /// does not document how (PLATFORMS.md: unconfirmed), so: `zero_value` sends value 0, `skip`
-    /// sends nothing (the delivery is rejected with a message saying so).
+    /// How a full retraction is sent: an adjustment whose restated value (from
+    /// `attributes.restated_value`, else computed from the ledger: the original's value minus
+    /// everything refunded so far) reaches 0, or one with no original conversion in the ledger.
+    /// Google does not document how (docs/platforms.md §Google Ads: unconfirmed), so:
+    /// `zero_value` sends value 0, `skip` sends nothing (the delivery is rejected with a message).
     pub retraction: Retraction,
     /// Most days between the conversion (`attributes.conversion_occurred_at`, when the event
     /// carries it) and its adjustment. The older Google Ads API allowed 54; unconfirmed here.

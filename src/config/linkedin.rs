@@ -39,6 +39,12 @@ pub struct LinkedinConfig {
     /// How old an event may be, at most 90 days.
     #[serde(default = "default_window_days")]
     pub window_days: u32,
+    /// How long after the event LinkedIn is assumed to still dedupe the Insight Tag's copy and
+    /// ours on `eventId`. LinkedIn publishes no window (docs/platforms.md §LinkedIn Conversions
+    /// API), so the default is a conservative 24 hours: a browser-tracked kind whose server copy
+    /// would leave later is `skipped:browser_tracked` rather than risk a double count.
+    #[serde(default = "default_dedupe_window_secs")]
+    pub dedupe_window_secs: u64,
     #[serde(flatten)]
     pub common: Common,
 }
@@ -57,6 +63,13 @@ fn default_batch_size() -> usize {
     500
 }
 
+/// The assumed `eventId` dedupe window (unpublished; see `dedupe_window_secs`): 24 hours.
+pub const DEFAULT_DEDUPE_WINDOW_SECS: u64 = 24 * 3600;
+
+fn default_dedupe_window_secs() -> u64 {
+    DEFAULT_DEDUPE_WINDOW_SECS
+}
+
 fn default_window_days() -> u32 {
     MAX_WINDOW_DAYS
 }
@@ -73,6 +86,9 @@ impl LinkedinConfig {
         }
         if let Err(e) = parse_version(&self.linkedin_version) {
             p.push(format!("destinations.{n}.linkedin_version: {e}"));
+        }
+        if self.dedupe_window_secs == 0 {
+            p.push(format!("destinations.{n}.dedupe_window_secs: must be at least 1 second"));
         }
         if !(1..=MAX_BATCH_SIZE).contains(&self.batch_size) {
             p.push(format!(

@@ -78,6 +78,12 @@ pub struct MetaConfig {
     /// With LDU: `0` lets Meta geolocate, `1000` = California.
     #[serde(default)]
     pub data_processing_options_state: Option<i64>,
+    /// How long after the event Meta still keeps one of the pixel's copy and ours (same
+    /// `event_id` + `event_name`): 48 hours, at most (docs/platforms.md §Meta Conversions API).
+    /// A browser-tracked kind whose server copy would leave later is `skipped:browser_tracked`
+    /// instead of counted twice.
+    #[serde(default = "default_dedupe_window_secs")]
+    pub dedupe_window_secs: u64,
     #[serde(flatten)]
     pub common: Common,
 }
@@ -96,6 +102,13 @@ fn default_batch_size() -> usize {
 
 fn default_window_days() -> u32 {
     MAX_WINDOW_DAYS
+}
+
+/// Meta's dedupe window for a pixel event and its server copy: 48 hours.
+pub const DEFAULT_DEDUPE_WINDOW_SECS: u64 = 48 * 3600;
+
+fn default_dedupe_window_secs() -> u64 {
+    DEFAULT_DEDUPE_WINDOW_SECS
 }
 
 fn default_action_source() -> String {
@@ -132,6 +145,12 @@ impl MetaConfig {
         }
         if !(1..=MAX_WINDOW_DAYS).contains(&self.window_days) {
             p.push(format!("destinations.{n}.window_days: Meta accepts events up to {MAX_WINDOW_DAYS} days old"));
+        }
+        if !(1..=DEFAULT_DEDUPE_WINDOW_SECS).contains(&self.dedupe_window_secs) {
+            p.push(format!(
+                "destinations.{n}.dedupe_window_secs: Meta dedupes the browser's copy and ours for at most 48 hours \
+                 ({DEFAULT_DEDUPE_WINDOW_SECS} s)"
+            ));
         }
         if self.test_event_code.as_deref().is_some_and(|c| c.trim().is_empty()) {
             p.push(format!("destinations.{n}.test_event_code: must not be empty (leave it out instead)"));
@@ -208,7 +227,20 @@ mod tests {
         assert_eq!(c.test_event_code, None);
         assert_eq!(c.action_source, "system_generated");
         assert!(c.data_processing_options.is_empty());
+        assert_eq!(c.dedupe_window_secs, 48 * 3600, "Meta's documented dedupe window");
         assert_eq!(problems(&c), Vec::<String>::new());
+    }
+
+    #[test]
+    fn the_dedupe_window_is_at_most_metas_48_hours() {
+        for (secs, ok) in [(3600, true), (172_800, true), (172_801, false), (0, false)] {
+            let c = config(&format!("{MINIMAL}\ndedupe_window_secs = {secs}\n"));
+            let p = problems(&c);
+            assert_eq!(p.is_empty(), ok, "{secs}: {p:?}");
+            if !ok {
+                assert!(p[0].starts_with("destinations.meta.dedupe_window_secs:"), "{p:?}");
+            }
+        }
     }
 
     #[test]

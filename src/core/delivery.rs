@@ -87,6 +87,9 @@ pub mod reason {
     /// Delivered and taken for processing, but the platform never said what it kept (its
     /// follow-up was given up).
     pub const PROCESSING_UNKNOWN: &str = "processing_unknown";
+    /// A Google Ads adjustment that would restate the value the conversion already has (a
+    /// chargeback after a full refund): Google would refuse the repeat as a duplicate.
+    pub const ALREADY_RESTATED: &str = "already_restated";
 }
 
 /// How a catalog entry routes a kind to one destination.
@@ -130,4 +133,6 @@ pub enum Outcome {
     Rejected { reason: String, messages: Vec<String> },
     /// The window closed while the delivery waited: never send it re-timed.
     OutsideWindow,
+    /// Not sent, on purpose: sending would add nothing or count twice (`reason` is a stable code).
+    Skipped { reason: &'static str, detail: String },
 }

@@ -48,6 +48,16 @@ pub trait Rules: Send + Sync {
     fn dedupes_with_browser(&self) -> bool;
     /// Whether a second send of this delivery is deduplicated by the platform on an id we fix (G4).
     fn dedupes_resend(&self, event: &Event, route: &Route) -> bool;
+    /// How long after the event the platform still keeps one of the browser's copy and ours;
+    /// `None`: no limit known (or no dedupe with the browser at all).
+    fn browser_dedupe_window(&self) -> Option<Duration> {
+        None
+    }
+    /// [`Rules::dedupes_resend`] for a resend leaving at `now`: a browser-tracked one past the
+    /// dedupe window would not be kept apart from the browser's copy, so it is not resent.
+    fn dedupes_resend_at(&self, event: &Event, route: &Route, now: DateTime<Utc>) -> bool {
+        self.dedupes_resend(event, route) && past_browser_dedupe(self, event, route, now).is_none()
+    }
     fn consent_policy(&self) -> &ConsentPolicy;
 }
 
@@ -148,6 +158,11 @@ fn plan_one(dest: &str, route: &Route, rules: &dyn Rules, event: &Event, now: Da
     if outside_window(event, rules.window(), now) {
         return end(planned, DeliveryState::Skipped, reason::OUTSIDE_WINDOW, vec![]);
     }
+    // The browser overlap again, in time: within the window, but past the platform's dedupe
+    // window a server copy would be counted beside the browser's.
+    if let Some(why) = past_browser_dedupe(rules, event, route, now) {
+        return end(planned, DeliveryState::Skipped, reason::BROWSER_TRACKED, vec![why]);
+    }
 
     // 5. The platform's documented rules.
     let messages = rules.validate(event, route, planned.strip_personal);
@@ -155,6 +170,25 @@ fn plan_one(dest: &str, route: &Route, rules: &dyn Rules, event: &Event, now: Da
         return end(planned, DeliveryState::Rejected, reason::INVALID, messages);
     }
     planned
+}
+
+/// Why a browser-tracked delivery leaving at `now` would be counted twice: the platform dedupes
+/// the browser's copy and ours only within its dedupe window after the event. `None`: it may go.
+pub fn past_browser_dedupe<R: Rules + ?Sized>(
+    rules: &R,
+    event: &Event,
+    route: &Route,
+    now: DateTime<Utc>,
+) -> Option<String> {
+    let window = rules.browser_dedupe_window().filter(|_| route.browser_tracked)?;
+    let age = now - event.occurred_at;
+    (age > window).then(|| {
+        format!(
+            "outside the dedupe window: the browser's copy is {} h old, the platform dedupes ours with it for {} h",
+            age.num_hours(),
+            window.num_hours()
+        )
+    })
 }
 
 /// An event is outside the window when it is older than the window allows at `now`.

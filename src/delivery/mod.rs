@@ -108,6 +108,11 @@ pub trait Destination: Send + Sync {
     fn follow_up_give_up_after(&self) -> Duration {
         FOLLOW_UP_GIVE_UP_AFTER
     }
+    /// Hands the destination the ledger, for payloads that depend on a subject's earlier events
+    /// (a Google Ads adjustment's restated value). Called once at start; most ignore it.
+    fn attach_ledger(&self, ledger: Arc<dyn crate::store::Store>) {
+        let _ = ledger;
+    }
     /// Asks the platform what became of an earlier request.
     fn follow_up<'a>(&'a self, platform_request_id: &'a str) -> BoxFuture<'a, FollowUp> {
         let _ = platform_request_id;

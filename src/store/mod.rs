@@ -7,6 +7,9 @@ mod rules;
 pub mod sqlite;
 mod views;
 
+#[cfg(test)]
+mod history_tests;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -478,6 +481,11 @@ pub trait Store: Send + Sync {
     /// Remembers other names for subjects (`stripe:pi_…` → `order:1042`); the first one stays.
     async fn record_aliases(&self, aliases: Vec<(String, Subject)>) -> Result<(), StoreError>;
     async fn resolve_alias(&self, alias: &str) -> Result<Option<Subject>, StoreError>;
+    /// Every event of `subject` (disputes and refunds that named the payment were stored under
+    /// it through its aliases) that has a delivery to `destination`, with that delivery's
+    /// destination event, in event-time order (ingest order among equal times): the ledger a
+    /// restated conversion value is computed from.
+    async fn subject_history(&self, subject: &Subject, destination: &str) -> Result<Vec<(Event, String)>, StoreError>;
     async fn next_due(&self, destination: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
     /// Whether the database answers (readiness).
     async fn ping(&self) -> Result<(), StoreError>;

@@ -21,7 +21,7 @@ pub use outcome::{settle, Settled};
 
 use crate::config::WorkerConfig;
 use crate::core::delivery::reason;
-use crate::core::plan::{outside_window, Planner};
+use crate::core::plan::{outside_window, past_browser_dedupe, Planner};
 use crate::core::retry::RetryPolicy;
 use crate::core::{Claimed, DeliveryState, Outcome};
 use crate::delivery::{DeliveryResult, Destination, SendReport};
@@ -104,7 +104,7 @@ pub async fn run(ctx: WorkerContext, lane: Lane, wake: Arc<Notify>, cancel: Canc
             idle(&ctx, &name, &wake, &cancel, false).await;
             continue;
         }
-        let ready = expire(&ctx, &name, claimed).await;
+        let ready = expire(&ctx, &name, claimed, Utc::now()).await;
         let mut batches = dest.batches(ready).into_iter();
         while let Some(batch) = batches.next() {
             let permit = tokio::select! {
@@ -161,9 +161,9 @@ async fn idle(ctx: &WorkerContext, name: &str, wake: &Notify, cancel: &Cancellat
 }
 
 /// Ends, without sending, what must not be sent any more: events now outside the window (never
-/// re-timed), deliveries past their age limit, and payloads the platform's rules now refuse.
-async fn expire(ctx: &WorkerContext, name: &str, claimed: Vec<Claimed>) -> Vec<Claimed> {
-    let now = Utc::now();
+/// re-timed), browser-tracked ones past the platform's dedupe window, deliveries past their age
+/// limit, and payloads the platform's rules now refuse.
+async fn expire(ctx: &WorkerContext, name: &str, claimed: Vec<Claimed>, now: chrono::DateTime<Utc>) -> Vec<Claimed> {
     let Some(rules) = ctx.planner.rules(name) else {
         return claimed;
     };
@@ -185,6 +185,9 @@ async fn expire(ctx: &WorkerContext, name: &str, claimed: Vec<Claimed>) -> Vec<C
         };
         if outside_window(&c.event, rules.window(), now) {
             updates.push(end(DeliveryState::Skipped, reason::OUTSIDE_WINDOW, vec![]));
+        } else if let Some(why) = past_browser_dedupe(rules.as_ref(), &c.event, &c.route, now) {
+            // A retry (or resend) the platform would no longer keep apart from the browser's copy.
+            updates.push(end(DeliveryState::Skipped, reason::BROWSER_TRACKED, vec![why]));
         } else if now - c.created_at > outcome::max_age(&ctx.retry) {
             updates.push(end(DeliveryState::Dead, reason::AGE_EXHAUSTED, vec![]));
         } else {
@@ -344,3 +347,6 @@ async fn save(ctx: &WorkerContext, recording: Recording) {
         }
     }
 }
+
+#[cfg(test)]
+mod dedupe_window_tests;

@@ -46,6 +46,14 @@ pub fn settle(outcome: &Outcome, claimed: &Claimed, policy: &RetryPolicy, now: D
             outcome: "skipped",
             detail: None,
         },
+        Outcome::Skipped { reason: why, detail } => Settled {
+            state: DeliveryState::Skipped,
+            reason: Some((*why).to_owned()),
+            messages: vec![detail.clone()],
+            next_attempt_at: None,
+            outcome: "skipped",
+            detail: Some(detail.clone()),
+        },
         Outcome::Retry { reason: why, retry_after } => {
             let attempt = claimed.attempts + 1;
             let dead = |code: &'static str| Settled {

@@ -186,3 +186,130 @@ async fn an_order_and_a_lead_reach_all_four_platforms_in_their_own_terms() {
     })
     .await;
 }
+
+/// The reason of the delivery of `id` to `destination`, once the platform's processing status
+/// has settled it (`accepted`, or `processing_failed` and the like).
+async fn google_reason(s: &TestServer, id: &str) -> String {
+    let mut last = String::new();
+    for _ in 0..1200 {
+        let v = s.event(id).await;
+        let d = v["deliveries"].as_array().unwrap().iter().find(|d| d["destination"] == "google-ads").cloned();
+        last = d
+            .map(|d| format!("{}:{}", d["state"].as_str().unwrap_or(""), d["reason"].as_str().unwrap_or("")))
+            .unwrap_or_default();
+        if !last.starts_with("pending")
+            && !last.starts_with("claimed")
+            && !last.starts_with("sending")
+            && last != "delivered:sent"
+        {
+            return last;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("{id}: the Google Ads delivery did not settle: {last}");
+}
+
+#[tokio::test]
+async fn refunds_and_a_chargeback_restate_the_order_from_the_ledger_and_ga4_gets_each_refund() {
+    let (s, o) = start_all().await;
+    let order = json!({"type": "order", "id": "2042"});
+    let identity = json!({"client_id": "555.2042", "email": "jane@example.com", "gclid": "Cj0-2042"});
+    let consent = json!({"analytics": "granted", "ad_user_data": "granted", "ad_personalization": "granted"});
+    let paid = json!({
+        "kind": "order_paid", "occurred_at": at(10).to_rfc3339(), "subject": order, "value": 34.60, "currency": "EUR",
+        "identity": identity, "consent": consent,
+        "items": [{"id": "SKU-1", "price": 9.90, "quantity": 2}, {"id": "SKU-2", "price": 14.80, "quantity": 1}]
+    });
+    assert_eq!(s.post("/v1/events", &paid).await.status(), 202);
+    let mut steps = Vec::new();
+    for (id, kind, amount, hours_ago, items) in [
+        ("re_1", "refund_completed", 9.90, 8, json!([{"id": "SKU-1", "price": 9.90, "quantity": 1}])),
+        ("re_2", "refund_completed", 9.90, 6, json!([{"id": "SKU-1", "price": 9.90, "quantity": 1}])),
+        ("re_3", "refund_completed", 14.80, 4, json!([{"id": "SKU-2", "price": 14.80, "quantity": 1}])),
+        ("dp_1", "chargeback_opened", 34.60, 2, json!([])),
+    ] {
+        let e = json!({
+            "event_id": id, "kind": kind, "occurred_at": at(hours_ago).to_rfc3339(), "subject": order,
+            "value": amount, "currency": "EUR", "identity": identity, "consent": consent, "items": items
+        });
+        assert_eq!(s.post("/v1/events", &e).await.status(), 202);
+        s.settled(id).await;
+        let g = o.google.state().conversion("111", "2042").expect("conversion 2042");
+        steps.push((id, g.value));
+    }
+    // Each adjustment carries the order's value minus everything refunded so far, exactly.
+    assert_eq!(
+        steps,
+        vec![("re_1", Some(24.70)), ("re_2", Some(14.80)), ("re_3", Some(0.0)), ("dp_1", Some(0.0))],
+        "restated values"
+    );
+    // None is refused as a duplicate: Google's processing status accepts each one sent, and the
+    // chargeback after the full refund is not sent at all.
+    for id in ["order:2042:order_paid", "re_1", "re_2", "re_3"] {
+        assert_eq!(google_reason(&s, id).await, "delivered:accepted", "{id}");
+    }
+    assert_eq!(google_reason(&s, "dp_1").await, "skipped:already_restated");
+    let c = o.google.state().conversion("111", "2042").unwrap();
+    assert_eq!((c.adjustments, c.duplicates), (3, 0), "{c:?}");
+    // The adjustment names the original conversion: its transactionId and its time.
+    let sent: Vec<_> = o
+        .google
+        .state()
+        .received_events()
+        .into_iter()
+        .filter(|e| e.transaction_id.as_deref() == Some("2042"))
+        .collect();
+    assert_eq!(sent.len(), 4);
+    let first_time = sent[0].event["eventTimestamp"].clone();
+    assert!(
+        sent.iter().all(|e| e.event["eventTimestamp"] == first_time),
+        "every adjustment keeps the conversion's time"
+    );
+    // The timeline shows the restated value and how it was reached.
+    let v = s.event("re_2").await;
+    let details: Vec<String> =
+        v["attempts"].as_array().unwrap().iter().filter_map(|a| a["detail"].as_str().map(str::to_owned)).collect();
+    assert!(details.iter().any(|d| d.contains("34.60 − 9.90 − 9.90 = 14.80 EUR")), "{details:?}");
+
+    // GA4: each refund carries its own amount and the items it refunded.
+    let refunds = s.ga4.events_named("refund");
+    let values: Vec<&serde_json::Value> = refunds.iter().map(|r| &r.params["value"]).collect();
+    assert_eq!(values, vec![&json!(9.9), &json!(9.9), &json!(14.8)], "{refunds:?}");
+    assert_eq!(refunds[0].params["items"], json!([{"item_id": "SKU-1", "price": 9.9, "quantity": 1}]));
+    assert!(refunds.iter().all(|r| r.params["transaction_id"] == "2042"));
+}
+
+#[tokio::test]
+async fn a_browser_tracked_purchase_past_metas_dedupe_window_is_skipped_there_and_sent_to_google() {
+    let (s, o) = start_all().await;
+    for (order, hours_ago) in [("3001", 50), ("3002", 47)] {
+        let e = json!({
+            "kind": "order_paid", "occurred_at": at(hours_ago).to_rfc3339(),
+            "subject": {"type": "order", "id": order}, "value": 20.0, "currency": "EUR",
+            "identity": {"client_id": format!("555.{order}"), "email": "jane@example.com", "gclid": format!("Cj0-{order}"),
+                         "fbp": "fb.1.1700000000.123", "li_fat_id": "li-fat-1", "browser_event_id": format!("pixel-{order}")},
+            "consent": {"analytics": "granted", "ad_user_data": "granted", "ad_personalization": "granted"}
+        });
+        assert_eq!(s.post("/v1/events", &e).await.status(), 202);
+    }
+    let old = s.settled("order:3001:order_paid").await;
+    assert!(old.contains(&"meta:skipped:browser_tracked".to_owned()), "{old:?}");
+    assert!(
+        old.contains(&"google-ads:delivered:sent".to_owned())
+            || old.contains(&"google-ads:delivered:accepted".to_owned()),
+        "{old:?}"
+    );
+    let v = s.event("order:3001:order_paid").await;
+    let meta = v["deliveries"].as_array().unwrap().iter().find(|d| d["destination"] == "meta").unwrap().clone();
+    assert!(meta["messages"].to_string().contains("outside the dedupe window"), "{meta}");
+    assert!(o.google.state().conversion("111", "3001").is_some());
+
+    let young = all_delivered(&s, "order:3002:order_paid").await;
+    assert!(
+        young.contains(&"meta:delivered:sent".to_owned()) || young.iter().any(|x| x.starts_with("meta:delivered")),
+        "{young:?}"
+    );
+    let sent = o.meta.state().events_named("Purchase");
+    assert_eq!(sent.len(), 1, "only the young one reaches Meta: {sent:?}");
+    assert_eq!(sent[0].event_id.as_deref(), Some("pixel-3002"), "with the browser's id");
+}

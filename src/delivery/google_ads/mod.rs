@@ -33,6 +33,7 @@ mod auth;
 mod batch;
 mod pace;
 mod payload;
+mod restate;
 mod rules;
 mod send;
 mod status;
@@ -41,7 +42,7 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -52,6 +53,7 @@ use futures::FutureExt;
 pub use answer::{request_id, FieldViolation, RpcStatus, Verdict, SLOW_DOWN};
 pub use auth::{KeyError, ServiceAccount, TokenError};
 pub use payload::{rfc3339, transaction_id, Accounts, Prepared, Shape, CONVERSION_OCCURRED_AT, RESTATED_VALUE};
+pub use restate::{restate, Restatement};
 pub use rules::{has_identity, GoogleAdsRules};
 pub use status::{follow_up, parse_status, DestinationStatus, ProcessingState, ReasonCount, StatusCheck, StatusError};
 pub use validate::{check_body, check_event, MAX_DESTINATIONS, MAX_EVENTS, MAX_USER_IDENTIFIERS};
@@ -60,6 +62,7 @@ use super::{Destination, FollowUp, SendReport};
 use crate::config::google_ads::{customer_id, GoogleAdsConfig};
 use crate::core::plan::Rules;
 use crate::core::Claimed;
+use crate::store::Store;
 use auth::TokenSource;
 use pace::Pace;
 
@@ -82,6 +85,9 @@ pub struct GoogleAds {
     concurrency: usize,
     status_poll_delay: Duration,
     clock: Clock,
+    /// Where an adjustment's restated value is computed from (`attach_ledger`); without one, an
+    /// adjustment that states no `restated_value` retracts as configured.
+    ledger: OnceLock<Arc<dyn Store>>,
 }
 
 impl GoogleAds {
@@ -126,12 +132,19 @@ impl GoogleAds {
             concurrency: config.common.concurrency.max(1),
             status_poll_delay: Duration::from_secs(config.status_poll_delay_secs),
             clock: Arc::new(Utc::now),
+            ledger: OnceLock::new(),
         })
     }
 
     /// Reads the time from `clock` instead of the system clock (tests).
     pub fn with_clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Computes adjustments' restated values from `ledger` (tests; the server calls `attach_ledger`).
+    pub fn with_ledger(self, ledger: Arc<dyn Store>) -> Self {
+        let _ = self.ledger.set(ledger);
         self
     }
 
@@ -156,6 +169,10 @@ impl Destination for GoogleAds {
 
     fn concurrency(&self) -> usize {
         self.concurrency
+    }
+
+    fn attach_ledger(&self, ledger: Arc<dyn Store>) {
+        let _ = self.ledger.set(ledger);
     }
 
     fn batches(&self, claimed: Vec<Claimed>) -> Vec<Vec<Claimed>> {

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Number, Value};
 
+use super::restate::Restatement;
 use crate::config::google_ads::{AdjustmentConfig, EventSource, GoogleAdsConfig, Retraction};
 use crate::core::pii::sha256_hex;
 use crate::core::{ConsentState, Event, Identity, Route};
@@ -62,13 +63,29 @@ pub struct Prepared {
     /// and their hash is the delivery's payload hash.
     pub event_json: String,
     pub event_sha256: String,
+    /// What the timeline should know about the value sent (an adjustment's restatement).
+    pub note: Option<String>,
 }
 
 impl Prepared {
     pub fn new(event: &Event, route: &Route, strip_personal: bool, shape: &Shape) -> Self {
-        let event_json = Value::Object(event_object(event, route, strip_personal, shape)).to_string();
+        Self::restated(event, route, strip_personal, shape, None)
+    }
+
+    /// As [`Prepared::new`], an adjustment carrying the value the ledger restates.
+    pub fn restated(
+        event: &Event,
+        route: &Route,
+        strip_personal: bool,
+        shape: &Shape,
+        restated: Option<&Restatement>,
+    ) -> Self {
+        let event_json = Value::Object(event_object(event, route, strip_personal, shape, restated)).to_string();
         let event_sha256 = sha256_hex(event_json.as_bytes());
-        Self { action: route.event.clone(), event_json, event_sha256 }
+        let note = restated
+            .filter(|_| shape.is_adjustment(event) && restated_value(event).is_none())
+            .map(|r| format!("restated value {} (original minus refunds and chargebacks: {})", r.value, r.arithmetic));
+        Self { action: route.event.clone(), event_json, event_sha256, note }
     }
 }
 
@@ -110,28 +127,42 @@ pub fn conversion_occurred_at(event: &Event) -> Result<Option<DateTime<Utc>>, St
     }
 }
 
-/// The event object of the request, camelCase as in the REST reference.
-pub fn event_object(event: &Event, route: &Route, strip_personal: bool, shape: &Shape) -> Map<String, Value> {
+/// The event object of the request, camelCase as in the REST reference. An adjustment carries,
+/// in this order of precedence: the source's `attributes.restated_value`, the value the ledger
+/// restates (`restated`), or — neither known — the configured retraction.
+pub fn event_object(
+    event: &Event,
+    route: &Route,
+    strip_personal: bool,
+    shape: &Shape,
+    restated: Option<&Restatement>,
+) -> Map<String, Value> {
     let mut o = Map::new();
     o.insert("destinationReferences".into(), Value::Array(vec![route.event.as_str().into()]));
     o.insert("transactionId".into(), transaction_id(event).into());
     o.insert("eventSource".into(), shape.event_source(event).as_str().into());
 
     let adjustment = shape.is_adjustment(event);
-    // An adjustment keeps the conversion's own time when the event says what it was; the
-    // adjustment's time is then the conversion's last update. Both are business times.
-    let conversion_time = if adjustment { conversion_occurred_at(event).ok().flatten() } else { None };
+    // An adjustment keeps the conversion's own time (the event says what it was, or the ledger
+    // holds the original); the adjustment's time is then the conversion's last update. Both
+    // are business times.
+    let conversion_time = if adjustment {
+        conversion_occurred_at(event).ok().flatten().or(restated.map(|r| r.conversion_at))
+    } else {
+        None
+    };
     o.insert("eventTimestamp".into(), rfc3339(conversion_time.unwrap_or(event.occurred_at)).into());
     if adjustment {
         o.insert("lastUpdatedTimestamp".into(), rfc3339(event.occurred_at).into());
     }
 
     let value = if adjustment {
-        match (restated_value(event), shape.adjustments.retraction) {
-            (Some(v), _) => Some(v),
-            (None, Retraction::ZeroValue) => Some(0.0),
-            // Nothing to send; validation refuses the delivery with a message.
-            (None, Retraction::Skip) => None,
+        match (restated_value(event), restated, shape.adjustments.retraction) {
+            (Some(v), _, _) => Some(v),
+            (None, Some(r), _) => Some(r.value),
+            (None, None, Retraction::ZeroValue) => Some(0.0),
+            // Nothing to send: sending refuses a retraction with a message.
+            (None, None, Retraction::Skip) => None,
         }
     } else {
         event.value
@@ -142,7 +173,11 @@ pub fn event_object(event: &Event, route: &Route, strip_personal: bool, shape: &
             o.insert("conversionValue".into(), Value::Number(n));
         }
     }
-    if let Some(currency) = &event.currency {
+    let currency = match restated {
+        Some(r) if adjustment => r.currency.as_ref().or(event.currency.as_ref()),
+        _ => event.currency.as_ref(),
+    };
+    if let Some(currency) = currency {
         o.insert("currency".into(), currency.as_str().into());
     }
 

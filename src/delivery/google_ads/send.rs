@@ -9,7 +9,9 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use super::answer::{self, Verdict, SLOW_DOWN};
 use super::auth::Bearer;
 use super::payload::{self, Prepared};
+use super::restate::{restate, Restatement};
 use super::{batch, GoogleAds};
+use crate::config::google_ads::Retraction;
 use crate::core::delivery::reason;
 use crate::core::pii::sha256_hex;
 use crate::core::plan::{outside_window, Rules};
@@ -25,12 +27,16 @@ impl GoogleAds {
         let mut live = Vec::with_capacity(batch.len());
         let mut parts = Vec::with_capacity(batch.len());
         for c in batch {
-            let prepared = self.prepare(c);
             if outside_window(&c.event, self.rules.window(), now) {
-                report.results.push(result(c, &prepared, Outcome::OutsideWindow, None));
-            } else {
-                live.push(c);
-                parts.push(prepared);
+                report.results.push(result(c, &self.prepare(c), Outcome::OutsideWindow, None));
+                continue;
+            }
+            match self.restated(c).await {
+                Ok(prepared) => {
+                    live.push(c);
+                    parts.push(prepared);
+                }
+                Err((prepared, outcome)) => report.results.push(result(c, &prepared, outcome, None)),
             }
         }
         let mut refreshed = false;
@@ -47,6 +53,50 @@ impl GoogleAds {
             }
         }
         report
+    }
+
+    /// The event's part of the request; an adjustment that states no `restated_value` carries the
+    /// value computed from the ledger (`restate`). `Err` when it must not be sent: an adjustment
+    /// restating the value the conversion already has (Google would refuse the repeat as
+    /// `DUPLICATE_TRANSACTION_ID`), a full retraction under `retraction = "skip"`, or a ledger
+    /// that could not be read (retried).
+    async fn restated(&self, c: &Claimed) -> Result<Prepared, (Prepared, Outcome)> {
+        let shape = self.rules.shape();
+        let event = &c.event;
+        if !shape.is_adjustment(event) || payload::restated_value(event).is_some() {
+            return Ok(self.prepare(c));
+        }
+        let restatement = match self.ledger.get() {
+            None => None,
+            Some(ledger) => match ledger.subject_history(&event.subject, &self.name).await {
+                Ok(history) => restate(event, &c.route.event, &history, shape),
+                Err(e) => {
+                    let reason = format!("the ledger could not be read to restate the conversion: {e}");
+                    return Err((self.prepare(c), Outcome::Retry { reason, retry_after: None }));
+                }
+            },
+        };
+        let prepared = Prepared::restated(event, &c.route, c.strip_personal, shape, restatement.as_ref());
+        let retracts = restatement.as_ref().is_none_or(Restatement::is_retraction);
+        if let Some(r) = &restatement {
+            if r.value == r.previous {
+                let detail = format!(
+                    "the conversion already has the value {} ({}): {}",
+                    r.value, r.arithmetic, "a repeat would be refused as DUPLICATE_TRANSACTION_ID"
+                );
+                return Err((prepared, Outcome::Skipped { reason: reason::ALREADY_RESTATED, detail }));
+            }
+        }
+        if retracts && shape.adjustments.retraction == Retraction::Skip {
+            let message = format!(
+                "a full retraction ({}), which this destination does not send (adjustments.retraction = \"skip\")",
+                restatement
+                    .as_ref()
+                    .map_or("no restated_value and no original conversion in the ledger", |r| r.arithmetic.as_str())
+            );
+            return Err((prepared, Outcome::Rejected { reason: reason::INVALID.to_owned(), messages: vec![message] }));
+        }
+        Ok(prepared)
     }
 
     /// Sends one request's worth of events until each has an outcome: resending the rest after
@@ -107,10 +157,13 @@ impl GoogleAds {
                         None => "accepted for processing; the answer named no requestId".to_owned(),
                     };
                     for (pos, &i) in members.iter().enumerate() {
-                        let detail = match warnings.get(&pos) {
+                        let mut detail = match warnings.get(&pos) {
                             Some(w) => format!("{detail}; warnings: {}", w.join("; ")),
                             None => detail.clone(),
                         };
+                        if let Some(note) = &parts[i].note {
+                            detail = format!("{detail}; {note}");
+                        }
                         let outcome = Outcome::Delivered { accepted: false, detail: Some(detail) };
                         report.results.push(result(live[i], &parts[i], outcome, request));
                     }

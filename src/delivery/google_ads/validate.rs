@@ -10,7 +10,7 @@ use chrono::{DateTime, Duration};
 use serde_json::{Map, Value};
 
 use super::payload::{self, Prepared, Shape};
-use crate::config::google_ads::{conversion_action_problem, Retraction};
+use crate::config::google_ads::conversion_action_problem;
 use crate::core::{Event, Route};
 
 /// Most events per request.
@@ -48,13 +48,8 @@ fn check_adjustment(event: &Event, shape: &Shape, out: &mut Vec<String>) {
     if event.attributes.contains_key(payload::RESTATED_VALUE) && restated.is_none() {
         out.push(format!("attributes.{}: must be a number", payload::RESTATED_VALUE));
     }
-    if restated.is_none() && shape.adjustments.retraction == Retraction::Skip {
-        out.push(format!(
-            "attributes.{}: absent, so this adjustment is a full retraction, which this destination does not send \
-             (adjustments.retraction = \"skip\")",
-            payload::RESTATED_VALUE
-        ));
-    }
+    // Without `restated_value` the value comes from the ledger at send time; only then is it
+    // known whether this is a full retraction (which `retraction = "skip"` refuses).
     match payload::conversion_occurred_at(event) {
         Err(e) => out.push(e),
         Ok(Some(conversion)) => {

@@ -44,6 +44,7 @@ pub const PATH: &str = "/rest/conversionEvents";
 #[derive(Clone, Debug)]
 pub struct LinkedinRules {
     window: chrono::Duration,
+    dedupe_window: chrono::Duration,
     policy: ConsentPolicy,
 }
 
@@ -51,7 +52,11 @@ impl LinkedinRules {
     pub fn new(config: &LinkedinConfig) -> Self {
         let days = config.window_days.clamp(1, MAX_WINDOW_DAYS);
         let consent = &config.common.consent;
-        Self { window: chrono::Duration::days(i64::from(days)), policy: consent.policy() }
+        Self {
+            window: chrono::Duration::days(i64::from(days)),
+            dedupe_window: super::meta::seconds(config.dedupe_window_secs),
+            policy: consent.policy(),
+        }
     }
 }
 
@@ -76,6 +81,12 @@ impl Rules for LinkedinRules {
     /// The Insight Tag and the Conversions API share `eventId`; LinkedIn keeps one.
     fn dedupes_with_browser(&self) -> bool {
         true
+    }
+
+    /// LinkedIn publishes no window for that dedupe: `dedupe_window_secs`, a conservative 24 h
+    /// unless configured.
+    fn browser_dedupe_window(&self) -> Option<chrono::Duration> {
+        Some(self.dedupe_window)
     }
 
     /// Every element carries a fixed `eventId`, and LinkedIn dedupes on it. The window of that

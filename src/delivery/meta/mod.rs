@@ -50,6 +50,7 @@ use crate::core::{Claimed, Event, Route};
 #[derive(Clone, Debug)]
 pub struct MetaRules {
     window: chrono::Duration,
+    dedupe_window: chrono::Duration,
     policy: ConsentPolicy,
     settings: Settings,
 }
@@ -65,6 +66,7 @@ impl MetaRules {
         });
         Self {
             window: chrono::Duration::days(i64::from(days)),
+            dedupe_window: seconds(config.dedupe_window_secs),
             policy: consent.policy(),
             settings: Settings { default_action_source: config.action_source.clone(), ldu },
         }
@@ -97,9 +99,15 @@ impl Rules for MetaRules {
         true
     }
 
+    /// Meta keeps one of the two only when ours arrives within 48 hours of the browser's
+    /// (`dedupe_window_secs`; docs/platforms.md §Meta Conversions API).
+    fn browser_dedupe_window(&self) -> Option<chrono::Duration> {
+        Some(self.dedupe_window)
+    }
+
     /// Meta dedupes on `event_id` + `event_name`, and every send of a delivery carries the same
-    /// ones. (The 48-hour dedupe window is from secondary sources; in-doubt resends come far
-    /// sooner.)
+    /// ones. (A browser-tracked resend past the dedupe window is not deduplicated:
+    /// `Rules::dedupes_resend_at` says so.)
     fn dedupes_resend(&self, _event: &Event, _route: &Route) -> bool {
         true
     }
@@ -190,4 +198,9 @@ impl Destination for Meta {
     fn send<'a>(&'a self, batch: &'a [Claimed], _validated: &'a [i64]) -> BoxFuture<'a, SendReport> {
         self.do_send(batch).boxed()
     }
+}
+
+/// Seconds from configuration as a duration, saturating instead of overflowing.
+pub(crate) fn seconds(secs: u64) -> chrono::Duration {
+    i64::try_from(secs).ok().and_then(chrono::Duration::try_seconds).unwrap_or(chrono::Duration::MAX)
 }

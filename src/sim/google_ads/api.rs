@@ -128,6 +128,7 @@ fn accept(state: &GoogleAdsSimState, request: &serde_json::Map<String, Value>, n
     data.next_id += 1;
     let request_id = format!("sim-{:06}-{}", data.next_id, hex::encode(rand::random::<[u8; 4]>()));
     let mut counts = vec![0i64; destinations.len()];
+    let mut duplicates = 0i64;
     for e in &events {
         let refs: Vec<&str> = e
             .get("destinationReferences")
@@ -155,14 +156,20 @@ fn accept(state: &GoogleAdsSimState, request: &serde_json::Map<String, Value>, n
                 data.events.push(received);
             }
             state.inner.event_count.fetch_add(1, Ordering::Relaxed);
-            keep_conversion(&mut data, action, transaction_id, e);
+            duplicates += i64::from(!keep_conversion(&mut data, action, transaction_id, e));
         }
+    }
+    let mut outcome = state.processing();
+    if duplicates > 0 && outcome == Processing::Success {
+        let reasons = vec![("DUPLICATE_TRANSACTION_ID".to_owned(), duplicates)];
+        let all: i64 = counts.iter().sum();
+        outcome = if duplicates == all { Processing::Failed(reasons) } else { Processing::PartialSuccess(reasons) };
     }
     let entry = StatusEntry {
         destinations: destinations.into_iter().zip(counts).collect(),
         polls: 0,
         processing_polls: state.inner.processing_polls.load(Ordering::Relaxed),
-        outcome: state.processing(),
+        outcome,
     };
     data.statuses.insert(request_id.clone(), entry);
     state.inner.accepted.fetch_add(1, Ordering::Relaxed);
@@ -171,7 +178,13 @@ fn accept(state: &GoogleAdsSimState, request: &serde_json::Map<String, Value>, n
 
 /// Adjustment semantics: the same `transactionId` in the same conversion action overwrites value
 /// and currency, and adds user data only if the conversion had none; anything else is new.
-fn keep_conversion(data: &mut Data, action: String, transaction_id: Option<String>, e: &Value) {
+///
+/// Returns `false` for a duplicate: another event restating exactly the value and currency the
+/// conversion already has is refused as `DUPLICATE_TRANSACTION_ID` in the request's processing
+/// status (what the issue "What is sent is right" observed for a second 0.00 restatement; the
+/// adjustments guide itself only says value and currency are overwritten). A byte-identical
+/// resend of the event that set the value is taken as the same event, not a duplicate.
+fn keep_conversion(data: &mut Data, action: String, transaction_id: Option<String>, e: &Value) -> bool {
     let value = e.get("conversionValue").and_then(Value::as_f64);
     let currency = e.get("currency").and_then(Value::as_str).map(str::to_owned);
     let has_user_data = e.get("userData").is_some();
@@ -179,7 +192,15 @@ fn keep_conversion(data: &mut Data, action: String, transaction_id: Option<Strin
     match key.as_ref().and_then(|k| data.conversion_index.get(k)).copied() {
         Some(i) => {
             let c = &mut data.conversions[i];
+            if c.last_event == *e {
+                return true;
+            }
+            if value == c.value && (currency.is_none() || currency == c.currency) {
+                c.duplicates += 1;
+                return false;
+            }
             c.adjustments += 1;
+            c.last_event = e.clone();
             if value.is_some() {
                 c.value = value;
             }
@@ -200,9 +221,12 @@ fn keep_conversion(data: &mut Data, action: String, transaction_id: Option<Strin
                 event_timestamp: e.get("eventTimestamp").and_then(Value::as_str).map(str::to_owned),
                 has_user_data,
                 adjustments: 0,
+                duplicates: 0,
+                last_event: e.clone(),
             });
         }
     }
+    true
 }
 
 pub(super) async fn status(

@@ -60,6 +60,11 @@ pub struct Conversion {
     pub has_user_data: bool,
     /// How many later sends restated it.
     pub adjustments: u32,
+    /// Later sends refused as `DUPLICATE_TRANSACTION_ID`: another event restating the value and
+    /// currency the conversion already had.
+    pub duplicates: u32,
+    /// The event object that last set the value (a byte-identical resend of it is idempotent).
+    pub last_event: Value,
 }
 
 /// What `requestStatus:retrieve` reports once a request is processed.

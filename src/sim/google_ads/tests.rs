@@ -301,3 +301,43 @@ async fn repeats_are_adjustments_and_quotas_and_faults_answer_as_google_does() {
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_grant");
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_second_identical_restatement_is_a_duplicate_transaction_id() {
+    let sim = start().await.unwrap();
+    sim.set_processing_polls(0);
+    let client = reqwest::Client::new();
+    let bearer = format!("Bearer {}", token(&sim, &client).await);
+    let ingest = format!("{}/v1/events:ingest", sim.base_url);
+    let send = |body: Value| client.post(&ingest).header("authorization", &bearer).json(&body).send();
+    let status = |id: String| {
+        let url = format!("{}/v1/requestStatus:retrieve", sim.base_url);
+        let r = client.get(url).query(&[("requestId", id)]).header("authorization", &bearer).send();
+        async move { r.await.unwrap().json::<Value>().await.unwrap()["requestStatusPerDestination"][0].clone() }
+    };
+    let id = |r: reqwest::Response| async move {
+        r.json::<Value>().await.unwrap()["requestId"].as_str().unwrap().to_owned()
+    };
+
+    let original = event("T1");
+    assert_eq!(send(request(vec![original.clone()])).await.unwrap().status(), 200);
+    // A byte-identical resend (an in-doubt resend) is the same event.
+    let again = id(send(request(vec![original])).await.unwrap()).await;
+    assert_eq!(status(again).await["requestStatus"], "SUCCESS");
+    let restate = |value: f64, at: &str| {
+        let mut e = event("T1");
+        e["conversionValue"] = json!(value);
+        e["lastUpdatedTimestamp"] = json!(at);
+        e
+    };
+    let first = id(send(request(vec![restate(0.0, "2026-11-21T10:00:00Z")])).await.unwrap()).await;
+    assert_eq!(status(first).await["requestStatus"], "SUCCESS");
+    // Another event restating the value the conversion already has is refused in processing.
+    let second = id(send(request(vec![restate(0.0, "2026-11-22T10:00:00Z")])).await.unwrap()).await;
+    let s = status(second).await;
+    assert_eq!(s["requestStatus"], "FAILED", "{s}");
+    assert_eq!(s["errorInfo"]["errorCounts"][0]["reason"], "PROCESSING_ERROR_REASON_DUPLICATE_TRANSACTION_ID");
+    let c = sim.conversion("111", "T1").unwrap();
+    assert_eq!((c.value, c.adjustments, c.duplicates), (Some(0.0), 1, 1));
+    sim.shutdown().await;
+}

@@ -181,6 +181,10 @@ impl Store for PgStore {
         ingest::resolve_alias(&self.pool, alias).await
     }
 
+    async fn subject_history(&self, subject: &Subject, destination: &str) -> Result<Vec<(Event, String)>, StoreError> {
+        queries::subject_history(&self.pool, subject, destination).await
+    }
+
     async fn next_due(&self, destination: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
         queries::next_due(&self.pool, destination).await
     }

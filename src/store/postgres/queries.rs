@@ -335,6 +335,25 @@ async fn older(conn: &mut PgConnection, sql: &str, cutoff: i64, limit: i64) -> R
     Ok(sqlx::query(sql).bind(cutoff).bind(limit).execute(conn).await?.rows_affected())
 }
 
+/// See `Store::subject_history`.
+pub(super) async fn subject_history(
+    pool: &PgPool,
+    subject: &crate::core::Subject,
+    destination: &str,
+) -> Result<Vec<(crate::core::Event, String)>, StoreError> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT e.body, d.dest_event FROM events e \
+         JOIN deliveries d ON d.event_id = e.event_id AND d.destination = $3 \
+         WHERE e.subject_type = $1 AND e.subject_id = $2 ORDER BY e.occurred_at, e.seq",
+    )
+    .bind(&subject.kind)
+    .bind(&subject.id)
+    .bind(destination)
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter().map(|(body, action)| Ok((serde_json::from_str(&body)?, action))).collect()
+}
+
 pub(super) async fn next_due(pool: &PgPool, destination: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
     let due: Option<i64> =
         sqlx::query_scalar("SELECT min(next_attempt_at) FROM deliveries WHERE state = 'pending' AND destination = $1")

@@ -226,7 +226,7 @@ pub(super) async fn recover(
     for (id, event_id, destination, route, attempts) in &doubtful {
         let event = events.get(event_id).ok_or_else(|| missing_event(*id, event_id))?;
         let route: Route = serde_json::from_str(route)?;
-        let resend = planner.rules(destination).is_some_and(|rules| rules.dedupes_resend(event, &route));
+        let resend = planner.rules(destination).is_some_and(|rules| rules.dedupes_resend_at(event, &route, now));
         if resend {
             out.resent += 1;
         } else {

@@ -329,6 +329,11 @@ impl Store for SqliteStore {
         self.read(move |conn| queries::resolve_alias(conn, &alias)).await
     }
 
+    async fn subject_history(&self, subject: &Subject, destination: &str) -> Result<Vec<(Event, String)>, StoreError> {
+        let (s, d) = (subject.clone(), destination.to_owned());
+        self.read(move |conn| queries::subject_history(conn, &s, &d)).await
+    }
+
     async fn next_due(&self, destination: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
         let d = destination.to_owned();
         self.read(move |conn| queries::next_due(conn, &d)).await

@@ -216,6 +216,23 @@ pub(super) fn resolve_alias(conn: &Connection, alias: &str) -> Result<Option<Sub
         .optional()?)
 }
 
+/// See `Store::subject_history`.
+pub(super) fn subject_history(
+    conn: &Connection,
+    subject: &Subject,
+    destination: &str,
+) -> Result<Vec<(crate::core::Event, String)>, StoreError> {
+    let rows: Vec<(String, String)> = conn
+        .prepare_cached(
+            "SELECT e.body, d.dest_event FROM events e \
+             JOIN deliveries d ON d.event_id = e.event_id AND d.destination = ?3 \
+             WHERE e.subject_type = ?1 AND e.subject_id = ?2 ORDER BY e.occurred_at, e.seq",
+        )?
+        .query_map(params![subject.kind, subject.id, destination], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    rows.into_iter().map(|(body, action)| Ok((serde_json::from_str(&body)?, action))).collect()
+}
+
 /// Retention (see `Store::prune`). An event is ended when none of its deliveries is pending, in
 /// flight, dead or in doubt: dead letters and in-doubt sends wait for a person, whatever their age.
 pub(super) fn prune(conn: &Connection, before: DateTime<Utc>, batch: usize) -> Result<Pruned, StoreError> {

@@ -207,7 +207,7 @@ pub(super) fn recover(
     for (id, event_id, destination, dest_event, attempts, stored) in doubtful {
         let event = load_event(conn, &event_id)?;
         let route = stored_route(stored, Route { event: dest_event, ..Route::default() })?;
-        let resend = planner.rules(&destination).is_some_and(|rules| rules.dedupes_resend(&event, &route));
+        let resend = planner.rules(&destination).is_some_and(|rules| rules.dedupes_resend_at(&event, &route, now));
         if resend {
             out.resent += 1;
         } else {

@@ -4,6 +4,7 @@
 mod auth;
 mod batch;
 mod payload;
+mod restate;
 mod rules;
 mod send;
 mod status;

@@ -92,6 +92,7 @@ pub(super) fn config(base_url: &str) -> TestConfig {
         linkedin_version: "202603".into(),
         batch_size: 500,
         window_days: 90,
+        dedupe_window_secs: crate::config::linkedin::DEFAULT_DEDUPE_WINDOW_SECS,
         common: Common { concurrency: 4, timeout_ms: 2_000, ..Common::default() },
     };
     TestConfig { config, _token_file: file }

@@ -120,6 +120,7 @@ pub(super) fn config(base_url: &str) -> TestConfig {
         data_processing_options: Vec::new(),
         data_processing_options_country: None,
         data_processing_options_state: None,
+        dedupe_window_secs: crate::config::meta::DEFAULT_DEDUPE_WINDOW_SECS,
         common: Common { concurrency: 4, timeout_ms: 2_000, ..Common::default() },
     };
     TestConfig { config, _token_file: file }

@@ -169,3 +169,39 @@ fn object_level_rules() {
     flags(&check_event(&no_source), "action_source: required");
     flags(&check_event(&json!([])), "event: must be an object");
 }
+
+#[test]
+fn a_browser_tracked_kind_past_the_dedupe_window_is_skipped_at_planning() {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use crate::core::delivery::reason;
+    use crate::core::plan::Planner;
+    use crate::core::DeliveryState;
+
+    let mut t = config("http://127.0.0.1:1");
+    let r = MetaRules::new(&t.config);
+    assert_eq!(r.browser_dedupe_window(), Some(chrono::Duration::hours(48)), "Meta's documented 48 h");
+    t.config.dedupe_window_secs = 3600;
+    assert_eq!(MetaRules::new(&t.config).browser_dedupe_window(), Some(chrono::Duration::hours(1)));
+
+    let tracked = Route { browser_tracked: true, ..route("Purchase") };
+    let mut catalog = BTreeMap::new();
+    catalog.insert("order_paid".to_owned(), vec![("meta".to_owned(), tracked.clone())]);
+    let mut all: BTreeMap<String, Arc<dyn Rules>> = BTreeMap::new();
+    all.insert("meta".into(), Arc::new(r.clone()));
+    let planner = Planner::new(catalog, all);
+
+    let mut e = purchase("1");
+    let now = Utc::now();
+    e.occurred_at = now - chrono::Duration::hours(49);
+    let p = &planner.plan(&e, now)[0];
+    assert_eq!((p.state, p.reason), (DeliveryState::Skipped, Some(reason::BROWSER_TRACKED)), "{p:?}");
+    assert!(p.messages[0].starts_with("outside the dedupe window"), "{:?}", p.messages);
+    e.occurred_at = now - chrono::Duration::hours(47);
+    assert_eq!(planner.plan(&e, now)[0].state, DeliveryState::Pending);
+    // Not browser-tracked: no browser copy to double, nothing to skip.
+    e.occurred_at = now - chrono::Duration::hours(49);
+    assert!(r.dedupes_resend_at(&e, &route("Purchase"), now));
+    assert!(!r.dedupes_resend_at(&e, &tracked, now), "a resend past the window is not deduplicated");
+}

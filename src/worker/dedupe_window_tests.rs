@@ -1,0 +1,109 @@
+//! A browser-tracked delivery whose retry (or crash resend) would reach Meta after its dedupe
+//! window is not sent: the worker ends it `skipped:browser_tracked`, and crash recovery leaves a
+//! maybe-sent one `in_doubt` instead of resending it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use super::expire;
+use crate::config::Config;
+use crate::core::delivery::reason;
+use crate::core::DeliveryState;
+use crate::store::{DeliveryFilter, Store};
+use crate::telemetry::Metrics;
+use crate::worker::WorkerContext;
+
+struct Setup {
+    ctx: WorkerContext,
+    _dir: tempfile::TempDir,
+}
+
+async fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "meta-test-token").unwrap();
+    let q = |s: String| toml::Value::String(s).to_string();
+    let toml = format!(
+        "[storage]\nurl = {db}\n\n[[destinations]]\nname = \"meta\"\ntype = \"meta\"\npixel_id = \"1234567890\"\n\
+         access_token = {token}\nbase_url = \"http://127.0.0.1:9\"\n\n\
+         [catalog.order_paid]\nmeta = {{ event = \"Purchase\", browser_tracked = true }}\n",
+        db = q(format!("sqlite://{}", dir.path().join("ledger.db").display())),
+        token = q(format!("file:{}", token.display())),
+    );
+    let config = Config::from_toml(&toml).unwrap();
+    let store: Arc<dyn Store> = crate::open_sqlite(&config).unwrap();
+    let destinations = crate::delivery::build(&config.destinations).unwrap();
+    let planner = Arc::new(crate::planner(&config, &destinations));
+    let ctx = WorkerContext {
+        store,
+        planner,
+        metrics: Arc::new(Metrics::new()),
+        retry: config.retry.clone(),
+        config: config.worker.clone(),
+        owner: "test".into(),
+        breaker: config.worker.breaker(),
+    };
+    Setup { ctx, _dir: dir }
+}
+
+impl Setup {
+    /// Ingests a browser-tracked purchase that happened `hours_ago` before `now`.
+    async fn purchase(&self, order: &str, hours_ago: i64, now: DateTime<Utc>) {
+        let body = json!({
+            "kind": "order_paid", "occurred_at": (now - chrono::Duration::hours(hours_ago)).to_rfc3339(),
+            "subject": {"type": "order", "id": order}, "value": 20.0, "currency": "EUR",
+            "identity": {"email": "jane@example.com", "browser_event_id": format!("pixel-{order}")},
+            "consent": {"ad_user_data": "granted", "ad_personalization": "granted", "analytics": "granted"},
+        });
+        let event = crate::ingest::canonical::parse_event(body, "api", now, "").unwrap();
+        let planned = self.ctx.store.ingest(vec![event], self.ctx.planner.clone()).await.unwrap();
+        assert_eq!(planned[0].deliveries[0].state, DeliveryState::Pending, "{planned:?}");
+    }
+
+    async fn only_delivery(&self) -> crate::store::DeliveryView {
+        let all = self.ctx.store.deliveries(DeliveryFilter::default()).await.unwrap();
+        assert_eq!(all.len(), 1, "{all:?}");
+        all.into_iter().next().unwrap()
+    }
+}
+
+#[tokio::test]
+async fn a_retry_that_would_leave_after_metas_dedupe_window_is_skipped() {
+    let s = setup().await;
+    let now = Utc::now();
+    s.purchase("1", 47, now).await;
+    let claimed = s.ctx.store.claim("meta", 10, Duration::from_secs(60), "test", Utc::now()).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+
+    // Within the window it goes.
+    let ready = expire(&s.ctx, "meta", claimed.clone(), now).await;
+    assert_eq!(ready.len(), 1, "47 h after the event Meta still dedupes");
+
+    // The same delivery, due again two hours later (a retry), would arrive 49 h after the event.
+    let later = now + chrono::Duration::hours(2);
+    let ready = expire(&s.ctx, "meta", claimed, later).await;
+    assert!(ready.is_empty(), "not sent");
+    let d = s.only_delivery().await;
+    assert_eq!((d.state, d.reason.as_deref()), (DeliveryState::Skipped, Some(reason::BROWSER_TRACKED)));
+    assert!(d.messages.iter().any(|m| m.contains("outside the dedupe window")), "{:?}", d.messages);
+}
+
+#[tokio::test]
+async fn a_crash_resend_after_the_window_stays_in_doubt() {
+    for (hours_later, expected) in [(0, DeliveryState::Pending), (2, DeliveryState::InDoubt)] {
+        let s = setup().await;
+        let now = Utc::now();
+        s.purchase("1", 47, now).await;
+        let claimed = s.ctx.store.claim("meta", 10, Duration::from_secs(60), "test", Utc::now()).await.unwrap();
+        let ids: Vec<i64> = claimed.iter().map(|c| c.delivery_id).collect();
+        s.ctx.store.mark_sending(&ids, now).await.unwrap();
+        // The process dies while sending; the next one recovers `hours_later`.
+        let at = now + chrono::Duration::hours(hours_later);
+        let recovered = s.ctx.store.recover(s.ctx.planner.clone(), true, at).await.unwrap();
+        let d = s.only_delivery().await;
+        assert_eq!(d.state, expected, "recovered {hours_later} h later: {recovered:?}");
+    }
+}
