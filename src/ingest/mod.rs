@@ -3,6 +3,7 @@
 //! there.
 
 pub mod canonical;
+pub mod json;
 
 use serde::Serialize;
 

@@ -208,8 +208,11 @@ fn custom_data(event: &Event) -> Map<String, Value> {
             c.insert("contents".into(), Value::Array(contents));
             c.entry("content_type").or_insert_with(|| "product".into());
         }
-        let count: i64 = event.items.iter().map(|i| i.quantity.unwrap_or(1)).sum();
-        c.insert("num_items".into(), count.into());
+        // Ingest bounds quantities; checked anyway, so an overflow omits the count, never wraps it.
+        let count = event.items.iter().try_fold(0i64, |sum, i| sum.checked_add(i.quantity.unwrap_or(1)));
+        if let Some(count) = count {
+            c.insert("num_items".into(), count.into());
+        }
     }
     c
 }
