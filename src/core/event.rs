@@ -2,6 +2,8 @@
 //!
 //! Everything here is already validated; the raw request shapes live in `crate::ingest`.
 
+#![warn(clippy::arithmetic_side_effects)] // money and counts: overflow is refused, never wrapped
+
 use std::collections::BTreeMap;
 use std::fmt;
 

@@ -1,6 +1,8 @@
 //! The canonical event and identity-capture JSON of `POST /v1/events` and `POST /v1/identities`
 //! (SPEC §6): parsed strictly, every problem reported with its field, personal fields hashed here.
 
+#![warn(clippy::arithmetic_side_effects)] // money and counts: overflow is refused, never wrapped
+
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
@@ -231,7 +233,7 @@ fn parse_time(raw: &str, field: &str, now: DateTime<Utc>, errors: &mut Vec<Field
     match DateTime::parse_from_rfc3339(raw) {
         Ok(t) => {
             let t = t.with_timezone(&Utc);
-            if t > now + Duration::minutes(FUTURE_TOLERANCE_MINUTES) {
+            if now.checked_add_signed(Duration::minutes(FUTURE_TOLERANCE_MINUTES)).is_some_and(|limit| t > limit) {
                 errors.push(FieldError::new(field, "out_of_range", "lies in the future"));
                 None
             } else {

@@ -4,6 +4,8 @@
 //! `track` calls whose name is configured become canonical events with `messageId` as their id;
 //! `identify` calls feed the identity bridge under `user:<userId>`.
 
+#![warn(clippy::arithmetic_side_effects)] // money and counts: overflow is refused, never wrapped
+
 use std::collections::BTreeMap;
 use std::io::Read;
 
@@ -45,7 +47,7 @@ pub fn decode(gzip_header: bool, raw: &[u8]) -> Result<Vec<u8>, BodyError> {
     }
     let mut out = Vec::new();
     flate2::read::GzDecoder::new(raw)
-        .take(MAX_BATCH_BYTES as u64 + 1)
+        .take((MAX_BATCH_BYTES as u64).saturating_add(1))
         .read_to_end(&mut out)
         .map_err(|e| BodyError::Gzip(e.to_string()))?;
     if out.len() > MAX_BATCH_BYTES {
@@ -103,7 +105,7 @@ fn encoded_len(message: &Map<String, Value>) -> usize {
     struct Count(usize);
     impl std::io::Write for Count {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
+            self.0 = self.0.saturating_add(buf.len());
             Ok(buf.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {

@@ -2,6 +2,8 @@
 //! a canonical event. Event time is the Stripe event's `created` (when the state changed), never
 //! the time the webhook arrived.
 
+#![warn(clippy::arithmetic_side_effects)] // money and counts: overflow is refused, never wrapped
+
 use chrono::DateTime;
 use serde_json::{json, Map, Value};
 

@@ -7,11 +7,16 @@ use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use crate::support::{purchase, TestServer, INGEST_TOKEN, SEGMENT_WRITE_KEY, STRIPE_SECRET};
+use base64::Engine;
+
+use crate::support::{purchase, TestServer, INGEST_TOKEN, SEGMENT_WRITE_KEY, SHOPIFY_SECRET, STRIPE_SECRET};
 
 const SOURCES: &str = r#"
 [sources.stripe]
 signing_secret = "env:SURETY_IT_STRIPE_SECRET"
+
+[sources.shopify]
+signing_secret = "env:SURETY_IT_SHOPIFY_SECRET"
 
 [sources.segment]
 write_keys = ["env:SURETY_IT_SEGMENT_KEY"]
@@ -53,6 +58,27 @@ async fn invisible_variants_of_an_order_id_are_refused_and_only_the_real_order_i
     assert_eq!((status, body["errors"][0]["field"].as_str()), (422, Some("event_id")), "{body}");
     assert_eq!(s.post("/v1/events", &purchase("INV-1042", 1)).await.status(), 202);
     assert_eq!(s.counts().await.events, 1, "one order, not three");
+}
+
+/// A source's own ids go through the same rule: a Segment order id with a BOM is refused and
+/// recorded as an invalid receipt, not stored as another order.
+#[tokio::test]
+async fn a_source_id_with_an_invisible_character_is_recorded_invalid_not_stored() {
+    let s = TestServer::start_with(SOURCES).await;
+    let batch = json!({"writeKey": SEGMENT_WRITE_KEY, "batch": [
+        {"type": "track", "event": "Order Completed", "messageId": "m-1", "userId": "u",
+         "properties": {"order_id": "\u{feff}INV-1042", "revenue": 10, "currency": "EUR"}}]});
+    let r = s.http.post(s.url("/v1/batch")).json(&batch).send().await.unwrap();
+    let (status, body) = problem(r).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_messages")), "{body}");
+    let error = &body["results"][0]["errors"][0];
+    assert_eq!(
+        (error["field"].as_str(), error["code"].as_str()),
+        (Some("batch[0].subject.id"), Some("invalid_characters"))
+    );
+    let invalid: Vec<Value> = s.get_admin("/v1/receipts?source=segment&status=invalid").await.json().await.unwrap();
+    assert_eq!(invalid.len(), 1);
+    assert_eq!(s.counts().await.events, 0);
 }
 
 #[tokio::test]
@@ -126,8 +152,23 @@ async fn a_key_named_twice_is_refused_naming_the_key_on_every_json_input() {
     let (status, body) = problem(r).await;
     assert_eq!((status, body["code"].as_str()), (400, Some("duplicate_key")), "{body}");
 
-    let c = s.counts().await;
-    assert_eq!(c.events, 0);
+    let shopify = r#"{"id":1,"id":2,"currency":"EUR","total_price":"10.00","updated_at":"2026-11-20T10:00:00Z"}"#;
+    let mut mac = Hmac::<Sha256>::new_from_slice(SHOPIFY_SECRET.as_bytes()).unwrap();
+    mac.update(shopify.as_bytes());
+    let r = s
+        .http
+        .post(s.url("/v1/webhooks/shopify"))
+        .header("x-shopify-hmac-sha256", base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()))
+        .header("x-shopify-topic", "orders/paid")
+        .body(shopify)
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = problem(r).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("duplicate_key")), "{body}");
+    assert_eq!(body["errors"][0]["field"], "id");
+
+    assert_eq!(s.counts().await.events, 0);
 }
 
 #[tokio::test]

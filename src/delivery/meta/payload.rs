@@ -6,6 +6,8 @@
 //! `data_processing_options`), customer-information-parameters (`user_data`), custom-data;
 //! PLATFORMS.md §Meta.
 
+#![warn(clippy::arithmetic_side_effects)] // money and counts: overflow is refused, never wrapped
+
 use serde_json::{Map, Number, Value};
 
 use super::normalize::{self, Field};
@@ -231,8 +233,8 @@ fn content(item: &crate::core::Item) -> Option<Value> {
 
 /// The body of one request: `{"data": [...], "test_event_code"?}`, the events in order.
 pub fn request_body(parts: &[&Prepared], test_event_code: Option<&str>) -> Vec<u8> {
-    let events_len: usize = parts.iter().map(|p| p.event_json.len() + 1).sum();
-    let mut body = String::with_capacity(events_len + 64);
+    let events_len: usize = parts.iter().map(|p| p.event_json.len().saturating_add(1)).sum();
+    let mut body = String::with_capacity(events_len.saturating_add(64));
     body.push_str("{\"data\":[");
     for (i, p) in parts.iter().enumerate() {
         if i > 0 {
