@@ -76,7 +76,5 @@ pub(crate) fn json_body(
             Problem::new(StatusCode::BAD_REQUEST, "unreadable_body", "Unreadable body", r.body_text())
         }
     })?;
-    serde_json::from_slice(&bytes).map_err(|e| {
-        Problem::new(StatusCode::BAD_REQUEST, "malformed_json", "Malformed JSON", format!("the body is not JSON: {e}"))
-    })
+    Ok(crate::ingest::json::parse(&bytes)?)
 }

@@ -81,6 +81,26 @@ impl Problem {
     }
 }
 
+/// A body that is not acceptable JSON: a syntax error, or a key named twice in one object.
+impl From<crate::ingest::json::JsonError> for Problem {
+    fn from(e: crate::ingest::json::JsonError) -> Self {
+        use crate::ingest::json::JsonError;
+        match e {
+            JsonError::DuplicateKey { key } => {
+                let message = "appears twice in one object; send each key once";
+                Problem::new(StatusCode::BAD_REQUEST, "duplicate_key", "Duplicate key", format!("{key}: {message}"))
+                    .with_errors(vec![FieldError::new(key, "duplicate_key", message)])
+            }
+            JsonError::Syntax(e) => Problem::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+                "Malformed JSON",
+                format!("the body is not JSON: {e}"),
+            ),
+        }
+    }
+}
+
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

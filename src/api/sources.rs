@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use super::events::{commit, summary};
 use super::problem::Problem;
 use crate::ingest::canonical::{parse_capture, parse_event};
-use crate::ingest::FieldError;
+use crate::ingest::{json, FieldError};
 use crate::sources::segment::{self, BodyError, Message};
 use crate::sources::{shopify, stripe, MapError, Mapped, SignatureError};
 use crate::store::{IngestStatus, Receipt};
@@ -56,10 +56,6 @@ fn refused(app: &App, source: &str, e: SignatureError) -> Problem {
     Problem::new(status, e.code(), "Signature refused", format!("{e}; nothing was stored"))
 }
 
-fn malformed(e: impl std::fmt::Display) -> Problem {
-    Problem::new(StatusCode::BAD_REQUEST, "malformed_json", "Malformed JSON", format!("the body is not JSON: {e}"))
-}
-
 pub async fn stripe(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -76,7 +72,7 @@ pub async fn stripe(
         config.tolerance_secs,
     )
     .map_err(|e| refused(&app, "stripe", e))?;
-    let event: Value = serde_json::from_slice(&body).map_err(malformed)?;
+    let event: Value = json::parse(&body)?;
     let receipt_id = event.get("id").and_then(Value::as_str).unwrap_or("unknown").to_owned();
     let topic = event.get("type").and_then(Value::as_str).unwrap_or("unknown").to_owned();
     let mut known = None;
@@ -103,7 +99,7 @@ pub async fn shopify(
     let topic = header_str(&headers, "x-shopify-topic").map(str::to_owned).ok_or_else(|| {
         Problem::new(StatusCode::BAD_REQUEST, "missing_topic", "Missing topic", "X-Shopify-Topic is required")
     })?;
-    let value: Value = serde_json::from_slice(&body).map_err(malformed)?;
+    let value: Value = json::parse(&body)?;
     // Stable across Shopify's redeliveries of the same webhook.
     let receipt_id = header_str(&headers, "x-shopify-webhook-id")
         .or_else(|| header_str(&headers, "x-shopify-event-id"))
@@ -224,6 +220,22 @@ pub async fn segment_identify(
     segment(&app, &headers, body, Some("identify")).await.map_err(Problem::for_sdk)
 }
 
+/// How many invalid messages of one Segment batch get their own receipt and are listed in a
+/// refusal; the rest are counted in one receipt.
+const MAX_LISTED: usize = 20;
+
+/// A receipt for a Segment batch as a whole (its messages are counted, not stored one by one).
+fn batch_receipt(at: DateTime<Utc>, detail: String) -> Receipt {
+    Receipt {
+        source: "segment".into(),
+        receipt_id: format!("batch@{}", at.to_rfc3339()),
+        topic: "batch".into(),
+        status: "invalid",
+        detail: Some(detail),
+        at,
+    }
+}
+
 fn write_key_ok(app: &App, key: &str) -> bool {
     app.sources
         .segment
@@ -261,6 +273,7 @@ async fn segment(
     })?;
     let request = segment::messages(&decoded, endpoint_type).map_err(|e| match e {
         BodyError::Json(_) => bad("malformed_json", e),
+        BodyError::DuplicateKey(_) => bad("duplicate_key", e),
         BodyError::MessageTooLarge { .. } => bad("message_too_large", e),
         _ => bad("invalid_batch", e),
     })?;
@@ -316,10 +329,39 @@ async fn segment(
         results.push(result);
     }
     let invalid = rejects.len();
+    if invalid > 0 && invalid == results.len() {
+        // Refused whole: one bounded receipt and a bounded answer, however many messages came.
+        app.metrics.sources_by("segment", "invalid", invalid as u64);
+        tracing::warn!(invalid, "a segment batch was refused: no message could become an event");
+        let first: String =
+            rejects.into_iter().next().and_then(|r| r.detail).unwrap_or_default().chars().take(500).collect();
+        let receipt = batch_receipt(received_at, format!("{invalid} invalid messages; the first: {first}"));
+        app.store.record_receipts(vec![receipt]).await.map_err(|e| Problem::storage(&e))?;
+        let mut p = Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_messages",
+            "Invalid messages",
+            format!(
+                "none of the {invalid} messages could be used; the first {} are listed; \
+                 one invalid receipt was recorded for the batch",
+                invalid.min(MAX_LISTED)
+            ),
+        );
+        results.truncate(MAX_LISTED);
+        p.results = Some(Value::Array(results));
+        return Err(p);
+    }
     if invalid > 0 {
         app.metrics.sources_by("segment", "invalid", invalid as u64);
         tracing::warn!(invalid, "segment messages that could not become events were recorded as invalid receipts");
-        app.store.record_receipts(rejects).await.map_err(|e| Problem::storage(&e))?;
+        // One receipt per invalid message up to a bound, then one for the rest.
+        let mut receipts: Vec<Receipt> = rejects.into_iter().take(MAX_LISTED + 1).collect();
+        if invalid > MAX_LISTED {
+            receipts.truncate(MAX_LISTED);
+            let rest = invalid - MAX_LISTED;
+            receipts.push(batch_receipt(received_at, format!("{rest} more invalid messages in this batch")));
+        }
+        app.store.record_receipts(receipts).await.map_err(|e| Problem::storage(&e))?;
     }
     for c in captures {
         app.store.capture_identity(c).await.map_err(|e| Problem::storage(&e))?;
@@ -342,15 +384,5 @@ async fn segment(
         "invalid": invalid,
         "results": results,
     });
-    if invalid > 0 && invalid == body["results"].as_array().map_or(0, Vec::len) {
-        let mut p = Problem::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_messages",
-            "Invalid messages",
-            "no message of the batch could be used; each was recorded as an invalid receipt",
-        );
-        p.results = body.get("results").cloned();
-        return Err(p);
-    }
     Ok((StatusCode::OK, Json(body)).into_response())
 }

@@ -2,6 +2,8 @@
 //!
 //! Everything here is already validated; the raw request shapes live in `crate::ingest`.
 
+#![warn(clippy::arithmetic_side_effects)] // money and counts: overflow is refused, never wrapped
+
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -11,6 +13,71 @@ use serde_json::Value;
 
 use super::pii::Hashed;
 
+/// Why an identifier was refused: a stable field-error code and a message. The message never
+/// quotes the value; it names the offending code point (`U+200B`) at most.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdError {
+    /// `required`, `too_long`, `invalid_characters` or `invalid`.
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl IdError {
+    fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+}
+
+impl fmt::Display for IdError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// The first character that would make two ids look the same while comparing different
+/// (`"INV-1042"` and `"INV-1042\u{200b}"`): Unicode format characters (Cf: zero-width space and
+/// joiners, BOM, bidi embeddings, overrides and isolates, soft hyphen, tags), controls (Cc), line
+/// and paragraph separators (Zl, Zp), and the other default-ignorable fillers and variation
+/// selectors that render as nothing. See docs/adr/0006-invisible-characters-in-ids.md.
+pub fn invisible_char(s: &str) -> Option<char> {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    s.chars().find(|&c| {
+        matches!(
+            c.general_category(),
+            GeneralCategory::Format
+                | GeneralCategory::Control
+                | GeneralCategory::LineSeparator
+                | GeneralCategory::ParagraphSeparator
+        ) || matches!(c, '\u{34F}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}' | '\u{3164}' | '\u{FFA0}')
+            || ('\u{FE00}'..='\u{FE0F}').contains(&c)
+            || ('\u{E0100}'..='\u{E01EF}').contains(&c)
+    })
+}
+
+/// The one rule for every identifier a source hands over (event ids, subject type and id, the
+/// ids Stripe, Shopify and Segment give): not empty, at most `max_chars` characters, no
+/// surrounding whitespace, no invisible characters ([`invisible_char`]). Refused, not cleaned:
+/// an id is the deduplication key, and a silently rewritten one would merge what the source
+/// keeps apart.
+pub fn check_id(s: &str, max_chars: usize) -> Result<(), IdError> {
+    if s.trim().is_empty() {
+        return Err(IdError::new("required", "must not be empty"));
+    }
+    if s.chars().count() > max_chars {
+        return Err(IdError::new("too_long", format!("must be at most {max_chars} characters")));
+    }
+    if let Some(c) = invisible_char(s) {
+        return Err(IdError::new(
+            "invalid_characters",
+            format!("must not contain invisible, control or direction characters (found U+{:04X})", u32::from(c)),
+        ));
+    }
+    if s.trim() != s {
+        return Err(IdError::new("invalid", "must not have surrounding whitespace"));
+    }
+    Ok(())
+}
+
 /// A business event's stable id: given by the source or derived from subject and kind.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -19,17 +86,9 @@ pub struct EventId(String);
 impl EventId {
     pub const MAX_LEN: usize = 256;
 
-    /// Accepts 1..=256 printable characters with no surrounding whitespace.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        if s.is_empty() {
-            return Err("must not be empty".into());
-        }
-        if s.chars().count() > Self::MAX_LEN {
-            return Err(format!("must be at most {} characters", Self::MAX_LEN));
-        }
-        if s.trim() != s || s.chars().any(char::is_control) {
-            return Err("must not contain control characters or surrounding whitespace".into());
-        }
+    /// Accepts what [`check_id`] accepts, at most 256 characters.
+    pub fn parse(s: &str) -> Result<Self, IdError> {
+        check_id(s, Self::MAX_LEN)?;
         Ok(Self(s.to_owned()))
     }
 
@@ -85,12 +144,13 @@ impl fmt::Display for Kind {
 pub struct Currency(String);
 
 impl Currency {
+    /// An active ISO 4217 currency code, any case (see [`super::currency`]).
     pub fn parse(s: &str) -> Result<Self, String> {
         let up = s.trim().to_ascii_uppercase();
-        if up.len() == 3 && up.chars().all(|c| c.is_ascii_uppercase()) {
+        if up.len() == 3 && super::currency::is_active(&up) {
             Ok(Self(up))
         } else {
-            Err("must be a three-letter ISO 4217 code such as EUR".into())
+            Err("must be an active ISO 4217 currency code such as EUR".into())
         }
     }
 
@@ -105,6 +165,62 @@ pub struct Subject {
     #[serde(rename = "type")]
     pub kind: String,
     pub id: String,
+}
+
+impl Subject {
+    /// Longest subject type or id, in characters.
+    pub const MAX_LEN: usize = 200;
+
+    /// Checks both parts with [`check_id`]; a type may not contain ':' (derived event ids are
+    /// `type:id:kind`). Errors are named `type` and `id`.
+    pub fn parse(kind: String, id: String) -> Result<Self, Vec<(&'static str, IdError)>> {
+        let mut errors = Vec::new();
+        for (name, v) in [("type", &kind), ("id", &id)] {
+            if let Err(e) = check_id(v, Self::MAX_LEN) {
+                errors.push((name, e));
+            } else if name == "type" && v.contains(':') {
+                errors.push((name, IdError::new("invalid", "must not contain ':'")));
+            }
+        }
+        if errors.is_empty() {
+            Ok(Self { kind, id })
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// The largest amount (event value or item price) Surety accepts, in the currency's major unit:
+/// well above any real order (GA4, Meta, Google Ads and LinkedIn take doubles or decimal strings
+/// and publish no bound), low enough that sums of items stay exact in an `f64`.
+pub const MAX_AMOUNT: f64 = 1e12;
+/// The largest quantity of one item: sums over a batch of items cannot overflow an `i64`.
+pub const MAX_QUANTITY: i64 = 1_000_000;
+
+/// Checks an amount: finite, not negative (a value is a magnitude: a refund or chargeback carries
+/// the positive amount that went back; its kind says which way it went), at most [`MAX_AMOUNT`].
+/// The error is `(code, message)`, without the value.
+pub fn check_amount(v: f64) -> Result<f64, (&'static str, String)> {
+    if !v.is_finite() {
+        Err(("invalid", "must be a finite number".into()))
+    } else if v < 0.0 {
+        Err(("out_of_range", "must not be negative: a value is a magnitude, refunds carry positive amounts".into()))
+    } else if v > MAX_AMOUNT {
+        Err(("out_of_range", format!("must be at most {MAX_AMOUNT:e}")))
+    } else {
+        Ok(v)
+    }
+}
+
+/// Checks a quantity: `0..=MAX_QUANTITY`.
+pub fn check_quantity(q: i64) -> Result<i64, (&'static str, String)> {
+    if q < 0 {
+        Err(("out_of_range", "must not be negative".into()))
+    } else if q > MAX_QUANTITY {
+        Err(("out_of_range", format!("must be at most {MAX_QUANTITY}")))
+    } else {
+        Ok(q)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -359,5 +475,72 @@ mod tests {
     fn currency_is_uppercased() {
         assert_eq!(Currency::parse("eur").unwrap().as_str(), "EUR");
         assert!(Currency::parse("EURO").is_err());
+    }
+
+    #[test]
+    fn a_currency_must_be_an_active_iso_4217_code() {
+        assert!(Currency::parse("ZZZ").is_err());
+        assert!(Currency::parse("XXX").is_err());
+        assert!(Currency::parse("jpy").is_ok());
+    }
+
+    /// Each of these once made a second (and third) order of `INV-1042`.
+    #[test]
+    fn invisible_variants_of_an_id_are_refused_naming_the_code_point() {
+        for (s, cp) in [
+            ("INV-1042\u{200B}", "U+200B"),   // zero-width space
+            ("\u{FEFF}INV-1042", "U+FEFF"),   // byte order mark
+            ("INV\u{200D}-1042", "U+200D"),   // zero-width joiner
+            ("INV-\u{202E}2401", "U+202E"),   // right-to-left override
+            ("INV-\u{2066}1042", "U+2066"),   // left-to-right isolate
+            ("INV-1042\u{2028}", "U+2028"),   // line separator
+            ("INV-1042\u{2029}", "U+2029"),   // paragraph separator
+            ("INV-\u{AD}1042", "U+00AD"),     // soft hyphen
+            ("INV-1042\u{E0041}", "U+E0041"), // tag character
+            ("INV-1042\u{FE0F}", "U+FE0F"),   // variation selector
+            ("INV-1042\u{7}", "U+0007"),      // control
+            ("INV-1042\u{85}", "U+0085"),     // C1 control (next line)
+        ] {
+            let e = EventId::parse(s).unwrap_err();
+            assert_eq!(e.code, "invalid_characters", "{s:?}");
+            assert!(e.message.contains(cp), "{s:?}: {}", e.message);
+            assert!(!e.message.contains("INV"), "the value is not quoted");
+            assert_eq!(Subject::parse("order".into(), s.into()).unwrap_err()[0].0, "id");
+        }
+    }
+
+    #[test]
+    fn visible_unicode_in_ids_is_fine() {
+        assert!(EventId::parse("Bestellung-Übergröße-42").is_ok());
+        assert!(EventId::parse("注文-1042").is_ok());
+        assert!(Subject::parse("order".into(), "a b".into()).is_ok(), "inner spaces are visible");
+    }
+
+    #[test]
+    fn subject_parts_follow_the_id_rule_and_a_type_has_no_colon() {
+        let errs = Subject::parse("ord:er".into(), " 1".into()).unwrap_err();
+        assert_eq!(
+            errs.iter().map(|(n, e)| (*n, e.code)).collect::<Vec<_>>(),
+            [("type", "invalid"), ("id", "invalid")]
+        );
+        let errs = Subject::parse(String::new(), "x".repeat(201)).unwrap_err();
+        assert_eq!(
+            errs.iter().map(|(n, e)| (*n, e.code)).collect::<Vec<_>>(),
+            [("type", "required"), ("id", "too_long")]
+        );
+    }
+
+    #[test]
+    fn amounts_are_finite_magnitudes_within_the_bound() {
+        assert_eq!(check_amount(59.9), Ok(59.9));
+        assert_eq!(check_amount(0.0), Ok(0.0));
+        assert_eq!(check_amount(MAX_AMOUNT), Ok(MAX_AMOUNT));
+        for bad in [-100.0, -0.01, 1e18, MAX_AMOUNT * 1.000_001, f64::INFINITY, f64::NAN] {
+            assert!(check_amount(bad).is_err(), "{bad}");
+        }
+        assert_eq!(check_amount(-100.0).unwrap_err().0, "out_of_range");
+        assert!(check_quantity(i64::MAX).is_err());
+        assert!(check_quantity(-1).is_err());
+        assert_eq!(check_quantity(MAX_QUANTITY), Ok(MAX_QUANTITY));
     }
 }

@@ -1,6 +1,7 @@
 //! The domain, with no IO: events, ids, personal-data hashing, the catalog, planning rules,
 //! delivery states and retry delays. Everything else depends on this; it depends on nothing else.
 
+pub mod currency;
 pub mod delivery;
 pub mod event;
 pub mod ga_cookie;
@@ -9,4 +10,4 @@ pub mod plan;
 pub mod retry;
 
 pub use delivery::{Claimed, DeliveryState, Outcome, Route};
-pub use event::{Consent, ConsentState, Currency, Event, EventId, Identity, Item, Kind, Subject};
+pub use event::{Consent, ConsentState, Currency, Event, EventId, IdError, Identity, Item, Kind, Subject};

@@ -1,6 +1,8 @@
 //! The canonical event and identity-capture JSON of `POST /v1/events` and `POST /v1/identities`
 //! (SPEC §6): parsed strictly, every problem reported with its field, personal fields hashed here.
 
+#![warn(clippy::arithmetic_side_effects)] // money and counts: overflow is refused, never wrapped
+
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
@@ -9,12 +11,16 @@ use serde_json::Value;
 
 use super::FieldError;
 use crate::core::ga_cookie;
+use crate::core::event::{check_amount, check_id, check_quantity};
 use crate::core::pii::{self, Hashed, PiiError};
 use crate::core::{Consent, Currency, Event, EventId, Identity, Item, Kind, Subject};
 use crate::store::IdentityCapture;
 
 /// Longest accepted plain identifier (client id, click ids, user agent, …).
 const MAX_ID_LEN: usize = 1024;
+/// The identity fields that are identifiers (checked with `core::event::check_id`).
+const ID_FIELDS: [&str; 10] =
+    ["client_id", "session_id", "user_id", "gclid", "gbraid", "wbraid", "fbp", "fbc", "li_fat_id", "browser_event_id"];
 /// How far in the future an event time may lie (clock skew between systems).
 const FUTURE_TOLERANCE_MINUTES: i64 = 5;
 
@@ -117,6 +123,16 @@ fn shape_error(e: serde_path_to_error::Error<serde_json::Error>, prefix: &str) -
     };
     // serde names the field inside the message; drop its " at line … column …" tail.
     let message = message.split(" at line ").next().unwrap_or_default().to_owned();
+    // serde quotes the value it could not use (`invalid type: integer `4917099998888`, expected
+    // a string`); under `identity` that value may be personal: keep only what was expected.
+    let message = if code == "invalid" && field.split('.').any(|part| part == "identity") {
+        match message.split_once(", expected ") {
+            Some((_, expected)) => format!("has the wrong type or value: expected {expected}"),
+            None => "has the wrong type or value".to_owned(),
+        }
+    } else {
+        message
+    };
     FieldError::new(field, code, message)
 }
 
@@ -130,16 +146,16 @@ pub fn parse_event(value: Value, source: &str, now: DateTime<Utc>, prefix: &str)
     let subject = parse_subject(input.subject, &at("subject"), &mut errors);
     let occurred_at = parse_time(&input.occurred_at, &at("occurred_at"), now, &mut errors);
     let event_id = match input.event_id {
-        Some(id) => EventId::parse(&id).map_err(|m| errors.push(FieldError::new(at("event_id"), "invalid", m))).ok(),
+        Some(id) => {
+            EventId::parse(&id).map_err(|e| errors.push(FieldError::new(at("event_id"), e.code, e.message))).ok()
+        }
         None => match (&subject, &kind) {
             (Some(s), Some(k)) => Some(EventId::derive(s, k)),
             _ => None,
         },
     };
-    if let Some(v) = input.value {
-        if !v.is_finite() {
-            errors.push(FieldError::new(at("value"), "invalid", "must be a finite number"));
-        }
+    if let Some(Err((code, message))) = input.value.map(check_amount) {
+        errors.push(FieldError::new(at("value"), code, message));
     }
     let currency = input
         .currency
@@ -204,33 +220,21 @@ pub fn parse_capture(value: Value, now: DateTime<Utc>) -> Result<IdentityCapture
 }
 
 fn parse_subject(s: SubjectInput, field: &str, errors: &mut Vec<FieldError>) -> Option<Subject> {
-    let mut ok = true;
-    for (name, v) in [("type", &s.kind), ("id", &s.id)] {
-        let problem = if v.trim().is_empty() {
-            Some(("required", "must not be empty"))
-        } else if v.len() > 200 {
-            Some(("too_long", "must be at most 200 bytes"))
-        } else if v.trim() != v || v.chars().any(char::is_control) {
-            // The subject is the join key and part of derived event ids: no invisible variants.
-            Some(("invalid", "must not have surrounding whitespace or control characters"))
-        } else if name == "type" && v.contains(':') {
-            Some(("invalid", "must not contain ':'"))
-        } else {
-            None
-        };
-        if let Some((code, message)) = problem {
-            errors.push(FieldError::new(format!("{field}.{name}"), code, message));
-            ok = false;
-        }
-    }
-    ok.then_some(Subject { kind: s.kind, id: s.id })
+    // The subject is the join key and part of derived event ids: core's id rule, no invisible variants.
+    Subject::parse(s.kind, s.id)
+        .map_err(|list| {
+            for (name, e) in list {
+                errors.push(FieldError::new(format!("{field}.{name}"), e.code, e.message));
+            }
+        })
+        .ok()
 }
 
 fn parse_time(raw: &str, field: &str, now: DateTime<Utc>, errors: &mut Vec<FieldError>) -> Option<DateTime<Utc>> {
     match DateTime::parse_from_rfc3339(raw) {
         Ok(t) => {
             let t = t.with_timezone(&Utc);
-            if t > now + Duration::minutes(FUTURE_TOLERANCE_MINUTES) {
+            if now.checked_add_signed(Duration::minutes(FUTURE_TOLERANCE_MINUTES)).is_some_and(|limit| t > limit) {
                 errors.push(FieldError::new(field, "out_of_range", "lies in the future"));
                 None
             } else {
@@ -252,11 +256,11 @@ fn parse_item(item: ItemInput, field: &str, errors: &mut Vec<FieldError>) -> Ite
     if item.id.as_deref().is_none_or(str::is_empty) && item.name.as_deref().is_none_or(str::is_empty) {
         errors.push(FieldError::new(field, "required", "an item needs an id or a name"));
     }
-    if item.price.is_some_and(|p| !p.is_finite()) {
-        errors.push(FieldError::new(format!("{field}.price"), "invalid", "must be a finite number"));
+    if let Some(Err((code, message))) = item.price.map(check_amount) {
+        errors.push(FieldError::new(format!("{field}.price"), code, message));
     }
-    if item.quantity.is_some_and(|q| q < 0) {
-        errors.push(FieldError::new(format!("{field}.quantity"), "out_of_range", "must not be negative"));
+    if let Some(Err((code, message))) = item.quantity.map(check_quantity) {
+        errors.push(FieldError::new(format!("{field}.quantity"), code, message));
     }
     Item { id: item.id, name: item.name, price: item.price, quantity: item.quantity }
 }
@@ -275,6 +279,14 @@ fn parse_identity(i: IdentityInput, field: &str, now: DateTime<Utc>, errors: &mu
                 format!("must be at most {MAX_ID_LEN} bytes"),
             ));
             return None;
+        }
+        // Identifiers (not free text such as a city, which may carry a legitimate joiner) obey
+        // core's id rule, so an invisible variant never joins or dedupes apart from the real one.
+        if ID_FIELDS.contains(&name) {
+            if let Err(e) = check_id(&v, MAX_ID_LEN) {
+                errors.push(FieldError::new(format!("{field}.{name}"), e.code, e.message));
+                return None;
+            }
         }
         Some(v)
     };

@@ -3,6 +3,7 @@
 //! there.
 
 pub mod canonical;
+pub mod json;
 
 use serde::Serialize;
 
@@ -11,7 +12,8 @@ use serde::Serialize;
 pub struct FieldError {
     /// Dotted path into the input, e.g. `identity.email` or `items[0].price`.
     pub field: String,
-    /// Stable code: `required`, `invalid`, `unknown_field`, `malformed`, `too_long`, `out_of_range`.
+    /// Stable code: `required`, `invalid`, `unknown_field`, `malformed`, `too_long`, `out_of_range`,
+    /// `invalid_characters` (an id with an invisible character), `duplicate_key`.
     pub code: &'static str,
     pub message: String,
 }

@@ -3,6 +3,8 @@
 //! source's objects to canonical event JSON — the same shape `POST /v1/events` takes — so that
 //! validation, PII hashing and ids go through `ingest::canonical` exactly once, for every source.
 
+#![warn(clippy::arithmetic_side_effects)] // money and counts: overflow is refused, never wrapped
+
 pub mod segment;
 pub mod shopify;
 pub mod stripe;

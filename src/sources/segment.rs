@@ -4,6 +4,8 @@
 //! `track` calls whose name is configured become canonical events with `messageId` as their id;
 //! `identify` calls feed the identity bridge under `user:<userId>`.
 
+#![warn(clippy::arithmetic_side_effects)] // money and counts: overflow is refused, never wrapped
+
 use std::collections::BTreeMap;
 use std::io::Read;
 
@@ -14,6 +16,7 @@ use serde_json::{json, Map, Value};
 
 use super::{decimal, keyed_identity, put, text, MapError};
 use crate::config::sources::SegmentSource;
+use crate::ingest::json::JsonError;
 
 /// Largest batch Segment accepts (after decompression).
 pub const MAX_BATCH_BYTES: usize = 500 * 1024;
@@ -28,6 +31,8 @@ pub enum BodyError {
     Gzip(String),
     #[error("the body is not JSON: {0}")]
     Json(String),
+    #[error("the key \"{0}\" appears twice in one object; send each key once")]
+    DuplicateKey(String),
     #[error("{0}")]
     Shape(String),
     #[error("message {index} is larger than {MAX_MESSAGE_BYTES} bytes")]
@@ -42,7 +47,7 @@ pub fn decode(gzip_header: bool, raw: &[u8]) -> Result<Vec<u8>, BodyError> {
     }
     let mut out = Vec::new();
     flate2::read::GzDecoder::new(raw)
-        .take(MAX_BATCH_BYTES as u64 + 1)
+        .take((MAX_BATCH_BYTES as u64).saturating_add(1))
         .read_to_end(&mut out)
         .map_err(|e| BodyError::Gzip(e.to_string()))?;
     if out.len() > MAX_BATCH_BYTES {
@@ -60,7 +65,10 @@ pub struct Request {
 /// Splits a decoded body into messages. `endpoint_type` is `None` for `/v1/batch`, else the
 /// message type the path implies (`track`, `identify`, …).
 pub fn messages(body: &[u8], endpoint_type: Option<&str>) -> Result<Request, BodyError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| BodyError::Json(e.to_string()))?;
+    let value = crate::ingest::json::parse(body).map_err(|e| match e {
+        JsonError::DuplicateKey { key } => BodyError::DuplicateKey(key),
+        JsonError::Syntax(e) => BodyError::Json(e.to_string()),
+    })?;
     let Value::Object(mut top) = value else {
         return Err(BodyError::Shape("the body must be a JSON object".into()));
     };
@@ -97,7 +105,7 @@ fn encoded_len(message: &Map<String, Value>) -> usize {
     struct Count(usize);
     impl std::io::Write for Count {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
+            self.0 = self.0.saturating_add(buf.len());
             Ok(buf.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {
@@ -229,7 +237,9 @@ fn event_time(message: &Value, received_at: DateTime<Utc>) -> Result<DateTime<Ut
         return Ok(t);
     }
     match (time("originalTimestamp")?, time("sentAt")?) {
-        (Some(original), Some(sent)) => Ok(original + (received_at - sent)),
+        (Some(original), Some(sent)) => original
+            .checked_add_signed(received_at.signed_duration_since(sent))
+            .ok_or_else(|| MapError::new("sentAt", "is too far from the arrival time")),
         (Some(original), None) => Ok(original),
         _ => Ok(received_at),
     }

@@ -2,6 +2,8 @@
 //! before parsing, then the order or refund mapped to a canonical event. Shopify's ids exceed
 //! 2^53; they are read as exact integers and kept as decimal strings.
 
+#![warn(clippy::arithmetic_side_effects)] // money and counts: overflow is refused, never wrapped
+
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::{json, Map, Value};

@@ -2,6 +2,8 @@
 //! a canonical event. Event time is the Stripe event's `created` (when the state changed), never
 //! the time the webhook arrived.
 
+#![warn(clippy::arithmetic_side_effects)] // money and counts: overflow is refused, never wrapped
+
 use chrono::DateTime;
 use serde_json::{json, Map, Value};
 
@@ -162,11 +164,17 @@ pub fn map(event: &Value, config: &StripeSource, known: Option<&Subject>) -> Res
             let total = object.get("amount_refunded").and_then(Value::as_i64).unwrap_or(0);
             let before = event.pointer("/data/previous_attributes/amount_refunded").and_then(Value::as_i64);
             let latest = obj.pointer("/refunds/data/0").and_then(Value::as_object);
+            // Checked: a signed but absurd body (i64::MAX against a negative "before") must be
+            // refused, not wrapped into a small plausible refund.
             let this = match (before, latest) {
-                (Some(b), _) => total - b,
-                (None, Some(r)) => r.get("amount").and_then(Value::as_i64).unwrap_or(total),
-                (None, None) => total,
-            };
+                (Some(b), _) => total.checked_sub(b),
+                (None, Some(r)) => Some(r.get("amount").and_then(Value::as_i64).unwrap_or(total)),
+                (None, None) => Some(total),
+            }
+            .filter(|&this| this >= 0 && total >= 0)
+            .ok_or_else(|| {
+                MapError::new("data.object.amount_refunded", "must be a non-negative amount that only grows")
+            })?;
             value = currency.as_deref().map(|c| major_units(this, c));
             subject = subject
                 .or_else(|| payment_intent.clone().map(|id| ("payment_intent", id)))
@@ -215,13 +223,22 @@ pub fn map(event: &Value, config: &StripeSource, known: Option<&Subject>) -> Res
         }
         (_, "subscription") => {
             let items = obj.pointer("/items/data").and_then(Value::as_array).cloned().unwrap_or_default();
-            let total: Option<i64> = items
+            let lines: Option<Vec<(i64, i64)>> = items
                 .iter()
                 .map(|i| {
                     let unit = i.pointer("/price/unit_amount").and_then(Value::as_i64)?;
-                    Some(unit * i.get("quantity").and_then(Value::as_i64).unwrap_or(1))
+                    Some((unit, i.get("quantity").and_then(Value::as_i64).unwrap_or(1)))
                 })
-                .sum();
+                .collect();
+            let total = match lines {
+                Some(lines) => Some(
+                    lines
+                        .into_iter()
+                        .try_fold(0i64, |sum, (unit, q)| unit.checked_mul(q).and_then(|line| sum.checked_add(line)))
+                        .ok_or_else(|| MapError::new("data.object.items", "the subscription's total overflows"))?,
+                ),
+                None => None,
+            };
             value = total.zip(currency.as_deref()).map(|(t, c)| major_units(t, c));
             subject = subject.or_else(|| text(object.get("id")).map(|id| ("subscription", id)));
         }

@@ -6,6 +6,8 @@
 //! `data_processing_options`), customer-information-parameters (`user_data`), custom-data;
 //! PLATFORMS.md §Meta.
 
+#![warn(clippy::arithmetic_side_effects)] // money and counts: overflow is refused, never wrapped
+
 use serde_json::{Map, Number, Value};
 
 use super::normalize::{self, Field};
@@ -208,8 +210,11 @@ fn custom_data(event: &Event) -> Map<String, Value> {
             c.insert("contents".into(), Value::Array(contents));
             c.entry("content_type").or_insert_with(|| "product".into());
         }
-        let count: i64 = event.items.iter().map(|i| i.quantity.unwrap_or(1)).sum();
-        c.insert("num_items".into(), count.into());
+        // Ingest bounds quantities; checked anyway, so an overflow omits the count, never wraps it.
+        let count = event.items.iter().try_fold(0i64, |sum, i| sum.checked_add(i.quantity.unwrap_or(1)));
+        if let Some(count) = count {
+            c.insert("num_items".into(), count.into());
+        }
     }
     c
 }
@@ -228,8 +233,8 @@ fn content(item: &crate::core::Item) -> Option<Value> {
 
 /// The body of one request: `{"data": [...], "test_event_code"?}`, the events in order.
 pub fn request_body(parts: &[&Prepared], test_event_code: Option<&str>) -> Vec<u8> {
-    let events_len: usize = parts.iter().map(|p| p.event_json.len() + 1).sum();
-    let mut body = String::with_capacity(events_len + 64);
+    let events_len: usize = parts.iter().map(|p| p.event_json.len().saturating_add(1)).sum();
+    let mut body = String::with_capacity(events_len.saturating_add(64));
     body.push_str("{\"data\":[");
     for (i, p) in parts.iter().enumerate() {
         if i > 0 {

@@ -568,3 +568,74 @@ fn raw_ga_cookie_values_are_stored_as_the_plain_ids() {
     assert_eq!(capture.identity.client_id.as_deref(), Some("555.666"));
     assert_eq!(capture.identity.session_id.as_deref(), Some("1700000001"));
 }
+
+/// `INV-1042`, `INV-1042\u{200b}` and `\u{feff}INV-1042` were three orders; now only the first is.
+#[test]
+fn invisible_variants_of_ids_are_refused_with_the_field_named() {
+    for (pointer, bad, field) in [
+        ("/subject/id", json!("INV-1042\u{200b}"), "subject.id"),
+        ("/subject/id", json!("\u{feff}INV-1042"), "subject.id"),
+        ("/subject/type", json!("order\u{202e}"), "subject.type"),
+    ] {
+        let errs = errors(with(minimal_event(), pointer, bad));
+        assert_eq!(error_at(&errs, field).code, "invalid_characters", "{errs:?}");
+    }
+    let mut v = minimal_event();
+    v["event_id"] = json!("evt\u{2066}1");
+    assert_eq!(error_at(&errors(v), "event_id").code, "invalid_characters");
+    let mut v = minimal_event();
+    v["identity"] = json!({"user_id": "u-1\u{200c}", "city": "Teh\u{200c}ran"});
+    let errs = errors(v);
+    assert_eq!(error_at(&errs, "identity.user_id").code, "invalid_characters");
+    assert!(errs.iter().all(|e| e.field != "identity.city"), "free text may carry a joiner: {errs:?}");
+}
+
+#[test]
+fn values_no_platform_should_get_are_refused() {
+    let v = |value: Value| {
+        let mut e = minimal_event();
+        e["value"] = value;
+        e["currency"] = json!("EUR");
+        e
+    };
+    assert_eq!(error_at(&errors(v(json!(-100))), "value").code, "out_of_range");
+    assert_eq!(error_at(&errors(v(json!(1e18))), "value").code, "out_of_range");
+    assert!(parse(v(json!(1e12))).is_ok(), "the bound itself is accepted");
+    let mut zzz = v(json!(10));
+    zzz["currency"] = json!("ZZZ");
+    assert_eq!(error_at(&errors(zzz), "currency").code, "invalid");
+
+    let mut items = minimal_event();
+    items["items"] = json!([{"id": "a", "quantity": i64::MAX}, {"id": "b", "quantity": i64::MAX, "price": -1}]);
+    let errs = errors(items);
+    assert_eq!(error_at(&errs, "items[0].quantity").code, "out_of_range");
+    assert_eq!(error_at(&errs, "items[1].quantity").code, "out_of_range");
+    assert_eq!(error_at(&errs, "items[1].price").code, "out_of_range");
+}
+
+/// serde's own type errors quote the value; under `identity` they must not.
+#[test]
+fn a_wrongly_typed_personal_field_is_reported_without_its_value() {
+    for (field, raw) in [
+        ("phone", json!(4917099998888_i64)),
+        ("email", json!(12345.678)),
+        ("postal_code", json!(10435)),
+        ("date_of_birth", json!(19870605)),
+        ("ip", json!(true)),
+        ("first_name", json!(["Wilhelmina"])),
+    ] {
+        let mut v = minimal_event();
+        v["identity"] = json!({ field: raw });
+        let errs = errors(v);
+        let e = error_at(&errs, &format!("identity.{field}"));
+        assert_eq!(e.code, "invalid");
+        let text = serde_json::to_string(&errs).unwrap();
+        let shown = raw.to_string().trim_matches(|c| c == '[' || c == ']' || c == '"').to_owned();
+        assert!(!text.contains(&shown), "{field}: {text}");
+        assert!(e.message.contains("expected"), "still says what is expected: {}", e.message);
+    }
+    let errs =
+        parse_capture(json!({"subject": {"type": "user", "id": "u"}, "identity": {"phone": 4917099998888_i64}}), now())
+            .unwrap_err();
+    assert!(!serde_json::to_string(&errs).unwrap().contains("4917099998888"), "{errs:?}");
+}

@@ -127,3 +127,9 @@ fn a_mapped_track_without_message_id_or_subject_is_invalid() {
                    "timestamp": "yesterday"});
     assert_eq!(map(&m, &config(), now()).unwrap_err().field, "timestamp");
 }
+
+#[test]
+fn a_key_named_twice_in_a_message_is_refused_not_resolved_last_wins() {
+    let body = br#"{"batch":[{"type":"track","event":"Order Completed","event":"Order Refunded"}]}"#;
+    assert_eq!(messages(body, None).err(), Some(BodyError::DuplicateKey("event".into())));
+}

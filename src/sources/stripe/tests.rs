@@ -228,3 +228,29 @@ fn signatures_agree_with_stripes_library() {
         assert_eq!(got, want, "case {}", c["name"]);
     }
 }
+
+/// A signed `charge.refunded` whose `amount_refunded` minus its previous value overflows an i64
+/// once wrapped to a 1-cent refund; now it is refused, as is a negative cumulative amount.
+#[test]
+fn refund_amounts_that_overflow_or_go_negative_are_refused_not_wrapped() {
+    let mut e = fixture("charge_refunded");
+    e["data"]["object"]["amount_refunded"] = json!(i64::MIN);
+    e["data"]["previous_attributes"]["amount_refunded"] = json!(i64::MAX);
+    let err = map(&e, &config(), None).unwrap_err();
+    assert_eq!(err.field, "data.object.amount_refunded");
+
+    let mut e = fixture("charge_refunded");
+    e["data"]["object"]["amount_refunded"] = json!(500);
+    e["data"]["previous_attributes"]["amount_refunded"] = json!(1000);
+    assert_eq!(map(&e, &config(), None).unwrap_err().field, "data.object.amount_refunded", "it only grows");
+}
+
+#[test]
+fn a_subscription_total_that_overflows_is_refused() {
+    let event = json!({
+        "type": "customer.subscription.created", "created": 1714564800,
+        "data": {"object": {"object": "subscription", "id": "sub_1", "currency": "eur",
+            "items": {"data": [{"price": {"unit_amount": i64::MAX}, "quantity": 2}]}}}
+    });
+    assert_eq!(map(&event, &config(), None).unwrap_err().field, "data.object.items");
+}
