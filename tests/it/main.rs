@@ -7,6 +7,7 @@ mod crash;
 mod dashboard;
 mod delivery;
 mod destinations;
+mod edge;
 mod import;
 mod ingest;
 mod openapi;
