@@ -20,7 +20,7 @@ use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
@@ -125,17 +125,27 @@ struct Watch {
     in_flight: usize,
 }
 
+/// The connection's [`Watch`], and a wake-up for its watchdog when the phase (and so the
+/// deadline) changes.
 #[derive(Clone)]
-struct Shared(Arc<Mutex<Watch>>);
+struct Shared(Arc<(Mutex<Watch>, Notify)>);
 
 impl Shared {
     fn new() -> Self {
-        Self(Arc::new(Mutex::new(Watch { phase: Phase::Idle, since: Instant::now(), in_flight: 0 })))
+        let watch = Watch { phase: Phase::Idle, since: Instant::now(), in_flight: 0 };
+        Self(Arc::new((Mutex::new(watch), Notify::new())))
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Watch) -> T) -> T {
         // Every update leaves the fields whole, so a poisoned lock is still consistent.
-        f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner))
+        let (watch, changed) = &*self.0;
+        let mut w = watch.lock().unwrap_or_else(PoisonError::into_inner);
+        let phase = w.phase;
+        let out = f(&mut w);
+        if w.phase != phase {
+            changed.notify_one();
+        }
+        out
     }
 
     fn read(&self) {
@@ -180,11 +190,17 @@ impl Shared {
                 Phase::Head => (Some(w.since + limits.header), "headers too slow"),
                 Phase::Busy => (None, ""),
             });
+            let changed = self.0 .1.notified();
             match deadline {
                 Some(at) if at <= Instant::now() => return why,
-                Some(at) => tokio::time::sleep_until(at).await,
-                // The body and the handler are bounded elsewhere; look again later.
-                None => tokio::time::sleep(limits.header.min(limits.idle)).await,
+                Some(at) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(at) => {}
+                        _ = changed => {}
+                    }
+                }
+                // The body and the handler are bounded elsewhere.
+                None => changed.await,
             }
         }
     }
