@@ -124,9 +124,8 @@ async fn slow_header_client(addr: std::net::SocketAddr, bound: Duration) -> bool
             }
             let mut buf = [0u8; 256];
             // A closed connection shows as EOF (or a reset) on read.
-            match tokio::time::timeout(Duration::from_millis(1), stream.read(&mut buf)).await {
-                Ok(Ok(0) | Err(_)) => return,
-                _ => {}
+            if let Ok(Ok(0) | Err(_)) = tokio::time::timeout(Duration::from_millis(1), stream.read(&mut buf)).await {
+                return;
             }
         }
     };
