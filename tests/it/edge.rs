@@ -20,7 +20,7 @@ struct Edge {
     http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
-    _ga4: surety::sim::ga4::Ga4Sim,
+    ga4: surety::sim::ga4::Ga4Sim,
 }
 
 impl Edge {
@@ -42,7 +42,7 @@ impl Edge {
             http: reqwest::Client::new(),
             stop: Some(stop),
             task: Some(task),
-            _ga4: ga4,
+            ga4,
         }
     }
 
@@ -345,4 +345,39 @@ async fn a_full_disk_makes_the_ledger_unready_and_it_recovers_without_restart() 
     s.stop().await;
     let counts = support::ledger_counts(&db).await;
     assert_eq!(counts.events, 51, "one before, the batch once: {counts:?}");
+}
+
+#[tokio::test]
+async fn an_outcome_that_cannot_be_recorded_is_kept_and_recorded_later_not_resent() {
+    let Some(fs) = Tmpfs::mount("16m") else {
+        eprintln!("SKIPPED an_outcome_…: cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN)");
+        return;
+    };
+    let db = fs.path().join("surety.db");
+    let s = Edge::start(&db, "").await;
+    // GA4 takes the purchase at once and answers after a while: the disk fills in between.
+    s.ga4.fail_next(1, surety::sim::Fault::Delay(Duration::from_millis(1500)));
+    let r = s.post("/v1/events", &support::purchase("unrecorded", 1)).await;
+    assert_eq!(r.status(), 202);
+    let id = r.json::<Value>().await.expect("json")["event_id"].as_str().expect("event_id").to_owned();
+    support::eventually("GA4 received the purchase", || async { s.ga4.request_count() == 1 }).await;
+    let filler = fs.path().join("filler");
+    fill(&filler);
+    // The answer comes while nothing can be committed; the worker keeps the outcome meanwhile
+    // (a real wait: the disk is what is being waited on).
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    std::fs::remove_file(&filler).expect("free the space");
+    let url = format!("{}/v1/events/{}", s.base, support::urlencode(&id));
+    let mut states = Vec::new();
+    for _ in 0..200 {
+        let v: Value = s.http.get(&url).bearer_auth(ADMIN_TOKEN).send().await.expect("get").json().await.expect("json");
+        states = v["deliveries"].as_array().expect("deliveries").iter().map(|d| d["state"].clone()).collect();
+        if states == [json!("delivered")] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(states, [json!("delivered")], "the outcome is recorded once the ledger can commit");
+    assert_eq!(s.ga4.request_count(), 1, "the purchase was not sent again");
+    s.stop().await;
 }
