@@ -86,6 +86,15 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Most events in one `{"events": [...]}` batch.
     pub max_batch_events: usize,
+    /// A request's headers must arrive within this time of its first byte.
+    pub header_timeout_ms: u64,
+    /// A request's body must arrive within this time of its headers.
+    pub body_timeout_ms: u64,
+    /// A kept-alive connection with no request in progress is closed after this long unused.
+    pub idle_timeout_ms: u64,
+    /// Most connections open at once; more wait in the listen backlog (also kept under the
+    /// process's file-descriptor limit).
+    pub max_connections: usize,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -368,6 +377,18 @@ impl Config {
         }
         if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
             p.push(format!("server.listen: '{}' is not an address such as 127.0.0.1:8080", self.server.listen));
+        }
+        for (key, ms) in [
+            ("header_timeout_ms", self.server.header_timeout_ms),
+            ("body_timeout_ms", self.server.body_timeout_ms),
+            ("idle_timeout_ms", self.server.idle_timeout_ms),
+        ] {
+            if ms == 0 {
+                p.push(format!("server.{key}: must be at least 1"));
+            }
+        }
+        if self.server.max_connections == 0 {
+            p.push("server.max_connections: must be at least 1".into());
         }
         if !(1..=1000).contains(&self.server.max_batch_events) {
             p.push("server.max_batch_events: must be between 1 and 1000".into());

@@ -18,6 +18,7 @@ pub mod delivery;
 pub mod demo;
 pub mod import;
 pub mod ingest;
+pub mod serve;
 pub mod sim;
 pub mod sources;
 pub mod store;
@@ -171,10 +172,8 @@ pub async fn run(
     }
     tracing::info!(addr = %listener.local_addr()?, api = config.server.api, workers = config.server.workers, "surety is up");
     if config.server.api {
-        let stop = cancel.clone();
-        axum::serve(listener, api::router(app).into_make_service_with_connect_info::<std::net::SocketAddr>())
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await?;
+        let limits = serve::Limits::from_config(&config.server);
+        serve::serve(listener, api::router(app), limits, cancel.clone()).await?;
     } else {
         drop(listener);
         cancel.cancelled().await;

@@ -51,8 +51,7 @@ impl Auth {
         let token = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .map(str::trim)
+            .and_then(bearer_token)
             .ok_or_else(Problem::unauthorized)?;
         let matches = |list: &[SecretValue]| {
             list.iter().fold(false, |found, t| found | bool::from(t.expose().as_bytes().ct_eq(token.as_bytes())))
@@ -103,5 +102,42 @@ impl Auth {
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, token)| token.trim());
         token.is_some_and(|t| self.capture.iter().any(|k| k == t))
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` value; the scheme is case-insensitive
+/// (RFC 9110 §11.1).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// Lets a request on to its handler only with a token of `role`: checked before the handler's
+/// extractors, so a request without credentials learns nothing about its path or query.
+pub async fn require(
+    axum::extract::State((app, role)): axum::extract::State<(std::sync::Arc<crate::App>, Role)>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match app.auth.require(request.headers(), role) {
+        Ok(()) => next.run(request).await,
+        Err(p) => p.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for v in ["Bearer t0k", "bearer t0k", "BEARER t0k", "bEaReR   t0k "] {
+            assert_eq!(bearer_token(v), Some("t0k"), "{v}");
+        }
+        for v in ["Basic t0k", "Bearer", "Bearer ", "Bearert0k", "t0k"] {
+            assert_eq!(bearer_token(v), None, "{v}");
+        }
     }
 }

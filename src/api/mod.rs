@@ -19,23 +19,38 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderMap};
 use axum::routing::{get, post};
-use axum::Router;
+use axum::{middleware, Router};
 use bytes::Bytes;
 
 use crate::App;
+use auth::Role;
 use problem::Problem;
 
 pub fn router(app: Arc<App>) -> Router {
     let limit = app.config.server.max_body_bytes;
-    Router::new()
+    // Bearer auth runs before the handlers' extractors: no path or query is parsed for a caller
+    // without credentials.
+    let ingest = Router::new()
         .route("/v1/events", post(events::post_events))
+        .route_layer(middleware::from_fn_with_state((app.clone(), Role::Ingest), auth::require));
+    // A capture key (public, in the browser) may post identities and nothing else; CORS wraps the
+    // auth layer so that a browser's preflight is answered before any credential is asked for.
+    let browser = Router::new()
+        .route("/v1/identities", post(events::post_identity))
+        .route_layer(middleware::from_fn_with_state((app.clone(), Role::Capture), auth::require))
+        .layer(capture::cors(&app.config.auth.capture_origins));
+    let admin = Router::new()
         .route("/v1/events/{id}", get(admin::get_event))
-        .route("/v1/identities", post(events::post_identity).layer(capture::cors(&app.config.auth.capture_origins)))
-        .route("/v1/capture.js", get(capture::script))
         .route("/v1/deliveries", get(admin::list_deliveries))
         .route("/v1/deliveries/replay", post(admin::replay))
         .route("/v1/deliveries/settle", post(admin::settle))
         .route("/v1/receipts", get(admin::list_receipts))
+        .route_layer(middleware::from_fn_with_state((app.clone(), Role::Admin), auth::require));
+    Router::new()
+        .merge(ingest)
+        .merge(browser)
+        .merge(admin)
+        .route("/v1/capture.js", get(capture::script))
         .route("/v1/webhooks/stripe", post(sources::stripe))
         .route("/v1/webhooks/shopify", post(sources::shopify))
         .route("/v1/batch", post(sources::segment_batch))
@@ -48,6 +63,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/openapi.json", get(openapi::document))
         .fallback(|| async { Problem::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::map_response(problem::ensure_problem))
         .with_state(app)
 }
 
@@ -70,7 +86,9 @@ pub(crate) fn json_body(
         }
     }
     let bytes = body.map_err(|r| {
-        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        if crate::serve::is_body_timeout(&r) {
+            Problem::request_timeout(format!("{r}; send the whole body sooner"))
+        } else if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
             Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "Payload too large", r.body_text())
         } else {
             Problem::new(StatusCode::BAD_REQUEST, "unreadable_body", "Unreadable body", r.body_text())

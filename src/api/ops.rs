@@ -13,10 +13,19 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Ready when the ledger answers.
+/// Longest `/readyz` waits for the ledger: an unreachable database is "not ready", not a hang.
+const READY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Ready when the ledger can commit (see `Store::ready`); else 503 `not_ready` with the reason.
 pub async fn readyz(State(app): State<Arc<App>>) -> Result<&'static str, Problem> {
-    app.store.ping().await.map_err(|e| Problem::storage(&e))?;
-    Ok("ready")
+    match tokio::time::timeout(READY_WAIT, app.store.ready()).await {
+        Ok(Ok(())) => Ok("ready"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "not ready");
+            Err(Problem::not_ready(format!("the ledger cannot commit: {e}")))
+        }
+        Err(_) => Err(Problem::not_ready(format!("the ledger did not answer within {} s", READY_WAIT.as_secs()))),
+    }
 }
 
 pub async fn metrics(State(app): State<Arc<App>>) -> Response {

@@ -1,7 +1,7 @@
 //! API errors as RFC 9457 problem+json with a stable `code`. Clients see what is theirs to fix;
 //! the full error chain goes to the logs.
 
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -70,6 +70,15 @@ impl Problem {
         Self::new(StatusCode::NOT_FOUND, "not_found", "Not found", what)
     }
 
+    /// `/readyz`: the ledger cannot commit now (`reason` says why).
+    pub fn not_ready(reason: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "Not ready", reason)
+    }
+
+    pub fn request_timeout(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", "Request timeout", detail)
+    }
+
     pub fn storage(e: &StoreError) -> Self {
         tracing::error!(error = %e, "storage failed");
         Self::new(
@@ -105,6 +114,59 @@ impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&self).unwrap_or_default();
-        (status, [(header::CONTENT_TYPE, "application/problem+json")], body).into_response()
+        let mut response = (status, [(header::CONTENT_TYPE, "application/problem+json")], body).into_response();
+        if self.code == "unauthorized" {
+            // RFC 9110 §11.6.1: a 401 names the scheme it wants (the dashboard swaps in Basic).
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"surety\""));
+        }
+        response
     }
+}
+
+/// Turns every error answer that is not yet problem+json — axum's own rejections (path, query,
+/// JSON), the 405 of a known path, a layer's 413 — into one, keeping its status and headers
+/// (`Allow`, `WWW-Authenticate`). The dashboard's HTML pages pass as they are.
+pub async fn ensure_problem(response: Response) -> Response {
+    let status = response.status();
+    let content_type = response.headers().get(header::CONTENT_TYPE).map(|v| v.as_bytes().to_ascii_lowercase());
+    let exempt = content_type
+        .as_deref()
+        .is_some_and(|ct| ct.starts_with(b"application/problem+json") || ct.starts_with(b"text/html"));
+    if !(status.is_client_error() || status.is_server_error()) || exempt {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.map(|b| String::from_utf8_lossy(&b).trim().to_owned());
+    let said = text.ok().filter(|t| !t.is_empty());
+    let detail = |fallback: &str| said.clone().unwrap_or_else(|| fallback.to_owned());
+    let problem = match status {
+        StatusCode::BAD_REQUEST => {
+            Problem::new(status, "bad_request", "Bad request", detail("the request could not be understood"))
+        }
+        StatusCode::NOT_FOUND => Problem::not_found(detail("no such endpoint")),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            let allow = parts.headers.get(header::ALLOW).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+            Problem::new(status, "method_not_allowed", "Method not allowed", format!("this path accepts: {allow}"))
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            Problem::new(status, "payload_too_large", "Payload too large", detail("the body is too large"))
+        }
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            Problem::new(status, "unsupported_media_type", "Unsupported media type", detail("send application/json"))
+        }
+        s if s.is_client_error() => {
+            Problem::new(status, "bad_request", "Bad request", detail("the request was refused"))
+        }
+        _ => {
+            tracing::error!(%status, detail = ?said, "an error answer without a problem body");
+            Problem::new(status, "internal_error", "Internal error", "the server failed; retry later")
+        }
+    };
+    let mut fixed = problem.into_response();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    *fixed.headers_mut() = std::mem::take(&mut parts.headers);
+    fixed
 }

@@ -489,4 +489,9 @@ pub trait Store: Send + Sync {
     async fn next_due(&self, destination: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
     /// Whether the database answers (readiness).
     async fn ping(&self) -> Result<(), StoreError>;
+    /// Whether the ledger can commit now (readiness): it answers and, where the store can tell,
+    /// has room to write and its last commit did not fail. `Err` says why not.
+    async fn ready(&self) -> Result<(), StoreError> {
+        self.ping().await
+    }
 }

@@ -331,18 +331,30 @@ fn absorb(
     }
 }
 
-/// Records, retrying a few times: a recording that cannot be written leaves the rows leased,
-/// and crash recovery settles them at the next start (sent ones as in doubt).
+/// Records, retrying until it is written: the sends already happened, so the outcome is kept and
+/// written again rather than dropped (dropping it would leave the rows to lease recovery, which
+/// settles them as in doubt or sends them again). The delay stays short (at most a second), so
+/// once the ledger can commit again the outcome lands before the lease recovery looks (a lease
+/// lasts `lease_secs`). Only a closed store ends it early: the process is going away, and crash
+/// recovery settles the rows at the next start.
 async fn save(ctx: &WorkerContext, recording: Recording) {
     if recording.updates.is_empty() && recording.requests.is_empty() {
         return;
     }
-    for attempt in 1..=5u32 {
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
         match ctx.store.record(recording.clone(), Utc::now()).await {
             Ok(()) => return,
+            Err(crate::store::StoreError::Closed) => {
+                tracing::error!(destination = %recording.destination, "the store closed before outcomes were recorded");
+                return;
+            }
             Err(e) => {
-                tracing::error!(destination = %recording.destination, attempt, error = %e, "recording outcomes failed");
-                tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+                if attempt == 1 || attempt.is_multiple_of(30) {
+                    tracing::error!(destination = %recording.destination, attempt, error = %e, "recording outcomes failed; retrying");
+                }
+                tokio::time::sleep(Duration::from_millis((50 * u64::from(attempt)).min(1000))).await;
             }
         }
     }

@@ -8,6 +8,7 @@ mod crash;
 mod dashboard;
 mod delivery;
 mod destinations;
+mod edge;
 mod hostile_input;
 mod import;
 mod ingest;

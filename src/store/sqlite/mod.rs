@@ -51,7 +51,33 @@ pub enum Synchronous {
     Normal,
 }
 
+/// Least free space on the ledger's filesystem for it to count as ready: below this a commit may
+/// fail for want of room (and a small probe write could still pass on space the WAL already has).
+const READY_FREE_BYTES: u64 = 1 << 20;
+
+/// The last commit's fate, for readiness: the reason of a failed one until one succeeds again.
+#[derive(Default)]
+struct Health(Mutex<Option<String>>);
+
+impl Health {
+    fn set(&self, failure: Option<String>) {
+        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = failure;
+    }
+
+    fn failing(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+}
+
+/// Whether an error says the disk, not the data, is at fault (the ledger cannot write).
+fn is_io_failure(e: &StoreError) -> bool {
+    use rusqlite::ErrorCode::{CannotOpen, DiskFull, ReadOnly, SystemIoFailure};
+    matches!(e, StoreError::Database(rusqlite::Error::SqliteFailure(f, _))
+        if matches!(f.code, DiskFull | SystemIoFailure | ReadOnly | CannotOpen))
+}
+
 pub struct SqliteStore {
+    health: Arc<Health>,
     jobs: mpsc::UnboundedSender<Job>,
     readers: Mutex<Vec<Connection>>,
     reader_slots: Semaphore,
@@ -72,11 +98,19 @@ impl SqliteStore {
             readers.push(conn);
         }
         let (jobs, rx) = mpsc::unbounded_channel();
+        let health = Arc::new(Health::default());
+        let writer_health = health.clone();
         std::thread::Builder::new()
             .name("surety-sqlite-writer".into())
-            .spawn(move || writer_loop(writer, rx))
+            .spawn(move || writer_loop(writer, rx, &writer_health))
             .map_err(|e| StoreError::Other(format!("cannot start the writer thread: {e}")))?;
-        Ok(Self { jobs, readers: Mutex::new(readers), reader_slots: Semaphore::new(READERS), path: path.to_owned() })
+        Ok(Self {
+            health,
+            jobs,
+            readers: Mutex::new(readers),
+            reader_slots: Semaphore::new(READERS),
+            path: path.to_owned(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -90,6 +124,7 @@ impl SqliteStore {
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
+        let health = self.health.clone();
         let job: Job = Box::new(move |conn| {
             let result = match conn {
                 Some(conn) => in_savepoint(conn, f),
@@ -100,6 +135,10 @@ impl SqliteStore {
                     Ok(()) => result,
                     Err(e) => Err(StoreError::Other(format!("commit failed: {e}"))),
                 };
+                // A statement that hit the disk's limits fails before the commit does.
+                if let Some(e) = answer.as_ref().err().filter(|e| is_io_failure(e)) {
+                    health.set(Some(e.to_string()));
+                }
                 let _ = tx.send(answer);
             })
         });
@@ -176,10 +215,11 @@ fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T, S
 
 /// The writer: take a job, then every job already queued (up to [`MAX_GROUP`]), run them in one
 /// transaction, commit, then answer them all.
-fn writer_loop(conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>) {
+fn writer_loop(conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>, health: &Health) {
     while let Some(first) = rx.blocking_recv() {
         let mut done: Vec<Done> = Vec::new();
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            health.set(Some(format!("could not begin a transaction: {e}")));
             first(None)(Err(e.to_string()));
             continue;
         }
@@ -194,6 +234,7 @@ fn writer_loop(conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>) {
         if commit.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
         }
+        health.set(commit.as_ref().err().map(|e| format!("the last commit failed: {e}")));
         for d in done {
             d(commit.clone());
         }
@@ -341,5 +382,33 @@ impl Store for SqliteStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.read(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?)).await
+    }
+
+    /// Ready when the ledger answers, its filesystem has room, and — after a failed commit — a
+    /// probe commit succeeds again (so readiness comes back by itself once space does).
+    async fn ready(&self) -> Result<(), StoreError> {
+        self.ping().await?;
+        let folder = self.path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let fs = rustix::fs::statvfs(folder)
+            .map_err(|e| StoreError::Other(format!("cannot read the ledger's free space: {e}")))?;
+        let free = fs.f_bavail.saturating_mul(fs.f_frsize);
+        if free < READY_FREE_BYTES {
+            return Err(StoreError::Other(format!(
+                "the ledger's filesystem is full ({free} bytes free); commits would fail"
+            )));
+        }
+        if self.health.failing().is_some() {
+            // Rewrites the schema version with itself: a real commit that changes nothing.
+            self.write(|conn| {
+                let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+                conn.pragma_update(None, "user_version", version)?;
+                Ok(())
+            })
+            .await?;
+        }
+        match self.health.failing() {
+            Some(why) => Err(StoreError::Other(why)),
+            None => Ok(()),
+        }
     }
 }
