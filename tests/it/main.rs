@@ -7,6 +7,7 @@ mod crash;
 mod dashboard;
 mod delivery;
 mod destinations;
+mod identity_wait;
 mod import;
 mod ingest;
 mod openapi;

@@ -149,7 +149,7 @@ fn statuses(results: &[IngestResult]) -> Vec<(&str, IngestStatus)> {
 }
 
 async fn capture(store: &PgStore, subject: Subject, identity: Identity, consent: Consent, at: DateTime<Utc>) {
-    store.capture_identity(IdentityCapture { subject, captured_at: at, identity, consent }).await.unwrap();
+    store.capture_identity(IdentityCapture { subject, captured_at: at, identity, consent }, planner()).await.unwrap();
 }
 
 fn order(id: &str) -> Subject {
