@@ -168,3 +168,39 @@ async fn a_capture_replans_waiting_deliveries_on_postgres() {
     let store = testdb::fresh().await;
     scenarios(&store).await;
 }
+
+/// An event and its subject's capture committed at the same moment: whichever commits first, the
+/// delivery ends up joined and due, never left waiting for a capture that is already in.
+async fn racing(store: Arc<dyn Store>) {
+    let planner = planner();
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..40 {
+        let id = format!("race{n}");
+        let (s, p) = (store.clone(), planner.clone());
+        let event = webhook(&id, Duration::zero());
+        tasks.spawn(async move { s.ingest(vec![event], p).await.map(|_| ()) });
+        let (s, p) = (store.clone(), planner.clone());
+        tasks.spawn(async move { s.capture_identity(capture(order(&id), ConsentState::Granted), p).await.map(|_| ()) });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap().unwrap();
+    }
+    for n in 0..40 {
+        let v = store.event(&format!("order:race{n}:order_paid")).await.unwrap().unwrap();
+        let d = &v.deliveries[0];
+        assert_eq!((d.state, d.reason.as_deref()), (DeliveryState::Pending, None), "race{n}");
+        assert_eq!(v.event.identity.client_id.as_deref(), Some("555.1700000000"), "race{n}");
+    }
+}
+
+#[tokio::test]
+async fn an_event_and_its_capture_at_once_never_leave_it_waiting_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("ledger.db"), Synchronous::Normal).unwrap();
+    racing(Arc::new(store)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_event_and_its_capture_at_once_never_leave_it_waiting_on_postgres() {
+    racing(Arc::new(testdb::fresh().await)).await;
+}
