@@ -138,7 +138,7 @@ fn plan_one(
     };
     // Identity may still arrive (a browser capture racing the webhook): until the wait ends, what
     // the capture can fill — the identity, and consent the event does not state — is not final.
-    let wait_until = event.received_at + identity_wait;
+    let wait_until = event.received_at.checked_add_signed(identity_wait).unwrap_or(DateTime::<Utc>::MAX_UTC);
     let awaiting = identity_wait > Duration::zero() && now < wait_until && !rules.identity_ok(event);
     let end = |mut p: Planned, state, why: &'static str, messages: Vec<String>| {
         p.state = state;
