@@ -224,6 +224,9 @@ mod defaults {
     pub fn timeout_ms() -> u64 {
         10_000
     }
+    pub fn identity_wait_secs() -> u64 {
+        900
+    }
 }
 
 /// Settings every destination has.
@@ -241,6 +244,11 @@ pub struct Common {
     pub requests_per_minute: Option<u32>,
     #[serde(default)]
     pub consent: ConsentConfig,
+    /// How long a delivery whose event lacks the identity this destination needs waits for an
+    /// identity capture of its subject (from the event's receipt), pending `awaiting_identity`,
+    /// before it ends `skipped:no_identity`. 0: skipped at once.
+    #[serde(default = "defaults::identity_wait_secs")]
+    pub identity_wait_secs: u64,
 }
 
 impl Default for Common {
@@ -250,6 +258,7 @@ impl Default for Common {
             timeout_ms: defaults::timeout_ms(),
             requests_per_minute: None,
             consent: ConsentConfig::default(),
+            identity_wait_secs: defaults::identity_wait_secs(),
         }
     }
 }
@@ -450,6 +459,10 @@ impl Config {
             }
             if d.common().concurrency == 0 {
                 p.push(format!("destinations.{name}.concurrency: must be at least 1"));
+            }
+            // A wait must end before the age limit, so it ends as `no_identity`, never as dead.
+            if d.common().identity_wait_secs >= self.retry.max_age_secs.max(1) {
+                p.push(format!("destinations.{name}.identity_wait_secs: must be less than retry.max_age_secs"));
             }
             match d {
                 DestinationConfig::Ga4(g) => g.problems(&mut p),

@@ -88,7 +88,17 @@ pub async fn open_ledger(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
 
 pub fn planner(config: &Config, destinations: &[Arc<dyn Destination>]) -> Planner {
     let rules = destinations.iter().map(|d| (d.name().to_owned(), d.rules())).collect::<BTreeMap<_, _>>();
-    Planner::new(config.routes(), rules)
+    let waits = config
+        .destinations
+        .iter()
+        .map(|d| {
+            (
+                d.name().to_owned(),
+                chrono::Duration::seconds(d.common().identity_wait_secs.min(i64::MAX as u64 / 1000) as i64),
+            )
+        })
+        .collect();
+    Planner::new(config.routes(), rules).with_identity_waits(waits)
 }
 
 /// Runs API and workers (as configured) until `shutdown` resolves, then stops claiming, lets

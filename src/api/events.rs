@@ -19,7 +19,7 @@ use super::problem::Problem;
 use crate::core::{DeliveryState, Event};
 use crate::ingest::canonical::{parse_capture, parse_event};
 use crate::ingest::FieldError;
-use crate::store::{IngestResult, IngestStatus, PlannedDelivery};
+use crate::store::{IdentityCapture, IngestResult, IngestStatus, PlannedDelivery};
 use crate::telemetry::EventLabels;
 use crate::App;
 
@@ -163,6 +163,19 @@ async fn batch(app: &App, items: Vec<Value>, now: chrono::DateTime<Utc>) -> Resu
     Ok((StatusCode::OK, Json(body)).into_response())
 }
 
+/// Adds an identity capture to the bridge; deliveries it re-planned (they were awaiting this
+/// identity) are counted if ended, and wake the workers if due.
+pub(super) async fn capture(app: &App, capture: IdentityCapture) -> Result<(), Problem> {
+    let replanned = app.store.capture_identity(capture, app.planner.clone()).await.map_err(|e| Problem::storage(&e))?;
+    for d in replanned.iter().filter(|d| d.state.is_ended()) {
+        app.metrics.delivery(&d.destination, d.state.as_str(), d.reason);
+    }
+    if replanned.iter().any(|d| d.state == DeliveryState::Pending) {
+        app.wake_workers();
+    }
+    Ok(())
+}
+
 /// Commits, counts, and wakes the workers if anything became due.
 pub(super) async fn commit(app: &App, events: Vec<Event>) -> Result<Vec<IngestResult>, Problem> {
     let kinds: Vec<(String, String)> = events.iter().map(|e| (e.source.clone(), e.kind.to_string())).collect();
@@ -209,6 +222,6 @@ pub async fn post_identity(
     })?;
     capture.from_browser = from_browser;
     let subject = capture.subject.clone();
-    app.store.capture_identity(capture).await.map_err(|e| Problem::storage(&e))?;
+    self::capture(&app, capture).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"subject": subject, "status": "captured"}))).into_response())
 }

@@ -156,7 +156,7 @@ async fn webhook(
     }
     if let Some(c) = capture {
         match parse_capture(c, now) {
-            Ok(c) => app.store.capture_identity(c).await.map_err(|e| Problem::storage(&e))?,
+            Ok(c) => super::events::capture(app, c).await?,
             Err(errors) => return Err(invalid(app, receipt("invalid", summary(&errors)), errors).await),
         }
     }
@@ -364,7 +364,7 @@ async fn segment(
         app.store.record_receipts(receipts).await.map_err(|e| Problem::storage(&e))?;
     }
     for c in captures {
-        app.store.capture_identity(c).await.map_err(|e| Problem::storage(&e))?;
+        super::events::capture(app, c).await?;
     }
     if !events.is_empty() {
         app.metrics.sources_by("segment", "mapped", events.len() as u64);

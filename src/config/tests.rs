@@ -460,3 +460,17 @@ fn a_postgres_ledger_is_accepted_and_its_password_never_printed() {
     assert_problem(&problems, "storage.url");
     assert!(!problems.join(" ").contains("s3cret"), "{problems:?}");
 }
+
+#[test]
+fn identity_wait_defaults_to_900_seconds_per_destination_and_must_end_before_the_age_limit() {
+    let _secret = EnvGuard::set("CFGTEST_IDWAIT_GA4", "x");
+    let config = Config::from_toml(&ga4("g", "CFGTEST_IDWAIT_GA4")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.destinations[0].common().identity_wait_secs, 900);
+
+    let text = format!("{}identity_wait_secs = 0\n", ga4("g", "CFGTEST_IDWAIT_GA4"));
+    let config = Config::from_toml(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.destinations[0].common().identity_wait_secs, 0);
+
+    let text = format!("[retry]\nmax_age_secs = 600\n{}identity_wait_secs = 600\n", ga4("g", "CFGTEST_IDWAIT_GA4"));
+    assert_problem(&problems_of(&text), "destinations.g.identity_wait_secs: must be less than retry.max_age_secs");
+}

@@ -74,6 +74,9 @@ pub mod reason {
     pub const CONSENT_DENIED: &str = "consent_denied";
     pub const BROWSER_TRACKED: &str = "browser_tracked";
     pub const NO_IDENTITY: &str = "no_identity";
+    /// Pending: the destination needs an identity the event lacks, and waits (its
+    /// `identity_wait_secs`) for a capture of the subject; then `no_identity` if none came.
+    pub const AWAITING_IDENTITY: &str = "awaiting_identity";
     pub const OUTSIDE_WINDOW: &str = "outside_window";
     pub const INVALID: &str = "invalid";
     pub const SENT: &str = "sent";

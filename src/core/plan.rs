@@ -71,6 +71,9 @@ pub struct Planned {
     pub reason: Option<&'static str>,
     pub messages: Vec<String>,
     pub strip_personal: bool,
+    /// `Pending` with reason `awaiting_identity`: due (to be ended `skipped:no_identity`) at this
+    /// time unless an identity capture re-plans it first.
+    pub wait_until: Option<DateTime<Utc>>,
 }
 
 /// The catalog plus each destination's rules.
@@ -79,11 +82,32 @@ pub struct Planner {
     /// kind → [(destination name, route)], in configuration order.
     catalog: BTreeMap<String, Vec<(String, Route)>>,
     rules: BTreeMap<String, Arc<dyn Rules>>,
+    /// destination → how long a delivery lacking identity waits for a capture (none: not at all).
+    identity_waits: BTreeMap<String, Duration>,
 }
 
 impl Planner {
     pub fn new(catalog: BTreeMap<String, Vec<(String, Route)>>, rules: BTreeMap<String, Arc<dyn Rules>>) -> Self {
-        Self { catalog, rules }
+        Self { catalog, rules, identity_waits: BTreeMap::new() }
+    }
+
+    /// Sets how long each destination waits for an identity that arrives after the event
+    /// (`identity_wait_secs`); destinations not named, or with zero, do not wait.
+    pub fn with_identity_waits(mut self, waits: BTreeMap<String, Duration>) -> Self {
+        self.identity_waits = waits.into_iter().filter(|(_, w)| *w > Duration::zero()).collect();
+        self
+    }
+
+    /// How long `destination` waits for a late identity.
+    pub fn identity_wait(&self, destination: &str) -> Duration {
+        self.identity_waits.get(destination).copied().unwrap_or_else(Duration::zero)
+    }
+
+    /// Plans one destination again with a stored route, after an identity capture joined more
+    /// onto the event (`None`: the destination is no longer configured).
+    pub fn replan(&self, event: &Event, destination: &str, route: &Route, now: DateTime<Utc>) -> Option<Planned> {
+        let rules = self.rules.get(destination)?;
+        Some(plan_one(destination, route, rules.as_ref(), self.identity_wait(destination), event, now))
     }
 
     pub fn rules(&self, destination: &str) -> Option<&Arc<dyn Rules>> {
@@ -99,13 +123,20 @@ impl Planner {
             .iter()
             .filter_map(|(dest, route)| {
                 let rules = self.rules.get(dest)?;
-                Some(plan_one(dest, route, rules.as_ref(), event, now))
+                Some(plan_one(dest, route, rules.as_ref(), self.identity_wait(dest), event, now))
             })
             .collect()
     }
 }
 
-fn plan_one(dest: &str, route: &Route, rules: &dyn Rules, event: &Event, now: DateTime<Utc>) -> Planned {
+fn plan_one(
+    dest: &str,
+    route: &Route,
+    rules: &dyn Rules,
+    identity_wait: Duration,
+    event: &Event,
+    now: DateTime<Utc>,
+) -> Planned {
     let mut planned = Planned {
         destination: dest.to_owned(),
         route: route.clone(),
@@ -113,7 +144,12 @@ fn plan_one(dest: &str, route: &Route, rules: &dyn Rules, event: &Event, now: Da
         reason: None,
         messages: Vec::new(),
         strip_personal: false,
+        wait_until: None,
     };
+    // Identity may still arrive (a browser capture racing the webhook): until the wait ends, what
+    // the capture can fill — the identity, and consent the event does not state — is not final.
+    let wait_until = event.received_at.checked_add_signed(identity_wait).unwrap_or(DateTime::<Utc>::MAX_UTC);
+    let awaiting = identity_wait > Duration::zero() && now < wait_until && !rules.identity_ok(event);
     let end = |mut p: Planned, state, why: &'static str, messages: Vec<String>| {
         p.state = state;
         p.reason = Some(why);
@@ -132,12 +168,19 @@ fn plan_one(dest: &str, route: &Route, rules: &dyn Rules, event: &Event, now: Da
         ConsentPurpose::Analytics => granted(event.consent.analytics),
         ConsentPurpose::AdUserData => granted(event.consent.ad_user_data),
     };
-    if !purpose_ok {
+    let purpose_unstated = match policy.purpose {
+        ConsentPurpose::Analytics => event.consent.analytics.is_none(),
+        ConsentPurpose::AdUserData => event.consent.ad_user_data.is_none(),
+    };
+    // Unstated consent may still come with the awaited capture; a denial is final.
+    let decided_later = awaiting && purpose_unstated;
+    if !purpose_ok && !decided_later {
         return end(planned, DeliveryState::Skipped, reason::CONSENT_DENIED, vec![]);
     }
     if !granted(event.consent.ad_user_data) && has_personal(&event.identity) {
         match policy.on_personal_data_denied {
             OnPersonalDataDenied::Strip => planned.strip_personal = true,
+            OnPersonalDataDenied::Skip if awaiting && event.consent.ad_user_data.is_none() => {}
             OnPersonalDataDenied::Skip => {
                 return end(planned, DeliveryState::Skipped, reason::CONSENT_DENIED, vec![]);
             }
@@ -149,8 +192,8 @@ fn plan_one(dest: &str, route: &Route, rules: &dyn Rules, event: &Event, now: Da
         return end(planned, DeliveryState::Skipped, reason::BROWSER_TRACKED, vec![]);
     }
 
-    // 3. Identity.
-    if !rules.identity_ok(event) {
+    // 3. Identity: wait for a capture while the destination's wait lasts, else skip.
+    if !awaiting && !rules.identity_ok(event) {
         return end(planned, DeliveryState::Skipped, reason::NO_IDENTITY, vec![]);
     }
 
@@ -162,6 +205,12 @@ fn plan_one(dest: &str, route: &Route, rules: &dyn Rules, event: &Event, now: Da
     // window a server copy would be counted beside the browser's.
     if let Some(why) = past_browser_dedupe(rules, event, route, now) {
         return end(planned, DeliveryState::Skipped, reason::BROWSER_TRACKED, vec![why]);
+    }
+    if awaiting {
+        // Validated when the capture re-plans it; ended by the worker if none comes.
+        planned.reason = Some(reason::AWAITING_IDENTITY);
+        planned.wait_until = Some(wait_until);
+        return planned;
     }
 
     // 5. The platform's documented rules.

@@ -185,6 +185,7 @@ api_secret = {ga4}
 base_url = {ga4_url}
 validate_with_debug_endpoint = true
 timeout_ms = 2000
+identity_wait_secs = 0 # the demo shows skipped:no_identity at once, not after a wait
 
 [[destinations]]
 name = "{META}"
@@ -193,6 +194,7 @@ pixel_id = "1234567890"
 access_token = {meta}
 base_url = {meta_url}
 timeout_ms = 2000
+identity_wait_secs = 0 # the demo shows skipped:no_identity at once, not after a wait
 
 [[destinations]]
 name = "{GOOGLE_ADS}"
@@ -204,6 +206,7 @@ token_url = {google_token_url}
 # Google answers requestStatus:retrieve about 30 minutes after a send; the simulator at once.
 status_poll_delay_secs = 0
 timeout_ms = 2000
+identity_wait_secs = 0 # the demo shows skipped:no_identity at once, not after a wait
 
 [[destinations]]
 name = "{LINKEDIN}"
@@ -211,6 +214,7 @@ type = "linkedin"
 access_token = {linkedin}
 base_url = {linkedin_url}
 timeout_ms = 2000
+identity_wait_secs = 0 # the demo shows skipped:no_identity at once, not after a wait
 
 # The shop's browser tags send no purchase: bank transfers are confirmed days after checkout, so
 # the payment provider's confirmation is the one source of purchases, for every platform.

@@ -1,6 +1,7 @@
 //! The ledger: the only module that runs SQL. One trait, one implementation per database, each
 //! with its own migrations (SQLite now; PostgreSQL joins behind the same trait).
 
+mod identity_wait;
 pub mod postgres;
 mod prepare;
 mod rules;
@@ -416,8 +417,15 @@ pub trait Store: Send + Sync {
     /// Commits events (deduplicated by `event_id`), joined from the identity bridge and planned,
     /// in one transaction. Results are in input order.
     async fn ingest(&self, events: Vec<Event>, planner: Arc<Planner>) -> Result<Vec<IngestResult>, StoreError>;
-    /// Adds an identity capture to the bridge (fields merge; history is kept).
-    async fn capture_identity(&self, capture: IdentityCapture) -> Result<(), StoreError>;
+    /// Adds an identity capture to the bridge (fields merge; history is kept) and, in the same
+    /// transaction, re-plans the subject's deliveries `awaiting_identity` (the capture's subject
+    /// and the subject it is an alias of): the bridge is joined onto their events and each is
+    /// planned again (due at once if pending). Returns what those deliveries became.
+    async fn capture_identity(
+        &self,
+        capture: IdentityCapture,
+        planner: Arc<Planner>,
+    ) -> Result<Vec<PlannedDelivery>, StoreError>;
     /// Leases up to `limit` due deliveries of one destination to `owner`.
     async fn claim(
         &self,

@@ -188,6 +188,10 @@ async fn expire(ctx: &WorkerContext, name: &str, claimed: Vec<Claimed>, now: chr
         } else if let Some(why) = past_browser_dedupe(rules.as_ref(), &c.event, &c.route, now) {
             // A retry (or resend) the platform would no longer keep apart from the browser's copy.
             updates.push(end(DeliveryState::Skipped, reason::BROWSER_TRACKED, vec![why]));
+        } else if !rules.identity_ok(&c.event) {
+            // A wait for identity that ended with no capture (it is claimed when its wait ends):
+            // never sent without the identity the platform needs.
+            updates.push(end(DeliveryState::Skipped, reason::NO_IDENTITY, vec![]));
         } else if now - c.created_at > outcome::max_age(&ctx.retry) {
             updates.push(end(DeliveryState::Dead, reason::AGE_EXHAUSTED, vec![]));
         } else {
@@ -198,6 +202,10 @@ async fn expire(ctx: &WorkerContext, name: &str, claimed: Vec<Claimed>, now: chr
                 updates.push(end(DeliveryState::Rejected, reason::INVALID, messages));
             }
         }
+    }
+    // Counted as the planner's skips are when ingest plans them.
+    for u in updates.iter().filter(|u| u.reason.as_deref() == Some(reason::NO_IDENTITY)) {
+        ctx.metrics.delivery(name, u.state.as_str(), u.reason.as_deref());
     }
     if !updates.is_empty() {
         save(

@@ -10,6 +10,7 @@ mod delivery;
 mod destinations;
 mod edge;
 mod hostile_input;
+mod identity_wait;
 mod import;
 mod ingest;
 mod openapi;

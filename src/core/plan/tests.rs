@@ -323,6 +323,101 @@ fn no_identity_is_skipped() {
     assert_skipped(&plan_single(TestRules::default(), route(false), &e), reason::NO_IDENTITY);
 }
 
+// ---- 3b. waiting for identity that arrives after the event ----
+
+/// `plan_single` with a 15-minute wait for identity, planned at `at`.
+fn plan_waiting(rules: TestRules, event: &Event, at: DateTime<Utc>) -> Planned {
+    let planner = planner_with(rules, route(false))
+        .with_identity_waits([("dest".to_owned(), Duration::minutes(15))].into_iter().collect());
+    planner.plan(event, at).remove(0)
+}
+
+fn anonymous() -> Event {
+    let mut e = event("order_paid");
+    e.identity.client_id = None;
+    e
+}
+
+#[test]
+fn without_identity_a_waiting_destination_plans_pending_awaiting_identity_until_receipt_plus_wait() {
+    let p = plan_waiting(TestRules::default(), &anonymous(), now());
+    assert_eq!((p.state, p.reason), (DeliveryState::Pending, Some(reason::AWAITING_IDENTITY)));
+    assert_eq!(p.wait_until, Some(now() + Duration::minutes(15)));
+    // Counted from receipt, not event time: the event occurred an hour before it was received.
+    assert_eq!(anonymous().occurred_at, now() - Duration::hours(1));
+}
+
+#[test]
+fn once_the_wait_is_over_no_identity_is_skipped() {
+    let p = plan_waiting(TestRules::default(), &anonymous(), now() + Duration::minutes(15));
+    assert_skipped(&p, reason::NO_IDENTITY);
+    assert_eq!(p.wait_until, None);
+}
+
+#[test]
+fn a_zero_wait_or_an_identified_event_does_not_wait() {
+    let zero = planner_with(TestRules::default(), route(false))
+        .with_identity_waits([("dest".to_owned(), Duration::zero())].into_iter().collect());
+    assert_skipped(&zero.plan(&anonymous(), now()).remove(0), reason::NO_IDENTITY);
+    let p = plan_waiting(TestRules::default(), &event("order_paid"), now());
+    assert_eq!((p.state, p.reason, p.wait_until), (DeliveryState::Pending, None, None));
+}
+
+#[test]
+fn waiting_keeps_explicit_denials_browser_overlap_and_the_window_final() {
+    let mut denied = anonymous();
+    denied.consent.analytics = Some(ConsentState::Denied);
+    assert_skipped(&plan_waiting(TestRules::default(), &denied, now()), reason::CONSENT_DENIED);
+
+    let planner = planner_with(TestRules::default(), route(true))
+        .with_identity_waits([("dest".to_owned(), Duration::minutes(15))].into_iter().collect());
+    assert_skipped(&planner.plan(&anonymous(), now()).remove(0), reason::BROWSER_TRACKED);
+
+    let mut old = anonymous();
+    old.occurred_at = now() - Duration::hours(73);
+    assert_skipped(&plan_waiting(TestRules::default(), &old, now()), reason::OUTSIDE_WINDOW);
+}
+
+#[test]
+fn unstated_consent_waits_with_the_identity_but_not_without_a_wait() {
+    let mut e = anonymous();
+    e.consent = Consent::default();
+    let p = plan_waiting(TestRules::default(), &e, now());
+    assert_eq!((p.state, p.reason), (DeliveryState::Pending, Some(reason::AWAITING_IDENTITY)));
+    // Identified, consent unstated: nothing a capture is waited for, so denied as before.
+    let mut identified = event("order_paid");
+    identified.consent = Consent::default();
+    assert_skipped(&plan_waiting(TestRules::default(), &identified, now()), reason::CONSENT_DENIED);
+}
+
+#[test]
+fn waiting_is_not_validated_until_the_identity_is_there() {
+    let rules = || TestRules { messages: vec!["client_id is required".into()], ..TestRules::default() };
+    let p = plan_waiting(rules(), &anonymous(), now());
+    assert_eq!((p.state, p.reason), (DeliveryState::Pending, Some(reason::AWAITING_IDENTITY)));
+    let p = plan_waiting(rules(), &event("order_paid"), now());
+    assert_eq!((p.state, p.reason), (DeliveryState::Rejected, Some(reason::INVALID)));
+}
+
+#[test]
+fn replan_after_a_join_applies_every_rule_with_the_stored_route() {
+    let planner = planner_with(TestRules::default(), route(false))
+        .with_identity_waits([("dest".to_owned(), Duration::minutes(15))].into_iter().collect());
+    let mut e = anonymous();
+    e.consent = Consent::default();
+    let bridge = Identity { client_id: Some("555.777".into()), ..Identity::default() };
+    join(&mut e, &bridge, &Consent { analytics: Some(ConsentState::Granted), ..Consent::default() });
+    let p = planner.replan(&e, "dest", &route(false), now() + Duration::seconds(2)).unwrap();
+    assert_eq!((p.state, p.reason, p.wait_until), (DeliveryState::Pending, None, None));
+
+    let mut denied = anonymous();
+    denied.consent = Consent::default();
+    join(&mut denied, &bridge, &Consent { analytics: Some(ConsentState::Denied), ..Consent::default() });
+    let p = planner.replan(&denied, "dest", &route(false), now() + Duration::seconds(2)).unwrap();
+    assert_skipped(&p, reason::CONSENT_DENIED);
+    assert!(planner.replan(&e, "gone", &route(false), now()).is_none());
+}
+
 // ---- 4. window ----
 
 #[test]

@@ -18,9 +18,9 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::{
-    Claimed, Counts, DeliveryFilter, DeliveryView, DueFollowUp, EventView, IdentityCapture, IngestResult, Pruned,
-    QueueStat, Receipt, ReceiptFilter, ReceiptView, Recording, Recovered, ReplayReport, ReplaySelector, SettleOutcome,
-    Settlement, Store, StoreError,
+    Claimed, Counts, DeliveryFilter, DeliveryView, DueFollowUp, EventView, IdentityCapture, IngestResult,
+    PlannedDelivery, Pruned, QueueStat, Receipt, ReceiptFilter, ReceiptView, Recording, Recovered, ReplayReport,
+    ReplaySelector, SettleOutcome, Settlement, Store, StoreError,
 };
 use crate::core::plan::Planner;
 use crate::core::{Event, Subject};
@@ -82,8 +82,12 @@ impl Store for PgStore {
         ingest::ingest(&self.pool, events, planner).await
     }
 
-    async fn capture_identity(&self, capture: IdentityCapture) -> Result<(), StoreError> {
-        ingest::capture_identity(&self.pool, capture, Utc::now()).await
+    async fn capture_identity(
+        &self,
+        capture: IdentityCapture,
+        planner: Arc<Planner>,
+    ) -> Result<Vec<PlannedDelivery>, StoreError> {
+        ingest::capture_identity(&self.pool, capture, &planner, Utc::now()).await
     }
 
     async fn claim(

@@ -3,8 +3,10 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::to_us;
+use crate::core::delivery::reason;
 use crate::core::plan::{join, Planner};
-use crate::core::{Consent, DeliveryState, Identity};
+use crate::core::{Consent, DeliveryState, Event, Identity, Route};
+use crate::store::identity_wait::{replan, Waiting, REPLANNED};
 pub(super) use crate::store::prepare::{prepare, Prepared};
 use crate::store::{IdentityCapture, IngestResult, IngestStatus, PlannedDelivery, StoreError};
 
@@ -73,7 +75,8 @@ pub(super) fn ingest(
         )?;
         for p in &planned {
             let messages = (!p.messages.is_empty()).then(|| serde_json::to_string(&p.messages)).transpose()?;
-            let due = (p.state == DeliveryState::Pending).then_some(now);
+            // Awaiting identity: due when its wait ends (the worker then ends it `no_identity`).
+            let due = (p.state == DeliveryState::Pending).then(|| p.wait_until.map_or(now, to_us));
             insert.execute(params![
                 event.event_id.as_str(),
                 p.destination,
@@ -113,8 +116,9 @@ fn bridge(conn: &Connection, kind: &str, id: &str) -> Result<Option<(Identity, C
 pub(super) fn capture_identity(
     conn: &Connection,
     capture: &IdentityCapture,
+    planner: &Planner,
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<(), StoreError> {
+) -> Result<Vec<PlannedDelivery>, StoreError> {
     let subject = &capture.subject;
     let (identity, consent) =
         crate::store::rules::merge_capture(bridge(conn, &subject.kind, &subject.id)?.unwrap_or_default(), capture)?;
@@ -145,5 +149,90 @@ pub(super) fn capture_identity(
         serde_json::to_string(&capture.identity)?,
         serde_json::to_string(&capture.consent)?
     ])?;
-    Ok(())
+    replan_waiting(conn, capture, (&identity, &consent), planner, now)
+}
+
+/// Re-plans the deliveries waiting for this subject's identity — the capture's subject and the
+/// subject it is an alias of — with the merged bridge entry joined onto their events. Only waits
+/// still running: one that has ended is the worker's to end as `no_identity`.
+fn replan_waiting(
+    conn: &Connection,
+    capture: &IdentityCapture,
+    (identity, consent): (&Identity, &Consent),
+    planner: &Planner,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<PlannedDelivery>, StoreError> {
+    let subject = &capture.subject;
+    let mut subjects = vec![subject.clone()];
+    if let Some(target) = super::queries::resolve_alias(conn, &format!("{}:{}", subject.kind, subject.id))? {
+        if target != *subject {
+            subjects.push(target);
+        }
+    }
+    let mut out = Vec::new();
+    for s in subjects {
+        let rows: Vec<(String, String, i64, String, String, Option<String>)> = conn
+            .prepare_cached(
+                "SELECT e.event_id, e.body, d.id, d.destination, d.dest_event, d.route \
+                 FROM events e JOIN deliveries d ON d.event_id = e.event_id \
+                 WHERE e.subject_type = ?1 AND e.subject_id = ?2 AND d.state = 'pending' AND d.reason = ?3 \
+                 AND d.next_attempt_at > ?4 ORDER BY e.seq, d.id",
+            )?
+            .query_map(params![s.kind, s.id, reason::AWAITING_IDENTITY, to_us(now)], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut by_event: Vec<(String, String, Vec<Waiting>)> = Vec::new();
+        for (event_id, body, delivery_id, destination, dest_event, route) in rows {
+            let route = match route {
+                Some(json) => serde_json::from_str(&json)?,
+                None => Route { event: dest_event, ..Route::default() },
+            };
+            let waiting = Waiting { delivery_id, destination, route };
+            match by_event.last_mut() {
+                Some((id, _, list)) if *id == event_id => list.push(waiting),
+                _ => by_event.push((event_id, body, vec![waiting])),
+            }
+        }
+        for (event_id, body, waiting) in by_event {
+            let mut event: Event = serde_json::from_str(&body)?;
+            let joined_before = event.joined.len();
+            join(&mut event, identity, consent);
+            if let Some(user) =
+                event.identity.user_id.clone().filter(|u| event.subject.kind != "user" || event.subject.id != *u)
+            {
+                if let Some((identity, consent)) = bridge(conn, "user", &user)? {
+                    join(&mut event, &identity, &consent);
+                }
+            }
+            if event.joined.len() > joined_before {
+                conn.prepare_cached("UPDATE events SET body = ?2 WHERE event_id = ?1")?
+                    .execute(params![event_id, serde_json::to_string(&event)?])?;
+            }
+            for r in replan(&event, waiting, planner, now) {
+                let p = &r.planned;
+                let messages = (!p.messages.is_empty()).then(|| serde_json::to_string(&p.messages)).transpose()?;
+                conn.prepare_cached(
+                    "UPDATE deliveries SET state = ?2, reason = ?3, messages = ?4, strip_personal = ?5, \
+                     next_attempt_at = ?6, updated_at = ?7 WHERE id = ?1",
+                )?
+                .execute(params![
+                    r.delivery_id,
+                    p.state.as_str(),
+                    p.reason,
+                    messages,
+                    p.strip_personal,
+                    r.due.map(to_us),
+                    to_us(now)
+                ])?;
+                conn.prepare_cached(
+                    "INSERT INTO attempts (delivery_id, attempt, at, outcome, detail) \
+                     SELECT id, attempts, ?2, ?3, ?4 FROM deliveries WHERE id = ?1",
+                )?
+                .execute(params![r.delivery_id, to_us(now), REPLANNED, r.detail])?;
+                out.push(r.view());
+            }
+        }
+    }
+    Ok(out)
 }

@@ -19,9 +19,9 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::{
-    Claimed, Counts, DeliveryFilter, DeliveryView, DueFollowUp, EventView, IdentityCapture, IngestResult, Pruned,
-    QueueStat, Receipt, ReceiptFilter, ReceiptView, Recording, Recovered, ReplayReport, ReplaySelector, SettleOutcome,
-    Settlement, Store, StoreError,
+    Claimed, Counts, DeliveryFilter, DeliveryView, DueFollowUp, EventView, IdentityCapture, IngestResult,
+    PlannedDelivery, Pruned, QueueStat, Receipt, ReceiptFilter, ReceiptView, Recording, Recovered, ReplayReport,
+    ReplaySelector, SettleOutcome, Settlement, Store, StoreError,
 };
 use crate::core::plan::Planner;
 use crate::core::{Event, Subject};
@@ -265,8 +265,12 @@ impl Store for SqliteStore {
         self.write(move |conn| ingest::ingest(conn, prepared, &planner)).await
     }
 
-    async fn capture_identity(&self, capture: IdentityCapture) -> Result<(), StoreError> {
-        self.write(move |conn| ingest::capture_identity(conn, &capture, Utc::now())).await
+    async fn capture_identity(
+        &self,
+        capture: IdentityCapture,
+        planner: Arc<Planner>,
+    ) -> Result<Vec<PlannedDelivery>, StoreError> {
+        self.write(move |conn| ingest::capture_identity(conn, &capture, &planner, Utc::now())).await
     }
 
     async fn claim(

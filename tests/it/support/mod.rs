@@ -83,6 +83,7 @@ api_secret = "env:{GA4_SECRET_ENV}"
 base_url = "{ga4_base}"
 timeout_ms = 2000
 {dest_extra}
+{wait}
 
 [catalog.order_paid]
 ga4-web = {{ event = "purchase" }}
@@ -97,7 +98,9 @@ ga4-web = {{ event = "qualify_lead" }}
 ga4-web = {{ event = "purchase", browser_tracked = true }}
 {extra}
 "#,
-        db = db.display()
+        db = db.display(),
+        // Tests see `skipped:no_identity` at once unless they set a wait for identity.
+        wait = if dest_extra.contains("identity_wait_secs") { "" } else { "identity_wait_secs = 0" },
     )
 }
 

@@ -106,6 +106,7 @@ pub(super) fn config(base_url: &str) -> TestConfig {
             timeout_ms: 2_000,
             requests_per_minute: None,
             consent: ConsentConfig::default(),
+            ..Common::default()
         },
     };
     TestConfig { config, _secret_file: file }
