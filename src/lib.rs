@@ -18,6 +18,7 @@ pub mod delivery;
 pub mod demo;
 pub mod import;
 pub mod ingest;
+pub mod reconcile;
 pub mod sim;
 pub mod sources;
 pub mod store;

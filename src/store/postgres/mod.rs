@@ -8,6 +8,7 @@ mod follow_up;
 mod ingest;
 mod queries;
 mod queue;
+mod window;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +22,7 @@ use super::{
     QueueStat, Receipt, ReceiptFilter, ReceiptView, Recording, Recovered, ReplayReport, ReplaySelector, Store,
     StoreError,
 };
+use super::{LedgerEntry, WindowPage};
 use crate::core::plan::Planner;
 use crate::core::{Event, Subject};
 use crate::delivery::FollowUp;
@@ -178,6 +180,10 @@ impl Store for PgStore {
 
     async fn next_due(&self, destination: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
         queries::next_due(&self.pool, destination).await
+    }
+
+    async fn window_page(&self, page: WindowPage) -> Result<Vec<LedgerEntry>, StoreError> {
+        window::window_page(&self.pool, &page).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

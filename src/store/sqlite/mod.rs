@@ -7,6 +7,7 @@ mod follow_up;
 mod ingest;
 mod queries;
 mod queue;
+mod window;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -22,6 +23,7 @@ use super::{
     QueueStat, Receipt, ReceiptFilter, ReceiptView, Recording, Recovered, ReplayReport, ReplaySelector, Store,
     StoreError,
 };
+use super::{LedgerEntry, WindowPage};
 use crate::core::plan::Planner;
 use crate::core::{Event, Subject};
 use crate::delivery::FollowUp;
@@ -326,6 +328,10 @@ impl Store for SqliteStore {
     async fn next_due(&self, destination: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
         let d = destination.to_owned();
         self.read(move |conn| queries::next_due(conn, &d)).await
+    }
+
+    async fn window_page(&self, page: WindowPage) -> Result<Vec<LedgerEntry>, StoreError> {
+        self.read(move |conn| window::window_page(conn, &page)).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
