@@ -12,4 +12,5 @@ mod ingest;
 mod openapi;
 mod operate;
 mod postgres;
+mod reconcile;
 mod sources;
