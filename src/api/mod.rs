@@ -11,6 +11,7 @@ mod events;
 mod openapi;
 mod ops;
 pub mod problem;
+mod reconcile;
 mod sources;
 
 use std::sync::Arc;
@@ -33,6 +34,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/deliveries", get(admin::list_deliveries))
         .route("/v1/deliveries/replay", post(admin::replay))
         .route("/v1/receipts", get(admin::list_receipts))
+        .route("/v1/reconcile", post(reconcile::post_reconcile).layer(DefaultBodyLimit::max(reconcile::MAX_BODY)))
         .route("/v1/webhooks/stripe", post(sources::stripe))
         .route("/v1/webhooks/shopify", post(sources::shopify))
         .route("/v1/batch", post(sources::segment_batch))

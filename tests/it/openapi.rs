@@ -251,6 +251,8 @@ fn input_schemas_list_exactly_the_parsers_fields() {
         ("src/ingest/canonical.rs", "CaptureInput", "IdentityCapture"),
         ("src/core/event.rs", "Consent", "Consent"),
         ("src/api/admin.rs", "ReplayRequest", "ReplayRequest"),
+        ("src/api/reconcile.rs", "ReconcileRequest", "ReconcileRequest"),
+        ("src/api/reconcile.rs", "FileInput", "ReconcileFile"),
     ] {
         let (fields, strict) = struct_fields(path, parser);
         let s = schema(&doc, documented);

@@ -171,3 +171,34 @@ async fn every_injected_difference_is_found_with_its_class_and_nothing_else() {
     let (code, _) = reconcile(&config, &["--source", source_file.to_str().unwrap(), "--platform", &unknown]);
     assert_eq!(code, Some(2));
 }
+
+#[tokio::test]
+async fn post_reconcile_answers_the_same_report_and_refuses_an_unknown_destination() {
+    let server = TestServer::start().await;
+    let now = Utc.timestamp_opt(Utc::now().timestamp(), 0).unwrap();
+    let at = now - Duration::hours(2);
+    let r = server.post("/v1/events", &order("A-1", at, 20.0)).await;
+    assert_eq!(r.status(), 202);
+    server.settled(&event_id("A-1")).await;
+    let t = at.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let content = format!("{{\"id\":\"{}\",\"occurred_at\":\"{t}\",\"value\":20}}\n{{\"id\":\"{}\",\"occurred_at\":\"{t}\",\"value\":5,\"kind\":\"order_paid\"}}\n", event_id("A-1"), event_id("A-2"));
+    let body = json!({
+        "source": {"format": "ndjson", "content": content},
+        "map": {"id": "event_id"},
+        "platforms": {"ga4-web": {"format": "csv", "content": format!("transactionId,date,eventName,purchaseRevenue,eventCount\nA-1,{},purchase,20.00,1\n", at.format("%Y%m%d"))}}
+    });
+    let r = server.post_admin("/v1/reconcile", &body).await;
+    assert_eq!(r.status(), 200);
+    let report: Value = r.json().await.unwrap();
+    let classes = &report["destinations"]["ga4-web"]["classes"];
+    assert_eq!(classes, &json!({"matched": 1, "not_received": 1}), "{report:#}");
+    assert_eq!(report["mismatches"][0]["event_id"], event_id("A-2"));
+
+    let mut wrong = body.clone();
+    wrong["platforms"] = json!({"meta": {"format": "csv", "content": "Day,Results\n"}});
+    let r = server.post_admin("/v1/reconcile", &wrong).await;
+    assert_eq!(r.status(), 422);
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "invalid_reconcile");
+    let r = server.post("/v1/reconcile", &body).await;
+    assert_eq!(r.status(), 403, "an ingest token may not reconcile");
+}
