@@ -3,7 +3,8 @@
 //! streams past them once, taking what it matches; what is left over at the end is
 //! `not_received` (source) or `extra_at_platform` (platform).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{BuildHasher, RandomState};
 
 use chrono::{DateTime, NaiveDate, Utc};
 
@@ -45,10 +46,49 @@ pub struct Settings {
     pub kinds: Option<HashSet<String>>,
 }
 
+/// No next row in a chain.
+const NONE: u32 = u32::MAX;
+
+/// A per-conversion report, compact: rows in file order, chained per hash of (event name or "",
+/// transaction id), each taken at most once.
+struct PerEvent {
+    use_event: bool,
+    rows: Vec<PlatformRow>,
+    heads: HashMap<u64, u32>,
+    next: Vec<u32>,
+    taken: Vec<bool>,
+}
+
+impl PerEvent {
+    fn event_of<'a>(&self, r: &'a PlatformRow) -> &'a str {
+        if self.use_event {
+            r.event.as_deref().unwrap_or("")
+        } else {
+            ""
+        }
+    }
+
+    /// Takes the rows of (event, txn), in file order.
+    fn take(&mut self, hash: u64, event: &str, txn: &str) -> Vec<u32> {
+        let mut found = Vec::new();
+        let mut at = self.heads.get(&hash).copied().unwrap_or(NONE);
+        while at != NONE {
+            let i = at as usize;
+            let r = &self.rows[i];
+            if !self.taken[i] && self.event_of(r) == event && r.transaction_id.as_deref() == Some(txn) {
+                self.taken[i] = true;
+                found.push(at);
+            }
+            at = self.next[i];
+        }
+        found.reverse();
+        found
+    }
+}
+
 /// The platform's side for one destination.
 enum Side {
-    /// Rows keyed by (event name or "", transaction id).
-    PerEvent { use_event: bool, rows: HashMap<(String, String), Vec<PlatformRow>> },
+    PerEvent(PerEvent),
     /// Counts and values per (day, event name or ""), the platform's and the ledger's.
     Aggregate {
         use_event: bool,
@@ -60,7 +100,10 @@ enum Side {
 pub struct Matcher {
     settings: Settings,
     scopes: Vec<Scope>,
-    source: HashMap<String, SourceRow>,
+    /// The source rows, and where each event id is (by hash; the id is compared on a hit).
+    source: Vec<SourceRow>,
+    source_index: HashMap<u64, u32>,
+    hasher: RandomState,
     sides: HashMap<String, Side>,
     /// kind → source → ledger events: where a missing event should have come from.
     kind_sources: HashMap<String, HashMap<String, u64>>,
@@ -73,7 +116,16 @@ impl Matcher {
         for s in &scopes {
             report.destinations.insert(s.name.clone(), DestReport::default());
         }
-        Self { settings, scopes, source: HashMap::new(), sides: HashMap::new(), kind_sources: HashMap::new(), report }
+        Self {
+            settings,
+            scopes,
+            source: Vec::new(),
+            source_index: HashMap::new(),
+            hasher: RandomState::new(),
+            sides: HashMap::new(),
+            kind_sources: HashMap::new(),
+            report,
+        }
     }
 
     pub fn report_mut(&mut self) -> &mut Report {
@@ -100,13 +152,20 @@ impl Matcher {
             self.report.totals.source_rows += 1;
             self.report.totals.source_value += row.value.unwrap_or(0.0);
         }
-        if let Some(dup) = self.source.insert(row.event_id.clone(), row) {
-            self.report.bad_rows.push(super::read::BadRow {
-                file: "source".into(),
-                line: dup.line,
-                message: format!("event {} appears again later in the file; the later row is used", dup.event_id),
-            });
+        let hash = self.hasher.hash_one(&*row.event_id);
+        let at = self.source.len() as u32;
+        if let Some(prev) = self.source_index.insert(hash, at) {
+            let dup = &mut self.source[prev as usize];
+            if dup.event_id == row.event_id {
+                dup.taken = true;
+                self.report.bad_rows.push(super::read::BadRow {
+                    file: "source".into(),
+                    line: u64::from(dup.line),
+                    message: format!("event {} appears again later in the file; the later row is used", dup.event_id),
+                });
+            }
         }
+        self.source.push(row);
     }
 
     /// A platform's report for a destination (rows outside the window are kept: a shifted day
@@ -115,29 +174,39 @@ impl Matcher {
         let Some(scope) = self.scopes.iter().find(|s| s.name == dest) else { return };
         // Google Ads reports the conversion action's name, the ledger its id: match on the order.
         let use_event = shape.has_event && scope.platform != Platform::GoogleAds;
-        let wanted = |r: &PlatformRow| !use_event || r.event.as_ref().is_some_and(|e| scope.route_events.contains(e));
+        let wanted = |r: &PlatformRow| !use_event || r.event.as_deref().is_some_and(|e| scope.route_events.contains(e));
         let mut reported = 0;
         let side = if shape.per_event {
-            let mut map: HashMap<(String, String), Vec<PlatformRow>> = HashMap::new();
-            for r in rows.into_iter().filter(wanted) {
+            let rows: Vec<PlatformRow> = rows.into_iter().filter(wanted).collect();
+            let mut side = PerEvent {
+                use_event,
+                heads: HashMap::with_capacity(rows.len()),
+                next: vec![NONE; rows.len()],
+                taken: vec![false; rows.len()],
+                rows: Vec::new(),
+            };
+            for (i, r) in rows.iter().enumerate() {
                 if self.in_window_day(r.day) {
-                    reported += r.count;
+                    reported += u64::from(r.count);
                 }
-                let event = if use_event { r.event.clone().unwrap_or_default() } else { String::new() };
-                let key = (event, r.transaction_id.clone().unwrap_or_else(|| format!("(none, line {})", r.line)));
-                map.entry(key).or_default().push(r);
+                let Some(txn) = r.transaction_id.as_deref() else { continue };
+                let hash = self.hasher.hash_one((side.event_of(r), txn));
+                if let Some(prev) = side.heads.insert(hash, i as u32) {
+                    side.next[i] = prev;
+                }
             }
-            Side::PerEvent { use_event, rows: map }
+            side.rows = rows;
+            Side::PerEvent(side)
         } else {
             let mut platform: HashMap<(NaiveDate, String), (u64, f64)> = HashMap::new();
             for r in rows.into_iter().filter(wanted) {
                 if !self.in_window_day(r.day) {
                     continue;
                 }
-                reported += r.count;
-                let event = if use_event { r.event.clone().unwrap_or_default() } else { String::new() };
+                reported += u64::from(r.count);
+                let event = if use_event { r.event.as_deref().unwrap_or_default().to_owned() } else { String::new() };
                 let g = platform.entry((r.day, event)).or_default();
-                g.0 += r.count;
+                g.0 += u64::from(r.count);
                 g.1 += r.value.unwrap_or(0.0);
             }
             Side::Aggregate { use_event, platform, ledger: HashMap::new() }
@@ -157,7 +226,16 @@ impl Matcher {
     /// One ledger event (from a window slightly wider than the report's).
     pub fn ledger(&mut self, entry: LedgerEntry) {
         let ev = entry.event;
-        let src = self.source.remove(ev.event_id.as_str());
+        let hash = self.hasher.hash_one(ev.event_id.as_str());
+        let src = match self.source_index.get(&hash) {
+            Some(&i)
+                if !self.source[i as usize].taken && &*self.source[i as usize].event_id == ev.event_id.as_str() =>
+            {
+                self.source[i as usize].taken = true;
+                Some(self.source[i as usize].clone())
+            }
+            _ => None,
+        };
         if !self.in_window(ev.occurred_at) && !src.as_ref().is_some_and(|s| self.in_window(s.occurred_at)) {
             return;
         }
@@ -212,7 +290,8 @@ impl Matcher {
             _ => false,
         };
         let ledger_currency = ev.currency.as_ref().map(|c| c.as_str());
-        let currency_off = s.currency.is_some() && s.currency.as_deref() != ledger_currency;
+        let source_currency = s.currency.as_deref();
+        let currency_off = source_currency.is_some() && source_currency != ledger_currency;
         if value_off || currency_off {
             let show = |v: Option<f64>, c: Option<&str>| {
                 format!("{} {}", v.map_or("-".into(), |v| format!("{v:.2}")), c.unwrap_or(""))
@@ -221,7 +300,7 @@ impl Matcher {
                 "value_differs",
                 format!(
                     "the source says {}, the ledger {}",
-                    show(s.value, s.currency.as_deref()).trim(),
+                    show(s.value, source_currency).trim(),
                     show(ev.value, ledger_currency).trim()
                 ),
             ));
@@ -280,21 +359,23 @@ impl Matcher {
         let dest_event = delivery.map(|d| d.dest_event.clone()).unwrap_or_default();
         let day = ev.occurred_at.date_naive();
         match side {
-            Side::PerEvent { use_event, rows } => {
+            Side::PerEvent(side) => {
                 let txn = transaction_id(scope.platform, ev)?;
-                let event = if *use_event { dest_event } else { String::new() };
-                let found = rows.remove(&(event, txn.clone()));
+                let event = if side.use_event { dest_event.as_str() } else { "" };
+                let hash = self.hasher.hash_one((event, txn.as_str()));
+                let taken = side.take(hash, event, &txn);
                 if !delivered {
                     return None;
                 }
-                let Some(found) = found else {
+                let found: Vec<&PlatformRow> = taken.iter().map(|&i| &side.rows[i as usize]).collect();
+                if found.is_empty() {
                     return Some((
                         "missing_at_platform",
                         format!("delivered; the report has no row for transaction {txn} (a silent drop?)"),
                     ));
                 };
                 let lines = found.iter().map(|r| r.line.to_string()).collect::<Vec<_>>().join(", ");
-                let count: u64 = found.iter().map(|r| r.count).sum();
+                let count: u64 = found.iter().map(|r| u64::from(r.count)).sum();
                 if count > 1 {
                     return Some((
                         "duplicate_at_platform",
@@ -380,46 +461,60 @@ impl Matcher {
     /// aggregate reports compared per (day, event name).
     pub fn finish(mut self) -> Report {
         let source = std::mem::take(&mut self.source);
-        let mut missing: Vec<SourceRow> = source.into_values().filter(|s| self.in_window(s.occurred_at)).collect();
+        let mut missing: Vec<SourceRow> =
+            source.into_iter().filter(|s| !s.taken && self.in_window(s.occurred_at)).collect();
         missing.sort_by(|a, b| a.event_id.cmp(&b.event_id));
         // A lost event the platform still counted (its browser tag): the row is not extra.
-        let mut lost_orders: HashMap<String, usize> = HashMap::new();
+        let mut lost_orders: HashMap<&str, usize> = HashMap::new();
         for (i, s) in missing.iter().enumerate() {
-            if let Some(id) = &s.subject_id {
-                lost_orders.insert(id.clone(), i);
+            if let Some(id) = order_id(&s.event_id) {
+                lost_orders.insert(id, i);
             }
         }
         let mut seen_at_platform: HashSet<usize> = HashSet::new();
+        let mut extra = Vec::new();
         let sides = std::mem::take(&mut self.sides);
         for (dest, side) in sides {
             match side {
-                Side::PerEvent { rows, .. } => {
-                    let mut left: Vec<((String, String), Vec<PlatformRow>)> = rows.into_iter().collect();
-                    left.sort_by(|a, b| a.0.cmp(&b.0));
+                Side::PerEvent(side) => {
+                    let mut left: BTreeMap<(String, String), Vec<&PlatformRow>> = BTreeMap::new();
+                    for (i, r) in side.rows.iter().enumerate() {
+                        if side.taken[i] {
+                            continue;
+                        }
+                        let txn = r
+                            .transaction_id
+                            .as_deref()
+                            .map_or_else(|| format!("(none, line {})", r.line), str::to_owned);
+                        left.entry((side.event_of(r).to_owned(), txn)).or_default().push(r);
+                    }
                     for ((event, txn), found) in left {
                         if !found.iter().any(|r| self.in_window_day(r.day)) {
                             continue;
                         }
-                        if let Some(&i) = lost_orders.get(&txn) {
+                        if let Some(&i) = lost_orders.get(txn.as_str()) {
                             seen_at_platform.insert(i);
                             continue;
                         }
-                        let count: u64 = found.iter().map(|r| r.count).sum();
+                        let count: u64 = found.iter().map(|r| u64::from(r.count)).sum();
                         let value: f64 = found.iter().filter_map(|r| r.value).sum();
                         let lines = found.iter().map(|r| r.line.to_string()).collect::<Vec<_>>().join(", ");
                         let detail = format!(
                             "the platform counted {count} {} for transaction {txn} ({value:.2}, line {lines}) that Surety never sent: a browser tag or another sender?",
                             if event.is_empty() { "conversion(s)" } else { event.as_str() },
                         );
-                        self.count(&dest, "extra_at_platform".into(), false, &txn, None, detail, Some(value));
+                        extra.push((dest.clone(), txn, detail, value));
                     }
                 }
                 Side::Aggregate { platform, ledger, .. } => self.compare_aggregate(&dest, platform, ledger),
             }
         }
+        for (dest, txn, detail, value) in extra {
+            self.count(&dest, "extra_at_platform".into(), false, &txn, None, detail, Some(value));
+        }
         for (i, s) in missing.iter().enumerate() {
-            let from = s.source.clone().or_else(|| {
-                let kind = s.kind.as_ref()?;
+            let from = s.source.as_deref().map(str::to_owned).or_else(|| {
+                let kind = s.kind.as_deref()?;
                 self.kind_sources.get(kind)?.iter().max_by_key(|(_, n)| **n).map(|(src, _)| src.clone())
             });
             let mut detail = match &from {
@@ -434,7 +529,7 @@ impl Matcher {
             let dests: Vec<String> = self
                 .scopes
                 .iter()
-                .filter(|sc| s.kind.as_ref().is_none_or(|k| sc.kinds.contains(k)))
+                .filter(|sc| s.kind.as_deref().is_none_or(|k| sc.kinds.contains(k)))
                 .map(|sc| sc.name.clone())
                 .collect();
             for dest in dests {
@@ -504,6 +599,11 @@ impl Matcher {
             }
         }
     }
+}
+
+/// The order id in a derived `order:{id}:{kind}` event id.
+fn order_id(event_id: &str) -> Option<&str> {
+    event_id.strip_prefix("order:")?.rsplit_once(':').map(|(id, _)| id)
 }
 
 /// The id the destination's platform reports this conversion under, as its adapter sends it.

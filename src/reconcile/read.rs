@@ -1,7 +1,9 @@
 //! Reading the source of truth and the platforms' reports into typed rows. A bad row becomes a
 //! `BadRow` with its line number; it never stops the run.
 
+use std::collections::HashMap;
 use std::io::Read;
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde::Serialize;
@@ -18,19 +20,37 @@ pub struct BadRow {
     pub message: String,
 }
 
-/// One business event as the source of truth states it.
+/// One business event as the source of truth states it. Compact (a million are held at once):
+/// repeated texts (kind, currency, source) are shared.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SourceRow {
-    pub line: u64,
-    pub event_id: String,
-    pub kind: Option<String>,
-    /// The subject id, when given: a platform's transaction id for an order.
-    pub subject_id: Option<String>,
+    pub line: u32,
+    pub event_id: Box<str>,
+    pub kind: Option<Arc<str>>,
     pub occurred_at: DateTime<Utc>,
     pub value: Option<f64>,
-    pub currency: Option<String>,
+    pub currency: Option<Arc<str>>,
     /// The source it should have come from (`stripe`, `shopify`, …), when the export says.
-    pub source: Option<String>,
+    pub source: Option<Arc<str>>,
+    /// Matched by a ledger event already.
+    pub taken: bool,
+}
+
+/// Shares repeated texts (kinds, currencies, event names) between rows.
+#[derive(Default)]
+pub struct Interner(HashMap<String, Arc<str>>);
+
+impl Interner {
+    pub fn get(&mut self, s: String) -> Arc<str> {
+        if let Some(a) = self.0.get(&s) {
+            return a.clone();
+        }
+        let a: Arc<str> = Arc::from(s.as_str());
+        if self.0.len() < 10_000 {
+            self.0.insert(s, a.clone());
+        }
+        a
+    }
 }
 
 /// The canonical columns of a source export (those of `surety import`).
@@ -55,6 +75,7 @@ pub fn source(
     mut sink: impl FnMut(SourceRow),
 ) -> Result<u64, String> {
     let mut table = Table::open(input, format, mapping, &SOURCE_COLUMNS)?;
+    let mut interner = Interner::default();
     if format == Format::Csv && !table.has(0) && !(table.has(1) && table.has(2) && table.has(3)) {
         return Err(format!(
             "{name}: no column 'event_id', nor 'subject.type', 'subject.id' and 'kind' to derive it from (see --map)"
@@ -66,7 +87,7 @@ pub fn source(
     let mut rows = 0;
     while let Some((line, cells)) = table.next_row().map_err(|e| format!("{name}: {e}"))? {
         rows += 1;
-        match cells.and_then(|c| source_row(line, c)) {
+        match cells.and_then(|c| source_row(line, c, &mut interner)) {
             Ok(row) => sink(row),
             Err(message) => bad.push(BadRow { file: name.to_owned(), line, message }),
         }
@@ -74,7 +95,7 @@ pub fn source(
     Ok(rows)
 }
 
-fn source_row(line: u64, mut c: Vec<Option<String>>) -> Result<SourceRow, String> {
+fn source_row(line: u64, mut c: Vec<Option<String>>, interner: &mut Interner) -> Result<SourceRow, String> {
     let take = |c: &mut Vec<Option<String>>, i: usize| c[i].take();
     let kind = take(&mut c, 3);
     let subject_type = take(&mut c, 1);
@@ -93,30 +114,29 @@ fn source_row(line: u64, mut c: Vec<Option<String>>) -> Result<SourceRow, String
         Some(v) => Some(parse_number(&v).ok_or_else(|| format!("value '{v}' is not a number"))?),
         None => None,
     };
-    let currency = take(&mut c, 6).map(|s| s.to_ascii_uppercase());
-    let subject_id = subject_id.filter(|_| subject_type.as_deref() == Some("order"));
+    let currency = take(&mut c, 6).map(|s| interner.get(s.to_ascii_uppercase()));
     Ok(SourceRow {
-        line,
-        event_id: event_id.as_str().to_owned(),
-        kind,
-        subject_id,
+        line: u32::try_from(line).unwrap_or(u32::MAX),
+        event_id: event_id.as_str().into(),
+        kind: kind.map(|k| interner.get(k)),
         occurred_at,
         value,
         currency,
-        source: take(&mut c, 7),
+        source: take(&mut c, 7).map(|s| interner.get(s)),
+        taken: false,
     })
 }
 
 /// One row of a platform's report: a conversion (keyed by transaction id) or a day's aggregate.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PlatformRow {
-    pub line: u64,
-    pub transaction_id: Option<String>,
+    pub line: u32,
+    pub transaction_id: Option<Box<str>>,
     pub day: NaiveDate,
-    pub event: Option<String>,
+    pub event: Option<Arc<str>>,
     pub value: Option<f64>,
     /// Conversions the row stands for (1 unless the report has a count column).
-    pub count: u64,
+    pub count: u32,
 }
 
 /// What a platform report looks like: keyed per conversion, or aggregate per day and event.
@@ -160,8 +180,9 @@ pub fn platform(
         return Err(format!("{name}: no date column (Date, Day, Conversion time, dateHour, …; see --map)"));
     }
     let shape = Shape { per_event: table.has(0), has_event: table.has(2) };
+    let mut interner = Interner::default();
     while let Some((line, cells)) = table.next_row().map_err(|e| format!("{name}: {e}"))? {
-        match cells.and_then(|c| platform_row(line, c)) {
+        match cells.and_then(|c| platform_row(line, c, &mut interner)) {
             Ok(Some(row)) => sink(row),
             Ok(None) => {}
             Err(message) => bad.push(BadRow { file: name.to_owned(), line, message }),
@@ -170,7 +191,7 @@ pub fn platform(
     Ok(shape)
 }
 
-fn platform_row(line: u64, mut c: Vec<Option<String>>) -> Result<Option<PlatformRow>, String> {
+fn platform_row(line: u64, mut c: Vec<Option<String>>, interner: &mut Interner) -> Result<Option<PlatformRow>, String> {
     let Some(date) = c[1].take() else {
         // A totals row ("Grand total", GA4's unlabelled sum line) has no date: not a conversion.
         return Ok(None);
@@ -186,11 +207,12 @@ fn platform_row(line: u64, mut c: Vec<Option<String>>) -> Result<Option<Platform
         None => None,
     };
     let count = match c[4].take() {
-        Some(n) => parse_number(&n).filter(|n| *n >= 0.0).ok_or_else(|| format!("count '{n}' is not a count"))? as u64,
+        Some(n) => parse_number(&n).filter(|n| *n >= 0.0).ok_or_else(|| format!("count '{n}' is not a count"))? as u32,
         None => 1,
     };
-    let transaction_id = c[0].take().filter(|t| t != "(not set)");
-    Ok(Some(PlatformRow { line, transaction_id, day, event: c[2].take(), value, count }))
+    let transaction_id = c[0].take().filter(|t| t != "(not set)").map(String::into_boxed_str);
+    let line = u32::try_from(line).unwrap_or(u32::MAX);
+    Ok(Some(PlatformRow { line, transaction_id, day, event: c[2].take().map(|e| interner.get(e)), value, count }))
 }
 
 /// RFC 3339, or a date and time without offset (read as UTC).
@@ -287,7 +309,7 @@ mod tests {
         let mut bad = Vec::new();
         source("src.csv", Box::new(text.as_bytes()), Format::Csv, &Mapping::default(), &mut bad, |r| rows.push(r))
             .unwrap();
-        assert_eq!(rows[0].event_id, "order:1001:order_paid");
+        assert_eq!(&*rows[0].event_id, "order:1001:order_paid");
         assert_eq!(rows[0].currency.as_deref(), Some("EUR"));
         assert_eq!((bad[0].line, bad.len()), (3, 1));
     }
