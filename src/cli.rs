@@ -69,6 +69,8 @@ enum Command {
     },
     /// Backfill canonical events from a CSV or NDJSON file into the ledger (resumable).
     Import(crate::import::ImportArgs),
+    /// Compare the source of truth, the ledger and the platforms' reports; explain every difference.
+    Reconcile(crate::reconcile::ReconcileArgs),
 }
 
 #[derive(Subcommand)]
@@ -358,6 +360,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Import(args) => runtime()?.block_on(crate::import::run(args)),
+        Command::Reconcile(args) => crate::reconcile::cli(args),
     }
 }
 

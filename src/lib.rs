@@ -19,6 +19,7 @@ pub mod demo;
 pub mod import;
 pub mod ingest;
 pub mod serve;
+pub mod reconcile;
 pub mod sim;
 pub mod sources;
 pub mod store;

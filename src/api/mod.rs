@@ -12,6 +12,7 @@ mod events;
 mod openapi;
 mod ops;
 pub mod problem;
+mod reconcile;
 mod sources;
 
 use std::sync::Arc;
@@ -45,6 +46,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/deliveries/replay", post(admin::replay))
         .route("/v1/deliveries/settle", post(admin::settle))
         .route("/v1/receipts", get(admin::list_receipts))
+        .route("/v1/reconcile", post(reconcile::post_reconcile).layer(DefaultBodyLimit::max(reconcile::MAX_BODY)))
         .route_layer(middleware::from_fn_with_state((app.clone(), Role::Admin), auth::require));
     Router::new()
         .merge(ingest)

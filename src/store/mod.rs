@@ -411,6 +411,36 @@ pub struct Recovered {
     pub in_doubt: u64,
 }
 
+/// Which events `Store::window_page` reads: occurred in `[since, until)`, stored after `after_seq`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WindowPage {
+    pub since: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    /// The `seq` of the last event of the previous page (0 at first).
+    pub after_seq: i64,
+    pub limit: usize,
+}
+
+/// One event of a window with what became of it per destination (reconcile reads these).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LedgerEntry {
+    /// The ledger's storage order: the next page starts after the last one's.
+    pub seq: i64,
+    pub event: Event,
+    pub deliveries: Vec<LedgerDelivery>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct LedgerDelivery {
+    pub destination: String,
+    /// The platform's name for it (GA4 event name, Google Ads conversion action, …).
+    pub dest_event: String,
+    pub state: DeliveryState,
+    pub reason: Option<String>,
+    /// When it was planned: how long a pending one has been waiting.
+    pub created_at: DateTime<Utc>,
+}
+
 /// The ledger. Every write is committed before the call returns.
 #[async_trait]
 pub trait Store: Send + Sync {
@@ -495,6 +525,10 @@ pub trait Store: Send + Sync {
     /// restated conversion value is computed from.
     async fn subject_history(&self, subject: &Subject, destination: &str) -> Result<Vec<(Event, String)>, StoreError>;
     async fn next_due(&self, destination: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
+    /// One page of the events that occurred in a window, in storage order, each with its
+    /// deliveries. Call again with `after_seq` = the last entry's `seq` until a page comes back
+    /// shorter than `limit`: one pass over the ledger, in bounded memory.
+    async fn window_page(&self, page: WindowPage) -> Result<Vec<LedgerEntry>, StoreError>;
     /// Whether the database answers (readiness).
     async fn ping(&self) -> Result<(), StoreError>;
     /// Whether the ledger can commit now (readiness): it answers and, where the store can tell,

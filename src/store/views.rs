@@ -115,3 +115,26 @@ pub(super) fn delivery_page(f: &DeliveryFilter) -> i64 {
 pub(super) fn receipt_page(f: &ReceiptFilter) -> i64 {
     (if f.limit == 0 { 100 } else { f.limit.min(10_000) }) as i64
 }
+
+/// A window page's rows → entries: events `(seq, body)` in order, deliveries `(event_id, state
+/// text, delivery)` attached to their event. Shared by both stores.
+pub(super) fn window_entries(
+    events: Vec<(i64, String)>,
+    deliveries: Vec<(String, String, crate::store::LedgerDelivery)>,
+) -> Result<Vec<crate::store::LedgerEntry>, StoreError> {
+    let mut entries = events
+        .into_iter()
+        .map(|(seq, body)| {
+            Ok(crate::store::LedgerEntry { seq, event: serde_json::from_str(&body)?, deliveries: vec![] })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let at: std::collections::HashMap<String, usize> =
+        entries.iter().enumerate().map(|(i, e)| (e.event.event_id.as_str().to_owned(), i)).collect();
+    for (event_id, state, mut d) in deliveries {
+        d.state = state.parse().map_err(StoreError::Corrupt)?;
+        if let Some(&i) = at.get(&event_id) {
+            entries[i].deliveries.push(d);
+        }
+    }
+    Ok(entries)
+}

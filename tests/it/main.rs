@@ -17,4 +17,5 @@ mod openapi;
 mod operate;
 mod postgres;
 mod settle;
+mod reconcile;
 mod sources;

@@ -252,6 +252,8 @@ fn input_schemas_list_exactly_the_parsers_fields() {
         ("src/core/event.rs", "Consent", "Consent"),
         ("src/api/admin.rs", "ReplayRequest", "ReplayRequest"),
         ("src/api/admin.rs", "SettleRequest", "SettleRequest"),
+        ("src/api/reconcile.rs", "ReconcileRequest", "ReconcileRequest"),
+        ("src/api/reconcile.rs", "FileInput", "ReconcileFile"),
     ] {
         let (fields, strict) = struct_fields(path, parser);
         let s = schema(&doc, documented);

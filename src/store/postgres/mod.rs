@@ -9,6 +9,7 @@ mod ingest;
 mod queries;
 mod queue;
 mod settle;
+mod window;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +23,7 @@ use super::{
     PlannedDelivery, Pruned, QueueStat, Receipt, ReceiptFilter, ReceiptView, Recording, Recovered, ReplayReport,
     ReplaySelector, SettleOutcome, Settlement, Store, StoreError,
 };
+use super::{LedgerEntry, WindowPage};
 use crate::core::plan::Planner;
 use crate::core::{Event, Subject};
 use crate::delivery::FollowUp;
@@ -191,6 +193,10 @@ impl Store for PgStore {
 
     async fn next_due(&self, destination: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
         queries::next_due(&self.pool, destination).await
+    }
+
+    async fn window_page(&self, page: WindowPage) -> Result<Vec<LedgerEntry>, StoreError> {
+        window::window_page(&self.pool, &page).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -8,6 +8,7 @@ mod ingest;
 mod queries;
 mod queue;
 mod settle;
+mod window;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -23,6 +24,7 @@ use super::{
     PlannedDelivery, Pruned, QueueStat, Receipt, ReceiptFilter, ReceiptView, Recording, Recovered, ReplayReport,
     ReplaySelector, SettleOutcome, Settlement, Store, StoreError,
 };
+use super::{LedgerEntry, WindowPage};
 use crate::core::plan::Planner;
 use crate::core::{Event, Subject};
 use crate::delivery::FollowUp;
@@ -382,6 +384,10 @@ impl Store for SqliteStore {
     async fn next_due(&self, destination: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
         let d = destination.to_owned();
         self.read(move |conn| queries::next_due(conn, &d)).await
+    }
+
+    async fn window_page(&self, page: WindowPage) -> Result<Vec<LedgerEntry>, StoreError> {
+        self.read(move |conn| window::window_page(conn, &page)).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
