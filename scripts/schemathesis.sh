@@ -110,7 +110,7 @@ for case in cases:
             failures.setdefault(title.strip(), set()).add(case.get("name"))
 log = open(sys.argv[2]).read()
 m = re.search(r"(\d+) generated", log)
-print(f"operations: {total}; test cases: {m.group(1) if m else '?'}")
+print(f"junit test cases: {total}; generated: {m.group(1) if m else '?'}")
 server_errors = {t: ops for t, ops in failures.items() if re.search(r"server error|5\d\d", t, re.I)}
 print(f"server errors (5xx): {sum(len(o) for o in server_errors.values())}")
 for title, ops in sorted(failures.items()):
