@@ -184,8 +184,9 @@ async fn run(processes: usize, postgres: Option<String>) -> Figures {
         let pause = rand::thread_rng().gen_range(0..200);
         tokio::time::sleep(Duration::from_millis(pause)).await;
         let victim = rand::thread_rng().gen_range(0..processes);
+        let so_far = acked.lock().unwrap().len();
         cluster.processes[victim].take().expect("running").kill();
-        eprintln!("kill cycle {}: killed process {victim} after {} acknowledged events", cycle + 1, before);
+        eprintln!("kill cycle {}: killed process {victim} with {so_far} events acknowledged", cycle + 1);
         let (config, base) = cluster.configs[victim].clone();
         cluster.processes[victim] = Some(Process::start(&config, &base).await);
     }
