@@ -16,6 +16,8 @@ pub mod config;
 pub mod core;
 pub mod delivery;
 pub mod demo;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod import;
 pub mod ingest;
 pub mod serve;

@@ -9,6 +9,8 @@
 //! continues where a stopped import left off. A bad row is rejected, never fatal.
 
 mod checkpoint;
+#[doc(hidden)]
+pub mod fuzz_rows;
 mod progress;
 mod read_csv;
 mod read_ndjson;
