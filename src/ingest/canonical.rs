@@ -10,8 +10,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::FieldError;
-use crate::core::ga_cookie;
 use crate::core::event::{check_amount, check_id, check_quantity};
+use crate::core::ga_cookie;
 use crate::core::pii::{self, Hashed, PiiError};
 use crate::core::{Consent, Currency, Event, EventId, Identity, Item, Kind, Subject};
 use crate::store::IdentityCapture;

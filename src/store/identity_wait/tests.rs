@@ -93,6 +93,7 @@ fn capture(subject: Subject, analytics: ConsentState) -> IdentityCapture {
             ..Identity::default()
         },
         consent: Consent { analytics: Some(analytics), ..Consent::default() },
+        from_browser: false,
     }
 }
 

@@ -150,7 +150,10 @@ fn statuses(results: &[IngestResult]) -> Vec<(&str, IngestStatus)> {
 
 async fn capture(store: &PgStore, subject: Subject, identity: Identity, consent: Consent, at: DateTime<Utc>) {
     store
-        .capture_identity(IdentityCapture { subject, captured_at: at, identity, consent, from_browser: false }, planner())
+        .capture_identity(
+            IdentityCapture { subject, captured_at: at, identity, consent, from_browser: false },
+            planner(),
+        )
         .await
         .unwrap();
 }
