@@ -1,10 +1,10 @@
-//! `type = "ga4"`: GA4 Measurement Protocol settings (PLATFORMS.md §GA4).
+//! `type = "ga4"`: GA4 Measurement Protocol settings (docs/platforms.md §GA4).
 
 use serde::{Deserialize, Serialize};
 
 use super::{Common, Secret};
 
-/// GA4 Measurement Protocol (PLATFORMS.md §GA4).
+/// GA4 Measurement Protocol (docs/platforms.md §GA4).
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Ga4Config {

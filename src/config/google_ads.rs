@@ -1,4 +1,4 @@
-//! `type = "google_ads"`: Google Ads conversions through the Data Manager API (PLATFORMS.md
+//! `type = "google_ads"`: Google Ads conversions through the Data Manager API (docs/platforms.md
 //! §Google Ads; developers.google.com/data-manager/api).
 //!
 //! The conversion action of each catalog entry is its route's `event` (the Data Manager
@@ -45,7 +45,7 @@ pub const MAX_BATCH: usize = 2000;
 /// The project quota of the Data Manager API, used when `requests_per_minute` is not set.
 pub const DEFAULT_REQUESTS_PER_MINUTE: u32 = 300;
 
-/// Google Ads through the Data Manager API (PLATFORMS.md §Google Ads).
+/// Google Ads through the Data Manager API (docs/platforms.md §Google Ads).
 ///
 /// `Debug` shows only the secret's reference (`Secret` never prints a value).
 #[derive(Clone, Debug, Deserialize, Serialize)]

@@ -1,5 +1,5 @@
 //! `type = "linkedin"`: LinkedIn Conversions API settings, and the catalog rule for routes to it
-//! (PLATFORMS.md §LinkedIn; learn.microsoft.com/linkedin/marketing/integrations/ads-reporting/conversions-api).
+//! (docs/platforms.md §LinkedIn; learn.microsoft.com/linkedin/marketing/integrations/ads-reporting/conversions-api).
 
 use serde::{Deserialize, Serialize};
 
@@ -15,7 +15,7 @@ pub const MAX_BATCH_SIZE: usize = 5_000;
 /// The prefix of a conversion rule URN; the rule id (digits) follows it.
 pub const CONVERSION_URN_PREFIX: &str = "urn:lla:llaPartnerConversion:";
 
-/// LinkedIn Conversions API (PLATFORMS.md §LinkedIn).
+/// LinkedIn Conversions API (docs/platforms.md §LinkedIn).
 ///
 /// The conversion rule is not set here but per catalog entry: a route's `event` is the rule id
 /// (`"104012"`) or its URN (`"urn:lla:llaPartnerConversion:104012"`), so one destination can

@@ -1,4 +1,4 @@
-//! `type = "meta"`: Meta Conversions API settings (PLATFORMS.md §Meta Conversions API).
+//! `type = "meta"`: Meta Conversions API settings (docs/platforms.md §Meta).
 //!
 //! Official pages: developers.facebook.com/docs/marketing-api/conversions-api — using-the-api
 //! (endpoint, batch limit, `test_event_code`), parameters/server-event (`action_source`,
@@ -79,7 +79,7 @@ pub struct MetaConfig {
     #[serde(default)]
     pub data_processing_options_state: Option<i64>,
     /// How long after the event Meta still keeps one of the pixel's copy and ours (same
-    /// `event_id` + `event_name`): 48 hours, at most (docs/platforms.md §Meta Conversions API).
+    /// `event_id` + `event_name`): 48 hours, at most (docs/platforms.md §Meta).
     /// A browser-tracked kind whose server copy would leave later is `skipped:browser_tracked`
     /// instead of counted twice.
     #[serde(default = "default_dedupe_window_secs")]

@@ -3,7 +3,7 @@
 //! Google (GA4 `user_data`, Data Manager API) and Meta (Conversions API) normalise differently —
 //! Google drops the dots of a gmail.com local part and writes phones as E.164 with `+`, Meta keeps
 //! the dots and writes phones as digits only — so each personal field is hashed once per scheme.
-//! Rules: PLATFORMS.md §GA4 "User-provided data", §Google Ads "Hashing", §Meta "Normalisation".
+//! Rules: docs/platforms.md §GA4 "User-provided data", §Google Ads "Hashing", §Meta "Normalisation".
 //!
 //! Gender and date of birth are Meta's alone (`ge`, `db`): GA4, the Data Manager API and LinkedIn
 //! take neither, so both schemes of those fields hold the same hash of Meta's documented form.

@@ -10,7 +10,7 @@ use chrono::Utc;
 use csv::ByteRecord;
 use serde_json::{json, Map, Number, Value};
 
-use super::rows::{default_kind, malformed, set_path, Mapping, Position, ReadError, Row, Rows};
+use super::rows::{default_kind, json_value, malformed, set_path, Mapping, Position, ReadError, Row, Rows};
 use crate::ingest::canonical::parse_event;
 use crate::ingest::FieldError;
 
@@ -97,10 +97,10 @@ impl<R: Read + Seek + Send> CsvRows<R> {
                     .ok()
                     .and_then(Number::from_f64)
                     .map_or_else(|| Value::String(text.to_owned()), Value::Number),
-                Cell::Json => match serde_json::from_str(text) {
+                Cell::Json => match json_value(&column.field, text.as_bytes()) {
                     Ok(v) => v,
                     Err(e) => {
-                        errors.push(FieldError::new(&column.field, "malformed", format!("is not valid JSON: {e}")));
+                        errors.push(e);
                         continue;
                     }
                 },

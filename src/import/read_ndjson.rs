@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 
 use serde_json::Value;
 
-use super::rows::{default_kind, malformed, set_path, Mapping, Position, Row, Rows};
+use super::rows::{default_kind, json_value, malformed, set_path, Mapping, Position, Row, Rows};
 use crate::ingest::FieldError;
 
 pub(crate) struct NdjsonRows<R> {
@@ -35,10 +35,10 @@ impl<R: Read + Seek + Send> NdjsonRows<R> {
     }
 
     fn to_value(&self, text: &[u8]) -> Result<Value, Vec<FieldError>> {
-        let mut obj = match serde_json::from_slice::<Value>(text) {
+        let mut obj = match json_value("", text) {
             Ok(Value::Object(obj)) => obj,
             Ok(_) => return Err(malformed("", "must be a JSON object (one canonical event per line)")),
-            Err(e) => return Err(malformed("", format!("is not valid JSON: {e}"))),
+            Err(e) => return Err(vec![e]),
         };
         let mut errors = Vec::new();
         for (old, new) in self.mapping.renames() {
@@ -109,6 +109,15 @@ mod tests {
         let got = rows(text, Mapping::default(), None, None);
         assert_eq!(got.iter().map(|r| r.line).collect::<Vec<_>>(), [1, 4, 5]);
         assert_eq!(got[1].value.as_ref().unwrap(), &json!({"kind": "b"}));
+    }
+
+    #[test]
+    fn a_key_named_twice_is_refused_not_resolved_last_wins() {
+        let text = "{\"kind\":\"order_paid\",\"kind\":\"refund_completed\"}\n";
+        let got = rows(text, Mapping::default(), None, None);
+        let e = got[0].value.as_ref().unwrap_err();
+        assert_eq!(e[0].code, "duplicate_key");
+        assert!(e[0].message.contains("\"kind\""), "{}", e[0].message);
     }
 
     #[test]

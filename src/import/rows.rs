@@ -109,6 +109,18 @@ pub(crate) fn malformed(field: &str, message: impl Into<String>) -> Vec<FieldErr
     vec![FieldError::new(field, "malformed", message)]
 }
 
+/// JSON text of a row or a cell, read as every other input is (`ingest::json`): an object that
+/// names a key twice is refused (`duplicate_key`), not resolved last-wins.
+pub(crate) fn json_value(field: &str, text: &[u8]) -> Result<Value, FieldError> {
+    use crate::ingest::json::{self, JsonError};
+    json::parse(text).map_err(|e| match e {
+        JsonError::DuplicateKey { key } => {
+            FieldError::new(field, "duplicate_key", format!("the key \"{key}\" appears twice in one object"))
+        }
+        JsonError::Syntax(e) => FieldError::new(field, "malformed", format!("is not valid JSON: {e}")),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

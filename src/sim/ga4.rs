@@ -3,7 +3,7 @@
 //! implemented here on their own (not the adapter's) so that adapter bugs show.
 //!
 //! Source of the behaviour: developers.google.com/analytics/devguides/collection/protocol/ga4
-//! (reference, sending-events, validating-events); PLATFORMS.md §GA4.
+//! (reference, sending-events, validating-events); docs/platforms.md §GA4.
 
 mod validate;
 

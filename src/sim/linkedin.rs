@@ -3,7 +3,7 @@
 //! own (not the adapter's) so that adapter bugs show.
 //!
 //! Source of the behaviour: learn.microsoft.com/linkedin/marketing/integrations/ads-reporting/
-//! conversions-api, …/shared/api-guide/concepts/error-handling and …/versioning; PLATFORMS.md
+//! conversions-api, …/shared/api-guide/concepts/error-handling and …/versioning; docs/platforms.md
 //! §LinkedIn. Its choices where the docs are silent:
 //! - No `Authorization: Bearer` → 401; a token other than the one set → 401; "expired" mode →
 //!   401 for every request. Errors are `{"message", "serviceErrorCode", "status"}`.

@@ -1,6 +1,6 @@
 //! Splitting deliveries into GA4 requests: only events with the same request-level fields
 //! (client id, user id, consent, user data, IP, user agent, location) may share a request, at most 25 of them, and the
-//! body must stay under 130 kB (PLATFORMS.md §GA4 "Consequence for batching", "Limits").
+//! body must stay under 130 kB (docs/platforms.md §GA4 "Consequence for batching", "Limits").
 
 use std::collections::HashMap;
 

@@ -5,7 +5,7 @@
 //! `reference` (body, limits, reserved names), `sending-events` (hosts, `timestamp_micros`,
 //! session stitching), `validating-events` (`/debug/mp/collect` and its messages), `uid-data`
 //! (user-provided data); support.google.com/analytics/answer/9267744 (limits) and /12313109
-//! (transaction id dedupe). Condensed in PLATFORMS.md §GA4.
+//! (transaction id dedupe). Condensed in docs/platforms.md §GA4.
 //!
 //! Production answers 2xx to anything, so a 2xx means "sent", not "accepted": acceptance is
 //! claimed only for events the debug endpoint validated just before the send.

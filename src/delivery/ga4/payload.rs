@@ -2,7 +2,7 @@
 //! resend carries the same event time and the same event object (G2, G5).
 //!
 //! Shape: developers.google.com/analytics/devguides/collection/protocol/ga4/reference and
-//! …/ga4/uid-data (user-provided data); PLATFORMS.md §GA4.
+//! …/ga4/uid-data (user-provided data); docs/platforms.md §GA4.
 
 use serde_json::{Map, Number, Value};
 

@@ -3,7 +3,7 @@
 //!
 //! Rules: developers.google.com/analytics/devguides/collection/protocol/ga4/reference (limits,
 //! reserved names), …/ga4/sending-events, …/ga4/validating-events;
-//! support.google.com/analytics/answer/9267744 (collection limits). PLATFORMS.md §GA4.
+//! support.google.com/analytics/answer/9267744 (collection limits). docs/platforms.md §GA4.
 
 use serde_json::{Map, Value};
 

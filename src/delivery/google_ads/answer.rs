@@ -1,6 +1,6 @@
 //! Reading the Data Manager API's answers: `{requestId, fieldWarnings}` on success, a
 //! `google.rpc.Status` otherwise (developers.google.com/data-manager/api/devguides/concepts/
-//! understand-errors; cloud.google.com/apis/design/errors). PLATFORMS.md §Google Ads "Answers".
+//! understand-errors; cloud.google.com/apis/design/errors). docs/platforms.md §Google Ads "Answers".
 
 use std::collections::BTreeMap;
 use std::time::Duration;

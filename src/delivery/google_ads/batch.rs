@@ -1,6 +1,6 @@
 //! Splitting deliveries into `events:ingest` requests: at most `batch_size` (≤ 2,000) events and
 //! at most 10 destinations — conversion actions — per request (ingestion_service.proto;
-//! PLATFORMS.md §Google Ads). Consent travels per event, so it does not split requests.
+//! docs/platforms.md §Google Ads). Consent travels per event, so it does not split requests.
 
 use super::payload::Prepared;
 use super::validate::{MAX_DESTINATIONS, MAX_EVENTS};

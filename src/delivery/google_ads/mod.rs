@@ -6,7 +6,7 @@
 //! `requestStatus:retrieve`), devguides (offline conversions, conversion adjustments, formatting,
 //! limits, understand-errors, diagnostics); the protos under `google/ads/datamanager/v1/` in
 //! googleapis/googleapis; developers.google.com/identity/protocols/oauth2/service-account.
-//! Condensed in PLATFORMS.md §Google Ads.
+//! Condensed in docs/platforms.md §Google Ads.
 //!
 //! A 200 means "accepted for processing", not "processed": deliveries end `delivered` with
 //! `accepted: false` and the `requestId`; [`GoogleAds::check_status`] later asks what Google kept.

@@ -3,7 +3,7 @@
 //!
 //! Shape: developers.google.com/data-manager/api/reference/rest/v1/events/ingest and the protos
 //! `google/ads/datamanager/v1/{ingestion_service,event,user_data,consent,destination}.proto`;
-//! hashing: …/data-manager/api/devguides/concepts/formatting. PLATFORMS.md §Google Ads.
+//! hashing: …/data-manager/api/devguides/concepts/formatting. docs/platforms.md §Google Ads.
 
 use std::collections::BTreeMap;
 

@@ -1,5 +1,5 @@
 //! The planning rules of a Google Ads destination (pure): its window, whom it can attribute a
-//! conversion to, what it refuses, and what it deduplicates. PLATFORMS.md §Google Ads.
+//! conversion to, what it refuses, and what it deduplicates. docs/platforms.md §Google Ads.
 
 use std::sync::Arc;
 

@@ -4,7 +4,7 @@
 //!
 //! Rules: the protos `google/ads/datamanager/v1/{event,user_data,consent,ingestion_service}.proto`,
 //! developers.google.com/data-manager/api/devguides/concepts/formatting and …/limits.
-//! PLATFORMS.md §Google Ads.
+//! docs/platforms.md §Google Ads.
 
 use chrono::{DateTime, Duration};
 use serde_json::{Map, Value};

@@ -3,7 +3,7 @@
 //! A batch answers 200 `{"elements": [{"status": 201}, {"status": 422, "error": {...}}, …]}`,
 //! one status per element in request order; a request refused as a whole answers
 //! `{"message", "serviceErrorCode", "status"}` (learn.microsoft.com/linkedin/shared/api-guide/
-//! concepts/error-handling; PLATFORMS.md §LinkedIn). Per-element errors are read both in the
+//! concepts/error-handling; docs/platforms.md §LinkedIn). Per-element errors are read both in the
 //! Rest.li shape (`error.message`) and flat (`message`).
 
 use serde::Deserialize;

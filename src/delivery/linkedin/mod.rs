@@ -4,7 +4,7 @@
 //! Official pages: learn.microsoft.com/linkedin/marketing/integrations/ads-reporting/
 //! conversions-api (streaming conversion events, batches, `eventId` deduplication), the
 //! conversions FAQ, and …/shared/api-guide/concepts/error-handling and …/versioning
-//! (`LinkedIn-Version`). Condensed in PLATFORMS.md §LinkedIn.
+//! (`LinkedIn-Version`). Condensed in docs/platforms.md §LinkedIn.
 //!
 //! Unlike GA4, LinkedIn answers per element, so a 201 for an element is recorded as accepted.
 //! Unconfirmed, and therefore configurable or only noted: the batch size limit (5,000 is what

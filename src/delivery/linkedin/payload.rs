@@ -2,7 +2,7 @@
 //! carries the same `eventId`, the same time and the same bytes (G2, G5).
 //!
 //! Shape: learn.microsoft.com/linkedin/marketing/integrations/ads-reporting/conversions-api
-//! ("Streaming conversion events"); PLATFORMS.md §LinkedIn.
+//! ("Streaming conversion events"); docs/platforms.md §LinkedIn.
 //!
 //! What is sent, and why:
 //! - `conversionHappenedAt`: event time in milliseconds since the epoch.

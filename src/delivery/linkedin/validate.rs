@@ -1,6 +1,6 @@
 //! LinkedIn's documented rules, checked on the very element that would be sent, so planning
 //! rejects what LinkedIn would refuse (learn.microsoft.com/linkedin/marketing/integrations/
-//! ads-reporting/conversions-api; PLATFORMS.md §LinkedIn).
+//! ads-reporting/conversions-api; docs/platforms.md §LinkedIn).
 //!
 //! The time window is planning's own check (`Rules::window`), not repeated here.
 

@@ -2,7 +2,7 @@
 //! API error object otherwise, classified by its code before its HTTP status.
 //!
 //! Codes: developers.facebook.com/docs/graph-api/guides/error-handling and
-//! …/marketing-api/conversions-api/support; PLATFORMS.md §Meta "Errors".
+//! …/marketing-api/conversions-api/support; docs/platforms.md §Meta "Errors".
 
 use std::time::Duration;
 
@@ -131,7 +131,7 @@ pub fn read(exchange: &Exchange) -> Verdict {
     }
 }
 
-/// The classification of a Graph API error, by code first (PLATFORMS.md §Meta "Errors").
+/// The classification of a Graph API error, by code first (docs/platforms.md §Meta "Errors").
 pub fn classify(error: &GraphError, status: Option<u16>, retry_after: Option<Duration>) -> Verdict {
     let code = error.code.unwrap_or_default();
     let what = error.describe();

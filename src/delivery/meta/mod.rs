@@ -5,7 +5,7 @@
 //! customer-information-parameters, custom-data), deduplicate-pixel-and-server-events
 //! (`event_id` + `event_name`), data-processing-options (Limited Data Use); the Graph API's
 //! guides/error-handling; the official SDK `facebook-business` (`serverside/normalize.py`) for
-//! hashing. Condensed in PLATFORMS.md §Meta.
+//! hashing. Condensed in docs/platforms.md §Meta.
 //!
 //! Meta rejects a whole request when one of its events is invalid. Planning validates each
 //! event against the documented rules first ([`check_event`]); when Meta still answers a batch
@@ -100,7 +100,7 @@ impl Rules for MetaRules {
     }
 
     /// Meta keeps one of the two only when ours arrives within 48 hours of the browser's
-    /// (`dedupe_window_secs`; docs/platforms.md §Meta Conversions API).
+    /// (`dedupe_window_secs`; docs/platforms.md §Meta).
     fn browser_dedupe_window(&self) -> Option<chrono::Duration> {
         Some(self.dedupe_window)
     }

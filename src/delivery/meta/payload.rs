@@ -4,7 +4,7 @@
 //! Shape: developers.facebook.com/docs/marketing-api/conversions-api/parameters — server-event
 //! (`event_name`, `event_time`, `event_id`, `action_source`, `event_source_url`,
 //! `data_processing_options`), customer-information-parameters (`user_data`), custom-data;
-//! PLATFORMS.md §Meta.
+//! docs/platforms.md §Meta.
 
 #![warn(clippy::arithmetic_side_effects)] // money and counts: overflow is refused, never wrapped
 

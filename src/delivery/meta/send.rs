@@ -1,6 +1,6 @@
 //! One send: the batch's live events in requests of at most `batch_size`, and, when Meta
 //! rejects a request for its payload, the split-and-resend that isolates the events it refuses
-//! (PLATFORMS.md §Meta: "on a whole-request rejection split and find the culprit rather than
+//! (docs/platforms.md §Meta: "on a whole-request rejection split and find the culprit rather than
 //! dead-letter the innocent").
 
 use std::ops::Range;

@@ -5,7 +5,7 @@
 //! (required fields, `action_source` values, `website` needs `event_source_url` and
 //! `client_user_agent`, `app` needs `app_data`), customer-information-parameters (which keys are
 //! hashed, which never are), custom-data (`value` with `currency`; both required for
-//! `Purchase`); …/data-processing-options. PLATFORMS.md §Meta.
+//! `Purchase`); …/data-processing-options. docs/platforms.md §Meta.
 
 use serde_json::{Map, Value};
 

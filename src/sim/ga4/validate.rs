@@ -1,6 +1,6 @@
 //! The simulated `/debug/mp/collect`: GA4's documented validation, answered as
 //! `validationMessages` (developers.google.com/analytics/devguides/collection/protocol/ga4/
-//! validating-events, reference; PLATFORMS.md §GA4). Written apart from the adapter's checks on
+//! validating-events, reference; docs/platforms.md §GA4). Written apart from the adapter's checks on
 //! purpose: a rule the adapter forgets must still show here.
 
 use chrono::{DateTime, Utc};

@@ -7,7 +7,7 @@
 //! Source of the behaviour: developers.google.com/data-manager/api (reference, devguides on
 //! offline conversions, adjustments, formatting, limits, errors, diagnostics), the protos under
 //! `google/ads/datamanager/v1/`, developers.google.com/identity/protocols/oauth2/service-account;
-//! PLATFORMS.md §Google Ads. Injected faults (`sim::Fault`) hit the API endpoints, not `/token`,
+//! docs/platforms.md §Google Ads. Injected faults (`sim::Fault`) hit the API endpoints, not `/token`,
 //! which fails through [`GoogleAdsSimState::refuse_tokens`] instead.
 
 mod api;

@@ -4,7 +4,7 @@
 //!
 //! Rules: the protos `google/ads/datamanager/v1/{ingestion_service,event,destination,user_data,
 //! consent,error}.proto`; developers.google.com/data-manager/api/devguides/concepts/{formatting,
-//! limits,understand-errors}; PLATFORMS.md §Google Ads. Written apart from the adapter's checks
+//! limits,understand-errors}; docs/platforms.md §Google Ads. Written apart from the adapter's checks
 //! on purpose: a rule the adapter forgets must still show here.
 
 use std::collections::HashSet;

@@ -8,7 +8,7 @@
 //!
 //! Source of the behaviour: developers.facebook.com/docs/marketing-api/conversions-api
 //! (using-the-api, parameters, deduplicate-pixel-and-server-events), docs/graph-api/guides/
-//! error-handling; PLATFORMS.md §Meta.
+//! error-handling; docs/platforms.md §Meta.
 
 mod error;
 mod state;

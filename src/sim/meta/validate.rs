@@ -1,6 +1,6 @@
 //! The simulated Conversions API's checks of one request's events, by Meta's documented rules
 //! (developers.facebook.com/docs/marketing-api/conversions-api — using-the-api, parameters/
-//! server-event, customer-information-parameters, custom-data; PLATFORMS.md §Meta). Written apart
+//! server-event, customer-information-parameters, custom-data; docs/platforms.md §Meta). Written apart
 //! from the adapter's checks on purpose: a rule the adapter forgets must still show here.
 
 use std::net::IpAddr;
