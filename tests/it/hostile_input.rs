@@ -9,18 +9,7 @@ use sha2::Sha256;
 
 use base64::Engine;
 
-use crate::support::{purchase, TestServer, INGEST_TOKEN, SEGMENT_WRITE_KEY, SHOPIFY_SECRET, STRIPE_SECRET};
-
-const SOURCES: &str = r#"
-[sources.stripe]
-signing_secret = "env:SURETY_IT_STRIPE_SECRET"
-
-[sources.shopify]
-signing_secret = "env:SURETY_IT_SHOPIFY_SECRET"
-
-[sources.segment]
-write_keys = ["env:SURETY_IT_SEGMENT_KEY"]
-"#;
+use crate::support::{purchase, TestServer, INGEST_TOKEN, SEGMENT_WRITE_KEY, SHOPIFY_SECRET, SOURCES, STRIPE_SECRET};
 
 /// Posts raw bytes as JSON with the ingest token.
 async fn post_raw(s: &TestServer, path: &str, body: &str) -> reqwest::Response {

@@ -8,18 +8,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use crate::support::{TestServer, SEGMENT_WRITE_KEY, SHOPIFY_SECRET, STRIPE_SECRET};
-
-const SOURCES: &str = r#"
-[sources.stripe]
-signing_secret = "env:SURETY_IT_STRIPE_SECRET"
-
-[sources.shopify]
-signing_secret = "env:SURETY_IT_SHOPIFY_SECRET"
-
-[sources.segment]
-write_keys = ["env:SURETY_IT_SEGMENT_KEY"]
-"#;
+use crate::support::{TestServer, SEGMENT_WRITE_KEY, SHOPIFY_SECRET, SOURCES, STRIPE_SECRET};
 
 fn manifest(path: &str) -> String {
     format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))

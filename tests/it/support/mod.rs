@@ -27,6 +27,17 @@ pub const GA4_SECRET_ENV: &str = "SURETY_IT_GA4_SECRET";
 pub const STRIPE_SECRET: &str = "whsec_surety_it_secret";
 pub const SHOPIFY_SECRET: &str = "shpss_surety_test_0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a";
 pub const SEGMENT_WRITE_KEY: &str = "wk_surety_it";
+/// The three sources configured with the secrets above (extra configuration for `start_with`).
+pub const SOURCES: &str = r#"
+[sources.stripe]
+signing_secret = "env:SURETY_IT_STRIPE_SECRET"
+
+[sources.shopify]
+signing_secret = "env:SURETY_IT_SHOPIFY_SECRET"
+
+[sources.segment]
+write_keys = ["env:SURETY_IT_SEGMENT_KEY"]
+"#;
 
 pub fn init_env() {
     static ONCE: std::sync::Once = std::sync::Once::new();
