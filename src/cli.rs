@@ -10,9 +10,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, DEFAULT_TOML};
 use crate::core::DeliveryState;
-use crate::store::{
-    DeliveryFilter, EventView, ReplaySelector, SettleOutcome, SettledAs, Settlement, MAX_SETTLEMENT_NOTE,
-};
+use crate::store::{DeliveryFilter, ReplaySelector, SettleOutcome, SettledAs, Settlement, MAX_SETTLEMENT_NOTE};
 
 #[derive(Parser)]
 #[command(
@@ -164,7 +162,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let listener = tokio::net::TcpListener::bind(&config.server.listen)
                     .await
                     .with_context(|| format!("cannot listen on {}", config.server.listen))?;
-                crate::run(config, listener, shutdown_signal()).await
+                crate::run(config, listener, crate::serve::shutdown_signal()).await
             })?;
             Ok(ExitCode::SUCCESS)
         }
@@ -191,14 +189,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Migrate(arg) => {
             let config = load(&arg)?;
-            runtime()?.block_on(crate::open_ledger(&config))?;
+            runtime()?.block_on(crate::store::open(&config))?;
             println!("ledger at {} is up to date", config.storage.redacted_url());
             Ok(ExitCode::SUCCESS)
         }
         Command::Events(EventsCommand::Show { id, config, json }) => {
             let config = load(&config)?;
             let view = runtime()?
-                .block_on(async { crate::open_ledger(&config).await?.event(&id).await.map_err(anyhow::Error::from) })?;
+                .block_on(async { crate::store::open(&config).await?.event(&id).await.map_err(anyhow::Error::from) })?;
             match view {
                 None => {
                     eprintln!("no event with id {id}");
@@ -209,7 +207,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     Ok(ExitCode::SUCCESS)
                 }
                 Some(v) => {
-                    print!("{}", render_timeline(&v));
+                    print!("{v}");
                     Ok(ExitCode::SUCCESS)
                 }
             }
@@ -224,7 +222,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ..Default::default()
             };
             let rows = runtime()?.block_on(async {
-                crate::open_ledger(&config).await?.deliveries(filter).await.map_err(anyhow::Error::from)
+                crate::store::open(&config).await?.deliveries(filter).await.map_err(anyhow::Error::from)
             })?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
@@ -260,7 +258,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ReplaySelector { delivery_ids: ids, destination, ..Default::default() }
             };
             let report = runtime()?.block_on(async {
-                crate::open_ledger(&config)
+                crate::store::open(&config)
                     .await?
                     .replay(selector, force, chrono::Utc::now())
                     .await
@@ -284,7 +282,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let settlement = Settlement { delivery_id: id, settled_as, by: cli_user(), note };
             let outcome = runtime()?.block_on(async {
-                crate::open_ledger(&config)
+                crate::store::open(&config)
                     .await?
                     .settle(settlement, chrono::Utc::now())
                     .await
@@ -336,7 +334,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let batch = config.retention.batch.max(1);
             let total = runtime()?.block_on(async {
-                let store = crate::open_ledger(&config).await?;
+                let store = crate::store::open(&config).await?;
                 let cancel = tokio_util::sync::CancellationToken::new();
                 crate::prune_all(store.as_ref(), before, batch, &cancel).await.map_err(anyhow::Error::from)
             })?;
@@ -371,95 +369,4 @@ fn cli_user() -> String {
         .find_map(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()))
         .unwrap_or_else(|| "unknown".to_owned());
     format!("cli:{}", user.trim())
-}
-
-/// Resolves on ctrl-c or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-}
-
-/// One event's timeline as text.
-pub fn render_timeline(v: &EventView) -> String {
-    use std::fmt::Write;
-    let e = &v.event;
-    let mut out = String::new();
-    let _ = writeln!(out, "event     {}", e.event_id);
-    let _ = writeln!(out, "kind      {} ({}), subject {}:{}", e.kind, v.routing, e.subject.kind, e.subject.id);
-    let _ = writeln!(out, "occurred  {}   (event time, sent to platforms)", e.occurred_at.to_rfc3339());
-    let _ = writeln!(out, "received  {}   (processing time)", e.received_at.to_rfc3339());
-    if let (Some(value), Some(cur)) = (e.value, &e.currency) {
-        let _ = writeln!(out, "value     {value} {}", cur.as_str());
-    }
-    if !e.joined.is_empty() {
-        let _ = writeln!(out, "joined    {}", e.joined.join(", "));
-    }
-    for c in &v.conflicts {
-        let _ = writeln!(
-            out,
-            "conflict  {} a different version arrived (content {})",
-            c.received_at.to_rfc3339(),
-            &c.content_hash[..12]
-        );
-    }
-    for d in &v.deliveries {
-        let reason = d.reason.as_deref().map(|r| format!(":{r}")).unwrap_or_default();
-        let _ = writeln!(out, "\n→ {} as '{}'  [{}{}]  #{}", d.destination, d.destination_event, d.state, reason, d.id);
-        for m in &d.messages {
-            let _ = writeln!(out, "    ! {m}");
-        }
-        if let Some(next) = d.next_attempt_at {
-            let _ = writeln!(out, "    next attempt {}", next.to_rfc3339());
-        }
-        for r in v.replays.iter().filter(|r| r.delivery_id == d.id) {
-            let _ = writeln!(
-                out,
-                "    {} replayed from {}{}",
-                r.at.to_rfc3339(),
-                r.previous_state,
-                if r.forced { " (FORCED)" } else { "" }
-            );
-        }
-        for a in v.attempts.iter().filter(|a| a.delivery_id == d.id) {
-            let status = a.http_status.map(|s| s.to_string()).or_else(|| a.error.clone()).unwrap_or_else(|| "-".into());
-            let took = a.duration_ms.map(|ms| format!(" in {ms:.1} ms")).unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "    {} attempt {} {}: {}{}{}{}",
-                a.at.to_rfc3339(),
-                a.attempt,
-                a.outcome,
-                status,
-                took,
-                a.detail.as_deref().map(|d| format!(" — {d}")).unwrap_or_default(),
-                if a.forced { " (forced)" } else { "" }
-            );
-        }
-        for st in v.settlements.iter().filter(|st| st.delivery_id == d.id) {
-            let _ = writeln!(
-                out,
-                "    {} settled as {} by {} (was {}{}){}",
-                st.at.to_rfc3339(),
-                st.settled_as,
-                st.by,
-                st.previous_state,
-                st.previous_reason.as_deref().map(|r| format!(":{r}")).unwrap_or_default(),
-                st.note.as_deref().map(|n| format!(" — {n}")).unwrap_or_default()
-            );
-        }
-    }
-    out
 }

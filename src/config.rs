@@ -139,8 +139,8 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
-    pub fn breaker(&self) -> crate::worker::BreakerPolicy {
-        crate::worker::BreakerPolicy {
+    pub fn breaker(&self) -> crate::core::retry::BreakerPolicy {
+        crate::core::retry::BreakerPolicy {
             threshold: self.breaker_threshold.max(1),
             cooldown: std::time::Duration::from_millis(self.breaker_cooldown_ms),
             max_cooldown: std::time::Duration::from_millis(self.breaker_max_cooldown_ms.max(self.breaker_cooldown_ms)),

@@ -28,7 +28,6 @@ pub mod store;
 pub mod telemetry;
 pub mod worker;
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
@@ -39,70 +38,11 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::auth::Auth;
+use crate::api::App;
 use crate::config::Config;
 use crate::core::plan::Planner;
-use crate::delivery::Destination;
-use crate::store::sqlite::{SqliteStore, Synchronous};
 use crate::store::Store;
 use crate::telemetry::Metrics;
-
-/// Everything a running instance shares between the API and the workers.
-pub struct App {
-    pub config: Config,
-    pub store: Arc<dyn Store>,
-    pub planner: Arc<Planner>,
-    pub metrics: Arc<Metrics>,
-    pub auth: Auth,
-    /// The sources' signing secrets and write keys, resolved at start.
-    pub sources: sources::SourceSecrets,
-    wake: Vec<Arc<Notify>>,
-}
-
-impl App {
-    /// Tells every worker that new work may be due.
-    pub fn wake_workers(&self) {
-        for w in &self.wake {
-            w.notify_one();
-        }
-    }
-}
-
-/// Opens the configured store (creating and migrating it if needed).
-/// Opens the SQLite ledger the configuration names (`storage.url = "sqlite://PATH"`).
-pub fn open_sqlite(config: &Config) -> anyhow::Result<Arc<SqliteStore>> {
-    let path = config.sqlite_path().context("storage.url must be sqlite://PATH")?;
-    let sync = if config.storage.sqlite_synchronous == "normal" { Synchronous::Normal } else { Synchronous::Full };
-    let store =
-        SqliteStore::open(Path::new(path), sync).with_context(|| format!("cannot open the ledger at {path}"))?;
-    Ok(Arc::new(store))
-}
-
-/// Opens the ledger the configuration names, SQLite or PostgreSQL, migrated to this version.
-pub async fn open_ledger(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    if config.is_postgres() {
-        let store = store::postgres::PgStore::connect(&config.storage.url)
-            .await
-            .with_context(|| format!("cannot open the ledger at {}", config.storage.redacted_url()))?;
-        Ok(Arc::new(store))
-    } else {
-        Ok(open_sqlite(config)?)
-    }
-}
-
-pub fn planner(config: &Config, destinations: &[Arc<dyn Destination>]) -> Planner {
-    let rules = destinations.iter().map(|d| (d.name().to_owned(), d.rules())).collect::<BTreeMap<_, _>>();
-    let waits = config
-        .destinations
-        .iter()
-        .map(|d| {
-            (
-                d.name().to_owned(),
-                chrono::Duration::seconds(d.common().identity_wait_secs.min(i64::MAX as u64 / 1000) as i64),
-            )
-        })
-        .collect();
-    Planner::new(config.routes(), rules).with_identity_waits(waits)
-}
 
 /// Runs API and workers (as configured) until `shutdown` resolves, then stops claiming, lets
 /// in-flight sends finish and be recorded, and returns.
@@ -113,9 +53,9 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     // One serving process per SQLite ledger (a file lock); PostgreSQL ledgers are shared by design.
     let (store, _lock): (Arc<dyn Store>, _) = if config.is_postgres() {
-        (open_ledger(&config).await?, None)
+        (store::open(&config).await?, None)
     } else {
-        let sqlite = open_sqlite(&config)?;
+        let sqlite = store::open_sqlite(&config)?;
         let lock = lock_ledger(sqlite.path())?;
         (sqlite, Some(lock))
     };
@@ -123,7 +63,7 @@ pub async fn run(
     for d in &destinations {
         d.attach_ledger(store.clone());
     }
-    let planner = Arc::new(planner(&config, &destinations));
+    let planner = Arc::new(delivery::planner(&config, &destinations));
     let auth = Auth::from_config(&config.auth)?;
     if auth.is_open() {
         tracing::warn!("NO AUTH TOKENS CONFIGURED: the API is open to anyone who can reach {}", config.server.listen);
@@ -145,6 +85,7 @@ pub async fn run(
         planner: planner.clone(),
         metrics: metrics.clone(),
         auth,
+        capture_limit: api::capture::CaptureLimiter::per_minute(config.auth.capture_per_minute),
         sources: sources::SourceSecrets::resolve(&config.sources)?,
         wake: wake.clone(),
     });

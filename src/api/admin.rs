@@ -13,13 +13,13 @@ use serde::Deserialize;
 use super::auth::Role;
 use super::json_body;
 use super::problem::Problem;
+use crate::api::App;
 use crate::core::delivery::reason;
 use crate::core::DeliveryState;
 use crate::store::{
     DeliveryFilter, DeliveryView, EventView, ReceiptFilter, ReceiptView, ReplayReport, ReplaySelector, SettleOutcome,
     SettledAs, Settlement, SettlementView, MAX_SETTLEMENT_NOTE,
 };
-use crate::App;
 
 pub async fn get_event(
     State(app): State<Arc<App>>,

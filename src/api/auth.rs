@@ -20,8 +20,6 @@ pub struct Auth {
     admin: Vec<SecretValue>,
     /// Public by design (they ship in the page), so compared plainly.
     capture: Vec<String>,
-    /// Browser captures per client address.
-    pub capture_limit: super::capture::CaptureLimiter,
 }
 
 impl Auth {
@@ -34,7 +32,6 @@ impl Auth {
             ingest: resolve(&c.ingest_tokens)?,
             admin: resolve(&c.admin_tokens)?,
             capture: c.capture_keys.clone(),
-            capture_limit: super::capture::CaptureLimiter::per_minute(c.capture_per_minute),
         })
     }
 
@@ -116,7 +113,7 @@ fn bearer_token(value: &str) -> Option<&str> {
 /// Lets a request on to its handler only with a token of `role`: checked before the handler's
 /// extractors, so a request without credentials learns nothing about its path or query.
 pub async fn require(
-    axum::extract::State((app, role)): axum::extract::State<(std::sync::Arc<crate::App>, Role)>,
+    axum::extract::State((app, role)): axum::extract::State<(std::sync::Arc<crate::api::App>, Role)>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {

@@ -15,7 +15,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use super::auth::Role;
 use super::problem::Problem;
-use crate::App;
+use crate::api::App;
 
 /// The script, documented in its header and in the README ("Capture in the browser").
 pub const SCRIPT: &str = include_str!("capture.js");
@@ -31,7 +31,7 @@ pub(super) fn admit(app: &App, headers: &HeaderMap, peer: Option<SocketAddr>) ->
     let from_browser = app.auth.is_capture_key(headers);
     app.auth.require(headers, if from_browser { Role::Capture } else { Role::Ingest })?;
     if from_browser {
-        app.auth.capture_limit.admit(peer)?;
+        app.capture_limit.admit(peer)?;
     }
     Ok(from_browser)
 }

@@ -17,10 +17,10 @@ use chrono::{DateTime, Utc};
 
 use super::auth::Role;
 use super::problem::Problem;
+use crate::api::App;
 use crate::core::DeliveryState;
 use crate::store::{Counts, DeliveryFilter, DeliveryView, ReceiptFilter, ReceiptView};
 use crate::telemetry::DestinationLabels;
-use crate::App;
 
 mod timeline;
 

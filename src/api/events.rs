@@ -16,12 +16,12 @@ use serde_json::{json, Value};
 use super::auth::Role;
 use super::json_body;
 use super::problem::Problem;
+use crate::api::App;
 use crate::core::{DeliveryState, Event};
 use crate::ingest::canonical::{parse_capture, parse_event};
 use crate::ingest::FieldError;
 use crate::store::{IdentityCapture, IngestResult, IngestStatus, PlannedDelivery};
 use crate::telemetry::EventLabels;
-use crate::App;
 
 /// The answer for one item of a batch.
 #[derive(Serialize)]

@@ -23,9 +23,39 @@ use axum::routing::{get, post};
 use axum::{middleware, Router};
 use bytes::Bytes;
 
-use crate::App;
+use tokio::sync::Notify;
+
+use crate::api::auth::Auth;
+use crate::config::Config;
+use crate::core::plan::Planner;
+use crate::sources::SourceSecrets;
+use crate::store::Store;
+use crate::telemetry::Metrics;
 use auth::Role;
 use problem::Problem;
+
+/// Everything a running instance shares between the API and the workers.
+pub struct App {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub planner: Arc<Planner>,
+    pub metrics: Arc<Metrics>,
+    pub auth: Auth,
+    /// Browser captures per client address (`auth.capture_per_minute`).
+    pub capture_limit: capture::CaptureLimiter,
+    /// The sources' signing secrets and write keys, resolved at start.
+    pub sources: SourceSecrets,
+    pub(crate) wake: Vec<Arc<Notify>>,
+}
+
+impl App {
+    /// Tells every worker that new work may be due.
+    pub fn wake_workers(&self) {
+        for w in &self.wake {
+            w.notify_one();
+        }
+    }
+}
 
 pub fn router(app: Arc<App>) -> Router {
     let limit = app.config.server.max_body_bytes;

@@ -7,7 +7,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::problem::Problem;
-use crate::App;
+use crate::api::App;
 
 pub async fn healthz() -> &'static str {
     "ok"

@@ -15,9 +15,9 @@ use serde::Deserialize;
 use super::auth::Role;
 use super::json_body;
 use super::problem::Problem;
+use crate::api::App;
 use crate::import::Mapping;
 use crate::reconcile::{self, Format, Input, ReconcileError, Report, Request};
-use crate::App;
 
 /// Reconcile bodies carry whole exports: up to 256 MiB.
 pub const MAX_BODY: usize = 256 << 20;

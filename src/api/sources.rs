@@ -16,12 +16,12 @@ use serde_json::{json, Value};
 
 use super::events::{commit, summary};
 use super::problem::Problem;
+use crate::api::App;
 use crate::ingest::canonical::{parse_capture, parse_event};
 use crate::ingest::{json, FieldError};
 use crate::sources::segment::{self, BodyError, Message};
 use crate::sources::{shopify, stripe, MapError, Mapped, SignatureError};
 use crate::store::{IngestStatus, Receipt};
-use crate::App;
 
 fn not_configured(source: &str) -> Problem {
     Problem::new(

@@ -22,8 +22,8 @@ pub async fn run(batches: usize, synchronous: &str, report: &Report) -> anyhow::
         toml::Value::String(format!("sqlite://{}", dir.path().join("ledger.db").display()))
     );
     let config = Config::from_toml(&toml)?;
-    let store = crate::open_sqlite(&config)?;
-    let planner = std::sync::Arc::new(crate::planner(&config, &[]));
+    let store = crate::store::open_sqlite(&config)?;
+    let planner = std::sync::Arc::new(crate::delivery::planner(&config, &[]));
     let occurred = occurred_at();
 
     let mut t = Phases::default();

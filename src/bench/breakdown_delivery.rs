@@ -12,7 +12,7 @@ use super::load::{client_of, occurred_at, write_event, BATCH};
 use super::Report;
 use crate::config::Config;
 use crate::core::DeliveryState;
-use crate::delivery::RequestRecord;
+use crate::core::RequestRecord;
 use crate::store::{DeliveryUpdate, Recording, Store};
 
 /// Times the store work of delivering `events` events to GA4, without the HTTP send:
@@ -31,10 +31,10 @@ pub async fn run(events: usize, claim_batch: usize, synchronous: &str, report: &
         q(format!("file:{}", secret.display())),
     );
     let config = Config::from_toml(&toml)?;
-    let store: std::sync::Arc<dyn Store> = crate::open_sqlite(&config)?;
+    let store: std::sync::Arc<dyn Store> = crate::store::open_sqlite(&config)?;
     let destinations = crate::delivery::build(&config.destinations)?;
     let dest = destinations.first().context("no destination")?.clone();
-    let planner = std::sync::Arc::new(crate::planner(&config, &destinations));
+    let planner = std::sync::Arc::new(crate::delivery::planner(&config, &destinations));
     let occurred = occurred_at();
     let now = Utc::now();
     let mut t = DeliveryPhases::default();

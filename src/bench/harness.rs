@@ -141,7 +141,7 @@ impl Server {
     /// The server's ledger, opened beside it as the admin commands open it (ADR 0003), to read
     /// totals the API does not give.
     pub async fn ledger(&self) -> anyhow::Result<Arc<dyn crate::store::Store>> {
-        crate::open_ledger(&self.config).await
+        crate::store::open(&self.config).await
     }
 
     /// Stops the server and waits (bounded) for it to finish; the temp folder goes with it.

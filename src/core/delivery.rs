@@ -4,6 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::event::Event;
@@ -120,7 +121,7 @@ pub struct Claimed {
     /// Personal fields to leave out because consent for ad user data was not given.
     pub strip_personal: bool,
     /// When the delivery was planned: the age limit counts from here.
-    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub created_at: DateTime<Utc>,
     /// This send is a forced replay of a delivered delivery.
     pub forced: bool,
 }
@@ -138,4 +139,51 @@ pub enum Outcome {
     OutsideWindow,
     /// Not sent, on purpose: sending would add nothing or count twice (`reason` is a stable code).
     Skipped { reason: &'static str, detail: String },
+}
+
+/// One HTTP request made to a platform, as the ledger records it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RequestRecord {
+    /// What was called: `collect`, `debug`, …
+    pub endpoint: &'static str,
+    pub sent_at: DateTime<Utc>,
+    pub duration: Duration,
+    /// HTTP status, if an answer came.
+    pub status: Option<u16>,
+    /// Network error or timeout, if no answer came.
+    pub error: Option<String>,
+    /// The first bytes of the answer (bounded; never holds personal data we did not send).
+    pub response_excerpt: String,
+    /// SHA-256 of the request body.
+    pub body_sha256: String,
+}
+
+/// What a platform says, later, about a request it took for processing (Google's
+/// `requestStatus:retrieve`): how "sent" becomes "accepted" or not.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FollowUp {
+    /// Still processing: ask again later.
+    NotYet,
+    /// Processed, everything kept.
+    Accepted,
+    /// Processed, some events refused; the platform gives reasons and counts, not which events.
+    Partial { messages: Vec<String> },
+    /// Processing failed for the whole request.
+    Failed { messages: Vec<String> },
+    /// The question itself failed (network, 5xx): ask again later.
+    Error(String),
+    /// The platform will never say: it does not know the request id, or the request stayed
+    /// unanswered past the destination's give-up age (`Destination::follow_up_give_up_after`). Asking ends; the deliveries stay
+    /// delivered, marked `processing_unknown` (sent and taken, processing never confirmed).
+    Unconfirmed(String),
+}
+
+/// One destination's live queue.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct QueueStat {
+    pub destination: String,
+    /// Deliveries pending or in flight.
+    pub depth: u64,
+    /// When the oldest of them was planned.
+    pub oldest: Option<DateTime<Utc>>,
 }

@@ -1,6 +1,7 @@
 //! The domain, with no IO: events, ids, personal-data hashing, the catalog, planning rules,
 //! delivery states and retry delays. Everything else depends on this; it depends on nothing else.
 
+pub mod capture;
 pub mod currency;
 pub mod delivery;
 pub mod event;
@@ -9,5 +10,6 @@ pub mod pii;
 pub mod plan;
 pub mod retry;
 
-pub use delivery::{Claimed, DeliveryState, Outcome, Route};
+pub use capture::IdentityCapture;
+pub use delivery::{Claimed, DeliveryState, FollowUp, Outcome, QueueStat, RequestRecord, Route};
 pub use event::{Consent, ConsentState, Currency, Event, EventId, IdError, Identity, Item, Kind, Subject};

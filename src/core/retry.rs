@@ -39,6 +39,29 @@ impl RetryPolicy {
     }
 }
 
+/// Settings of the per-destination circuit breaker (`worker::breaker`), from `[worker]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BreakerPolicy {
+    /// Consecutive failed requests that open the circuit.
+    pub threshold: u32,
+    /// First open period; doubles at each re-opening up to `max_cooldown`.
+    pub cooldown: Duration,
+    pub max_cooldown: Duration,
+    /// Open period after a halt (bad credentials).
+    pub halt_cooldown: Duration,
+}
+
+impl Default for BreakerPolicy {
+    fn default() -> Self {
+        Self {
+            threshold: 5,
+            cooldown: Duration::from_secs(5),
+            max_cooldown: Duration::from_secs(300),
+            halt_cooldown: Duration::from_secs(300),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

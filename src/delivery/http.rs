@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use reqwest::header::{HeaderMap, CONTENT_TYPE, RETRY_AFTER};
 
-use super::RequestRecord;
 use crate::core::pii::sha256_hex;
+use crate::core::RequestRecord;
 
 /// Most bytes of an answer kept in the ledger.
 pub const EXCERPT_BYTES: usize = 512;

@@ -8,32 +8,15 @@ pub mod http;
 pub mod linkedin;
 pub mod meta;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 
 use crate::config::DestinationConfig;
-use crate::core::plan::Rules;
-use crate::core::{Claimed, Outcome};
-
-/// One HTTP request made to a platform, as the ledger records it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RequestRecord {
-    /// What was called: `collect`, `debug`, …
-    pub endpoint: &'static str,
-    pub sent_at: DateTime<Utc>,
-    pub duration: Duration,
-    /// HTTP status, if an answer came.
-    pub status: Option<u16>,
-    /// Network error or timeout, if no answer came.
-    pub error: Option<String>,
-    /// The first bytes of the answer (bounded; never holds personal data we did not send).
-    pub response_excerpt: String,
-    /// SHA-256 of the request body.
-    pub body_sha256: String,
-}
+use crate::core::plan::{Planner, Rules};
+use crate::core::{Claimed, FollowUp, Outcome, RequestRecord};
 
 /// What became of one delivery of a batch.
 #[derive(Clone, Debug, PartialEq)]
@@ -57,26 +40,6 @@ pub struct SendReport {
     /// Requests the platform took "for processing", to ask about later: (index into
     /// `requests`, the platform's id for the request).
     pub follow_ups: Vec<(usize, String)>,
-}
-
-/// What a platform says, later, about a request it took for processing (Google's
-/// `requestStatus:retrieve`): how "sent" becomes "accepted" or not.
-#[derive(Clone, Debug, PartialEq)]
-pub enum FollowUp {
-    /// Still processing: ask again later.
-    NotYet,
-    /// Processed, everything kept.
-    Accepted,
-    /// Processed, some events refused; the platform gives reasons and counts, not which events.
-    Partial { messages: Vec<String> },
-    /// Processing failed for the whole request.
-    Failed { messages: Vec<String> },
-    /// The question itself failed (network, 5xx): ask again later.
-    Error(String),
-    /// The platform will never say: it does not know the request id, or the request stayed
-    /// unanswered past [`Destination::follow_up_give_up_after`]. Asking ends; the deliveries stay
-    /// delivered, marked `processing_unknown` (sent and taken, processing never confirmed).
-    Unconfirmed(String),
 }
 
 /// How long after a send a platform's silence about it is still worth asking about. Google
@@ -133,4 +96,20 @@ pub fn build(configs: &[DestinationConfig]) -> anyhow::Result<Vec<Arc<dyn Destin
             }
         })
         .collect()
+}
+
+/// The planner for this configuration: its routes, each destination's rules and identity wait.
+pub fn planner(config: &crate::config::Config, destinations: &[Arc<dyn Destination>]) -> Planner {
+    let rules = destinations.iter().map(|d| (d.name().to_owned(), d.rules())).collect::<BTreeMap<_, _>>();
+    let waits = config
+        .destinations
+        .iter()
+        .map(|d| {
+            (
+                d.name().to_owned(),
+                chrono::Duration::seconds(d.common().identity_wait_secs.min(i64::MAX as u64 / 1000) as i64),
+            )
+        })
+        .collect();
+    Planner::new(config.routes(), rules).with_identity_waits(waits)
 }

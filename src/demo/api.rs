@@ -1,6 +1,6 @@
 //! The demo's HTTP client: it talks to Surety only through the public API, as a shop would, reads
 //! ingest answers (event id, planned deliveries), and reads `GET /v1/events/{id}` back into the
-//! ledger's own view type for `render_timeline`.
+//! ledger's own view type for its timeline text.
 
 use std::time::{Duration, Instant};
 

@@ -54,7 +54,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let mut demo = Demo::start(&args).await?;
 
     // Listen for ctrl-c from the start, so an interrupted tour still stops cleanly.
-    let signal = crate::cli::shutdown_signal();
+    let signal = crate::serve::shutdown_signal();
     tokio::pin!(signal);
     let (outcome, interrupted) = tokio::select! {
         o = demo.tour() => (o, false),
@@ -125,7 +125,9 @@ impl Demo {
     /// Plays the day and reports on it.
     async fn tour(&self) -> anyhow::Result<report::Summary> {
         wait_ready(&self.api, &self.server).await?;
-        let tour = script::play(&self.api, &self.sims).await?;
+        let (mut tour, ids, now) = script::play(&self.api).await?;
+        outage::play(&self.api, &self.sims, &mut tour, &ids, now).await?;
+        script::confirmations(&self.api, &mut tour).await?;
         report::print(&self.api, &self.sims, &tour).await
     }
 

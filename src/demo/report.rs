@@ -8,7 +8,6 @@ use super::api::Api;
 use super::script::{Expect, Expected, Tour};
 use super::setup::Sims;
 use super::{DESTINATIONS, GOOGLE_ADS};
-use crate::cli::render_timeline;
 use crate::core::DeliveryState;
 use crate::store::EventView;
 
@@ -81,7 +80,7 @@ pub async fn print(api: &Api, sims: &Sims, tour: &Tour) -> anyhow::Result<Summar
         if let Some(v) = id.as_ref().and_then(|id| views.iter().find(|v| v.event.event_id.as_str() == id)) {
             println!("\n══ Timeline: {why} ══");
             println!("   (surety events show {}  prints the same from the ledger)\n", v.event.event_id);
-            for line in render_timeline(v).lines() {
+            for line in v.to_string().lines() {
                 println!("   {line}");
             }
         }

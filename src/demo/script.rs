@@ -11,7 +11,6 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
 
 use super::api::{event_id, planned, Api};
-use super::setup::Sims;
 use super::{DESTINATIONS, GA4, GOOGLE_ADS, LINKEDIN, META};
 
 /// What the tour expects of one delivery.
@@ -91,7 +90,8 @@ pub(super) fn say(text: &str) {
 }
 
 /// Plays the day. Errors are transport failures only; unexpected answers are collected.
-pub async fn play(api: &Api, sims: &Sims) -> anyhow::Result<Tour> {
+/// The morning: steps 1–12. Returns the tour so far, with the ids and clock the later steps use.
+pub async fn play(api: &Api) -> anyhow::Result<(Tour, Ids, DateTime<Utc>)> {
     let ids = Ids { shift: free_shift(api).await? };
     let now = Utc::now();
     let mut tour = Tour::default();
@@ -277,9 +277,7 @@ pub async fn play(api: &Api, sims: &Sims) -> anyhow::Result<Tour> {
         tour.surprises.push(format!("replay of a delivered purchase was not refused everywhere: {}", a.body));
     }
 
-    super::outage::play(api, sims, &mut tour, &ids, now).await?;
-    confirmations(api, &mut tour).await?;
-    Ok(tour)
+    Ok((tour, ids, now))
 }
 
 /// Waits until what was posted so far reached the platforms: an adjustment must follow the
@@ -292,7 +290,7 @@ async fn first_reach_the_platforms(api: &Api, tour: &mut Tour, what: &str) -> an
 }
 
 /// Google's processing status turns "sent" into "accepted": waits (bounded) until it has.
-async fn confirmations(api: &Api, tour: &mut Tour) -> anyhow::Result<()> {
+pub async fn confirmations(api: &Api, tour: &mut Tour) -> anyhow::Result<()> {
     step(
         "15. Google Ads confirms what it processed. events:ingest answering 200 means \"accepted for\n    \
          processing\": those deliveries are 'delivered:sent'. Surety asks requestStatus:retrieve (Google: about\n    \

@@ -165,8 +165,8 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
     };
 
     let config = Config::load(args.config.as_deref())?;
-    let store = crate::open_ledger(&config).await?;
-    let planner = Arc::new(crate::planner(&config, &crate::delivery::build(&config.destinations)?));
+    let store = crate::store::open(&config).await?;
+    let planner = Arc::new(crate::delivery::planner(&config, &crate::delivery::build(&config.destinations)?));
     let rejects = RejectFile::open(&rejects_path, resume.as_ref().map(|c| c.rejects_len))?;
 
     let (tx, mut rx) = mpsc::channel(IN_FLIGHT);

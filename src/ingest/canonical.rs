@@ -13,8 +13,8 @@ use super::FieldError;
 use crate::core::event::{check_amount, check_id, check_quantity};
 use crate::core::ga_cookie;
 use crate::core::pii::{self, Hashed, PiiError};
+use crate::core::IdentityCapture;
 use crate::core::{Consent, Currency, Event, EventId, Identity, Item, Kind, Subject};
-use crate::store::IdentityCapture;
 
 /// Longest accepted plain identifier (client id, click ids, user agent, …).
 const MAX_ID_LEN: usize = 1024;

@@ -63,8 +63,8 @@ fn expected() -> Vec<(String, String)> {
 async fn sqlite_reads_a_subjects_history_in_event_time_order() {
     let dir = tempfile::tempdir().unwrap();
     let config = config(&dir);
-    let store: Arc<dyn Store> = crate::open_sqlite(&config).unwrap();
-    let planner = Arc::new(crate::planner(&config, &crate::delivery::build(&config.destinations).unwrap()));
+    let store: Arc<dyn Store> = crate::store::open_sqlite(&config).unwrap();
+    let planner = Arc::new(crate::delivery::planner(&config, &crate::delivery::build(&config.destinations).unwrap()));
     assert_eq!(history_of(store, planner).await, expected());
 }
 
@@ -73,6 +73,6 @@ async fn postgres_reads_a_subjects_history_in_event_time_order() {
     let dir = tempfile::tempdir().unwrap();
     let config = config(&dir);
     let store: Arc<dyn Store> = Arc::new(crate::store::postgres::testdb::fresh().await);
-    let planner = Arc::new(crate::planner(&config, &crate::delivery::build(&config.destinations).unwrap()));
+    let planner = Arc::new(crate::delivery::planner(&config, &crate::delivery::build(&config.destinations).unwrap()));
     assert_eq!(history_of(store, planner).await, expected());
 }

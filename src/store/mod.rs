@@ -2,6 +2,7 @@
 //! with its own migrations (SQLite now; PostgreSQL joins behind the same trait).
 
 mod identity_wait;
+mod open;
 pub mod postgres;
 mod prepare;
 mod rules;
@@ -19,8 +20,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::core::plan::Planner;
-use crate::core::{Claimed, Consent, DeliveryState, Event, Identity, Subject};
-use crate::delivery::{FollowUp, RequestRecord};
+use crate::core::{Claimed, DeliveryState, Event, FollowUp, RequestRecord, Subject};
+pub use crate::core::{IdentityCapture, QueueStat};
+pub use open::{open, open_sqlite};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -133,18 +135,6 @@ pub struct PlannedDelivery {
     pub state: DeliveryState,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'static str>,
-}
-
-/// An identity captured for a subject at checkout or lead capture.
-#[derive(Clone, Debug, PartialEq)]
-pub struct IdentityCapture {
-    pub subject: Subject,
-    pub captured_at: DateTime<Utc>,
-    pub identity: Identity,
-    pub consent: Consent,
-    /// Posted from a browser with a capture key: untrusted, so it may add to the subject's
-    /// identity and consent but never overwrite what the bridge already holds.
-    pub from_browser: bool,
 }
 
 /// How one delivery ends up after an attempt (computed by the worker, written by the store).
@@ -388,16 +378,6 @@ pub struct Counts {
     /// (destination, state, reason) → deliveries.
     pub deliveries: Vec<(String, DeliveryState, Option<String>, u64)>,
     pub queues: Vec<QueueStat>,
-}
-
-/// One destination's live queue.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct QueueStat {
-    pub destination: String,
-    /// Deliveries pending or in flight.
-    pub depth: u64,
-    /// When the oldest of them was planned.
-    pub oldest: Option<DateTime<Utc>>,
 }
 
 /// What crash recovery did at start.

@@ -2,8 +2,8 @@
 //! replayed, and how a platform's follow-up answer settles a request's deliveries.
 
 use crate::core::delivery::reason;
+use crate::core::FollowUp;
 use crate::core::{Consent, DeliveryState, Identity};
-use crate::delivery::FollowUp;
 use crate::store::{IdentityCapture, SettledAs, StoreError};
 
 /// Why a delivery in `state` (ended with `reason`) may not be replayed (with or without

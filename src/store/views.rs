@@ -138,3 +138,77 @@ pub(super) fn window_entries(
     }
     Ok(entries)
 }
+
+/// One event's timeline as text (`surety events show`, `surety demo`).
+impl std::fmt::Display for EventView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let v = self;
+        let e = &v.event;
+        writeln!(f, "event     {}", e.event_id)?;
+        writeln!(f, "kind      {} ({}), subject {}:{}", e.kind, v.routing, e.subject.kind, e.subject.id)?;
+        writeln!(f, "occurred  {}   (event time, sent to platforms)", e.occurred_at.to_rfc3339())?;
+        writeln!(f, "received  {}   (processing time)", e.received_at.to_rfc3339())?;
+        if let (Some(value), Some(cur)) = (e.value, &e.currency) {
+            writeln!(f, "value     {value} {}", cur.as_str())?;
+        }
+        if !e.joined.is_empty() {
+            writeln!(f, "joined    {}", e.joined.join(", "))?;
+        }
+        for c in &v.conflicts {
+            writeln!(
+                f,
+                "conflict  {} a different version arrived (content {})",
+                c.received_at.to_rfc3339(),
+                &c.content_hash[..12]
+            )?;
+        }
+        for d in &v.deliveries {
+            let reason = d.reason.as_deref().map(|r| format!(":{r}")).unwrap_or_default();
+            writeln!(f, "\n→ {} as '{}'  [{}{}]  #{}", d.destination, d.destination_event, d.state, reason, d.id)?;
+            for m in &d.messages {
+                writeln!(f, "    ! {m}")?;
+            }
+            if let Some(next) = d.next_attempt_at {
+                writeln!(f, "    next attempt {}", next.to_rfc3339())?;
+            }
+            for r in v.replays.iter().filter(|r| r.delivery_id == d.id) {
+                writeln!(
+                    f,
+                    "    {} replayed from {}{}",
+                    r.at.to_rfc3339(),
+                    r.previous_state,
+                    if r.forced { " (FORCED)" } else { "" }
+                )?;
+            }
+            for a in v.attempts.iter().filter(|a| a.delivery_id == d.id) {
+                let status =
+                    a.http_status.map(|s| s.to_string()).or_else(|| a.error.clone()).unwrap_or_else(|| "-".into());
+                let took = a.duration_ms.map(|ms| format!(" in {ms:.1} ms")).unwrap_or_default();
+                writeln!(
+                    f,
+                    "    {} attempt {} {}: {}{}{}{}",
+                    a.at.to_rfc3339(),
+                    a.attempt,
+                    a.outcome,
+                    status,
+                    took,
+                    a.detail.as_deref().map(|d| format!(" — {d}")).unwrap_or_default(),
+                    if a.forced { " (forced)" } else { "" }
+                )?;
+            }
+            for st in v.settlements.iter().filter(|st| st.delivery_id == d.id) {
+                writeln!(
+                    f,
+                    "    {} settled as {} by {} (was {}{}){}",
+                    st.at.to_rfc3339(),
+                    st.settled_as,
+                    st.by,
+                    st.previous_state,
+                    st.previous_reason.as_deref().map(|r| format!(":{r}")).unwrap_or_default(),
+                    st.note.as_deref().map(|n| format!(" — {n}")).unwrap_or_default()
+                )?;
+            }
+        }
+        Ok(())
+    }
+}

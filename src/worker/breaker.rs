@@ -4,30 +4,9 @@
 //! platform said our credentials are bad) opens it at once, for longer: retrying would only
 //! hammer the platform with requests it must refuse.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-/// Settings of the breaker.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BreakerPolicy {
-    /// Consecutive failed requests that open the circuit.
-    pub threshold: u32,
-    /// First open period; doubles at each re-opening up to `max_cooldown`.
-    pub cooldown: Duration,
-    pub max_cooldown: Duration,
-    /// Open period after a halt (bad credentials).
-    pub halt_cooldown: Duration,
-}
-
-impl Default for BreakerPolicy {
-    fn default() -> Self {
-        Self {
-            threshold: 5,
-            cooldown: Duration::from_secs(5),
-            max_cooldown: Duration::from_secs(300),
-            halt_cooldown: Duration::from_secs(300),
-        }
-    }
-}
+pub use crate::core::retry::BreakerPolicy;
 
 /// What the worker may do now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,6 +89,8 @@ impl Breaker {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn policy() -> BreakerPolicy {

@@ -34,9 +34,9 @@ async fn setup() -> Setup {
         token = q(format!("file:{}", token.display())),
     );
     let config = Config::from_toml(&toml).unwrap();
-    let store: Arc<dyn Store> = crate::open_sqlite(&config).unwrap();
+    let store: Arc<dyn Store> = crate::store::open_sqlite(&config).unwrap();
     let destinations = crate::delivery::build(&config.destinations).unwrap();
-    let planner = Arc::new(crate::planner(&config, &destinations));
+    let planner = Arc::new(crate::delivery::planner(&config, &destinations));
     let ctx = WorkerContext {
         store,
         planner,

@@ -12,7 +12,8 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
 use super::WorkerContext;
-use crate::delivery::{Destination, FollowUp};
+use crate::core::FollowUp;
+use crate::delivery::Destination;
 use crate::store::Store;
 
 /// Requests asked about per round.

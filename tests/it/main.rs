@@ -3,6 +3,7 @@
 
 mod support;
 
+mod architecture;
 mod capture;
 mod crash;
 mod dashboard;

@@ -98,9 +98,9 @@ async fn a_dead_process_lease_is_taken_over_by_a_live_one() {
             .replace("url = \"sqlite://unused.db\"", &format!("url = \"{url}\"")),
     )
     .unwrap();
-    let ledger = surety::open_ledger(&config).await.unwrap();
+    let ledger = surety::store::open(&config).await.unwrap();
     let destinations = surety::delivery::build(&config.destinations).unwrap();
-    let planner = Arc::new(surety::planner(&config, &destinations));
+    let planner = Arc::new(surety::delivery::planner(&config, &destinations));
     let mut e = purchase("orphan", 1);
     e["event_id"] = json!("orphan-1");
     let event = surety::ingest::canonical::parse_event(e, "api", chrono::Utc::now(), "").unwrap();

@@ -38,7 +38,7 @@ async fn ledger_with_a_refund_in_doubt(dir: &std::path::Path, ga4_base: &str, or
     let db = dir.join("surety.db");
     let config = Config::from_toml(&config_toml(&db, ga4_base, "")).expect("config");
     let store = SqliteStore::open(&db, Synchronous::Normal).expect("open ledger");
-    let planner = Arc::new(surety::planner(&config, &surety::delivery::build(&config.destinations).unwrap()));
+    let planner = Arc::new(surety::delivery::planner(&config, &surety::delivery::build(&config.destinations).unwrap()));
     let mut refund = purchase(order, 1);
     refund["kind"] = json!("refund_completed");
     let now = chrono::Utc::now();

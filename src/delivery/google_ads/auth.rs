@@ -14,8 +14,8 @@ use tokio::sync::Mutex;
 
 use crate::config::google_ads::SCOPE;
 use crate::core::pii::sha256_hex;
+use crate::core::RequestRecord;
 use crate::delivery::http::{self as exchange, Exchange};
-use crate::delivery::RequestRecord;
 
 /// Google accepts assertions valid for at most an hour.
 const ASSERTION_LIFETIME_SECS: i64 = 3600;

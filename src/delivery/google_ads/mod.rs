@@ -58,10 +58,11 @@ pub use rules::{has_identity, GoogleAdsRules};
 pub use status::{follow_up, parse_status, DestinationStatus, ProcessingState, ReasonCount, StatusCheck, StatusError};
 pub use validate::{check_body, check_event, MAX_DESTINATIONS, MAX_EVENTS, MAX_USER_IDENTIFIERS};
 
-use super::{Destination, FollowUp, SendReport};
+use super::{Destination, SendReport};
 use crate::config::google_ads::{customer_id, GoogleAdsConfig};
 use crate::core::plan::Rules;
 use crate::core::Claimed;
+use crate::core::FollowUp;
 use crate::store::Store;
 use auth::TokenSource;
 use pace::Pace;

@@ -15,8 +15,8 @@ use super::answer::{RpcStatus, SLOW_DOWN};
 use super::auth::TokenError;
 use super::GoogleAds;
 use crate::core::pii::sha256_hex;
+use crate::core::{FollowUp, RequestRecord};
 use crate::delivery::http as exchange;
-use crate::delivery::{FollowUp, RequestRecord};
 
 /// `RequestStatusPerDestination.RequestStatus`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
 use super::{from_us, to_us};
-use crate::delivery::FollowUp;
+use crate::core::FollowUp;
 use crate::store::{DueFollowUp, StoreError};
 
 /// How long a process that took a due follow-up has to record its answer before another process

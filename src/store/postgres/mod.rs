@@ -25,8 +25,8 @@ use super::{
 };
 use super::{LedgerEntry, WindowPage};
 use crate::core::plan::Planner;
+use crate::core::FollowUp;
 use crate::core::{Event, Subject};
-use crate::delivery::FollowUp;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/postgres/migrations");
 

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection};
 
 use super::{from_us, to_us};
-use crate::delivery::FollowUp;
+use crate::core::FollowUp;
 use crate::store::{DueFollowUp, StoreError};
 
 pub(super) fn due(

@@ -26,8 +26,8 @@ use super::{
 };
 use super::{LedgerEntry, WindowPage};
 use crate::core::plan::Planner;
+use crate::core::FollowUp;
 use crate::core::{Event, Subject};
-use crate::delivery::FollowUp;
 
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_ledger.sql"),

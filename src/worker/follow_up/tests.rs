@@ -13,7 +13,8 @@ use super::{close_unanswered, next_ask, round};
 use crate::config::Config;
 use crate::core::delivery::reason;
 use crate::core::DeliveryState;
-use crate::delivery::{Destination, FollowUp, FOLLOW_UP_GIVE_UP_AFTER};
+use crate::core::FollowUp;
+use crate::delivery::{Destination, FOLLOW_UP_GIVE_UP_AFTER};
 use crate::sim::google_ads::{GoogleAdsSim, TEST_SERVICE_ACCOUNT_JSON};
 use crate::store::{DeliveryView, Store};
 use crate::telemetry::Metrics;
@@ -43,9 +44,9 @@ async fn setup() -> Setup {
         token = q(sim.token_url.clone()),
     );
     let config = Config::from_toml(&toml).unwrap();
-    let store: Arc<dyn Store> = crate::open_sqlite(&config).unwrap();
+    let store: Arc<dyn Store> = crate::store::open_sqlite(&config).unwrap();
     let destinations = crate::delivery::build(&config.destinations).unwrap();
-    let planner = Arc::new(crate::planner(&config, &destinations));
+    let planner = Arc::new(crate::delivery::planner(&config, &destinations));
     let ctx = WorkerContext {
         store,
         planner,

@@ -102,8 +102,9 @@ async fn ledger(dir: &tempfile::TempDir, events: &[&Event]) -> std::sync::Arc<dy
         key = q(format!("file:{}", key.display())),
     );
     let config = crate::config::Config::from_toml(&toml).unwrap();
-    let store: std::sync::Arc<dyn crate::store::Store> = crate::open_sqlite(&config).unwrap();
-    let planner = std::sync::Arc::new(crate::planner(&config, &crate::delivery::build(&config.destinations).unwrap()));
+    let store: std::sync::Arc<dyn crate::store::Store> = crate::store::open_sqlite(&config).unwrap();
+    let planner =
+        std::sync::Arc::new(crate::delivery::planner(&config, &crate::delivery::build(&config.destinations).unwrap()));
     let events: Vec<Event> = events.iter().map(|e| (*e).clone()).collect();
     store.ingest(events, planner).await.unwrap();
     store

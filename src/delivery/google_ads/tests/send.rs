@@ -311,7 +311,7 @@ async fn batches_keep_to_ten_conversion_actions_and_the_batch_size() {
 async fn field_warnings_of_a_success_reach_the_event_they_name() {
     // A stand-in answer: the simulator gives no warnings, so the reading is tested on its own.
     let ex = crate::delivery::http::Exchange {
-        record: crate::delivery::RequestRecord {
+        record: crate::core::RequestRecord {
             endpoint: "events:ingest",
             sent_at: Utc::now(),
             duration: StdDuration::ZERO,

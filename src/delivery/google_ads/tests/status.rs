@@ -123,7 +123,7 @@ async fn status_errors_are_typed() {
 
 #[tokio::test]
 async fn sends_name_their_follow_ups_and_the_worker_hook_reads_them() {
-    use crate::delivery::FollowUp;
+    use crate::core::FollowUp;
     let (sim, gads, _t) = setup().await;
     assert_eq!(gads.follow_up_after(), Some(std::time::Duration::from_secs(1800)));
     let mut batch: Vec<Claimed> = (0..3).map(|i| claimed(i, purchase(&i.to_string()), ACTION)).collect();

@@ -6,9 +6,9 @@ use serde_json::json;
 
 use super::*;
 use crate::core::Outcome;
+use crate::core::RequestRecord;
 use crate::delivery::http::{excerpt, Exchange};
 use crate::delivery::linkedin::answer::{read, Verdict};
-use crate::delivery::RequestRecord;
 
 fn exchange(status: Option<u16>, body: &str) -> Exchange {
     Exchange {

@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 use sqlx::PgPool;
 
 use crate::core::DeliveryState;
-use crate::delivery::FollowUp;
+use crate::core::FollowUp;
 use crate::store::postgres::queue::tests::{attempts, event, pending, request, row, t0, update};
 use crate::store::postgres::{testdb, to_us, PgStore};
 use crate::store::{DueFollowUp, Recording, ReplaySelector, Store};

@@ -9,8 +9,8 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use sqlx::PgPool;
 
+use crate::core::RequestRecord;
 use crate::core::{DeliveryState, Event, EventId, Kind, Route, Subject};
-use crate::delivery::RequestRecord;
 use crate::store::postgres::{testdb, to_us, PgStore};
 use crate::store::{DeliveryUpdate, Recording, Recovered, Store};
 
