@@ -71,6 +71,8 @@ enum Command {
     Reconcile(crate::reconcile::ReconcileArgs),
     /// Late arrivals per event day: what came after the day ended, what was too late, what changed.
     Late(crate::reconcile::late::LateArgs),
+    /// Coverage: what each event carried (ids, click ids, consent) and what became of it per destination.
+    Coverage(crate::reconcile::coverage::CoverageArgs),
 }
 
 #[derive(Subcommand)]
@@ -362,6 +364,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Import(args) => runtime()?.block_on(crate::import::run(args)),
         Command::Reconcile(args) => crate::reconcile::cli(args),
         Command::Late(args) => crate::reconcile::late::cli(args),
+        Command::Coverage(args) => crate::reconcile::coverage::cli(args),
     }
 }
 

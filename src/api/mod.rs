@@ -78,6 +78,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/deliveries/settle", post(admin::settle))
         .route("/v1/receipts", get(admin::list_receipts))
         .route("/v1/late-arrivals", get(late::get_late_arrivals))
+        .route("/v1/coverage", get(late::get_coverage))
         .route("/v1/reconcile", post(reconcile::post_reconcile).layer(DefaultBodyLimit::max(reconcile::MAX_BODY)))
         .route_layer(middleware::from_fn_with_state((app.clone(), Role::Admin), auth::require));
     Router::new()
