@@ -8,6 +8,7 @@ use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+pub mod alerts;
 mod ga4;
 pub mod google_ads;
 pub mod linkedin;
@@ -49,6 +50,12 @@ pub struct Config {
     /// kind → destination name → route.
     #[serde(default)]
     pub catalog: BTreeMap<String, BTreeMap<String, Route>>,
+    /// Where alert messages go, and whether this process evaluates the rules.
+    #[serde(default)]
+    pub alerting: alerts::AlertingConfig,
+    /// `[[alerts]]`: what needs a person (`crate::alerts`).
+    #[serde(default)]
+    pub alerts: Vec<alerts::AlertRule>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -500,6 +507,8 @@ impl Config {
                 }
             }
         }
+        let names: Vec<&str> = self.destinations.iter().map(|d| d.name()).collect();
+        p.extend(alerts::problems(&self.alerting, &self.alerts, &names));
         p
     }
 

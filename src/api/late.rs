@@ -1,5 +1,5 @@
-//! `GET /v1/late-arrivals` and `GET /v1/coverage` (admin): `surety late` and `surety coverage`
-//! over HTTP — the measurement reports that read the ledger and write nothing.
+//! `GET /v1/late-arrivals`, `GET /v1/coverage` and `GET /v1/alerts` (admin): `surety late`, `surety coverage`
+//! and the alert book over HTTP — the measurement loop, read only.
 
 use std::sync::Arc;
 
@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use super::auth::Role;
 use super::problem::Problem;
+use crate::alerts::AlertsView;
 use crate::api::App;
 use crate::reconcile::coverage::{self, CoverageQuery, CoverageReport, GroupBy};
 use crate::reconcile::late::{self, CountError, LateReport};
@@ -78,4 +79,10 @@ fn counted(e: CountError) -> Problem {
             Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "count_overflow", "Count overflow", e.to_string())
         }
     }
+}
+
+/// `GET /v1/alerts` (admin): what fires now and the recent firing and resolved messages.
+pub async fn get_alerts(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Json<AlertsView>, Problem> {
+    app.auth.require(&headers, Role::Admin)?;
+    Ok(Json(app.alerts.view()))
 }

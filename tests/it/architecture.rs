@@ -13,7 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["config", "sim", "telemetry"],
     &["ingest", "store", "serve"],
     &["sources", "delivery"],
-    &["worker", "import"],
+    &["worker", "import", "alerts"],
     &["reconcile"],
     &["api"],
     &["(root)"],
