@@ -18,6 +18,7 @@ mod ingest;
 mod kill_cycles;
 mod openapi;
 mod operate;
+mod packaging;
 mod postgres;
 mod reconcile;
 mod settle;
