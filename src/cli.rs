@@ -195,8 +195,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Events(EventsCommand::Show { id, config, json }) => {
             let config = load(&config)?;
-            let view = runtime()?
-                .block_on(async { crate::store::open(&config).await?.event(&id).await.map_err(anyhow::Error::from) })?;
+            let view = runtime()?.block_on(async {
+                crate::store::open_existing(&config).await?.event(&id).await.map_err(anyhow::Error::from)
+            })?;
             match view {
                 None => {
                     eprintln!("no event with id {id}");
@@ -222,7 +223,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ..Default::default()
             };
             let rows = runtime()?.block_on(async {
-                crate::store::open(&config).await?.deliveries(filter).await.map_err(anyhow::Error::from)
+                crate::store::open_existing(&config).await?.deliveries(filter).await.map_err(anyhow::Error::from)
             })?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
@@ -258,7 +259,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ReplaySelector { delivery_ids: ids, destination, ..Default::default() }
             };
             let report = runtime()?.block_on(async {
-                crate::store::open(&config)
+                crate::store::open_existing(&config)
                     .await?
                     .replay(selector, force, chrono::Utc::now())
                     .await
@@ -282,7 +283,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let settlement = Settlement { delivery_id: id, settled_as, by: cli_user(), note };
             let outcome = runtime()?.block_on(async {
-                crate::store::open(&config)
+                crate::store::open_existing(&config)
                     .await?
                     .settle(settlement, chrono::Utc::now())
                     .await
@@ -334,7 +335,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let batch = config.retention.batch.max(1);
             let total = runtime()?.block_on(async {
-                let store = crate::store::open(&config).await?;
+                let store = crate::store::open_existing(&config).await?;
                 let cancel = tokio_util::sync::CancellationToken::new();
                 crate::prune_all(store.as_ref(), before, batch, &cancel).await.map_err(anyhow::Error::from)
             })?;

@@ -19,6 +19,7 @@ mod kill_cycles;
 mod metrics;
 mod openapi;
 mod operate;
+mod operator;
 mod packaging;
 mod postgres;
 mod reconcile;
