@@ -135,7 +135,7 @@ mod tests {
     #[test]
     fn a_secret_is_redacted_where_it_stands_as_a_token() {
         let t = "EAAB-s3cr3t-token";
-        assert_eq!(redact(&format!("{t}"), t), "[redacted]");
+        assert_eq!(redact(t, t), "[redacted]");
         assert_eq!(redact(&format!("?access_token={t}&x=1"), t), "?access_token=[redacted]&x=1");
         assert_eq!(redact(&format!("{{\"token\":\"{t}\"}} {t}"), t), "{\"token\":\"[redacted]\"} [redacted]");
         assert_eq!(redact(&format!("Bearer {t}."), t), "Bearer [redacted].");
