@@ -135,6 +135,7 @@ enum DlqCommand {
 
 /// Parses the command line, runs the command, maps errors to a message and exit code 1.
 pub fn main() -> ExitCode {
+    quiet_on_broken_pipe();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
@@ -143,6 +144,22 @@ pub fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `surety dlq list | head` closes the pipe before the output ends. Rust ignores SIGPIPE, so
+/// `println!` then panics; stop quietly instead, with the status a shell reports for a tool that
+/// SIGPIPE ended (128 + 13), as `grep` or `yes` would.
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message =
+            payload.downcast_ref::<String>().map(String::as_str).or_else(|| payload.downcast_ref::<&str>().copied());
+        if message.is_some_and(|m| m.starts_with("failed printing to std") && m.contains("Broken pipe")) {
+            std::process::exit(141);
+        }
+        default(info)
+    }));
 }
 
 fn load(arg: &ConfigArg) -> anyhow::Result<Config> {
@@ -242,7 +259,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         "{:>8}  {:<16} {:<12} {:<22} {:>8}  {}",
                         d.id,
                         d.destination,
-                        d.state,
+                        d.state.as_str(),
                         d.reason.unwrap_or_default(),
                         d.attempts,
                         d.event_id

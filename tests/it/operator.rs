@@ -149,3 +149,23 @@ fn logs_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
     assert!(seen.contains("WARN"), "the level is still written, in plain text:\n{seen}");
     assert!(!seen.contains('\u{1b}'), "colour codes in piped logs:\n{seen:?}");
 }
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly_not_in_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let config =
+        write(dir.path(), "surety.toml", &format!("[storage]\nurl = \"sqlite://{}/l.db\"\n", dir.path().display()));
+    assert!(surety(&["migrate", "--config", &config]).status.success());
+    // The reading end is closed before the command writes: as `surety dlq list | head -0`.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_surety"))
+        .args(["dlq", "list", "--config", &config])
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run surety");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+}
