@@ -338,7 +338,10 @@ impl Config {
             return Err(ConfigError { problems });
         };
         config.default_consent_purposes(&figment);
-        problems.extend(config.problems());
+        let unread = |p: &String| {
+            parsed.dropped_destinations.iter().any(|name| p.ends_with(&format!("no destination named '{name}'")))
+        };
+        problems.extend(config.problems().into_iter().filter(|p| !unread(p)));
         if problems.is_empty() {
             Ok(config)
         } else {

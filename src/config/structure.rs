@@ -18,21 +18,28 @@ const MAX_ROUNDS: usize = 100;
 pub(super) struct Parsed {
     pub config: Option<(Config, Figment)>,
     pub problems: Vec<String>,
+    /// Destinations left out because they could not be read (an unknown `type`, a missing
+    /// `name`): the catalog's routes to them are not problems of their own.
+    pub dropped_destinations: Vec<String>,
 }
 
 pub(super) fn parse(figment: &Figment) -> Parsed {
     let mut root = match figment.extract::<Dict>() {
         Ok(dict) => Value::Dict(Tag::Default, dict),
         // The file is not TOML at all: the parser's message (with its line and column) is all there is.
-        Err(e) => return Parsed { config: None, problems: e.into_iter().map(|e| e.to_string()).collect() },
+        Err(e) => {
+            let problems = e.into_iter().map(|e| e.to_string()).collect();
+            return Parsed { config: None, problems, dropped_destinations: Vec::new() };
+        }
     };
     let defaults =
         Figment::from(Toml::string(super::DEFAULT_TOML)).extract::<Dict>().map(|d| Value::Dict(Tag::Default, d)).ok();
     let mut problems = Vec::new();
+    let mut dropped_destinations = Vec::new();
     for _ in 0..MAX_ROUNDS {
         let current = Figment::from(Serialized::defaults(&root));
         let errors = match current.extract::<Config>() {
-            Ok(config) => return Parsed { config: Some((config, current)), problems },
+            Ok(config) => return Parsed { config: Some((config, current)), problems, dropped_destinations },
             Err(errors) => errors,
         };
         let mut progressed = false;
@@ -41,13 +48,21 @@ pub(super) fn parse(figment: &Figment) -> Parsed {
             if !problems.contains(&problem) {
                 problems.push(problem);
             }
+            if let Fix::Drop(path) = &fix {
+                if let [section, _] = path.as_slice() {
+                    let name = get(&root, path).and_then(|d| get(d, &["name".to_owned()])).and_then(Value::as_str);
+                    if let (true, Some(name)) = (section == "destinations", name) {
+                        dropped_destinations.push(name.to_owned());
+                    }
+                }
+            }
             progressed |= apply(&mut root, defaults.as_ref(), fix);
         }
         if !progressed {
             break;
         }
     }
-    Parsed { config: None, problems }
+    Parsed { config: None, problems, dropped_destinations }
 }
 
 /// What to change so the next round gets past a problem.
