@@ -192,7 +192,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(c) => {
                     println!(
                         "configuration is valid: storage {}, {} destination(s), {} catalog kind(s)",
-                        c.storage.url,
+                        c.storage.redacted_url(),
                         c.destinations.len(),
                         c.catalog.len()
                     );

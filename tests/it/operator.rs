@@ -169,3 +169,14 @@ fn output_into_a_closed_pipe_ends_quietly_not_in_a_panic() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.code(), Some(141), "{stderr}");
 }
+
+#[test]
+fn check_config_never_prints_the_ledger_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let config =
+        write(dir.path(), "surety.toml", "[storage]\nurl = \"postgres://surety:pg-s3cret@db.internal:5432/surety\"\n");
+    let out = surety(&["check-config", "--config", &config]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("db.internal:5432/surety") && !stdout.contains("pg-s3cret"), "{stdout}");
+}
