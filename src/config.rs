@@ -15,9 +15,10 @@ pub mod linkedin;
 pub mod meta;
 mod secret;
 pub mod sources;
+mod structure;
 
 pub use ga4::Ga4Config;
-pub use secret::{Secret, SecretValue};
+pub use secret::{Secret, SecretValue, MIN_SECRET_CHARS};
 pub use sources::SourcesConfig;
 
 use crate::core::plan::{ConsentPurpose, OnPersonalDataDenied};
@@ -335,11 +336,19 @@ impl Config {
         Self::from_figment(Figment::from(Toml::string(DEFAULT_TOML)).merge(Toml::string(text)))
     }
 
+    /// Structural problems first (every one: see `structure`), then, if the rest parses, every
+    /// semantic problem of what was written correctly.
     fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
-        let mut config: Config =
-            figment.extract().map_err(|e| ConfigError { problems: e.into_iter().map(|e| e.to_string()).collect() })?;
+        let parsed = structure::parse(&figment);
+        let mut problems = parsed.problems;
+        let Some((mut config, figment)) = parsed.config else {
+            return Err(ConfigError { problems });
+        };
         config.default_consent_purposes(&figment);
-        let problems = config.problems();
+        let unread = |p: &String| {
+            parsed.dropped_destinations.iter().any(|name| p.ends_with(&format!("no destination named '{name}'")))
+        };
+        problems.extend(config.problems().into_iter().filter(|p| !unread(p)));
         if problems.is_empty() {
             Ok(config)
         } else {

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod capture;
 mod dashboard;
 mod events;
+mod http_metrics;
 mod late;
 mod openapi;
 mod ops;
@@ -102,6 +103,7 @@ pub fn router(app: Arc<App>) -> Router {
         .fallback(|| async { Problem::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::map_response(problem::ensure_problem))
+        .layer(middleware::from_fn_with_state(app.clone(), http_metrics::track))
         .with_state(app)
 }
 

@@ -21,7 +21,7 @@ use crate::store::{DeliveryUpdate, Recording, Store};
 pub async fn run(events: usize, claim_batch: usize, synchronous: &str, report: &Report) -> anyhow::Result<()> {
     let dir = tempfile::Builder::new().prefix("surety-bench-").tempdir()?;
     let secret = dir.path().join("secret");
-    std::fs::write(&secret, "s")?;
+    std::fs::write(&secret, "bench-ga4-secret")?;
     let q = |s: String| toml::Value::String(s).to_string();
     let toml = format!(
         "[storage]\nurl = {}\nsqlite_synchronous = \"{synchronous}\"\n\n[[destinations]]\nname = \"ga4\"\ntype = \"ga4\"\n\

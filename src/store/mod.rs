@@ -22,7 +22,7 @@ use serde::Serialize;
 use crate::core::plan::Planner;
 use crate::core::{Claimed, DeliveryState, Event, FollowUp, RequestRecord, Subject};
 pub use crate::core::{IdentityCapture, QueueStat};
-pub use open::{open, open_sqlite};
+pub use open::{open, open_existing, open_sqlite};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

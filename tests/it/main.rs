@@ -3,6 +3,7 @@
 
 mod support;
 
+mod alert_rules;
 mod alerts;
 mod architecture;
 mod capture;
@@ -18,8 +19,11 @@ mod import;
 mod ingest;
 mod kill_cycles;
 mod measure;
+mod metrics;
 mod openapi;
 mod operate;
+mod operator;
+mod packaging;
 mod postgres;
 mod reconcile;
 mod settle;
