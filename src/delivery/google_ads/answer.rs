@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::core::RetryAfter;
 use crate::delivery::http::Exchange;
 
 /// The least wait after `RESOURCE_EXHAUSTED`: the quota is per minute.
@@ -142,8 +143,8 @@ pub enum Verdict {
     RejectAll(Vec<String>),
     /// A refusal only a person can fix (access, account, terms): retried after they do.
     Halt(String),
-    /// Try again later.
-    Retry { reason: String, retry_after: Option<Duration>, slow_down: bool },
+    /// Try again later; `RetryAfter::SlowDown` also holds the destination's pace.
+    Retry { reason: String, after: RetryAfter },
 }
 
 /// Classifies one answer to a request holding `count` events whose conversion actions are
@@ -154,7 +155,7 @@ pub fn read_ingest(ex: &Exchange, actions: &[&str], destination_order: &[&str]) 
         None if ex.timed_out => return retry("timeout", ex),
         None => {
             let reason = format!("network error: {}", ex.record.error.as_deref().unwrap_or("no answer"));
-            return Verdict::Retry { reason, retry_after: ex.retry_after, slow_down: false };
+            return Verdict::Retry { reason, after: RetryAfter::from_header(ex.retry_after) };
         }
         Some(s) => s,
     };
@@ -166,8 +167,7 @@ pub fn read_ingest(ex: &Exchange, actions: &[&str], destination_order: &[&str]) 
     match (status, rpc.status.as_str()) {
         (429, _) | (_, "RESOURCE_EXHAUSTED") => Verdict::Retry {
             reason: format!("{what}: slowing down"),
-            retry_after: Some(ex.retry_after.unwrap_or_default().max(SLOW_DOWN)),
-            slow_down: true,
+            after: RetryAfter::SlowDown(ex.retry_after.unwrap_or_default().max(SLOW_DOWN)),
         },
         (401, _) | (_, "UNAUTHENTICATED") => Verdict::Unauthenticated(what),
         (403, _) | (404, _) | (_, "PERMISSION_DENIED") | (_, "FAILED_PRECONDITION") => Verdict::Halt(what),
@@ -180,7 +180,7 @@ pub fn read_ingest(ex: &Exchange, actions: &[&str], destination_order: &[&str]) 
 }
 
 fn retry(reason: &str, ex: &Exchange) -> Verdict {
-    Verdict::Retry { reason: reason.to_owned(), retry_after: ex.retry_after, slow_down: false }
+    Verdict::Retry { reason: reason.to_owned(), after: RetryAfter::from_header(ex.retry_after) }
 }
 
 /// Fast-fail: the request failed for the events its violations name (directly, or through their

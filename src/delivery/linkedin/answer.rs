@@ -184,10 +184,10 @@ fn all(count: usize, outcome: Outcome) -> Vec<Verdict> {
     vec![Verdict::Final(outcome); count]
 }
 
-/// The destination cannot work until a person acts: the worker stops it on the `halt:` prefix,
-/// and the deliveries wait rather than end.
+/// The destination cannot work until a person acts: the worker stops it, and the deliveries
+/// wait rather than end.
 fn halt(why: String) -> Outcome {
-    Outcome::Retry { reason: format!("halt: {why}"), retry_after: None }
+    Outcome::Halt { reason: why }
 }
 
 fn rejected(message: String) -> Outcome {
@@ -199,5 +199,5 @@ fn retry(why: &str, exchange: &Exchange) -> Outcome {
 }
 
 fn retry_with(reason: String, exchange: &Exchange) -> Outcome {
-    Outcome::Retry { reason, retry_after: exchange.retry_after }
+    Outcome::retry(reason, exchange.retry_after)
 }

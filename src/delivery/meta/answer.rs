@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::core::RetryAfter;
 use crate::delivery::http::{Class, Exchange};
 
 /// The least wait after a rate-limit code (4, 17, 613 and their subcodes): Meta's throttles
@@ -96,9 +97,10 @@ struct Success {
 pub enum Verdict {
     /// 2xx. `received`: Meta's `events_received`, if the body said it.
     Received { received: Option<u64>, detail: String },
-    /// Try the events again later. A reason starting `halt:` asks the worker to stop the
-    /// destination (refused credentials).
-    Retry { reason: String, retry_after: Option<Duration> },
+    /// Try the events again later.
+    Retry { reason: String, after: RetryAfter },
+    /// Meta refused our credentials: the worker stops the destination until a person acts.
+    Halt { reason: String },
     /// Meta refused the request for good. `splittable`: a 400 about the payload, which may
     /// concern only some of its events.
     Rejected { message: String, splittable: bool },
@@ -107,7 +109,7 @@ pub enum Verdict {
 impl Verdict {
     /// Sending anything more to Meta now would only meet the same answer.
     pub fn stops_sending(&self) -> bool {
-        matches!(self, Self::Retry { .. })
+        matches!(self, Self::Retry { .. } | Self::Halt { .. })
     }
 }
 
@@ -122,7 +124,7 @@ pub fn read(exchange: &Exchange) -> Verdict {
         return classify(&error, exchange.status(), exchange.retry_after);
     }
     match class {
-        Class::Retry { reason } => Verdict::Retry { reason, retry_after: exchange.retry_after },
+        Class::Retry { reason } => Verdict::Retry { reason, after: RetryAfter::from_header(exchange.retry_after) },
         Class::Permanent { status } => Verdict::Rejected {
             message: format!("HTTP {status}: {}", exchange.record.response_excerpt),
             splittable: status == 400,
@@ -136,17 +138,17 @@ pub fn classify(error: &GraphError, status: Option<u16>, retry_after: Option<Dur
     let code = error.code.unwrap_or_default();
     let what = error.describe();
     if HALT_CODES.contains(&code) {
-        let reason = format!("halt: access token invalid or expired (code {code}): {what}");
-        return Verdict::Retry { reason, retry_after };
+        return Verdict::Halt { reason: format!("access token invalid or expired (code {code}): {what}") };
     }
     let rate_limited =
         RATE_LIMIT_CODES.contains(&code) || error.error_subcode.is_some_and(|s| RATE_LIMIT_SUBCODES.contains(&s));
     if rate_limited {
         let wait = retry_after.unwrap_or_default().max(SLOW_DOWN_FLOOR);
-        return Verdict::Retry { reason: format!("slow down: rate limited by Meta: {what}"), retry_after: Some(wait) };
+        let reason = format!("slow down: rate limited by Meta: {what}");
+        return Verdict::Retry { reason, after: RetryAfter::SlowDown(wait) };
     }
     if TRANSIENT_CODES.contains(&code) || error.is_transient == Some(true) {
-        return Verdict::Retry { reason: format!("transient: {what}"), retry_after };
+        return Verdict::Retry { reason: format!("transient: {what}"), after: RetryAfter::from_header(retry_after) };
     }
     if is_account_code(code) {
         return Verdict::Rejected { message: what, splittable: false };
@@ -155,7 +157,7 @@ pub fn classify(error: &GraphError, status: Option<u16>, retry_after: Option<Dur
         // An unlisted code on a server error, a timeout or throttling status: the request's
         // fate is unknown, so it is tried again.
         Some(s) if s == 408 || s == 429 || s >= 500 => {
-            Verdict::Retry { reason: format!("HTTP {s}: {what}"), retry_after }
+            Verdict::Retry { reason: format!("HTTP {s}: {what}"), after: RetryAfter::from_header(retry_after) }
         }
         // 100 (invalid parameter) and any other code on a 400: about the payload.
         Some(400) => Verdict::Rejected { message: what, splittable: true },

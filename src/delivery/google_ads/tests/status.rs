@@ -13,7 +13,7 @@ async fn accepted_request(gads: &super::super::GoogleAds, actions: &[&str]) -> S
     let batch: Vec<Claimed> =
         actions.iter().enumerate().map(|(i, a)| claimed(i as i64, purchase(&i.to_string()), a)).collect();
     let report = gads.send(&batch, &[]).await;
-    assert!(matches!(report.results[0].outcome, Outcome::Delivered { .. }), "{report:?}");
+    assert!(matches!(report.outcomes[0].outcome, Outcome::Delivered { .. }), "{report:?}");
     request_id(report.requests.last().unwrap().response_excerpt.as_bytes()).unwrap()
 }
 

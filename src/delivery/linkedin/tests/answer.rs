@@ -103,5 +103,5 @@ fn other_statuses() {
     );
     // A 5xx page that is not LinkedIn's JSON keeps the short reason.
     let v = read(&exchange(Some(502), "<html>bad gateway</html>"), 1);
-    assert_eq!(*outcome(&v[0]), Outcome::Retry { reason: "HTTP 502".into(), retry_after: None });
+    assert_eq!(*outcome(&v[0]), Outcome::retry("HTTP 502", None));
 }
