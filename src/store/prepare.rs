@@ -5,8 +5,9 @@ use crate::core::plan::{Planned, Planner};
 use crate::core::Event;
 use crate::store::StoreError;
 
-/// An event ready to store, with what can be worked out before the transaction: its content hash, its plan and
-/// its stored body (both redone in the transaction only if the identity bridge adds to it).
+/// An event ready to store, with what can be worked out before the transaction: its content
+/// hash, its plan and its stored body (both redone in the transaction only if the identity
+/// bridge adds to it).
 pub(crate) struct EventToStore {
     pub(crate) event: Event,
     pub(crate) hash: String,
