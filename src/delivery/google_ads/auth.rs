@@ -113,17 +113,14 @@ impl TokenError {
     /// What it means for the deliveries that needed the token.
     pub fn outcome(&self) -> Outcome {
         match self {
-            Self::Refused(why) => Outcome::halt(format!("Google refused the service account's token grant: {why}")),
-            Self::Unavailable { reason, retry_after } => {
-                Outcome::retry(format!("token endpoint: {reason}"), *retry_after)
-            }
+            Self::Refused(_) => Outcome::halt(self.reason()),
+            Self::Unavailable { retry_after, .. } => Outcome::retry(self.reason(), *retry_after),
         }
     }
 
-    /// The reason as the follow-up's status check reports it (`halt: …` for a refusal).
     pub fn reason(&self) -> String {
         match self {
-            Self::Refused(why) => format!("halt: Google refused the service account's token grant: {why}"),
+            Self::Refused(why) => format!("Google refused the service account's token grant: {why}"),
             Self::Unavailable { reason, .. } => format!("token endpoint: {reason}"),
         }
     }

@@ -115,7 +115,10 @@ async fn status_errors_are_typed() {
     sim.revoke_tokens();
     let check = gads.check_status(&id).await;
     match &check.result {
-        Err(StatusError::Halt(m)) => assert!(m.starts_with("halt: "), "{m}"),
+        Err(e @ StatusError::Halt(m)) => {
+            assert!(m.starts_with("Google refused the service account's token grant"), "{m}");
+            assert!(e.to_string().starts_with("halt: "), "{e}")
+        }
         other => panic!("expected a halt, got {other:?}"),
     }
     sim.shutdown().await;
