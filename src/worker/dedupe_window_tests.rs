@@ -12,7 +12,7 @@ use serde_json::json;
 
 use std::sync::Mutex;
 
-use super::{end_unsendable, send, Breaker};
+use super::{end_unsendable, send, Breaker, Checks};
 use crate::config::Config;
 use crate::core::delivery::reason;
 use crate::core::DeliveryState;
@@ -84,12 +84,12 @@ async fn a_retry_that_would_leave_after_metas_dedupe_window_is_skipped() {
     assert_eq!(claimed.len(), 1);
 
     // Within the window it goes.
-    let ready = end_unsendable(&s.ctx, "meta", claimed.clone(), now).await;
+    let ready = end_unsendable(&s.ctx, "meta", claimed.clone(), now, Checks::All).await;
     assert_eq!(ready.len(), 1, "47 h after the event Meta still dedupes");
 
     // The same delivery, due again two hours later (a retry), would arrive 49 h after the event.
     let later = now + chrono::Duration::hours(2);
-    let ready = end_unsendable(&s.ctx, "meta", claimed, later).await;
+    let ready = end_unsendable(&s.ctx, "meta", claimed, later, Checks::All).await;
     assert!(ready.is_empty(), "not sent");
     let d = s.only_delivery().await;
     assert_eq!((d.state, d.reason.as_deref()), (DeliveryState::Skipped, Some(reason::BROWSER_TRACKED)));

@@ -108,7 +108,7 @@ pub async fn run(ctx: WorkerContext, lane: Lane, wake: Arc<Notify>, cancel: Canc
             idle(&ctx, &name, &wake, &cancel, false).await;
             continue;
         }
-        let ready = end_unsendable(&ctx, &name, claimed, Utc::now()).await;
+        let ready = end_unsendable(&ctx, &name, claimed, Utc::now(), Checks::All).await;
         let mut batches = dest.batches(ready).into_iter();
         while let Some(batch) = batches.next() {
             let permit = tokio::select! {
@@ -179,16 +179,28 @@ async fn idle(ctx: &WorkerContext, name: &str, wake: &Notify, cancel: &Cancellat
     }
 }
 
+/// What [`end_unsendable`] looks at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Checks {
+    /// Everything, on what was just claimed.
+    All,
+    /// Only what the passing of time changes (the windows and the age limit), on a batch about
+    /// to leave: its identity and its payload's validity were checked when it was claimed.
+    Time,
+}
+
 /// Ends, without sending, what must not be sent any more: events now outside the destination's
 /// window (never re-timed), browser-tracked ones past the platform's dedupe window, deliveries
 /// past their age limit, and payloads the platform's rules now refuse. This is the one place
-/// the window is checked after planning: on what is claimed, and again on each batch just
-/// before it is sent (a batch may wait for a permit or the pace), so no adapter checks it.
+/// the window is checked after planning: on what is claimed, and again (`Checks::Time`) on each
+/// batch just before it is sent (a batch may wait for a permit or the pace), so no adapter
+/// checks it.
 async fn end_unsendable(
     ctx: &WorkerContext,
     name: &str,
     claimed: Vec<Claimed>,
     now: chrono::DateTime<Utc>,
+    checks: Checks,
 ) -> Vec<Claimed> {
     let Some(rules) = ctx.planner.rules(name) else {
         return claimed;
@@ -214,12 +226,14 @@ async fn end_unsendable(
         } else if let Some(why) = past_browser_dedupe(rules.as_ref(), &c.event, &c.route, now) {
             // A retry (or resend) the platform would no longer keep apart from the browser's copy.
             updates.push(end(DeliveryState::Skipped, AttemptOutcome::Skipped, reason::BROWSER_TRACKED, vec![why]));
-        } else if !rules.identity_ok(&c.event) {
+        } else if checks == Checks::All && !rules.identity_ok(&c.event) {
             // A wait for identity that ended with no capture (it is claimed when its wait ends):
             // never sent without the identity the platform needs.
             updates.push(end(DeliveryState::Skipped, AttemptOutcome::Skipped, reason::NO_IDENTITY, vec![]));
         } else if now - c.created_at > outcome::max_age(&ctx.retry) {
             updates.push(end(DeliveryState::Dead, AttemptOutcome::Dead, reason::AGE_EXHAUSTED, vec![]));
+        } else if checks == Checks::Time {
+            ready.push(c);
         } else {
             let messages = rules.validate(&c.event, &c.route, c.strip_personal);
             if messages.is_empty() {
@@ -246,7 +260,7 @@ async fn end_unsendable(
 #[tracing::instrument(name = "send", skip_all, fields(destination = %dest.name(), deliveries = batch.len()))]
 async fn send(ctx: &WorkerContext, dest: &dyn Destination, batch: Vec<Claimed>, breaker: &SharedBreaker) {
     let name = dest.name().to_owned();
-    let batch = end_unsendable(ctx, &name, batch, Utc::now()).await;
+    let batch = end_unsendable(ctx, &name, batch, Utc::now(), Checks::Time).await;
     if batch.is_empty() {
         return;
     }
