@@ -29,7 +29,7 @@ use serde::Deserialize;
 pub use payload::{transaction_id, Ga4Event, MAX_BODY_BYTES};
 pub use validate::{check_body, check_request};
 
-use super::http::{self, Class, Exchange};
+use super::http::{self, Exchange, StatusClass};
 use super::{DeliveryOutcome, Destination, SendReport};
 use crate::config::Ga4Config;
 use crate::core::delivery::reason;
@@ -165,11 +165,11 @@ impl Ga4 {
             tracing::debug!(destination = %self.name, events = group.len(), status = ?exchange.status(),
                 duration_ms = exchange.record.duration.as_millis() as u64, "GA4 collect");
             let request = report.requests.len();
-            let class = exchange.class();
+            let class = exchange.status_class();
             for &i in &group {
                 let (c, p) = (live[i], &parts[i]);
                 let outcome = match &class {
-                    Class::Success => {
+                    StatusClass::Success => {
                         let accepted = validated.contains(&c.delivery_id);
                         let detail = if accepted { VALIDATED_DETAIL } else { SENT_DETAIL };
                         Outcome::Delivered { accepted, detail: Some(delivered_detail(detail, &c.event, sent_at)) }
@@ -194,8 +194,8 @@ impl Ga4 {
             let body = payload::request_body(&members, true);
             let exchange = http::post_json(&self.client, "debug", &self.debug_url, body).await;
             let request = report.requests.len();
-            let verdicts = match exchange.class() {
-                Class::Success => read_validation(&exchange, group.len()),
+            let verdicts = match exchange.status_class() {
+                StatusClass::Success => read_validation(&exchange, group.len()),
                 other => vec![Some(failure(&other, &exchange)); group.len()],
             };
             for (&i, verdict) in group.iter().zip(verdicts) {
@@ -221,17 +221,17 @@ fn result(c: &Claimed, p: &Ga4Event, outcome: Outcome, request: usize) -> Delive
 }
 
 /// A non-2xx answer (or none) as the outcome of every delivery of the request.
-fn failure(class: &Class, exchange: &Exchange) -> Outcome {
+fn failure(class: &StatusClass, exchange: &Exchange) -> Outcome {
     let reason = match class {
-        Class::Permanent { status } => {
+        StatusClass::Permanent { status } => {
             return Outcome::Rejected {
                 reason: reason::PLATFORM_REJECTED.to_owned(),
                 messages: vec![format!("HTTP {status}: {}", exchange.record.response_excerpt)],
             }
         }
-        Class::Retry { reason } => reason.clone(),
+        StatusClass::Retry { reason } => reason.clone(),
         // Callers read successes themselves; this arm only keeps the match total.
-        Class::Success => "unexpected answer".to_owned(),
+        StatusClass::Success => "unexpected answer".to_owned(),
     };
     Outcome::retry(reason, exchange.retry_after)
 }

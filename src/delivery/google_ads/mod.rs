@@ -50,7 +50,7 @@ use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use futures::FutureExt;
 
-pub use answer::{request_id, FieldViolation, RpcStatus, Verdict, SLOW_DOWN};
+pub use answer::{request_id, FieldViolation, RequestVerdict, RpcStatus, SLOW_DOWN};
 pub use auth::{KeyError, ServiceAccount, TokenError};
 pub use payload::{
     rfc3339, transaction_id, Accounts, IngestEvent, Restatement, Shape, CONVERSION_OCCURRED_AT, RESTATED_VALUE,

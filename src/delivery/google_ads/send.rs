@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 
-use super::answer::{self, Verdict};
+use super::answer::{self, RequestVerdict};
 use super::auth::Bearer;
 use super::payload::{self, IngestEvent, Restatement};
 use super::restate::restate;
@@ -136,16 +136,16 @@ impl GoogleAds {
             let verdict = answer::read_ingest(&ex, &actions, &order);
             tracing::debug!(destination = %self.name, events = members.len(), status = ?ex.record.status,
                 duration_ms = ex.record.duration.as_millis() as u64, "Data Manager events:ingest");
-            if let Verdict::Accepted { request_id: Some(id), .. } = &verdict {
+            if let RequestVerdict::Accepted { request_id: Some(id), .. } = &verdict {
                 keep_request_id(&mut ex.record.response_excerpt, id);
             }
             let request = Some(report.requests.len());
             report.requests.push(ex.record);
-            if let (Verdict::Accepted { request_id: Some(id), .. }, Some(i)) = (&verdict, request) {
+            if let (RequestVerdict::Accepted { request_id: Some(id), .. }, Some(i)) = (&verdict, request) {
                 report.follow_ups.push((i, id.clone()));
             }
             match verdict {
-                Verdict::Accepted { request_id, warnings } => {
+                RequestVerdict::Accepted { request_id, warnings } => {
                     let detail = match &request_id {
                         Some(id) => format!("accepted for processing; requestId={id}"),
                         None => "accepted for processing; the answer named no requestId".to_owned(),
@@ -163,17 +163,17 @@ impl GoogleAds {
                     }
                     return None;
                 }
-                Verdict::Unauthenticated(what) if !*refreshed => {
+                RequestVerdict::Unauthenticated(what) if !*refreshed => {
                     *refreshed = true;
                     tracing::info!(destination = %self.name, answer = %what, "access token refused; renewing it once");
                     self.tokens.invalidate(&bearer).await;
                 }
-                Verdict::Unauthenticated(what) => {
+                RequestVerdict::Unauthenticated(what) => {
                     let outcome = Outcome::halt(format!("Google refused a freshly issued access token: {what}"));
                     all(report, &members, outcome.clone(), request);
                     return Some(outcome);
                 }
-                Verdict::Isolate(named) => {
+                RequestVerdict::Isolate(named) => {
                     let mut rest = Vec::with_capacity(members.len());
                     for (pos, &i) in members.iter().enumerate() {
                         match named.get(&pos) {
@@ -189,17 +189,17 @@ impl GoogleAds {
                     }
                     members = rest;
                 }
-                Verdict::RejectAll(messages) => {
+                RequestVerdict::RejectAll(messages) => {
                     let outcome = Outcome::Rejected { reason: reason::PLATFORM_REJECTED.to_owned(), messages };
                     all(report, &members, outcome, request);
                     return None;
                 }
-                Verdict::Halt(what) => {
+                RequestVerdict::Halt(what) => {
                     let outcome = Outcome::halt(format!("Google Ads refused access: {what}"));
                     all(report, &members, outcome.clone(), request);
                     return Some(outcome);
                 }
-                Verdict::Retry { reason, after } => {
+                RequestVerdict::Retry { reason, after } => {
                     if let RetryAfter::SlowDown(wait) = after {
                         self.pace.hold(wait);
                     }

@@ -26,7 +26,7 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 
-pub use answer::{element_index, Verdict};
+pub use answer::{element_index, ElementVerdict};
 pub use payload::{batch_body, decimal_amount, element, event_id, ConversionElement, ID_TYPES};
 pub use validate::{check_element, is_decimal};
 
@@ -169,12 +169,12 @@ impl Linkedin {
             let mut innocent = Vec::new();
             for (&i, verdict) in round.iter().zip(answer::read(&exchange, round.len())) {
                 let outcome = match verdict {
-                    Verdict::Final(outcome) => outcome,
-                    Verdict::Innocent if !resent => {
+                    ElementVerdict::Final(outcome) => outcome,
+                    ElementVerdict::Innocent if !resent => {
                         innocent.push(i);
                         continue;
                     }
-                    Verdict::Innocent => Outcome::retry(answer::NOT_PROCESSED, exchange.retry_after),
+                    ElementVerdict::Innocent => Outcome::retry(answer::NOT_PROCESSED, exchange.retry_after),
                 };
                 let (c, p) = &chunk[i];
                 report.outcomes.push(DeliveryOutcome {

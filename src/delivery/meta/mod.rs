@@ -31,7 +31,7 @@ use anyhow::Context;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 
-pub use answer::{classify, GraphError, Verdict, SLOW_DOWN_FLOOR};
+pub use answer::{classify, GraphError, RequestVerdict, SLOW_DOWN_FLOOR};
 pub use normalize::{hash as normalize_and_hash, normalize as normalize_field, Field, COUNTRY_CODES};
 pub use payload::{
     action_source, event_id, event_object, matchable, order_id, request_body, user_data, Ldu, ServerEvent, Settings,

@@ -5,7 +5,7 @@
 
 use std::ops::Range;
 
-use super::answer::{self, Verdict};
+use super::answer::{self, RequestVerdict};
 use super::payload::{self, ServerEvent};
 use super::Meta;
 use crate::core::delivery::reason;
@@ -81,22 +81,22 @@ impl Meta {
             report.requests.push(exchange.record);
             let count = range.len();
             let outcome = match verdict {
-                Verdict::Received { received, detail } => {
+                RequestVerdict::Received { received, detail } => {
                     let accepted = received == Some(count as u64);
                     let detail = if accepted { detail } else { format!("{detail} (of {count} sent)") };
                     Outcome::Delivered { accepted, detail: Some(detail) }
                 }
-                Verdict::Retry { reason, after } => {
+                RequestVerdict::Retry { reason, after } => {
                     let outcome = Outcome::Retry { reason, after };
                     stopped = Some(outcome.clone());
                     outcome
                 }
-                Verdict::Halt { reason } => {
+                RequestVerdict::Halt { reason } => {
                     let outcome = Outcome::Halt { reason };
                     stopped = Some(outcome.clone());
                     outcome
                 }
-                Verdict::Rejected { message, splittable: true } if count > 1 => {
+                RequestVerdict::Rejected { message, splittable: true } if count > 1 => {
                     if budget >= 2 {
                         budget -= 2;
                         let mid = range.start + count / 2;
@@ -112,7 +112,7 @@ impl Meta {
                         None,
                     )
                 }
-                Verdict::Rejected { message, .. } => {
+                RequestVerdict::Rejected { message, .. } => {
                     Outcome::Rejected { reason: reason::PLATFORM_REJECTED.to_owned(), messages: vec![message] }
                 }
             };

@@ -321,7 +321,7 @@ async fn field_warnings_of_a_success_reach_the_event_they_name() {
         timed_out: false,
     };
     match crate::delivery::google_ads::answer::read_ingest(&ex, &[ACTION, ACTION], &[ACTION]) {
-        crate::delivery::google_ads::Verdict::Accepted { request_id, warnings } => {
+        crate::delivery::google_ads::RequestVerdict::Accepted { request_id, warnings } => {
             assert_eq!(request_id.as_deref(), Some("r-1"));
             assert_eq!(warnings.get(&1).unwrap(), &vec!["event.currency: ignored [INVALID_CURRENCY_CODE]".to_owned()]);
             assert!(!warnings.contains_key(&0));
