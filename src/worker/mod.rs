@@ -62,6 +62,7 @@ fn lock(b: &SharedBreaker) -> std::sync::MutexGuard<'_, Breaker> {
 }
 
 /// Runs one destination's worker until `cancel`; then finishes (and records) what is in flight.
+#[tracing::instrument(name = "worker", skip_all, fields(destination = %lane.destination.name()))]
 pub async fn run(ctx: WorkerContext, lane: Lane, wake: Arc<Notify>, cancel: CancellationToken) {
     let dest = lane.destination.clone();
     let name = dest.name().to_owned();
@@ -70,7 +71,7 @@ pub async fn run(ctx: WorkerContext, lane: Lane, wake: Arc<Notify>, cancel: Canc
     let mut next_send = tokio::time::Instant::now();
     let mut in_flight = JoinSet::new();
     let lease = Duration::from_secs(ctx.config.lease_secs);
-    tracing::info!(destination = %name, "worker started");
+    tracing::info!("worker started");
     let asking = dest
         .follow_up_after()
         .map(|after| tokio::spawn(follow_up::run(ctx.clone(), dest.clone(), after, cancel.clone())));
@@ -117,7 +118,7 @@ pub async fn run(ctx: WorkerContext, lane: Lane, wake: Arc<Notify>, cancel: Canc
                     // Never sent: give these and the rest back, due at once.
                     let ids: Vec<i64> = std::iter::once(batch).chain(batches.by_ref()).flatten().map(|c| c.delivery_id).collect();
                     if let Err(e) = ctx.store.release(&ids, Utc::now()).await {
-                        tracing::warn!(destination = %name, error = %e, "release at shutdown failed; recovered at next start");
+                        tracing::warn!(error = %e, "release at shutdown failed; recovered at next start");
                     }
                     break;
                 }
@@ -139,11 +140,12 @@ pub async fn run(ctx: WorkerContext, lane: Lane, wake: Arc<Notify>, cancel: Canc
     if let Some(asking) = asking {
         let _ = asking.await;
     }
-    tracing::info!(destination = %name, "worker stopped");
+    tracing::info!("worker stopped");
 }
 
 /// Claims up to `limit` due deliveries of destination `name` for this worker's lease.
-#[tracing::instrument(name = "claim", skip_all, fields(destination = %name, limit = limit, claimed = tracing::field::Empty))]
+#[tracing::instrument(name = "claim", skip_all,
+    fields(destination = %name, limit = limit, claimed = tracing::field::Empty))]
 async fn claim(ctx: &WorkerContext, name: &str, limit: usize, lease: Duration) -> Result<Vec<Claimed>, StoreError> {
     match ctx.store.claim(name, limit, lease, &ctx.owner, Utc::now()).await {
         Ok(claimed) => {
