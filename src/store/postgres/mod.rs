@@ -19,9 +19,9 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::{
-    Claimed, Counts, DeliveryFilter, DeliveryView, DueFollowUp, EventView, IdentityCapture, IngestResult,
-    PlannedDelivery, Pruned, QueueStat, Receipt, ReceiptFilter, ReceiptView, Recording, Recovered, ReplayReport,
-    ReplaySelector, SettleOutcome, Settlement, Store, StoreError,
+    BatchRecord, Claimed, Counts, DeliveryFilter, DeliveryView, DueFollowUp, EventView, IdentityCapture, IngestResult,
+    PlannedDelivery, Pruned, QueueStat, Receipt, ReceiptFilter, ReceiptView, Recovered, ReplayReport, ReplaySelector,
+    SettleOutcome, Settlement, Store, StoreError,
 };
 use super::{LedgerEntry, WindowPage};
 use crate::core::plan::Planner;
@@ -111,7 +111,7 @@ impl Store for PgStore {
         queue::release(&self.pool, ids, now).await
     }
 
-    async fn record(&self, recording: Recording, now: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn record(&self, recording: BatchRecord, now: DateTime<Utc>) -> Result<(), StoreError> {
         queue::record(&self.pool, recording, now).await
     }
 

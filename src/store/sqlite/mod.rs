@@ -20,9 +20,9 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::{
-    Claimed, Counts, DeliveryFilter, DeliveryView, DueFollowUp, EventView, IdentityCapture, IngestResult,
-    PlannedDelivery, Pruned, QueueStat, Receipt, ReceiptFilter, ReceiptView, Recording, Recovered, ReplayReport,
-    ReplaySelector, SettleOutcome, Settlement, Store, StoreError,
+    BatchRecord, Claimed, Counts, DeliveryFilter, DeliveryView, DueFollowUp, EventView, IdentityCapture, IngestResult,
+    PlannedDelivery, Pruned, QueueStat, Receipt, ReceiptFilter, ReceiptView, Recovered, ReplayReport, ReplaySelector,
+    SettleOutcome, Settlement, Store, StoreError,
 };
 use super::{LedgerEntry, WindowPage};
 use crate::core::plan::Planner;
@@ -297,7 +297,7 @@ impl Store for SqliteStore {
         self.write(move |conn| queue::release(conn, &ids, now)).await
     }
 
-    async fn record(&self, recording: Recording, now: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn record(&self, recording: BatchRecord, now: DateTime<Utc>) -> Result<(), StoreError> {
         self.write(move |conn| queue::record(conn, &recording, now)).await
     }
 
