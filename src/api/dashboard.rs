@@ -22,6 +22,7 @@ use crate::core::DeliveryState;
 use crate::store::{Counts, DeliveryFilter, DeliveryView, ReceiptFilter, ReceiptView};
 use crate::telemetry::DestinationLabels;
 
+mod measure;
 mod timeline;
 
 use timeline::write_timeline;
@@ -37,11 +38,18 @@ pub async fn page(State(app): State<Arc<App>>, headers: HeaderMap, RawQuery(quer
     if let Err(p) = app.auth.require(basic.as_ref().unwrap_or(&headers), Role::Admin) {
         return challenge(p);
     }
-    let event_id = query.as_deref().and_then(|q| {
-        url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "event").map(|(_, v)| v.trim().to_owned())
-    });
+    let param = |name: &str| {
+        query.as_deref().and_then(|q| {
+            url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.trim().to_owned())
+        })
+    };
+    let event_id = param("event");
+    let view = param("view").unwrap_or_default();
     let now = Utc::now();
     let mut body = String::new();
+    measure::write_nav(&mut body, if event_id.as_deref().is_some_and(|id| !id.is_empty()) { "event" } else { &view })
+        .ok();
+    let window = (now - chrono::Duration::days(crate::reconcile::late::DEFAULT_DAYS), now);
     let (status, title, refresh) = match event_id.as_deref().filter(|id| !id.is_empty()) {
         Some(id) => match app.store.event(id).await {
             Ok(Some(view)) => {
@@ -54,9 +62,31 @@ pub async fn page(State(app): State<Arc<App>>, headers: HeaderMap, RawQuery(quer
             }
             Err(e) => return Problem::storage(&e).into_response(),
         },
+        None if view == "late" => {
+            let q = crate::reconcile::late::LateQuery {
+                since: window.0,
+                until: window.1,
+                changed_since: None,
+                kinds: Vec::new(),
+            };
+            match crate::reconcile::late::late_arrivals(app.store.as_ref(), &q).await {
+                Ok(r) => measure::write_late(&mut body, &r).ok(),
+                Err(e) => return late_problem(e).into_response(),
+            };
+            (StatusCode::OK, "Late arrivals · Surety".to_owned(), false)
+        }
+        None if view == "coverage" => {
+            let q =
+                crate::reconcile::coverage::CoverageQuery { since: window.0, until: window.1, by: Default::default() };
+            match crate::reconcile::coverage::coverage(app.store.as_ref(), &q).await {
+                Ok(r) => measure::write_coverage(&mut body, &r).ok(),
+                Err(e) => return late_problem(e).into_response(),
+            };
+            (StatusCode::OK, "Coverage · Surety".to_owned(), false)
+        }
         None => match overview(&app, now).await {
             Ok(html) => {
-                body = html;
+                body.push_str(&html);
                 (StatusCode::OK, "Surety".to_owned(), true)
             }
             Err(e) => return Problem::storage(&e).into_response(),
@@ -88,6 +118,13 @@ pub async fn page(State(app): State<Arc<App>>, headers: HeaderMap, RawQuery(quer
         ),
     ];
     (status, headers, html).into_response()
+}
+
+fn late_problem(e: crate::reconcile::late::CountError) -> Problem {
+    match e {
+        crate::reconcile::late::CountError::Store(e) => Problem::storage(&e),
+        e => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "count_overflow", "Count overflow", e.to_string()),
+    }
 }
 
 /// Browsers send Basic auth, not bearer tokens: the password of `Authorization: Basic …` (any
@@ -238,6 +275,7 @@ fn write_overview(
     for name in names {
         write_destination(out, app, c, name, now)?;
     }
+    measure::write_alerts(out, &app.alerts.view())?;
     write_stuck(out, stuck)?;
     write_refused(out, refused)
 }

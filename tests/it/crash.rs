@@ -105,22 +105,37 @@ async fn crash_while_sending_resends_only_what_ga4_dedupes() {
 
     // GA4 takes the requests but never answers before we die.
     ga4.set_fault(Some(Fault::Delay(Duration::from_secs(30))));
-    let mut refund = purchase("k1", 1);
+    // The refund is of another order: per subject, a later event waits for the earlier one's
+    // delivery, so two deliveries of one order are never on the wire together.
+    let mut refund = purchase("k2", 1);
     refund["kind"] = json!("refund_completed");
-    for e in [purchase("k1", 1), refund] {
-        let r = http.post(format!("{base}/v1/events")).bearer_auth(INGEST_TOKEN).json(&e).send().await.unwrap();
-        assert_eq!(r.status(), 202);
-    }
+    // One batch, one transaction: the worker claims both together.
+    let batch = json!({"events": [purchase("k1", 1), refund]});
+    let r = http.post(format!("{base}/v1/events")).bearer_auth(INGEST_TOKEN).json(&batch).send().await.unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
     let both_sending = || async {
         let mut n = 0;
-        for id in ["order:k1:order_paid", "order:k1:refund_completed"] {
+        for id in ["order:k1:order_paid", "order:k2:refund_completed"] {
             if let Some(v) = get_event(&http, &base, id).await {
                 n += usize::from(v["deliveries"][0]["state"] == "sending");
             }
         }
         n == 2
     };
-    eventually("both deliveries are on the wire", both_sending).await;
+    if tokio::time::timeout(Duration::from_secs(15), async {
+        while !both_sending().await {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .is_err()
+    {
+        let mut states = Vec::new();
+        for id in ["order:k1:order_paid", "order:k2:refund_completed"] {
+            states.push(get_event(&http, &base, id).await.map(|v| v["deliveries"].clone()));
+        }
+        panic!("both deliveries were not on the wire: {states:?}");
+    }
     server.kill();
     ga4.set_fault(None);
 
@@ -140,8 +155,8 @@ async fn crash_while_sending_resends_only_what_ga4_dedupes() {
     // The purchase carries its transaction id, which GA4 dedupes on: sent again.
     settled("order:k1:order_paid", "delivered:sent").await;
     // A refund is not deduplicated by GA4: left in doubt for a person.
-    settled("order:k1:refund_completed", "in_doubt:crashed_while_sending").await;
-    let v = get_event(&http, &base, "order:k1:refund_completed").await.unwrap();
+    settled("order:k2:refund_completed", "in_doubt:crashed_while_sending").await;
+    let v = get_event(&http, &base, "order:k2:refund_completed").await.unwrap();
     let last = v["attempts"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["outcome"], "in_doubt");
     let refunds_sent = ga4.events_named("refund").len();
