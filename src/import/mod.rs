@@ -164,9 +164,11 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
         ),
     };
 
-    let config = Config::load(args.config.as_deref())?;
+    // Destination secrets are not read: the import plans deliveries, `surety serve` sends them.
+    let config = Config::load_for_planning(args.config.as_deref())?;
     let store = crate::store::open(&config).await?;
-    let planner = Arc::new(crate::delivery::planner(&config, &crate::delivery::build(&config.destinations)?));
+    // Planning only: no adapter is built, so no destination secret has to resolve here.
+    let planner = Arc::new(crate::delivery::rules_of::planner_from_config(&config));
     let rejects = RejectFile::open(&rejects_path, resume.as_ref().map(|c| c.rejects_len))?;
 
     let (tx, mut rx) = mpsc::channel(IN_FLIGHT);
@@ -190,7 +192,9 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
                     let events = std::mem::take(&mut batch.events);
                     let task = (!events.is_empty()).then(|| {
                         let (store, planner) = (store.clone(), planner.clone());
-                        tokio::spawn(async move { store.ingest(events, planner).await })
+                        tokio::spawn(async move {
+                            crate::ingest::intake::import(&*store, planner, events, Utc::now()).await
+                        })
                     });
                     inflight.push_back((batch, task));
                 }
