@@ -36,6 +36,6 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Response {
             app.metrics.render(&queues, chrono::Utc::now()),
         )
             .into_response(),
-        Err(e) => Problem::storage(&e).into_response(),
+        Err(e) => Problem::from(e).into_response(),
     }
 }

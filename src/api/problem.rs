@@ -78,10 +78,23 @@ impl Problem {
     pub fn request_timeout(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", "Request timeout", detail)
     }
+}
 
-    pub fn storage(e: &StoreError) -> Self {
-        tracing::error!(error = %e, "storage failed");
-        Self::new(
+/// A ledger failure: `503 storage_unavailable` whatever the cause (nothing was acknowledged, so
+/// retrying is right), with the cause in the logs only. A ledger that answers but holds data it
+/// cannot read is logged as such: it needs a person, not a retry.
+impl From<StoreError> for Problem {
+    fn from(e: StoreError) -> Self {
+        match &e {
+            StoreError::Corrupt(_) => tracing::error!(error = %e, "the ledger holds data it cannot read"),
+            StoreError::Closed => tracing::warn!(error = %e, "storage failed: the store is shutting down"),
+            StoreError::Database(_)
+            | StoreError::Postgres(_)
+            | StoreError::Open(_)
+            | StoreError::Unavailable(_)
+            | StoreError::Task(_) => tracing::error!(error = %e, "storage failed"),
+        }
+        Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "storage_unavailable",
             "Storage unavailable",

@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     &["core"],
     &["config", "sim", "telemetry"],
-    &["ingest", "store", "serve"],
+    &["store", "serve"],
     &["sources", "delivery"],
-    &["worker", "import"],
+    &["ingest", "worker"],
+    &["import"],
     &["reconcile"],
     &["api"],
     &["(root)"],
