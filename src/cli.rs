@@ -69,6 +69,8 @@ enum Command {
     Import(crate::import::ImportArgs),
     /// Compare the source of truth, the ledger and the platforms' reports; explain every difference.
     Reconcile(crate::reconcile::ReconcileArgs),
+    /// Late arrivals per event day: what came after the day ended, what was too late, what changed.
+    Late(crate::reconcile::late::LateArgs),
 }
 
 #[derive(Subcommand)]
@@ -359,6 +361,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Import(args) => runtime()?.block_on(crate::import::run(args)),
         Command::Reconcile(args) => crate::reconcile::cli(args),
+        Command::Late(args) => crate::reconcile::late::cli(args),
     }
 }
 

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod capture;
 mod dashboard;
 mod events;
+mod late;
 mod openapi;
 mod ops;
 pub mod problem;
@@ -81,6 +82,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/deliveries/replay", post(admin::replay))
         .route("/v1/deliveries/settle", post(admin::settle))
         .route("/v1/receipts", get(admin::list_receipts))
+        .route("/v1/late-arrivals", get(late::get_late_arrivals))
         .route("/v1/reconcile", post(reconcile::post_reconcile).layer(DefaultBodyLimit::max(reconcile::MAX_BODY)))
         .route_layer(middleware::from_fn_with_state((app.clone(), Role::Admin), auth::require));
     Router::new()

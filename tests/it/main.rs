@@ -16,6 +16,7 @@ mod identity_wait;
 mod import;
 mod ingest;
 mod kill_cycles;
+mod late;
 mod openapi;
 mod operate;
 mod postgres;

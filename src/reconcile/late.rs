@@ -1,0 +1,455 @@
+//! Late arrivals, labelled: per event day, how many of its events came in after the day had
+//! ended (and how long after), how many a destination skipped as `outside_window` because they
+//! came too late, and which days changed since a given time — so a jump in a past day's figures
+//! reads as a backfill, not as business. (`surety late`, `GET /v1/late-arrivals`.)
+//!
+//! Days are UTC calendar days of the event time (`occurred_at`). An event arrived late when its
+//! `received_at` is after its day's end; the bucket is how long after the end it came. Reads the
+//! ledger through `Store::window_page`, one pass; nothing is written.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde::Serialize;
+
+use super::parse_bound;
+use crate::core::Event;
+use crate::store::{LedgerEntry, Store, StoreError, WindowPage};
+
+/// Ledger events per page.
+const PAGE: usize = 5000;
+/// The delivery reason for an event that came after the destination's window closed.
+const OUTSIDE_WINDOW: &str = "outside_window";
+
+/// What to count.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LateQuery {
+    /// Event time, from (inclusive).
+    pub since: DateTime<Utc>,
+    /// Event time, until (exclusive).
+    pub until: DateTime<Utc>,
+    /// Also count, per day, what was received at or after this time.
+    pub changed_since: Option<DateTime<Utc>>,
+    /// Only these kinds (all when empty).
+    pub kinds: Vec<String>,
+}
+
+/// How long after its day had ended an event arrived.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct LateBuckets {
+    pub under_1h: u64,
+    pub under_24h: u64,
+    pub under_72h: u64,
+    pub later: u64,
+}
+
+impl LateBuckets {
+    fn add(&mut self, after_day_end: Duration) -> Option<()> {
+        let slot = if after_day_end < Duration::hours(1) {
+            &mut self.under_1h
+        } else if after_day_end < Duration::hours(24) {
+            &mut self.under_24h
+        } else if after_day_end < Duration::hours(72) {
+            &mut self.under_72h
+        } else {
+            &mut self.later
+        };
+        *slot = slot.checked_add(1)?;
+        Some(())
+    }
+
+    /// Events that arrived after their day had ended.
+    pub fn total(&self) -> u64 {
+        self.under_1h.saturating_add(self.under_24h).saturating_add(self.under_72h).saturating_add(self.later)
+    }
+}
+
+/// Sums of `value` per currency, kept in thousandths so that adding is exact and checked.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Money(BTreeMap<String, i128>);
+
+impl Money {
+    fn add(&mut self, e: &Event) -> Option<()> {
+        if let (Some(v), Some(c)) = (e.value, &e.currency) {
+            let slot = self.0.entry(c.as_str().to_owned()).or_default();
+            // `value` is bounded at ingest (`core::event::MAX_AMOUNT`), so this fits.
+            *slot = slot.checked_add((v * 1000.0).round() as i128)?;
+        }
+        Some(())
+    }
+
+    fn to_map(&self) -> BTreeMap<String, f64> {
+        self.0.iter().map(|(c, v)| (c.clone(), *v as f64 / 1000.0)).collect()
+    }
+}
+
+/// What was received at or after `changed_since` for one day.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct DayChange {
+    pub events: u64,
+    /// Sum of their `value`, per currency.
+    pub value: BTreeMap<String, f64>,
+}
+
+/// One event day.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LateDay {
+    /// The UTC calendar day of the event time.
+    pub day: NaiveDate,
+    /// Events that occurred that day.
+    pub events: u64,
+    /// Of those, received before the day ended.
+    pub on_time: u64,
+    /// Of those, received after the day ended, by how long after.
+    pub late: LateBuckets,
+    /// Deliveries skipped `outside_window` (they came too late for the platform), per destination.
+    pub outside_window: BTreeMap<String, u64>,
+    /// Sum of `value` over the day's events, per currency.
+    pub value: BTreeMap<String, f64>,
+    /// With `changed_since`: what the day gained since then (absent when it gained nothing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changed: Option<DayChange>,
+}
+
+/// The answer of `surety late --json` and `GET /v1/late-arrivals`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LateReport {
+    pub since: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changed_since: Option<DateTime<Utc>>,
+    /// Days in order; a day without events is left out.
+    pub days: Vec<LateDay>,
+    /// All days together.
+    pub events: u64,
+    pub late: LateBuckets,
+}
+
+#[derive(Default)]
+struct DayTally {
+    events: u64,
+    on_time: u64,
+    late: LateBuckets,
+    outside_window: BTreeMap<String, u64>,
+    value: Money,
+    changed_events: u64,
+    changed_value: Money,
+}
+
+/// Counting overflowed: more events than a `u64` holds (cannot happen on a real ledger).
+#[derive(Debug, thiserror::Error)]
+pub enum LateError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("a count overflowed")]
+    Overflow,
+}
+
+/// Folds ledger entries into days; pure, so that tests can feed it directly.
+#[derive(Default)]
+pub struct LateTally {
+    days: BTreeMap<NaiveDate, DayTally>,
+}
+
+impl LateTally {
+    /// Adds one event (with its deliveries) of the window.
+    pub fn add(&mut self, entry: &LedgerEntry, q: &LateQuery) -> Result<(), LateError> {
+        let e = &entry.event;
+        if e.occurred_at < q.since || e.occurred_at >= q.until {
+            return Ok(());
+        }
+        if !q.kinds.is_empty() && !q.kinds.iter().any(|k| k == e.kind.as_str()) {
+            return Ok(());
+        }
+        let day = e.occurred_at.date_naive();
+        let day_end = day.succ_opt().ok_or(LateError::Overflow)?.and_time(chrono::NaiveTime::MIN).and_utc();
+        let t = self.days.entry(day).or_default();
+        t.events = t.events.checked_add(1).ok_or(LateError::Overflow)?;
+        if e.received_at < day_end {
+            t.on_time = t.on_time.checked_add(1).ok_or(LateError::Overflow)?;
+        } else {
+            t.late.add(e.received_at - day_end).ok_or(LateError::Overflow)?;
+        }
+        for d in &entry.deliveries {
+            if d.reason.as_deref() == Some(OUTSIDE_WINDOW) {
+                let n = t.outside_window.entry(d.destination.clone()).or_default();
+                *n = n.checked_add(1).ok_or(LateError::Overflow)?;
+            }
+        }
+        t.value.add(e).ok_or(LateError::Overflow)?;
+        if q.changed_since.is_some_and(|c| e.received_at >= c) {
+            t.changed_events = t.changed_events.checked_add(1).ok_or(LateError::Overflow)?;
+            t.changed_value.add(e).ok_or(LateError::Overflow)?;
+        }
+        Ok(())
+    }
+
+    pub fn finish(self, q: &LateQuery) -> Result<LateReport, LateError> {
+        let mut events = 0u64;
+        let mut late = LateBuckets::default();
+        let mut days = Vec::with_capacity(self.days.len());
+        for (day, t) in self.days {
+            events = events.checked_add(t.events).ok_or(LateError::Overflow)?;
+            late.under_1h = late.under_1h.checked_add(t.late.under_1h).ok_or(LateError::Overflow)?;
+            late.under_24h = late.under_24h.checked_add(t.late.under_24h).ok_or(LateError::Overflow)?;
+            late.under_72h = late.under_72h.checked_add(t.late.under_72h).ok_or(LateError::Overflow)?;
+            late.later = late.later.checked_add(t.late.later).ok_or(LateError::Overflow)?;
+            let changed =
+                (t.changed_events > 0).then(|| DayChange { events: t.changed_events, value: t.changed_value.to_map() });
+            days.push(LateDay {
+                day,
+                events: t.events,
+                on_time: t.on_time,
+                late: t.late,
+                outside_window: t.outside_window,
+                value: t.value.to_map(),
+                changed,
+            });
+        }
+        Ok(LateReport { since: q.since, until: q.until, changed_since: q.changed_since, days, events, late })
+    }
+}
+
+/// Reads the window from the ledger and counts it.
+pub async fn late_arrivals(store: &dyn Store, q: &LateQuery) -> Result<LateReport, LateError> {
+    let mut tally = LateTally::default();
+    let mut page = WindowPage { since: q.since, until: q.until, after_seq: 0, limit: PAGE };
+    loop {
+        let entries = store.window_page(page).await?;
+        let n = entries.len();
+        if let Some(last) = entries.last() {
+            page.after_seq = last.seq;
+        }
+        for e in &entries {
+            tally.add(e, q)?;
+        }
+        if n < PAGE {
+            break;
+        }
+    }
+    tally.finish(q)
+}
+
+/// Days counted when no `--since` is given.
+pub const DEFAULT_DAYS: i64 = 30;
+
+/// `surety late`.
+#[derive(clap::Args, Debug)]
+pub struct LateArgs {
+    /// First event day (a date, UTC midnight, or an RFC 3339 time) [default: 30 days before --until].
+    #[arg(long)]
+    pub since: Option<String>,
+    /// End of the window, exclusive; a date means the end of that day [default: now].
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Also show what each day gained since this time (a date or an RFC 3339 time).
+    #[arg(long)]
+    pub changed_since: Option<String>,
+    /// Only these kinds. Repeatable.
+    #[arg(long = "kind")]
+    pub kinds: Vec<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// The TOML configuration naming the ledger.
+    #[arg(long, short, env = "SURETY_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
+}
+
+/// The query from its textual bounds (CLI flags or HTTP parameters); the error says which bound.
+pub fn query(
+    since: Option<&str>,
+    until: Option<&str>,
+    changed_since: Option<&str>,
+    kinds: Vec<String>,
+    now: DateTime<Utc>,
+) -> Result<LateQuery, String> {
+    let until = until.map(|s| parse_bound(s, true)).transpose().map_err(|e| format!("until: {e}"))?.unwrap_or(now);
+    let since = since
+        .map(|s| parse_bound(s, false))
+        .transpose()
+        .map_err(|e| format!("since: {e}"))?
+        .unwrap_or(until - Duration::days(DEFAULT_DAYS));
+    if since >= until {
+        return Err(format!("since ({}) must be before until ({})", since.to_rfc3339(), until.to_rfc3339()));
+    }
+    let changed_since =
+        changed_since.map(|s| parse_bound(s, false)).transpose().map_err(|e| format!("changed_since: {e}"))?;
+    Ok(LateQuery { since, until, changed_since, kinds })
+}
+
+/// `surety late`: exit 0 with the report, 2 on usage errors.
+pub fn cli(args: LateArgs) -> anyhow::Result<std::process::ExitCode> {
+    let usage = |m: String| {
+        eprintln!("error: {m}");
+        Ok(std::process::ExitCode::from(2))
+    };
+    let config = match crate::config::Config::load(args.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return usage(e.to_string()),
+    };
+    let q = match query(
+        args.since.as_deref(),
+        args.until.as_deref(),
+        args.changed_since.as_deref(),
+        args.kinds,
+        Utc::now(),
+    ) {
+        Ok(q) => q,
+        Err(e) => return usage(format!("--{}", e.replacen('_', "-", 1))),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let report = runtime.block_on(async {
+        let store = crate::store::open(&config).await?;
+        anyhow::Ok(late_arrivals(store.as_ref(), &q).await?)
+    })?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.render());
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+impl LateReport {
+    /// The report as a table for a terminal.
+    pub fn render(&self) -> String {
+        use std::fmt::Write;
+        let money = |m: &BTreeMap<String, f64>| {
+            if m.is_empty() {
+                "-".to_owned()
+            } else {
+                m.iter().map(|(c, v)| format!("{v:.2} {c}")).collect::<Vec<_>>().join(", ")
+            }
+        };
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "Late arrivals, event time {} .. {} (UTC days; late = received after the day ended)\n",
+            self.since.to_rfc3339(),
+            self.until.to_rfc3339()
+        );
+        let _ = writeln!(
+            out,
+            "{:<10}  {:>7}  {:>7}  {:>6}  {:>6}  {:>6}  {:>6}  {:>14}  value",
+            "day", "events", "on time", "<1h", "<24h", "<72h", "later", "outside_window"
+        );
+        for d in &self.days {
+            let outside: u64 = d.outside_window.values().sum();
+            let _ = writeln!(
+                out,
+                "{:<10}  {:>7}  {:>7}  {:>6}  {:>6}  {:>6}  {:>6}  {:>14}  {}",
+                d.day,
+                d.events,
+                d.on_time,
+                d.late.under_1h,
+                d.late.under_24h,
+                d.late.under_72h,
+                d.late.later,
+                outside,
+                money(&d.value)
+            );
+        }
+        let _ = writeln!(out, "\n{} events, {} arrived after their day had ended", self.events, self.late.total());
+        if let Some(since) = self.changed_since {
+            let changed: Vec<&LateDay> = self.days.iter().filter(|d| d.changed.is_some()).collect();
+            if changed.is_empty() {
+                let _ = writeln!(out, "No day changed since {}.", since.to_rfc3339());
+            } else {
+                let _ = writeln!(out, "Changed since {}:", since.to_rfc3339());
+                for d in changed {
+                    let c = d.changed.as_ref().map_or((0, String::new()), |c| (c.events, money(&c.value)));
+                    let _ = writeln!(out, "  {} gained {} events and {}", d.day, c.0, c.1);
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::core::{Consent, Currency, DeliveryState, EventId, Identity, Kind, Subject};
+    use crate::store::LedgerDelivery;
+
+    fn at(d: u32, h: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, d, h, 0, 0).unwrap()
+    }
+
+    fn entry(seq: i64, occurred: DateTime<Utc>, received: DateTime<Utc>, value: f64, skipped: bool) -> LedgerEntry {
+        let subject = Subject { kind: "order".into(), id: format!("o{seq}") };
+        let kind = Kind::parse("order_paid").unwrap();
+        let event = Event {
+            event_id: EventId::derive(&subject, &kind),
+            kind,
+            source: "api".into(),
+            occurred_at: occurred,
+            received_at: received,
+            subject,
+            value: Some(value),
+            currency: Some(Currency::parse("EUR").unwrap()),
+            items: vec![],
+            identity: Identity::default(),
+            consent: Consent::default(),
+            attributes: BTreeMap::new(),
+            joined: vec![],
+        };
+        let deliveries = vec![LedgerDelivery {
+            destination: "ga4".into(),
+            dest_event: "purchase".into(),
+            state: if skipped { DeliveryState::Skipped } else { DeliveryState::Delivered },
+            reason: skipped.then(|| OUTSIDE_WINDOW.to_owned()),
+            created_at: received,
+        }];
+        LedgerEntry { seq, event, deliveries }
+    }
+
+    fn query() -> LateQuery {
+        LateQuery { since: at(1, 0), until: at(30, 0), changed_since: Some(at(25, 0)), kinds: vec![] }
+    }
+
+    #[test]
+    fn each_event_lands_in_its_day_and_bucket() {
+        let q = query();
+        let mut t = LateTally::default();
+        let entries = [
+            entry(1, at(20, 10), at(20, 10), 10.0, false), // on time
+            entry(2, at(20, 23), at(21, 0) + Duration::minutes(30), 20.0, false), // < 1 h after the day
+            entry(3, at(20, 12), at(21, 5), 30.0, false),  // < 24 h
+            entry(4, at(20, 12), at(23, 12), 40.0, false), // < 72 h (2 d 12 h after the end)
+            entry(5, at(20, 12), at(27, 0), 50.5, true),   // later, skipped outside_window; changed
+            entry(6, at(21, 9), at(21, 9), 5.0, false),
+            entry(7, at(30, 9), at(30, 9), 5.0, false), // outside the query window
+        ];
+        for e in &entries {
+            t.add(e, &q).unwrap();
+        }
+        let r = t.finish(&q).unwrap();
+        assert_eq!(r.days.len(), 2);
+        let d = &r.days[0];
+        assert_eq!(d.day, NaiveDate::from_ymd_opt(2026, 11, 20).unwrap());
+        assert_eq!((d.events, d.on_time), (5, 1));
+        assert_eq!(d.late, LateBuckets { under_1h: 1, under_24h: 1, under_72h: 1, later: 1 });
+        assert_eq!(d.outside_window.get("ga4"), Some(&1));
+        assert_eq!(d.value.get("EUR"), Some(&150.5));
+        assert_eq!(d.changed, Some(DayChange { events: 1, value: BTreeMap::from([("EUR".to_owned(), 50.5)]) }));
+        assert_eq!(r.days[1].changed, None);
+        assert_eq!((r.events, r.late.total()), (6, 4));
+        let text = r.render();
+        assert!(text.contains("2026-11-20 gained 1 events and 50.50 EUR"), "{text}");
+    }
+
+    #[test]
+    fn a_kind_filter_counts_only_those_kinds() {
+        let mut q = query();
+        q.kinds = vec!["refund_completed".into()];
+        let mut t = LateTally::default();
+        t.add(&entry(1, at(20, 10), at(20, 10), 10.0, false), &q).unwrap();
+        let r = t.finish(&q).unwrap();
+        assert!(r.days.is_empty());
+        assert_eq!(r.events, 0);
+    }
+}
