@@ -47,7 +47,7 @@ pub async fn get_late_arrivals(
     .map_err(invalid)?;
     match late::late_arrivals(app.store.as_ref(), &q).await {
         Ok(report) => Ok(Json(report)),
-        Err(LateError::Store(e)) => Err(Problem::storage(&e)),
+        Err(LateError::Store(e)) => Err(Problem::from(e)),
         Err(e @ LateError::Overflow) => {
             Err(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "count_overflow", "Count overflow", e.to_string()))
         }
