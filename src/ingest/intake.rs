@@ -237,7 +237,8 @@ async fn webhook(
     let source = received.source;
     let (events, capture, aliases) = match mapped {
         Ok(Mapped::Ignored(reason)) => {
-            ledger.store.record_receipts(vec![received.receipt(ReceiptStatus::Ignored, Some(reason.clone()))]).await?;
+            let receipt = received.receipt(ReceiptStatus::Ignored, Some(reason.clone()));
+            ledger.commit(Intake { at: received.at, receipts: vec![receipt], ..Intake::default() }).await?;
             ledger.metrics.source(source, "ignored");
             return Ok(Webhook::Ignored(reason));
         }
@@ -278,7 +279,8 @@ async fn invalid(ledger: Ledger<'_>, received: &Received, errors: Vec<FieldError
     let detail = summary(&errors);
     ledger.metrics.source(received.source, "invalid");
     tracing::warn!(source = received.source, id = %received.receipt_id, topic = %received.topic, "unmappable message: {detail}");
-    ledger.store.record_receipts(vec![received.receipt(ReceiptStatus::Invalid, Some(detail))]).await?;
+    let receipt = received.receipt(ReceiptStatus::Invalid, Some(detail));
+    ledger.commit(Intake { at: received.at, receipts: vec![receipt], ..Intake::default() }).await?;
     Ok(Webhook::Invalid(errors))
 }
 
@@ -377,7 +379,7 @@ pub async fn segment(
         let first: String =
             rejects.into_iter().next().and_then(|r| r.detail).unwrap_or_default().chars().take(500).collect();
         let receipt = batch_receipt(received_at, format!("{invalid} invalid messages; the first: {first}"));
-        ledger.store.record_receipts(vec![receipt]).await?;
+        ledger.commit(Intake { at: received_at, receipts: vec![receipt], ..Intake::default() }).await?;
         results.truncate(MAX_LISTED);
         return Ok(Segment::Refused { invalid, results });
     }
