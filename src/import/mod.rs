@@ -2,8 +2,9 @@
 //! transfers, CRM exports) straight into the ledger the configuration names (ADR 0003).
 //!
 //! Every row goes through the API's canonical parser, so validation is identical, and batches
-//! are committed through `Store::ingest`, so dedupe, identity join and planning are exactly the
-//! API's. Deliveries planned here are sent by `surety serve`: the ledger is the queue. A reader
+//! are committed through `ingest::intake::import` (one `Store::intake` each), so dedupe, identity
+//! join and planning are exactly the API's. Planning rules come from the configuration alone: no
+//! adapter is built and no destination secret is read, since nothing is sent from here. Deliveries planned here are sent by `surety serve`: the ledger is the queue. A reader
 //! thread parses while earlier batches commit; after each commit (in file order) the rejected
 //! rows are appended to the reject file and the checkpoint moves past the batch, so a rerun
 //! continues where a stopped import left off. A bad row is rejected, never fatal.
@@ -109,7 +110,7 @@ pub struct ImportArgs {
     pub json: bool,
 }
 
-/// A batch's `Store::ingest`, running.
+/// A batch's commit (`ingest::intake::import`), running.
 type Commit = JoinHandle<Result<Vec<IngestResult>, StoreError>>;
 
 /// A batch of rows as read: the valid events, the rejected rows, and where the next row starts.
