@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{IngestResult, IngestStatus, PlannedDelivery, Receipt};
+use super::{IngestResult, PlannedDelivery, Receipt};
 use crate::core::{Event, IdentityCapture, Subject};
 
 /// What one message (a webhook, a Segment batch, a `POST /v1/events`) asks the ledger to keep.
@@ -37,14 +37,4 @@ pub struct IntakeResult {
 /// The detail of a `mapped` receipt: each event id and what became of it.
 pub(super) fn mapped_detail(results: &[IngestResult]) -> String {
     results.iter().map(|r| format!("{} {}", r.event_id, r.status.as_str())).collect::<Vec<_>>().join(", ")
-}
-
-impl IngestStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Accepted => "accepted",
-            Self::Duplicate => "duplicate",
-            Self::Conflict => "conflict",
-        }
-    }
 }

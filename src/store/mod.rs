@@ -68,6 +68,16 @@ pub enum IngestStatus {
     Conflict,
 }
 
+impl IngestStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Duplicate => "duplicate",
+            Self::Conflict => "conflict",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct IngestResult {
     pub event_id: String,
