@@ -183,3 +183,26 @@ pub async fn ensure_problem(response: Response) -> Response {
     *fixed.headers_mut() = std::mem::take(&mut parts.headers);
     fixed
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whatever failed in the ledger, a client sees the same retryable answer, never the cause.
+    #[test]
+    fn every_store_error_is_503_storage_unavailable_without_its_cause() {
+        for e in [
+            StoreError::Unavailable("disk full at /var/lib/surety".into()),
+            StoreError::Corrupt("bad state 'x'".into()),
+            StoreError::Closed,
+            StoreError::Open("schema 9".into()),
+            StoreError::Task("panicked".into()),
+            StoreError::Database(rusqlite::Error::InvalidQuery),
+        ] {
+            let cause = e.to_string();
+            let p = Problem::from(e);
+            assert_eq!((p.status, p.code), (503, "storage_unavailable"), "{cause}");
+            assert!(!p.detail.contains("surety") && !p.detail.contains("schema"), "{}", p.detail);
+        }
+    }
+}
