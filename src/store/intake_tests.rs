@@ -172,3 +172,49 @@ async fn postgres_keeps_nothing_of_a_message_whose_receipt_fails() {
     let store = crate::store::postgres::testdb::fresh().await;
     a_message_is_kept_whole_or_not_at_all(&store, false).await;
 }
+
+/// Messages that share subjects, committed at once on PostgreSQL — half capture identity for
+/// order a and carry an event of order b that waits for identity, half the other way round —
+/// all commit: a message takes its wait locks in one order, before anything else, so none
+/// deadlocks with another.
+#[tokio::test]
+async fn postgres_intakes_sharing_subjects_all_commit() {
+    let store = Arc::new(crate::store::postgres::testdb::fresh().await);
+    let waits = BTreeMap::from([("ga4".to_owned(), Duration::minutes(15))]);
+    let planner = Arc::new(Arc::try_unwrap(planner()).ok().unwrap().with_identity_waits(waits));
+    let subject = |id: &str| Subject { kind: "order".into(), id: id.into() };
+    let mut tasks = Vec::new();
+    for i in 0..32 {
+        let (store, planner) = (store.clone(), planner.clone());
+        let ids = if i % 2 == 0 { ["a", "b"] } else { ["b", "a"] };
+        tasks.push(tokio::spawn(async move {
+            let capture = |id: &str| IdentityCapture {
+                subject: subject(id),
+                captured_at: now(),
+                identity: Identity { session_id: Some(format!("s{i}")), ..Identity::default() },
+                consent: Consent::default(),
+                from_browser: false,
+            };
+            let event = |id: &str| Event {
+                event_id: EventId::derive(&subject(id), &event().kind),
+                subject: subject(id),
+                ..event()
+            };
+            let intake = Intake {
+                at: now(),
+                captures: vec![capture(ids[0])],
+                aliases: ids.iter().map(|id| (format!("stripe:pi_{id}"), subject(id))).collect(),
+                events: vec![event(ids[1])],
+                ..Intake::default()
+            };
+            store.intake(intake, planner).await
+        }));
+    }
+    for t in tasks {
+        let result = t.await.unwrap().expect("every message commits");
+        assert_eq!(result.events.len(), 1);
+    }
+    for id in ["a", "b"] {
+        assert_eq!(store.resolve_alias(&format!("stripe:pi_{id}")).await.unwrap(), Some(subject(id)));
+    }
+}
