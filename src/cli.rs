@@ -71,6 +71,8 @@ enum Command {
     Reconcile(crate::reconcile::ReconcileArgs),
     /// Late arrivals per event day: what came after the day ended, what was too late, what changed.
     Late(crate::reconcile::late::LateArgs),
+    /// Coverage: what each event carried (ids, click ids, consent) and what became of it per destination.
+    Coverage(crate::reconcile::coverage::CoverageArgs),
 }
 
 #[derive(Subcommand)]
@@ -137,6 +139,7 @@ enum DlqCommand {
 
 /// Parses the command line, runs the command, maps errors to a message and exit code 1.
 pub fn main() -> ExitCode {
+    quiet_on_broken_pipe();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
@@ -145,6 +148,22 @@ pub fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `surety dlq list | head` closes the pipe before the output ends. Rust ignores SIGPIPE, so
+/// `println!` then panics; stop quietly instead, with the status a shell reports for a tool that
+/// SIGPIPE ended (128 + 13), as `grep` or `yes` would.
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message =
+            payload.downcast_ref::<String>().map(String::as_str).or_else(|| payload.downcast_ref::<&str>().copied());
+        if message.is_some_and(|m| m.starts_with("failed printing to std") && m.contains("Broken pipe")) {
+            std::process::exit(141);
+        }
+        default(info)
+    }));
 }
 
 fn load(arg: &ConfigArg) -> anyhow::Result<Config> {
@@ -177,7 +196,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(c) => {
                     println!(
                         "configuration is valid: storage {}, {} destination(s), {} catalog kind(s)",
-                        c.storage.url,
+                        c.storage.redacted_url(),
                         c.destinations.len(),
                         c.catalog.len()
                     );
@@ -197,8 +216,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Events(EventsCommand::Show { id, config, json }) => {
             let config = load(&config)?;
-            let view = runtime()?
-                .block_on(async { crate::store::open(&config).await?.event(&id).await.map_err(anyhow::Error::from) })?;
+            let view = runtime()?.block_on(async {
+                crate::store::open_existing(&config).await?.event(&id).await.map_err(anyhow::Error::from)
+            })?;
             match view {
                 None => {
                     eprintln!("no event with id {id}");
@@ -224,7 +244,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ..Default::default()
             };
             let rows = runtime()?.block_on(async {
-                crate::store::open(&config).await?.deliveries(filter).await.map_err(anyhow::Error::from)
+                crate::store::open_existing(&config).await?.deliveries(filter).await.map_err(anyhow::Error::from)
             })?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
@@ -243,7 +263,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         "{:>8}  {:<16} {:<12} {:<22} {:>8}  {}",
                         d.id,
                         d.destination,
-                        d.state,
+                        d.state.as_str(),
                         d.reason.unwrap_or_default(),
                         d.attempts,
                         d.event_id
@@ -260,7 +280,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ReplaySelector { delivery_ids: ids, destination, ..Default::default() }
             };
             let report = runtime()?.block_on(async {
-                crate::store::open(&config)
+                crate::store::open_existing(&config)
                     .await?
                     .replay(selector, force, chrono::Utc::now())
                     .await
@@ -284,7 +304,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let settlement = Settlement { delivery_id: id, settled_as, by: cli_user(), note };
             let outcome = runtime()?.block_on(async {
-                crate::store::open(&config)
+                crate::store::open_existing(&config)
                     .await?
                     .settle(settlement, chrono::Utc::now())
                     .await
@@ -336,7 +356,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let batch = config.retention.batch.max(1);
             let total = runtime()?.block_on(async {
-                let store = crate::store::open(&config).await?;
+                let store = crate::store::open_existing(&config).await?;
                 let cancel = tokio_util::sync::CancellationToken::new();
                 crate::prune_all(store.as_ref(), before, batch, &cancel).await.map_err(anyhow::Error::from)
             })?;
@@ -362,6 +382,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Import(args) => runtime()?.block_on(crate::import::run(args)),
         Command::Reconcile(args) => crate::reconcile::cli(args),
         Command::Late(args) => crate::reconcile::late::cli(args),
+        Command::Coverage(args) => crate::reconcile::coverage::cli(args),
     }
 }
 

@@ -8,15 +8,17 @@ use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+pub mod alerts;
 mod ga4;
 pub mod google_ads;
 pub mod linkedin;
 pub mod meta;
 mod secret;
 pub mod sources;
+mod structure;
 
 pub use ga4::Ga4Config;
-pub use secret::{Secret, SecretValue};
+pub use secret::{Secret, SecretValue, MIN_SECRET_CHARS};
 pub use sources::SourcesConfig;
 
 use crate::core::plan::{ConsentPurpose, OnPersonalDataDenied};
@@ -49,6 +51,12 @@ pub struct Config {
     /// kind → destination name → route.
     #[serde(default)]
     pub catalog: BTreeMap<String, BTreeMap<String, Route>>,
+    /// Where alert messages go, and whether this process evaluates the rules.
+    #[serde(default)]
+    pub alerting: alerts::AlertingConfig,
+    /// `[[alerts]]`: what needs a person (`crate::alerts`).
+    #[serde(default)]
+    pub alerts: Vec<alerts::AlertRule>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -356,11 +364,19 @@ impl Config {
         Self::from_figment(Figment::from(Toml::string(DEFAULT_TOML)).merge(Toml::string(text)), Secrets::Read)
     }
 
+    /// Structural problems first (every one: see `structure`), then, if the rest parses, every
+    /// semantic problem of what was written correctly.
     fn from_figment(figment: Figment, secrets: Secrets) -> Result<Self, ConfigError> {
-        let mut config: Config =
-            figment.extract().map_err(|e| ConfigError { problems: e.into_iter().map(|e| e.to_string()).collect() })?;
+        let parsed = structure::parse(&figment);
+        let mut problems = parsed.problems;
+        let Some((mut config, figment)) = parsed.config else {
+            return Err(ConfigError { problems });
+        };
         config.default_consent_purposes(&figment);
-        let mut problems = config.problems();
+        let unread = |p: &String| {
+            parsed.dropped_destinations.iter().any(|name| p.ends_with(&format!("no destination named '{name}'")))
+        };
+        problems.extend(config.problems().into_iter().filter(|p| !unread(p)));
         if secrets == Secrets::SkipDestinations {
             // What an unreadable destination secret is reported as: `destinations.NAME.KEY (REF): WHY`.
             let unread: Vec<(String, String)> = config
@@ -540,6 +556,8 @@ impl Config {
                 }
             }
         }
+        let names: Vec<&str> = self.destinations.iter().map(|d| d.name()).collect();
+        p.extend(alerts::problems(&self.alerting, &self.alerts, &names));
         p
     }
 

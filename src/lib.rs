@@ -9,6 +9,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod api;
 pub mod bench;
 pub mod cli;
@@ -79,6 +80,7 @@ pub async fn run(
     }
     let wake: Vec<Arc<Notify>> = destinations.iter().map(|_| Arc::new(Notify::new())).collect();
     let metrics = Arc::new(Metrics::new());
+    let alerts = Arc::new(alerts::AlertBook::from_config(&config));
     let app = Arc::new(App {
         config: config.clone(),
         store: store.clone(),
@@ -88,6 +90,7 @@ pub async fn run(
         capture_limit: api::capture::CaptureLimiter::per_minute(config.auth.capture_per_minute),
         sources: sources::SourceSecrets::resolve(&config.sources)?,
         wake: wake.clone(),
+        alerts: alerts.clone(),
     });
 
     let cancel = CancellationToken::new();
@@ -96,7 +99,7 @@ pub async fn run(
         let ctx = worker::WorkerContext {
             store: store.clone(),
             planner: planner.clone(),
-            metrics,
+            metrics: metrics.clone(),
             retry: config.retry.clone(),
             config: config.worker.clone(),
             owner: format!("surety-{}-{:08x}", std::process::id(), rand::random::<u32>()),
@@ -112,6 +115,18 @@ pub async fn run(
     if config.server.workers {
         let lease = std::time::Duration::from_secs(config.worker.lease_secs.max(1));
         workers.spawn(lease_recovery(store.clone(), planner.clone(), lease, cancel.clone()));
+    }
+    if alerts.is_evaluating() {
+        let names = config.destinations.iter().map(|d| d.name().to_owned()).collect();
+        workers.spawn(alerts::run(
+            config.alerting.clone(),
+            config.alerts.clone(),
+            names,
+            alerts,
+            store.clone(),
+            metrics,
+            cancel.clone(),
+        ));
     }
     if config.server.workers && config.retention.keep_days > 0 {
         workers.spawn(prune_loop(store.clone(), config.retention.clone(), cancel.clone()));

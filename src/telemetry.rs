@@ -1,5 +1,6 @@
 //! Logs and metrics. Metrics live in a registry per running instance (no global state), rendered
-//! in the Prometheus text format at `GET /metrics`.
+//! at `GET /metrics` in OpenMetrics for a scraper that asks for it, else in the Prometheus text
+//! format 0.0.4 (what `curl` and `promtool check metrics` read).
 
 use std::sync::Mutex;
 
@@ -43,6 +44,20 @@ pub struct DestinationLabels {
     pub destination: String,
 }
 
+/// An HTTP request by its route pattern (`/v1/events/{id}`, never the concrete path, so the
+/// label set stays small), method and status code.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub method: String,
+    pub route: String,
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+}
+
 /// Every metric Surety exports.
 pub struct Metrics {
     registry: Mutex<Registry>,
@@ -54,6 +69,8 @@ pub struct Metrics {
     pub oldest_pending: Family<DestinationLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     pub latency: Family<DestinationLabels, Histogram>,
     pub circuit_open: Family<DestinationLabels, Gauge>,
+    pub http_requests: Family<HttpLabels, Counter>,
+    pub http_duration: Family<HttpLabels, Histogram>,
 }
 
 impl Default for Metrics {
@@ -104,6 +121,23 @@ impl Metrics {
             "1 while a destination's circuit is open or probing (sustained failure or refused credentials)",
             circuit_open.clone(),
         );
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by method, route pattern and status code",
+            http_requests.clone(),
+        );
+        let http_duration = Family::<HttpLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new([0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0])
+        });
+        registry.register(
+            "http_request_duration_seconds",
+            "Time from a request's arrival to its answer's headers, by method, route pattern and status code",
+            http_duration.clone(),
+        );
+        let build = Family::<BuildLabels, Gauge>::default();
+        registry.register("build_info", "Always 1; the version of the running binary as a label", build.clone());
+        build.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION").to_owned() }).set(1);
         Self {
             registry: Mutex::new(registry),
             events,
@@ -114,13 +148,33 @@ impl Metrics {
             oldest_pending,
             latency,
             circuit_open,
+            http_requests,
+            http_duration,
         }
     }
 
-    /// Refreshes the gauges from the ledger, then renders everything.
-    pub fn render(&self, queues: &[QueueStat], now: chrono::DateTime<chrono::Utc>) -> String {
+    /// Refreshes the gauges from the ledger, then renders everything in OpenMetrics. Every
+    /// configured destination has its queue gauges, 0 when idle; with `workers` (this process
+    /// runs them) its circuit gauge too, 0 until its worker says otherwise. A process without
+    /// workers knows no circuit, and shows none rather than a made-up 0.
+    pub fn render(
+        &self,
+        queues: &[QueueStat],
+        destinations: &[&str],
+        workers: bool,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> String {
         self.queue_depth.clear();
         self.oldest_pending.clear();
+        for name in destinations {
+            let labels = DestinationLabels { destination: (*name).to_owned() };
+            self.queue_depth.get_or_create(&labels).set(0);
+            self.oldest_pending.get_or_create(&labels).set(0.0);
+            if workers {
+                // Created at 0 if the worker has not set it yet; an existing value is kept.
+                drop(self.circuit_open.get_or_create(&labels));
+            }
+        }
         for q in queues {
             let labels = DestinationLabels { destination: q.destination.clone() };
             self.queue_depth.get_or_create(&labels).set(q.depth as i64);
@@ -132,6 +186,12 @@ impl Metrics {
             let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
         }
         out
+    }
+
+    /// Counts one answered HTTP request and its duration.
+    pub fn http_request(&self, labels: HttpLabels, seconds: f64) {
+        self.http_duration.get_or_create(&labels).observe(seconds);
+        self.http_requests.get_or_create(&labels).inc();
     }
 
     pub fn source(&self, source: &str, outcome: &str) {
@@ -154,10 +214,39 @@ impl Metrics {
     }
 }
 
-/// Starts logging: text or JSON lines on stderr, filtered by `RUST_LOG` or `level`.
+/// OpenMetrics text (as `render` writes it) in the Prometheus text format 0.0.4: a counter's
+/// family takes its samples' `_total` name, and the OpenMetrics-only lines (`# UNIT`, `# EOF`) go.
+pub fn to_prometheus_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+            counters.contains(name).then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        out.push_str(renamed.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
+}
+
+/// Starts logging: text or JSON lines on stderr, filtered by `RUST_LOG` or `level`. Colours only
+/// when stderr is a terminal: a file, a pipe or the journal gets plain text.
 pub fn init_logging(format: &str, level: &str) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let _ = if format == "json" { builder.json().try_init() } else { builder.try_init() };
 }

@@ -1,5 +1,5 @@
-//! `GET /v1/late-arrivals` (admin): `surety late` over HTTP — per event day, what arrived after
-//! the day had ended, what was skipped as too late, and what changed since a given time.
+//! `GET /v1/late-arrivals`, `GET /v1/coverage` and `GET /v1/alerts` (admin): `surety late`, `surety coverage`
+//! and the alert book over HTTP — the measurement loop, read only.
 
 use std::sync::Arc;
 
@@ -12,8 +12,10 @@ use serde::Deserialize;
 
 use super::auth::Role;
 use super::problem::Problem;
+use crate::alerts::AlertsView;
 use crate::api::App;
-use crate::reconcile::late::{self, LateError, LateReport};
+use crate::reconcile::coverage::{self, CoverageQuery, CoverageReport, GroupBy};
+use crate::reconcile::late::{self, CountError, LateReport};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -45,11 +47,42 @@ pub async fn get_late_arrivals(
         Utc::now(),
     )
     .map_err(invalid)?;
-    match late::late_arrivals(app.store.as_ref(), &q).await {
-        Ok(report) => Ok(Json(report)),
-        Err(LateError::Store(e)) => Err(Problem::from(e)),
-        Err(e @ LateError::Overflow) => {
-            Err(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "count_overflow", "Count overflow", e.to_string()))
+    late::late_arrivals(app.store.as_ref(), &q).await.map(Json).map_err(counted)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoverageParams {
+    since: Option<String>,
+    until: Option<String>,
+    #[serde(default)]
+    by: GroupBy,
+}
+
+/// `GET /v1/coverage` (admin): `surety coverage` over HTTP.
+pub async fn get_coverage(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    query: Result<Query<CoverageParams>, QueryRejection>,
+) -> Result<Json<CoverageReport>, Problem> {
+    app.auth.require(&headers, Role::Admin)?;
+    let Query(p) = query.map_err(|e| invalid(e.body_text()))?;
+    let (since, until) = late::window(p.since.as_deref(), p.until.as_deref(), Utc::now()).map_err(invalid)?;
+    let q = CoverageQuery { since, until, by: p.by };
+    coverage::coverage(app.store.as_ref(), &q).await.map(Json).map_err(counted)
+}
+
+fn counted(e: CountError) -> Problem {
+    match e {
+        CountError::Store(e) => Problem::from(e),
+        e @ CountError::Overflow => {
+            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "count_overflow", "Count overflow", e.to_string())
         }
     }
+}
+
+/// `GET /v1/alerts` (admin): what fires now and the recent firing and resolved messages.
+pub async fn get_alerts(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Json<AlertsView>, Problem> {
+    app.auth.require(&headers, Role::Admin)?;
+    Ok(Json(app.alerts.view()))
 }

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod capture;
 mod dashboard;
 mod events;
+mod http_metrics;
 mod late;
 mod openapi;
 mod ops;
@@ -47,6 +48,8 @@ pub struct App {
     /// The sources' signing secrets and write keys, resolved at start.
     pub sources: SourceSecrets,
     pub(crate) wake: Vec<Arc<Notify>>,
+    /// What fires (`crate::alerts`), for `GET /v1/alerts`.
+    pub alerts: Arc<crate::alerts::AlertBook>,
 }
 
 impl App {
@@ -83,6 +86,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/deliveries/settle", post(admin::settle))
         .route("/v1/receipts", get(admin::list_receipts))
         .route("/v1/late-arrivals", get(late::get_late_arrivals))
+        .route("/v1/coverage", get(late::get_coverage))
+        .route("/v1/alerts", get(late::get_alerts))
         .route("/v1/reconcile", post(reconcile::post_reconcile).layer(DefaultBodyLimit::max(reconcile::MAX_BODY)))
         .route_layer(middleware::from_fn_with_state((app.clone(), Role::Admin), auth::require));
     Router::new()
@@ -103,6 +108,7 @@ pub fn router(app: Arc<App>) -> Router {
         .fallback(|| async { Problem::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::map_response(problem::ensure_problem))
+        .layer(middleware::from_fn_with_state(app.clone(), http_metrics::track))
         .with_state(app)
 }
 

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::problem::Problem;
@@ -28,14 +28,29 @@ pub async fn readyz(State(app): State<Arc<App>>) -> Result<&'static str, Problem
     }
 }
 
-pub async fn metrics(State(app): State<Arc<App>>) -> Response {
-    match app.store.queues().await {
-        Ok(queues) => (
+/// The metrics in OpenMetrics when the scraper's `Accept` names it (Prometheus does), else in
+/// the Prometheus text format 0.0.4.
+pub async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let queues = match app.store.queues().await {
+        Ok(queues) => queues,
+        Err(e) => return Problem::from(e).into_response(),
+    };
+    let destinations: Vec<&str> = app.config.destinations.iter().map(|d| d.name()).collect();
+    let text = app.metrics.render(&queues, &destinations, app.config.server.workers, chrono::Utc::now());
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.to_ascii_lowercase().contains("application/openmetrics-text"));
+    if openmetrics {
+        (StatusCode::OK, [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
+            .into_response()
+    } else {
+        (
             StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
-            app.metrics.render(&queues, chrono::Utc::now()),
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+            crate::telemetry::to_prometheus_text(&text),
         )
-            .into_response(),
-        Err(e) => Problem::from(e).into_response(),
+            .into_response()
     }
 }

@@ -13,7 +13,7 @@ use super::Report;
 use crate::config::Config;
 use crate::core::DeliveryState;
 use crate::core::RequestRecord;
-use crate::store::{DeliveryUpdate, Recording, Store};
+use crate::store::{BatchRecord, DeliveryUpdate, Store};
 
 /// Times the store work of delivering `events` events to GA4, without the HTTP send:
 /// routed ingest, claim, batching (payload building), mark-sending and recording the outcomes —
@@ -21,7 +21,7 @@ use crate::store::{DeliveryUpdate, Recording, Store};
 pub async fn run(events: usize, claim_batch: usize, synchronous: &str, report: &Report) -> anyhow::Result<()> {
     let dir = tempfile::Builder::new().prefix("surety-bench-").tempdir()?;
     let secret = dir.path().join("secret");
-    std::fs::write(&secret, "s")?;
+    std::fs::write(&secret, "bench-ga4-secret")?;
     let q = |s: String| toml::Value::String(s).to_string();
     let toml = format!(
         "[storage]\nurl = {}\nsqlite_synchronous = \"{synchronous}\"\n\n[[destinations]]\nname = \"ga4\"\ntype = \"ga4\"\n\
@@ -154,11 +154,11 @@ struct DeliveryPhases {
 }
 
 /// What a worker records after GA4 answered 204 to a batch.
-fn recording(destination: &str, batch: &[crate::core::Claimed]) -> Recording {
+fn recording(destination: &str, batch: &[crate::core::Claimed]) -> BatchRecord {
     let updates = batch
         .iter()
         .map(|c| {
-            let part = crate::delivery::ga4::Prepared::new(&c.event, &c.route, c.strip_personal);
+            let part = crate::delivery::ga4::Ga4Event::new(&c.event, &c.route, c.strip_personal);
             DeliveryUpdate {
                 delivery_id: c.delivery_id,
                 state: DeliveryState::Delivered,
@@ -166,7 +166,7 @@ fn recording(destination: &str, batch: &[crate::core::Claimed]) -> Recording {
                 messages: vec![],
                 next_attempt_at: None,
                 attempted: true,
-                outcome: "delivered",
+                outcome: crate::core::AttemptOutcome::Delivered,
                 detail: Some("sent: GA4 answers 2xx to any payload".into()),
                 payload_sha256: Some(part.event_sha256),
                 request: Some(0),
@@ -183,5 +183,5 @@ fn recording(destination: &str, batch: &[crate::core::Claimed]) -> Recording {
         response_excerpt: String::new(),
         body_sha256: "0".repeat(64),
     };
-    Recording { destination: destination.to_owned(), requests: vec![request], updates, ..Recording::default() }
+    BatchRecord { destination: destination.to_owned(), requests: vec![request], updates, ..BatchRecord::default() }
 }

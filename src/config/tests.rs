@@ -52,7 +52,7 @@ fn assert_problem(problems: &[String], needle: &str) {
 
 #[test]
 fn a_ga4_destination_and_catalog_parse() {
-    let _secret = EnvGuard::set("CFGTEST_VALID_GA4", "x");
+    let _secret = EnvGuard::set("CFGTEST_VALID_GA4", "x-secret-value");
     let text = format!(
         r#"
 [storage]
@@ -88,7 +88,7 @@ ga4-web = {{ event = "refund" }}
     assert_eq!(g.common.consent.purpose, ConsentPurpose::AdUserData);
     assert_eq!(g.common.consent.on_personal_data_denied, OnPersonalDataDenied::Skip);
     assert!(g.common.consent.assume_granted);
-    assert_eq!(g.api_secret.resolve().unwrap().expose(), "x");
+    assert_eq!(g.api_secret.resolve().unwrap().expose(), "x-secret-value");
 
     let routes = config.routes();
     assert_eq!(
@@ -103,7 +103,7 @@ ga4-web = {{ event = "refund" }}
 
 #[test]
 fn destination_defaults_apply() {
-    let _secret = EnvGuard::set("CFGTEST_DEFAULTS_GA4", "x");
+    let _secret = EnvGuard::set("CFGTEST_DEFAULTS_GA4", "x-secret-value");
     let config = Config::from_toml(&ga4("g", "CFGTEST_DEFAULTS_GA4")).unwrap_or_else(|e| panic!("{e}"));
     let DestinationConfig::Ga4(g) = &config.destinations[0] else { panic!("a GA4 destination") };
     assert_eq!(g.base_url, "https://www.google-analytics.com");
@@ -134,7 +134,7 @@ fn an_empty_file_gives_the_shipped_defaults() {
 
 #[test]
 fn every_problem_is_listed() {
-    let _secret = EnvGuard::set("CFGTEST_ALL_PROBLEMS_GA4", "x");
+    let _secret = EnvGuard::set("CFGTEST_ALL_PROBLEMS_GA4", "x-secret-value");
     let text = format!(
         r#"
 [storage]
@@ -173,7 +173,7 @@ nowhere = {{ event = "purchase" }}
 
 #[test]
 fn batch_size_and_window_bounds_are_inclusive() {
-    let _secret = EnvGuard::set("CFGTEST_BOUNDS_GA4", "x");
+    let _secret = EnvGuard::set("CFGTEST_BOUNDS_GA4", "x-secret-value");
     let ok = format!("{}batch_size = 25\nwindow_hours = 72\n", ga4("g", "CFGTEST_BOUNDS_GA4"));
     assert!(Config::from_toml(&ok).is_ok());
     let low = format!("{}batch_size = 0\nwindow_hours = 0\n", ga4("g", "CFGTEST_BOUNDS_GA4"));
@@ -184,7 +184,7 @@ fn batch_size_and_window_bounds_are_inclusive() {
 
 #[test]
 fn a_bad_base_url_is_a_problem() {
-    let _secret = EnvGuard::set("CFGTEST_BASE_URL_GA4", "x");
+    let _secret = EnvGuard::set("CFGTEST_BASE_URL_GA4", "x-secret-value");
     let text = format!("{}base_url = \"ftp://example.com\"\n", ga4("g", "CFGTEST_BASE_URL_GA4"));
     assert_problem(&problems_of(&text), "destinations.g.base_url");
 }
@@ -220,7 +220,7 @@ sqlite_synchronous = "off"
 
 #[test]
 fn a_catalog_kind_must_be_a_valid_kind() {
-    let _secret = EnvGuard::set("CFGTEST_KIND_GA4", "x");
+    let _secret = EnvGuard::set("CFGTEST_KIND_GA4", "x-secret-value");
     let text = format!("{}\n[catalog.Order-Paid]\ng = {{ event = \"purchase\" }}\n", ga4("g", "CFGTEST_KIND_GA4"));
     assert_problem(&problems_of(&text), "catalog.Order-Paid");
 }
@@ -315,7 +315,7 @@ fn an_unknown_key_in_server_is_an_error() {
 
 #[test]
 fn an_unknown_key_in_a_destination_is_an_error() {
-    let _secret = EnvGuard::set("CFGTEST_UNKNOWN_DEST_GA4", "x");
+    let _secret = EnvGuard::set("CFGTEST_UNKNOWN_DEST_GA4", "x-secret-value");
     // A typo of `window_hours` must not silently leave the default in place.
     let text = format!("{}windw_hours = 24\n", ga4("g", "CFGTEST_UNKNOWN_DEST_GA4"));
     assert_problem(&problems_of(&text), "windw_hours");
@@ -323,14 +323,14 @@ fn an_unknown_key_in_a_destination_is_an_error() {
 
 #[test]
 fn an_unknown_key_in_destination_consent_is_an_error() {
-    let _secret = EnvGuard::set("CFGTEST_UNKNOWN_CONSENT_GA4", "x");
+    let _secret = EnvGuard::set("CFGTEST_UNKNOWN_CONSENT_GA4", "x-secret-value");
     let text = format!("{}[destinations.consent]\nasume_granted = true\n", ga4("g", "CFGTEST_UNKNOWN_CONSENT_GA4"));
     assert_problem(&problems_of(&text), "asume_granted");
 }
 
 #[test]
 fn an_unknown_key_in_a_catalog_route_is_an_error() {
-    let _secret = EnvGuard::set("CFGTEST_UNKNOWN_ROUTE_GA4", "x");
+    let _secret = EnvGuard::set("CFGTEST_UNKNOWN_ROUTE_GA4", "x-secret-value");
     let text = format!(
         "{}\n[catalog.order_paid]\ng = {{ event = \"purchase\", browser_traked = true }}\n",
         ga4("g", "CFGTEST_UNKNOWN_ROUTE_GA4")
@@ -379,9 +379,9 @@ fn load_accepts_a_secret_named_like_the_spec_example() {
     let _lock = PROCESS_ENV.lock().unwrap_or_else(|e| e.into_inner());
     let mut file = tempfile::NamedTempFile::new().unwrap();
     file.write_all(b"[auth]\ningest_tokens = [\"env:SURETY_CFGTEST_INGEST_TOKEN\"]\n").unwrap();
-    let _token = EnvGuard::set("SURETY_CFGTEST_INGEST_TOKEN", "t0ken");
+    let _token = EnvGuard::set("SURETY_CFGTEST_INGEST_TOKEN", "t0ken-value");
     let config = Config::load(Some(file.path())).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(config.auth.ingest_tokens[0].resolve().unwrap().expose(), "t0ken");
+    assert_eq!(config.auth.ingest_tokens[0].resolve().unwrap().expose(), "t0ken-value");
 }
 
 #[test]
@@ -406,7 +406,7 @@ fn a_typo_in_a_section_variable_is_an_error() {
 
 #[test]
 fn ad_platforms_default_to_ad_user_data_consent_and_ga4_to_analytics() {
-    std::env::set_var("CFGTEST_PURPOSE_TOKEN", "t");
+    std::env::set_var("CFGTEST_PURPOSE_TOKEN", "purpose-token");
     let c = Config::from_toml(
         r#"
 [[destinations]]
@@ -431,7 +431,7 @@ purpose = "analytics"
 
 #[test]
 fn retention_must_outlast_every_window() {
-    std::env::set_var("RETENTION_TEST_GA4_SECRET", "x");
+    std::env::set_var("RETENTION_TEST_GA4_SECRET", "x-secret-value");
     let text = |days: u32| {
         format!(
             "{}\n[[destinations]]\nname = \"li\"\ntype = \"linkedin\"\naccess_token = \"env:RETENTION_TEST_GA4_SECRET\"\n\
@@ -463,7 +463,7 @@ fn a_postgres_ledger_is_accepted_and_its_password_never_printed() {
 
 #[test]
 fn identity_wait_defaults_to_900_seconds_per_destination_and_must_end_before_the_age_limit() {
-    let _secret = EnvGuard::set("CFGTEST_IDWAIT_GA4", "x");
+    let _secret = EnvGuard::set("CFGTEST_IDWAIT_GA4", "x-secret-value");
     let config = Config::from_toml(&ga4("g", "CFGTEST_IDWAIT_GA4")).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(config.destinations[0].common().identity_wait_secs, 900);
 
@@ -473,4 +473,88 @@ fn identity_wait_defaults_to_900_seconds_per_destination_and_must_end_before_the
 
     let text = format!("[retry]\nmax_age_secs = 600\n{}identity_wait_secs = 600\n", ga4("g", "CFGTEST_IDWAIT_GA4"));
     assert_problem(&problems_of(&text), "destinations.g.identity_wait_secs: must be less than retry.max_age_secs");
+}
+
+// ---- every structural problem in one run ----
+
+#[test]
+fn every_structural_problem_is_reported_in_one_run_in_plain_words() {
+    let _secret = EnvGuard::set("CFGTEST_STRUCTURE_GA4", "x-secret-value");
+    let text = format!(
+        r#"
+[server]
+listn = "127.0.0.1:8080"
+max_connections = "many"
+
+[auth]
+admin_tokens = ["plain-inline-token"]
+
+[storag]
+url = "sqlite://x.db"
+
+{}
+batch_size = "ten"
+consent = {{ purpose = "analytic" }}
+timeout_msec = 5
+
+[catalog.order_paid]
+g = {{ event = "purchase", browser_trackd = true }}
+"#,
+        ga4("g", "CFGTEST_STRUCTURE_GA4")
+    );
+    let problems = Config::from_toml(&text).unwrap_err().problems;
+    for needle in [
+        "server.listn: unknown key; did you mean 'listen'?",
+        "server.max_connections: expected a whole number, 0 or more, found the text \"many\"",
+        "auth.admin_tokens[0]: secrets are never written inline",
+        "storag: unknown key; did you mean 'storage'?",
+        "destinations.g.batch_size: expected a whole number, 0 or more, found the text \"ten\"",
+        "destinations.g.consent.purpose: \"analytic\" is not one of \"analytics\", \"ad_user_data\"; did you mean 'analytics'?",
+        "destinations.g.timeout_msec: unknown key; did you mean 'timeout_ms'?",
+        "catalog.order_paid.g.browser_trackd: unknown key; did you mean 'browser_tracked'?",
+    ] {
+        assert_problem(&problems, needle);
+    }
+    assert_eq!(problems.len(), 8, "{problems:#?}");
+    let all = problems.join("\n");
+    assert!(!all.contains("plain-inline-token"), "the inline secret is repeated: {all}");
+    for internal in ["invalid type", "`", "u64", "usize", "sequence"] {
+        assert!(!all.contains(internal), "parser wording {internal:?} in {all}");
+    }
+}
+
+#[test]
+fn semantic_problems_follow_the_structural_ones() {
+    let problems = Config::from_toml("[log]\nformat = \"jsonl\"\nlevle = \"info\"\n").unwrap_err().problems;
+    assert_eq!(
+        problems,
+        ["log.levle: unknown key; did you mean 'level'?", "log.format: must be \"text\" or \"json\""],
+        "{problems:#?}"
+    );
+}
+
+#[test]
+fn a_wrongly_typed_secret_is_not_repeated() {
+    let problems = Config::from_toml("[auth]\nadmin_tokens = \"plain-inline-token\"\n").unwrap_err().problems;
+    assert_eq!(problems, ["auth.admin_tokens: expected a list [ … ], found text"], "{problems:#?}");
+}
+
+#[test]
+fn a_destination_of_unknown_type_is_one_problem() {
+    // Its catalog route is not a second problem: the destination exists, under a wrong type.
+    let text = "[[destinations]]\nname = \"g\"\ntype = \"ga5\"\n[catalog.order_paid]\ng = { event = \"purchase\" }\n";
+    let problems = Config::from_toml(text).unwrap_err().problems;
+    assert_eq!(
+        problems,
+        ["destinations.g.type: \"ga5\" is not one of \"ga4\", \"meta\", \"google_ads\", \"linkedin\"; did you mean 'ga4'?"],
+        "{problems:#?}"
+    );
+}
+
+#[test]
+fn a_short_secret_is_a_problem_naming_its_reference() {
+    let _secret = EnvGuard::set("CFGTEST_SHORT_GA4", "a");
+    let problems = Config::from_toml(&ga4("g", "CFGTEST_SHORT_GA4")).unwrap_err().problems;
+    assert_problem(&problems, "env:CFGTEST_SHORT_GA4");
+    assert_problem(&problems, "at least 8 characters");
 }

@@ -126,19 +126,98 @@ pub struct Claimed {
     pub forced: bool,
 }
 
-/// What a destination made of one delivery in a send.
+/// What a destination made of one delivery in a send. Each variant is a different course for
+/// the worker: the compiler, not a string prefix, tells a halt from a retry.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
     /// The platform took it. `accepted` says whether acceptance is known (vs. merely "sent").
     Delivered { accepted: bool, detail: Option<String> },
-    /// Try again later; the platform may say when.
-    Retry { reason: String, retry_after: Option<Duration> },
-    /// Permanent: the platform (or our validation of its rules) refused it.
+    /// Try again later, `after` the backoff or what the platform asked for.
+    Retry { reason: String, after: RetryAfter },
+    /// The destination cannot work until a person acts (credentials or access refused, an API
+    /// version retired): the worker pauses the whole destination for `halt_cooldown_secs`, and
+    /// this delivery waits as a retry would. The ledger shows the reason as `halt: …`.
+    Halt { reason: String },
+    /// Permanent, for this event only: the platform (or our validation of its rules) refused it.
     Rejected { reason: String, messages: Vec<String> },
-    /// The window closed while the delivery waited: never send it re-timed.
-    OutsideWindow,
     /// Not sent, on purpose: sending would add nothing or count twice (`reason` is a stable code).
     Skipped { reason: &'static str, detail: String },
+}
+
+impl Outcome {
+    /// A retry on our own backoff, or no sooner than the platform's `Retry-After` if it sent one.
+    pub fn retry(reason: impl Into<String>, retry_after: Option<Duration>) -> Self {
+        Self::Retry { reason: reason.into(), after: RetryAfter::from_header(retry_after) }
+    }
+
+    /// The destination must stop until a person acts.
+    pub fn halt(reason: impl Into<String>) -> Self {
+        Self::Halt { reason: reason.into() }
+    }
+
+    /// The delivery is to be sent again (a retry or a halt): it stays pending.
+    pub fn is_retry(&self) -> bool {
+        matches!(self, Self::Retry { .. } | Self::Halt { .. })
+    }
+}
+
+/// When a retried delivery is due again: the retry action (as in Vector's `RetryAction`). The
+/// delay itself is `core::retry::RetryPolicy::delay`, which takes [`RetryAfter::floor`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetryAfter {
+    /// Our exponential backoff with jitter.
+    Backoff,
+    /// The platform said when (`Retry-After`): no sooner than that.
+    Told(Duration),
+    /// The platform said we send too much (a rate limit or quota): no sooner than this, which
+    /// is never shorter than the platform's documented slow-down period.
+    SlowDown(Duration),
+}
+
+impl RetryAfter {
+    /// What a `Retry-After` header (read by `delivery::http::retry_after`) asks for.
+    pub fn from_header(retry_after: Option<Duration>) -> Self {
+        retry_after.map_or(Self::Backoff, Self::Told)
+    }
+
+    /// The least wait before the next attempt, if the platform set one.
+    pub fn floor(self) -> Option<Duration> {
+        match self {
+            Self::Backoff => None,
+            Self::Told(d) | Self::SlowDown(d) => Some(d),
+        }
+    }
+}
+
+/// What the attempt log records an attempt (or an ending without one) as: the `outcome` column
+/// of `attempts`, shown on the timeline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AttemptOutcome {
+    Delivered,
+    /// Sent again later (a retry or a halt), or ended `dead` after its last retry.
+    Retry,
+    Rejected,
+    Skipped,
+    /// Ended before sending because its age limit passed.
+    Dead,
+}
+
+impl AttemptOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::Retry => "retry",
+            Self::Rejected => "rejected",
+            Self::Skipped => "skipped",
+            Self::Dead => "dead",
+        }
+    }
+}
+
+impl fmt::Display for AttemptOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One HTTP request made to a platform, as the ledger records it.

@@ -12,5 +12,7 @@ pub mod plan;
 pub mod retry;
 
 pub use capture::IdentityCapture;
-pub use delivery::{Claimed, DeliveryState, FollowUp, Outcome, QueueStat, RequestRecord, Route};
+pub use delivery::{
+    AttemptOutcome, Claimed, DeliveryState, FollowUp, Outcome, QueueStat, RequestRecord, RetryAfter, Route,
+};
 pub use event::{Consent, ConsentState, Currency, Event, EventId, IdError, Identity, Item, Kind, Subject};

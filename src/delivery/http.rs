@@ -77,7 +77,7 @@ pub fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> 
 
 /// How a destination should treat an answer, before any platform-specific reading of its body.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Class {
+pub enum StatusClass {
     /// 2xx.
     Success,
     /// Network error, timeout, 408, 429, 5xx, or an unexpected 1xx/3xx: try again later.
@@ -104,21 +104,23 @@ impl Exchange {
     }
 
     /// The generic classification: see [`classify`].
-    pub fn class(&self) -> Class {
+    pub fn status_class(&self) -> StatusClass {
         classify(self.record.status, self.record.error.as_deref(), self.timed_out)
     }
 }
 
 /// Network error or timeout → retry; 2xx → success; 408, 429 and 5xx → retry; other 4xx →
 /// permanent; anything else (1xx, 3xx) → retry, since it says nothing about the payload.
-pub fn classify(status: Option<u16>, error: Option<&str>, timed_out: bool) -> Class {
+pub fn classify(status: Option<u16>, error: Option<&str>, timed_out: bool) -> StatusClass {
     match status {
-        None if timed_out => Class::Retry { reason: "timeout".into() },
-        None => Class::Retry { reason: format!("network error: {}", error.unwrap_or("no answer")) },
-        Some(s) if (200..300).contains(&s) => Class::Success,
-        Some(s) if s == 408 || s == 429 || (500..600).contains(&s) => Class::Retry { reason: format!("HTTP {s}") },
-        Some(s) if (400..500).contains(&s) => Class::Permanent { status: s },
-        Some(s) => Class::Retry { reason: format!("unexpected HTTP {s}") },
+        None if timed_out => StatusClass::Retry { reason: "timeout".into() },
+        None => StatusClass::Retry { reason: format!("network error: {}", error.unwrap_or("no answer")) },
+        Some(s) if (200..300).contains(&s) => StatusClass::Success,
+        Some(s) if s == 408 || s == 429 || (500..600).contains(&s) => {
+            StatusClass::Retry { reason: format!("HTTP {s}") }
+        }
+        Some(s) if (400..500).contains(&s) => StatusClass::Permanent { status: s },
+        Some(s) => StatusClass::Retry { reason: format!("unexpected HTTP {s}") },
     }
 }
 
@@ -237,20 +239,20 @@ mod tests {
 
     #[test]
     fn classification() {
-        assert_eq!(classify(Some(204), None, false), Class::Success);
-        assert_eq!(classify(Some(200), None, false), Class::Success);
-        assert!(matches!(classify(Some(429), None, false), Class::Retry { .. }));
-        assert!(matches!(classify(Some(500), None, false), Class::Retry { .. }));
-        assert!(matches!(classify(Some(503), None, false), Class::Retry { .. }));
-        assert!(matches!(classify(Some(408), None, false), Class::Retry { .. }));
-        assert!(matches!(classify(Some(302), None, false), Class::Retry { .. }));
-        assert_eq!(classify(Some(400), None, false), Class::Permanent { status: 400 });
-        assert_eq!(classify(Some(403), None, false), Class::Permanent { status: 403 });
-        assert_eq!(classify(Some(413), None, false), Class::Permanent { status: 413 });
-        assert_eq!(classify(None, Some("x"), true), Class::Retry { reason: "timeout".into() });
+        assert_eq!(classify(Some(204), None, false), StatusClass::Success);
+        assert_eq!(classify(Some(200), None, false), StatusClass::Success);
+        assert!(matches!(classify(Some(429), None, false), StatusClass::Retry { .. }));
+        assert!(matches!(classify(Some(500), None, false), StatusClass::Retry { .. }));
+        assert!(matches!(classify(Some(503), None, false), StatusClass::Retry { .. }));
+        assert!(matches!(classify(Some(408), None, false), StatusClass::Retry { .. }));
+        assert!(matches!(classify(Some(302), None, false), StatusClass::Retry { .. }));
+        assert_eq!(classify(Some(400), None, false), StatusClass::Permanent { status: 400 });
+        assert_eq!(classify(Some(403), None, false), StatusClass::Permanent { status: 403 });
+        assert_eq!(classify(Some(413), None, false), StatusClass::Permanent { status: 413 });
+        assert_eq!(classify(None, Some("x"), true), StatusClass::Retry { reason: "timeout".into() });
         assert_eq!(
             classify(None, Some("connection refused"), false),
-            Class::Retry { reason: "network error: connection refused".into() }
+            StatusClass::Retry { reason: "network error: connection refused".into() }
         );
     }
 
@@ -267,7 +269,7 @@ mod tests {
         let err = ex.record.error.clone().unwrap();
         assert!(!err.contains("TOPSECRET"), "{err}");
         assert!(!err.contains("api_secret"), "{err}");
-        assert!(matches!(ex.class(), Class::Retry { .. }));
+        assert!(matches!(ex.status_class(), StatusClass::Retry { .. }));
         assert_eq!(ex.record.body_sha256, sha256_hex(b"{}"));
     }
 }

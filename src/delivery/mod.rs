@@ -19,9 +19,9 @@ use crate::config::DestinationConfig;
 use crate::core::plan::{Planner, Rules};
 use crate::core::{Claimed, FollowUp, Outcome, RequestRecord};
 
-/// What became of one delivery of a batch.
+/// What became of one delivery of a batch: its [`Outcome`], with what was sent for it.
 #[derive(Clone, Debug, PartialEq)]
-pub struct DeliveryResult {
+pub struct DeliveryOutcome {
     pub delivery_id: i64,
     pub outcome: Outcome,
     /// SHA-256 of this delivery's own part of the payload (the same for every resend: G2).
@@ -30,12 +30,12 @@ pub struct DeliveryResult {
     pub request: Option<usize>,
 }
 
-/// Everything one send (or preflight) did.
+/// Everything one send (or preflight) did: the requests made and an outcome per delivery.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SendReport {
     pub requests: Vec<RequestRecord>,
     /// One entry per delivery handled; a preflight lists only those it refused.
-    pub results: Vec<DeliveryResult>,
+    pub outcomes: Vec<DeliveryOutcome>,
     /// Deliveries a preflight found valid: sending them may count as accepted.
     pub validated: Vec<i64>,
     /// Requests the platform took "for processing", to ask about later: (index into
@@ -61,7 +61,8 @@ pub trait Destination: Send + Sync {
     /// Returns results only for deliveries that must not be sent now.
     fn preflight<'a>(&'a self, batch: &'a [Claimed]) -> BoxFuture<'a, SendReport>;
     /// Sends a batch and classifies the answer for each delivery in it. `validated` lists the
-    /// deliveries the preflight just found valid.
+    /// deliveries the preflight just found valid. The worker has already ended what must not be
+    /// sent (outside the window, past the age limit, …): an adapter does not check the window.
     fn send<'a>(&'a self, batch: &'a [Claimed], validated: &'a [i64]) -> BoxFuture<'a, SendReport>;
     /// How long after a send to ask the platform what became of it; `None`: it never says later.
     fn follow_up_after(&self) -> Option<Duration> {

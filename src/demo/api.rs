@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::core::event::PERSONAL_FIELDS;
 use crate::core::{DeliveryState, Event};
-use crate::store::{AttemptView, ConflictView, DeliveryView, EventView, ReplayView};
+use crate::store::{AttemptView, ConflictView, DeliveryView, EventView, ReplayView, Routing};
 
 pub struct Api {
     client: reqwest::Client,
@@ -274,7 +274,7 @@ impl From<EventDoc> for EventView {
     fn from(d: EventDoc) -> Self {
         EventView {
             event: d.event,
-            routing: if d.routing == "routed" { "routed" } else { "not_routed" },
+            routing: if d.routing == "routed" { Routing::Routed } else { Routing::NotRouted },
             content_hash: d.content_hash,
             deliveries: d
                 .deliveries

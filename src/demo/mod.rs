@@ -83,7 +83,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     };
 
     if !args.exit && !interrupted && !demo.server.is_finished() {
-        hints(&demo.api, &demo.db, args.db.is_some());
+        hints(&demo.api, &demo.db, &demo.config_file, args.db.is_some());
         tokio::select! {
             _ = &mut signal => println!("\nstopping…"),
             _ = &mut demo.server => {}
@@ -98,6 +98,8 @@ struct Demo {
     sims: Sims,
     api: api::Api,
     db: PathBuf,
+    /// The demo's configuration, written out so commands in a second shell can read the ledger.
+    config_file: PathBuf,
     stop: CancellationToken,
     server: JoinHandle<anyhow::Result<()>>,
     _dir: tempfile::TempDir,
@@ -114,12 +116,16 @@ impl Demo {
         let secrets = Secrets::write(dir.path(), &ingest_token, &admin_token)?;
         let listener = bind(args.listen).await?;
         let addr = listener.local_addr()?;
-        let config = Config::from_toml(&setup::config_toml(&db, addr, &secrets, &sims))?;
+        let config_text = setup::config_toml(&db, addr, &secrets, &sims);
+        let config = Config::from_toml(&config_text)?;
+        let config_file = dir.path().join("surety.toml");
+        std::fs::write(&config_file, &config_text)
+            .with_context(|| format!("cannot write {}", config_file.display()))?;
         intro(addr, &db, &sims);
         let stop = CancellationToken::new();
         let server = tokio::spawn(crate::run(config, listener, stop.clone().cancelled_owned()));
         let api = api::Api::new(format!("http://{addr}"), ingest_token, admin_token)?;
-        Ok(Self { sims, api, db, stop, server, _dir: dir })
+        Ok(Self { sims, api, db, config_file, stop, server, _dir: dir })
     }
 
     /// Plays the day and reports on it.
@@ -208,7 +214,7 @@ async fn wait_ready(api: &api::Api, server: &tokio::task::JoinHandle<anyhow::Res
     }
 }
 
-fn hints(api: &api::Api, db: &Path, kept: bool) {
+fn hints(api: &api::Api, db: &Path, config_file: &Path, kept: bool) {
     let auth = format!("-H 'authorization: Bearer {}'", api.admin_token);
     println!("\nSurety is still running at {}. Look around (admin token {}):", api.base, api.admin_token);
     println!("  the dashboard: open {}/ in a browser (any user name, the admin token as password)", api.base);
@@ -223,10 +229,22 @@ fn hints(api: &api::Api, db: &Path, kept: bool) {
         api.ingest_token,
         chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     );
+    let cfg = config_file.display();
+    println!("\nFrom a second shell, the command line reads the same ledger (no token needed: it opens the file):");
+    println!("  surety events show order:1042:order_paid --config {cfg}");
+    println!("  surety dlq list --config {cfg}");
+    println!("  surety dlq list --state skipped --config {cfg}");
+    println!("  surety dlq replay --id ID --config {cfg}      (after a fix; `dlq list` shows the ids)");
     if kept {
-        println!("  the ledger stays in {} after exit (surety events show ID --config … reads it)", db.display());
+        println!(
+            "The ledger stays in {} after exit; then: SURETY_STORAGE__URL=sqlite://{} surety events show ID",
+            db.display(),
+            db.display()
+        );
     } else {
-        println!("  the ledger lives in a temp folder and is removed at exit (use --db PATH to keep it)");
+        println!(
+            "The ledger and that configuration live in a temp folder removed at exit (--db PATH keeps the ledger)."
+        );
     }
     println!("Press ctrl-c to stop.");
 }

@@ -9,7 +9,7 @@ use super::script::{Expect, Expected, Tour};
 use super::setup::Sims;
 use super::{DESTINATIONS, GOOGLE_ADS};
 use crate::core::DeliveryState;
-use crate::store::EventView;
+use crate::store::{EventView, Routing};
 
 /// What the tour came to: each destination's tally and every way it differs from the story.
 #[derive(Debug, Default)]
@@ -117,7 +117,7 @@ fn check(expect: &Expected, v: &EventView) -> Result<(), String> {
             .join(", ")
     };
     if expect.is_empty() {
-        return if v.routing == "not_routed" && v.deliveries.is_empty() {
+        return if v.routing == Routing::NotRouted && v.deliveries.is_empty() {
             Ok(())
         } else {
             Err(format!("expected not_routed, got {} [{}]", v.routing, got(v)))
@@ -157,7 +157,7 @@ const ENDED: [&str; 5] = ["delivered", "rejected", "skipped", "dead", "in_doubt"
 
 fn totals(views: &[EventView], tour: &Tour, sims: &Sims, mismatches: &mut Vec<String>) -> BTreeMap<String, Tally> {
     let events = views.len();
-    let routed = views.iter().filter(|v| v.routing == "routed").count();
+    let routed = views.iter().filter(|v| v.routing == Routing::Routed).count();
     let mut by_dest: BTreeMap<String, Tally> = BTreeMap::new();
     for d in views.iter().flat_map(|v| &v.deliveries) {
         let t = by_dest.entry(d.destination.clone()).or_default();

@@ -8,6 +8,10 @@ use super::{Demo, DemoArgs, DESTINATIONS, GA4, GOOGLE_ADS, LINKEDIN, META};
 async fn the_tour_goes_as_described_at_all_four_destinations() {
     let args = DemoArgs { exit: true, listen: "127.0.0.1:0".parse().unwrap(), db: None };
     let demo = Demo::start(&args).await.unwrap();
+    // The configuration the hints name for a second shell is the demo's own, on its ledger.
+    let written = std::fs::read_to_string(&demo.config_file).unwrap();
+    let written = crate::config::Config::from_toml(&written).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(written.sqlite_path().map(std::path::PathBuf::from), Some(demo.db.clone()));
     let summary = demo.tour().await;
     let google = demo.sims.google.state().clone();
     let ga4_faults = demo.sims.ga4.fault_count();

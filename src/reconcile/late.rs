@@ -136,11 +136,12 @@ struct DayTally {
     changed_value: Money,
 }
 
-/// Counting overflowed: more events than a `u64` holds (cannot happen on a real ledger).
+/// Why a count over the ledger could not be made.
 #[derive(Debug, thiserror::Error)]
-pub enum LateError {
+pub enum CountError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// More events than a `u64` holds, or sums beyond an `i128` (cannot happen on a real ledger).
     #[error("a count overflowed")]
     Overflow,
 }
@@ -153,7 +154,7 @@ pub struct LateTally {
 
 impl LateTally {
     /// Adds one event (with its deliveries) of the window.
-    pub fn add(&mut self, entry: &LedgerEntry, q: &LateQuery) -> Result<(), LateError> {
+    pub fn add(&mut self, entry: &LedgerEntry, q: &LateQuery) -> Result<(), CountError> {
         let e = &entry.event;
         if e.occurred_at < q.since || e.occurred_at >= q.until {
             return Ok(());
@@ -162,38 +163,38 @@ impl LateTally {
             return Ok(());
         }
         let day = e.occurred_at.date_naive();
-        let day_end = day.succ_opt().ok_or(LateError::Overflow)?.and_time(chrono::NaiveTime::MIN).and_utc();
+        let day_end = day.succ_opt().ok_or(CountError::Overflow)?.and_time(chrono::NaiveTime::MIN).and_utc();
         let t = self.days.entry(day).or_default();
-        t.events = t.events.checked_add(1).ok_or(LateError::Overflow)?;
+        t.events = t.events.checked_add(1).ok_or(CountError::Overflow)?;
         if e.received_at < day_end {
-            t.on_time = t.on_time.checked_add(1).ok_or(LateError::Overflow)?;
+            t.on_time = t.on_time.checked_add(1).ok_or(CountError::Overflow)?;
         } else {
-            t.late.add(e.received_at - day_end).ok_or(LateError::Overflow)?;
+            t.late.add(e.received_at - day_end).ok_or(CountError::Overflow)?;
         }
         for d in &entry.deliveries {
             if d.reason.as_deref() == Some(OUTSIDE_WINDOW) {
                 let n = t.outside_window.entry(d.destination.clone()).or_default();
-                *n = n.checked_add(1).ok_or(LateError::Overflow)?;
+                *n = n.checked_add(1).ok_or(CountError::Overflow)?;
             }
         }
-        t.value.add(e).ok_or(LateError::Overflow)?;
+        t.value.add(e).ok_or(CountError::Overflow)?;
         if q.changed_since.is_some_and(|c| e.received_at >= c) {
-            t.changed_events = t.changed_events.checked_add(1).ok_or(LateError::Overflow)?;
-            t.changed_value.add(e).ok_or(LateError::Overflow)?;
+            t.changed_events = t.changed_events.checked_add(1).ok_or(CountError::Overflow)?;
+            t.changed_value.add(e).ok_or(CountError::Overflow)?;
         }
         Ok(())
     }
 
-    pub fn finish(self, q: &LateQuery) -> Result<LateReport, LateError> {
+    pub fn finish(self, q: &LateQuery) -> Result<LateReport, CountError> {
         let mut events = 0u64;
         let mut late = LateBuckets::default();
         let mut days = Vec::with_capacity(self.days.len());
         for (day, t) in self.days {
-            events = events.checked_add(t.events).ok_or(LateError::Overflow)?;
-            late.under_1h = late.under_1h.checked_add(t.late.under_1h).ok_or(LateError::Overflow)?;
-            late.under_24h = late.under_24h.checked_add(t.late.under_24h).ok_or(LateError::Overflow)?;
-            late.under_72h = late.under_72h.checked_add(t.late.under_72h).ok_or(LateError::Overflow)?;
-            late.later = late.later.checked_add(t.late.later).ok_or(LateError::Overflow)?;
+            events = events.checked_add(t.events).ok_or(CountError::Overflow)?;
+            late.under_1h = late.under_1h.checked_add(t.late.under_1h).ok_or(CountError::Overflow)?;
+            late.under_24h = late.under_24h.checked_add(t.late.under_24h).ok_or(CountError::Overflow)?;
+            late.under_72h = late.under_72h.checked_add(t.late.under_72h).ok_or(CountError::Overflow)?;
+            late.later = late.later.checked_add(t.late.later).ok_or(CountError::Overflow)?;
             let changed =
                 (t.changed_events > 0).then(|| DayChange { events: t.changed_events, value: t.changed_value.to_map() });
             days.push(LateDay {
@@ -211,7 +212,7 @@ impl LateTally {
 }
 
 /// Reads the window from the ledger and counts it.
-pub async fn late_arrivals(store: &dyn Store, q: &LateQuery) -> Result<LateReport, LateError> {
+pub async fn late_arrivals(store: &dyn Store, q: &LateQuery) -> Result<LateReport, CountError> {
     let mut tally = LateTally::default();
     let mut page = WindowPage { since: q.since, until: q.until, after_seq: 0, limit: PAGE };
     loop {
@@ -256,6 +257,24 @@ pub struct LateArgs {
     pub config: Option<std::path::PathBuf>,
 }
 
+/// The event-time window from its textual bounds; the error starts with the bound's name.
+pub fn window(
+    since: Option<&str>,
+    until: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(DateTime<Utc>, DateTime<Utc>), String> {
+    let until = until.map(|s| parse_bound(s, true)).transpose().map_err(|e| format!("until: {e}"))?.unwrap_or(now);
+    let since = since
+        .map(|s| parse_bound(s, false))
+        .transpose()
+        .map_err(|e| format!("since: {e}"))?
+        .unwrap_or(until - Duration::days(DEFAULT_DAYS));
+    if since >= until {
+        return Err(format!("since: {} is not before until ({})", since.to_rfc3339(), until.to_rfc3339()));
+    }
+    Ok((since, until))
+}
+
 /// The query from its textual bounds (CLI flags or HTTP parameters); the error says which bound.
 pub fn query(
     since: Option<&str>,
@@ -264,15 +283,7 @@ pub fn query(
     kinds: Vec<String>,
     now: DateTime<Utc>,
 ) -> Result<LateQuery, String> {
-    let until = until.map(|s| parse_bound(s, true)).transpose().map_err(|e| format!("until: {e}"))?.unwrap_or(now);
-    let since = since
-        .map(|s| parse_bound(s, false))
-        .transpose()
-        .map_err(|e| format!("since: {e}"))?
-        .unwrap_or(until - Duration::days(DEFAULT_DAYS));
-    if since >= until {
-        return Err(format!("since ({}) must be before until ({})", since.to_rfc3339(), until.to_rfc3339()));
-    }
+    let (since, until) = window(since, until, now)?;
     let changed_since =
         changed_since.map(|s| parse_bound(s, false)).transpose().map_err(|e| format!("changed_since: {e}"))?;
     Ok(LateQuery { since, until, changed_since, kinds })

@@ -6,6 +6,7 @@
 //! keyed by id; the ledger streams past them a page at a time, taking what it matches.
 
 mod classify;
+pub mod coverage;
 pub mod late;
 mod read;
 mod report;
@@ -275,7 +276,7 @@ pub fn cli(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let result = runtime.block_on(async {
-        let store = crate::store::open(&config).await?;
+        let store = crate::store::open_existing(&config).await?;
         anyhow::Ok(reconcile(store.as_ref(), scopes(&config), request).await)
     })?;
     let report = match result {

@@ -23,10 +23,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::core::plan::Planner;
-use crate::core::{Claimed, DeliveryState, Event, FollowUp, RequestRecord, Subject};
+use crate::core::{AttemptOutcome, Claimed, DeliveryState, Event, FollowUp, RequestRecord, Subject};
 pub use crate::core::{IdentityCapture, QueueStat};
 pub use intake::{Intake, IntakeResult};
-pub use open::{open, open_sqlite};
+pub use open::{open, open_existing, open_sqlite};
 
 /// Why the ledger failed a call. Callers match on the variant: `Unavailable` and `Closed` are
 /// worth retrying later, `Corrupt` needs a person, `Open` stops the start.
@@ -196,7 +196,7 @@ pub struct DeliveryUpdate {
     /// Whether this counts as an attempt (a refusal before sending does not).
     pub attempted: bool,
     /// The attempt's outcome as recorded in the attempt log (`delivered`, `retry`, …).
-    pub outcome: &'static str,
+    pub outcome: AttemptOutcome,
     pub detail: Option<String>,
     pub payload_sha256: Option<String>,
     /// Index into the recording's `requests`.
@@ -207,7 +207,7 @@ pub struct DeliveryUpdate {
 
 /// One worker's results for a batch: the requests made and what became of each delivery.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Recording {
+pub struct BatchRecord {
     pub destination: String,
     /// The lease owner recording: a delivery another worker has claimed since (this one's lease
     /// ran out) keeps its new owner's state; the attempt is still logged.
@@ -400,12 +400,34 @@ pub struct ConflictView {
     pub content_hash: String,
 }
 
+/// Whether an event's kind is routed to any destination (`routed`, `not_routed` on the wire).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Routing {
+    Routed,
+    NotRouted,
+}
+
+impl Routing {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Routed => "routed",
+            Self::NotRouted => "not_routed",
+        }
+    }
+}
+
+impl std::fmt::Display for Routing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One event's whole timeline.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct EventView {
     pub event: Event,
-    /// `routed` or `not_routed`.
-    pub routing: &'static str,
+    pub routing: Routing,
     pub content_hash: String,
     pub deliveries: Vec<DeliveryView>,
     pub attempts: Vec<AttemptView>,
@@ -501,7 +523,7 @@ pub trait Store: Send + Sync {
     /// Gives claimed (never sent) deliveries back, due at once.
     async fn release(&self, ids: &[i64], now: DateTime<Utc>) -> Result<(), StoreError>;
     /// Records requests and delivery outcomes in one transaction.
-    async fn record(&self, recording: Recording, now: DateTime<Utc>) -> Result<(), StoreError>;
+    async fn record(&self, recording: BatchRecord, now: DateTime<Utc>) -> Result<(), StoreError>;
     /// Takes back expired leases (all leases when `all`, at start): claimed → pending; sending →
     /// pending where the platform dedupes a resend, else `in_doubt`.
     async fn recover(&self, planner: Arc<Planner>, all: bool, now: DateTime<Utc>) -> Result<Recovered, StoreError>;

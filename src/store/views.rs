@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 use crate::core::{DeliveryState, Event};
 use crate::store::StoreError;
 use crate::store::{
-    AttemptView, ConflictView, DeliveryFilter, DeliveryView, EventView, ReceiptFilter, ReplayView, SettlementView,
+    AttemptView, ConflictView, DeliveryFilter, DeliveryView, EventView, ReceiptFilter, ReplayView, Routing,
+    SettlementView,
 };
 
 /// The states that wait for a person (`DeliveryFilter::needs_person`, `rules::NEEDS_PERSON`), in SQL.
@@ -85,7 +86,7 @@ impl EventRows {
             .collect::<Result<Vec<_>, StoreError>>()?;
         Ok(EventView {
             event,
-            routing: if self.routed { "routed" } else { "not_routed" },
+            routing: if self.routed { Routing::Routed } else { Routing::NotRouted },
             content_hash: self.content_hash,
             deliveries,
             attempts: self.attempts,

@@ -1,6 +1,8 @@
-//! A browser-tracked delivery whose retry (or crash resend) would reach Meta after its dedupe
-//! window is not sent: the worker ends it `skipped:browser_tracked`, and crash recovery leaves a
-//! maybe-sent one `in_doubt` instead of resending it.
+//! Windows at send time. A browser-tracked delivery whose retry (or crash resend) would reach
+//! Meta after its dedupe window is not sent: the worker ends it `skipped:browser_tracked`, and
+//! crash recovery leaves a maybe-sent one `in_doubt` instead of resending it. A batch whose
+//! destination window closed while it waited to be sent is ended `skipped:outside_window` by the
+//! worker, the one place the window is checked after planning (no adapter checks it).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +10,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use super::expire;
+use std::sync::Mutex;
+
+use super::{end_unsendable, send, Breaker, Checks};
 use crate::config::Config;
 use crate::core::delivery::reason;
 use crate::core::DeliveryState;
@@ -18,6 +22,7 @@ use crate::worker::WorkerContext;
 
 struct Setup {
     ctx: WorkerContext,
+    destinations: Vec<Arc<dyn crate::delivery::Destination>>,
     _dir: tempfile::TempDir,
 }
 
@@ -46,7 +51,7 @@ async fn setup() -> Setup {
         owner: "test".into(),
         breaker: config.worker.breaker(),
     };
-    Setup { ctx, _dir: dir }
+    Setup { ctx, destinations, _dir: dir }
 }
 
 impl Setup {
@@ -79,12 +84,12 @@ async fn a_retry_that_would_leave_after_metas_dedupe_window_is_skipped() {
     assert_eq!(claimed.len(), 1);
 
     // Within the window it goes.
-    let ready = expire(&s.ctx, "meta", claimed.clone(), now).await;
+    let ready = end_unsendable(&s.ctx, "meta", claimed.clone(), now, Checks::All).await;
     assert_eq!(ready.len(), 1, "47 h after the event Meta still dedupes");
 
     // The same delivery, due again two hours later (a retry), would arrive 49 h after the event.
     let later = now + chrono::Duration::hours(2);
-    let ready = expire(&s.ctx, "meta", claimed, later).await;
+    let ready = end_unsendable(&s.ctx, "meta", claimed, later, Checks::All).await;
     assert!(ready.is_empty(), "not sent");
     let d = s.only_delivery().await;
     assert_eq!((d.state, d.reason.as_deref()), (DeliveryState::Skipped, Some(reason::BROWSER_TRACKED)));
@@ -105,5 +110,28 @@ async fn a_crash_resend_after_the_window_stays_in_doubt() {
         let recovered = s.ctx.store.recover(s.ctx.planner.clone(), true, at).await.unwrap();
         let d = s.only_delivery().await;
         assert_eq!(d.state, expected, "recovered {hours_later} h later: {recovered:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_batch_whose_window_closed_while_it_waited_is_ended_not_sent() {
+    // Meta's base URL is a closed port: whatever is sent fails and waits as a retry.
+    for (window_closed, expected, attempts) in
+        [(false, (DeliveryState::Pending, None), 1), (true, (DeliveryState::Skipped, Some(reason::OUTSIDE_WINDOW)), 0)]
+    {
+        let s = setup().await;
+        let now = Utc::now();
+        s.purchase("1", 1, now).await;
+        let mut batch = s.ctx.store.claim("meta", 10, Duration::from_secs(60), "test", now).await.unwrap();
+        assert_eq!(batch.len(), 1);
+        if window_closed {
+            // Claimed inside Meta's 7 days, then held (by the pace, or for a permit) past them.
+            batch[0].event.occurred_at = Utc::now() - chrono::Duration::days(7) - chrono::Duration::minutes(1);
+        }
+        let breaker = Arc::new(Mutex::new(Breaker::new(s.ctx.breaker.clone())));
+        send(&s.ctx, s.destinations[0].as_ref(), batch, &breaker).await;
+        let d = s.only_delivery().await;
+        assert_eq!((d.state, d.reason.as_deref()), expected, "window closed: {window_closed}; {d:?}");
+        assert_eq!(d.attempts, attempts, "window closed: {window_closed}");
     }
 }

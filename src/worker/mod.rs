@@ -1,7 +1,12 @@
 //! Delivery workers: one per destination, so a sick platform only slows itself (G9). Each claims
-//! due deliveries with a lease, re-checks the time window, batches, marks the batch as sending,
-//! sends, and records every outcome — a failed attempt is always rescheduled or ended with a
-//! reason, never dropped.
+//! due deliveries with a lease, ends what must not be sent any more (`end_unsendable`: the time
+//! window and the rest), batches, marks the batch as sending, sends, and records every outcome —
+//! a failed attempt is always rescheduled or ended with a reason, never dropped.
+//!
+//! The chain, from a platform's answer to a ledger row: the adapter reads each answer
+//! (`delivery::http::Exchange`) into an [`Outcome`] per delivery, handed back as a
+//! [`SendReport`] of [`DeliveryOutcome`]s; [`settle`] turns each into a [`DeliveryUpdate`]; the
+//! updates and the requests made go to `Store::record` as one [`BatchRecord`].
 
 mod breaker;
 mod follow_up;
@@ -17,15 +22,15 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub use breaker::{Breaker, BreakerPolicy, Gate};
-pub use outcome::{settle, Settled};
+pub use outcome::settle;
 
 use crate::config::WorkerConfig;
 use crate::core::delivery::reason;
 use crate::core::plan::{outside_window, past_browser_dedupe, Planner};
 use crate::core::retry::RetryPolicy;
-use crate::core::{Claimed, DeliveryState, Outcome};
-use crate::delivery::{DeliveryResult, Destination, SendReport};
-use crate::store::{DeliveryUpdate, Recording, Store};
+use crate::core::{AttemptOutcome, Claimed, DeliveryState, Outcome};
+use crate::delivery::{DeliveryOutcome, Destination, SendReport};
+use crate::store::{BatchRecord, DeliveryUpdate, Store, StoreError};
 use crate::telemetry::{AttemptLabels, DestinationLabels, Metrics};
 
 /// What a worker needs; shared with the rest of the process.
@@ -57,6 +62,7 @@ fn lock(b: &SharedBreaker) -> std::sync::MutexGuard<'_, Breaker> {
 }
 
 /// Runs one destination's worker until `cancel`; then finishes (and records) what is in flight.
+#[tracing::instrument(name = "worker", skip_all, fields(destination = %lane.destination.name()))]
 pub async fn run(ctx: WorkerContext, lane: Lane, wake: Arc<Notify>, cancel: CancellationToken) {
     let dest = lane.destination.clone();
     let name = dest.name().to_owned();
@@ -65,7 +71,7 @@ pub async fn run(ctx: WorkerContext, lane: Lane, wake: Arc<Notify>, cancel: Canc
     let mut next_send = tokio::time::Instant::now();
     let mut in_flight = JoinSet::new();
     let lease = Duration::from_secs(ctx.config.lease_secs);
-    tracing::info!(destination = %name, "worker started");
+    tracing::info!("worker started");
     let asking = dest
         .follow_up_after()
         .map(|after| tokio::spawn(follow_up::run(ctx.clone(), dest.clone(), after, cancel.clone())));
@@ -92,10 +98,9 @@ pub async fn run(ctx: WorkerContext, lane: Lane, wake: Arc<Notify>, cancel: Canc
                 continue;
             }
         };
-        let claimed = match ctx.store.claim(&name, limit, lease, &ctx.owner, Utc::now()).await {
+        let claimed = match claim(&ctx, &name, limit, lease).await {
             Ok(c) => c,
-            Err(e) => {
-                tracing::error!(destination = %name, error = %e, "claim failed");
+            Err(_) => {
                 idle(&ctx, &name, &wake, &cancel, true).await;
                 continue;
             }
@@ -104,7 +109,7 @@ pub async fn run(ctx: WorkerContext, lane: Lane, wake: Arc<Notify>, cancel: Canc
             idle(&ctx, &name, &wake, &cancel, false).await;
             continue;
         }
-        let ready = expire(&ctx, &name, claimed, Utc::now()).await;
+        let ready = end_unsendable(&ctx, &name, claimed, Utc::now(), Checks::All).await;
         let mut batches = dest.batches(ready).into_iter();
         while let Some(batch) = batches.next() {
             let permit = tokio::select! {
@@ -113,7 +118,7 @@ pub async fn run(ctx: WorkerContext, lane: Lane, wake: Arc<Notify>, cancel: Canc
                     // Never sent: give these and the rest back, due at once.
                     let ids: Vec<i64> = std::iter::once(batch).chain(batches.by_ref()).flatten().map(|c| c.delivery_id).collect();
                     if let Err(e) = ctx.store.release(&ids, Utc::now()).await {
-                        tracing::warn!(destination = %name, error = %e, "release at shutdown failed; recovered at next start");
+                        tracing::warn!(error = %e, "release at shutdown failed; recovered at next start");
                     }
                     break;
                 }
@@ -126,7 +131,7 @@ pub async fn run(ctx: WorkerContext, lane: Lane, wake: Arc<Notify>, cancel: Canc
             }
             let (ctx, dest, breaker) = (ctx.clone(), dest.clone(), breaker.clone());
             in_flight.spawn(async move {
-                process(&ctx, dest.as_ref(), batch, &breaker).await;
+                send(&ctx, dest.as_ref(), batch, &breaker).await;
                 drop(permit);
             });
         }
@@ -135,7 +140,23 @@ pub async fn run(ctx: WorkerContext, lane: Lane, wake: Arc<Notify>, cancel: Canc
     if let Some(asking) = asking {
         let _ = asking.await;
     }
-    tracing::info!(destination = %name, "worker stopped");
+    tracing::info!("worker stopped");
+}
+
+/// Claims up to `limit` due deliveries of destination `name` for this worker's lease.
+#[tracing::instrument(name = "claim", skip_all,
+    fields(destination = %name, limit = limit, claimed = tracing::field::Empty))]
+async fn claim(ctx: &WorkerContext, name: &str, limit: usize, lease: Duration) -> Result<Vec<Claimed>, StoreError> {
+    match ctx.store.claim(name, limit, lease, &ctx.owner, Utc::now()).await {
+        Ok(claimed) => {
+            tracing::Span::current().record("claimed", claimed.len());
+            Ok(claimed)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "claim failed");
+            Err(e)
+        }
+    }
 }
 
 /// Sleeps until the next delivery is due, new work is signalled, or the poll interval passes.
@@ -160,46 +181,67 @@ async fn idle(ctx: &WorkerContext, name: &str, wake: &Notify, cancel: &Cancellat
     }
 }
 
-/// Ends, without sending, what must not be sent any more: events now outside the window (never
-/// re-timed), browser-tracked ones past the platform's dedupe window, deliveries past their age
-/// limit, and payloads the platform's rules now refuse.
-async fn expire(ctx: &WorkerContext, name: &str, claimed: Vec<Claimed>, now: chrono::DateTime<Utc>) -> Vec<Claimed> {
+/// What [`end_unsendable`] looks at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Checks {
+    /// Everything, on what was just claimed.
+    All,
+    /// Only what the passing of time changes (the windows and the age limit), on a batch about
+    /// to leave: its identity and its payload's validity were checked when it was claimed.
+    Time,
+}
+
+/// Ends, without sending, what must not be sent any more: events now outside the destination's
+/// window (never re-timed), browser-tracked ones past the platform's dedupe window, deliveries
+/// past their age limit, and payloads the platform's rules now refuse. This is the one place
+/// the window is checked after planning: on what is claimed, and again (`Checks::Time`) on each
+/// batch just before it is sent (a batch may wait for a permit or the pace), so no adapter
+/// checks it.
+async fn end_unsendable(
+    ctx: &WorkerContext,
+    name: &str,
+    claimed: Vec<Claimed>,
+    now: chrono::DateTime<Utc>,
+    checks: Checks,
+) -> Vec<Claimed> {
     let Some(rules) = ctx.planner.rules(name) else {
         return claimed;
     };
     let mut ready = Vec::with_capacity(claimed.len());
     let mut updates = Vec::new();
     for c in claimed {
-        let end = |state: DeliveryState, why: &'static str, messages: Vec<String>| DeliveryUpdate {
+        let end = |state: DeliveryState, outcome: AttemptOutcome, why: &'static str, messages| DeliveryUpdate {
             delivery_id: c.delivery_id,
             state,
             reason: Some(why.to_owned()),
             messages,
             next_attempt_at: None,
             attempted: false,
-            outcome: state.as_str(),
+            outcome,
             detail: Some(format!("ended before sending: {why}")),
             payload_sha256: None,
             request: None,
             forced: c.forced,
         };
         if outside_window(&c.event, rules.window(), now) {
-            updates.push(end(DeliveryState::Skipped, reason::OUTSIDE_WINDOW, vec![]));
+            updates.push(end(DeliveryState::Skipped, AttemptOutcome::Skipped, reason::OUTSIDE_WINDOW, vec![]));
         } else if let Some(why) = past_browser_dedupe(rules.as_ref(), &c.event, &c.route, now) {
             // A retry (or resend) the platform would no longer keep apart from the browser's copy.
-            updates.push(end(DeliveryState::Skipped, reason::BROWSER_TRACKED, vec![why]));
-        } else if !rules.identity_ok(&c.event) {
+            updates.push(end(DeliveryState::Skipped, AttemptOutcome::Skipped, reason::BROWSER_TRACKED, vec![why]));
+        } else if checks == Checks::All && !rules.identity_ok(&c.event) {
             // A wait for identity that ended with no capture (it is claimed when its wait ends):
             // never sent without the identity the platform needs.
-            updates.push(end(DeliveryState::Skipped, reason::NO_IDENTITY, vec![]));
+            updates.push(end(DeliveryState::Skipped, AttemptOutcome::Skipped, reason::NO_IDENTITY, vec![]));
         } else if now - c.created_at > outcome::max_age(&ctx.retry) {
-            updates.push(end(DeliveryState::Dead, reason::AGE_EXHAUSTED, vec![]));
+            updates.push(end(DeliveryState::Dead, AttemptOutcome::Dead, reason::AGE_EXHAUSTED, vec![]));
+        } else if checks == Checks::Time {
+            ready.push(c);
         } else {
             let messages = rules.validate(&c.event, &c.route, c.strip_personal);
             if messages.is_empty() {
                 ready.push(c);
             } else {
-                updates.push(end(DeliveryState::Rejected, reason::INVALID, messages));
+                updates.push(end(DeliveryState::Rejected, AttemptOutcome::Rejected, reason::INVALID, messages));
             }
         }
     }
@@ -208,86 +250,94 @@ async fn expire(ctx: &WorkerContext, name: &str, claimed: Vec<Claimed>, now: chr
         ctx.metrics.delivery(name, u.state.as_str(), u.reason.as_deref());
     }
     if !updates.is_empty() {
-        save(
-            ctx,
-            Recording { destination: name.to_owned(), owner: ctx.owner.clone(), updates, ..Recording::default() },
-        )
-        .await;
+        let ended =
+            BatchRecord { destination: name.to_owned(), owner: ctx.owner.clone(), updates, ..BatchRecord::default() };
+        record(ctx, ended).await;
     }
     ready
 }
 
-/// One batch: preflight, mark as sending, send, settle each outcome, record.
-async fn process(ctx: &WorkerContext, dest: &dyn Destination, batch: Vec<Claimed>, breaker: &SharedBreaker) {
+/// One batch: the last check of what may still be sent, preflight, mark as sending, send,
+/// settle each outcome, record.
+#[tracing::instrument(name = "send", skip_all, fields(destination = %dest.name(), deliveries = batch.len()))]
+async fn send(ctx: &WorkerContext, dest: &dyn Destination, batch: Vec<Claimed>, breaker: &SharedBreaker) {
     let name = dest.name().to_owned();
-    let mut recording = Recording { destination: name.clone(), owner: ctx.owner.clone(), ..Recording::default() };
+    let batch = end_unsendable(ctx, &name, batch, Utc::now(), Checks::Time).await;
+    if batch.is_empty() {
+        return;
+    }
+    let mut rec = BatchRecord { destination: name.clone(), owner: ctx.owner.clone(), ..BatchRecord::default() };
     let mut pre = dest.preflight(&batch).await;
-    judge(&name, &pre, breaker);
-    let refused: HashSet<i64> = pre.results.iter().map(|r| r.delivery_id).collect();
+    tell_breaker(&pre, breaker);
+    let refused: HashSet<i64> = pre.outcomes.iter().map(|r| r.delivery_id).collect();
     let validated = std::mem::take(&mut pre.validated);
-    absorb(ctx, dest, &mut recording, pre, &batch, false);
+    add_to_record(ctx, dest, &mut rec, pre, &batch, false);
     let to_send: Vec<Claimed> = batch.iter().filter(|c| !refused.contains(&c.delivery_id)).cloned().collect();
     if !to_send.is_empty() {
         let ids: Vec<i64> = to_send.iter().map(|c| c.delivery_id).collect();
         if let Err(e) = ctx.store.mark_sending(&ids, Utc::now()).await {
-            tracing::error!(destination = %name, error = %e, "could not mark the batch as sending; not sending it");
+            tracing::error!(error = %e, "could not mark the batch as sending; not sending it");
             let _ = ctx.store.release(&ids, Utc::now()).await;
-            save(ctx, recording).await;
+            record(ctx, rec).await;
             return;
         }
         let mut report = dest.send(&to_send, &validated).await;
         // Every delivery sent gets an outcome, even if an adapter forgot one.
-        let answered: HashSet<i64> = report.results.iter().map(|r| r.delivery_id).collect();
+        let answered: HashSet<i64> = report.outcomes.iter().map(|r| r.delivery_id).collect();
         for c in to_send.iter().filter(|c| !answered.contains(&c.delivery_id)) {
-            tracing::error!(destination = %name, delivery_id = c.delivery_id, "no outcome reported; retrying");
-            report.results.push(DeliveryResult {
+            tracing::error!(delivery_id = c.delivery_id, "no outcome reported; retrying");
+            report.outcomes.push(DeliveryOutcome {
                 delivery_id: c.delivery_id,
-                outcome: Outcome::Retry { reason: "the adapter reported no outcome".into(), retry_after: None },
+                outcome: Outcome::retry("the adapter reported no outcome", None),
                 payload_sha256: None,
                 request: None,
             });
         }
-        judge(&name, &report, breaker);
-        absorb(ctx, dest, &mut recording, report, &to_send, true);
+        tell_breaker(&report, breaker);
+        add_to_record(ctx, dest, &mut rec, report, &to_send, true);
     }
-    save(ctx, recording).await;
+    record(ctx, rec).await;
 }
 
-/// What a report says about the platform's health, told to the breaker: credentials refused
-/// ("halt:" reasons) open it at once; a report whose every delivery must be retried counts as
-/// a failure; anything the platform answered on its merits is a success.
-fn judge(name: &str, report: &SendReport, breaker: &SharedBreaker) {
+/// What a report says about the platform's health, told to the breaker: a halt (credentials
+/// refused) opens it at once; a report whose every delivery must be retried counts as a failure;
+/// anything the platform answered on its merits is a success.
+fn tell_breaker(report: &SendReport, breaker: &SharedBreaker) {
     let now = std::time::Instant::now();
+    let halt = report.outcomes.iter().find_map(|r| match &r.outcome {
+        Outcome::Halt { reason } => Some(reason.as_str()),
+        _ => None,
+    });
     let retry_reasons: Vec<&str> = report
-        .results
+        .outcomes
         .iter()
         .filter_map(|r| match &r.outcome {
             Outcome::Retry { reason, .. } => Some(reason.as_str()),
             _ => None,
         })
         .collect();
-    if let Some(halt) = retry_reasons.iter().find(|r| r.starts_with("halt:")) {
-        tracing::error!(destination = %name, reason = %halt, "destination halted: fix its credentials; deliveries wait");
+    if let Some(halt) = halt {
+        tracing::error!(reason = %halt, "destination halted: fix its credentials; deliveries wait");
         lock(breaker).halt(now, halt);
-    } else if !report.results.is_empty() && retry_reasons.len() == report.results.len() {
+    } else if !report.outcomes.is_empty() && retry_reasons.len() == report.outcomes.len() {
         if lock(breaker).failure(now, retry_reasons[0]) {
-            tracing::warn!(destination = %name, reason = %retry_reasons[0], "circuit open: pausing this destination");
+            tracing::warn!(reason = %retry_reasons[0], "circuit open: pausing this destination");
         }
-    } else if report.results.iter().any(|r| !matches!(r.outcome, Outcome::OutsideWindow)) || !report.requests.is_empty()
-    {
+    } else if !report.outcomes.is_empty() || !report.requests.is_empty() {
         let mut b = lock(breaker);
         if b.is_open() {
-            tracing::info!(destination = %name, "circuit closed: the platform answers again");
+            tracing::info!("circuit closed: the platform answers again");
         }
         b.success();
     }
 }
 
-/// Turns a destination's report into ledger updates and metrics.
-fn absorb(
+/// Adds a destination's report to the batch's record: its requests, each outcome settled into a
+/// ledger update, and the metrics.
+fn add_to_record(
     ctx: &WorkerContext,
     dest: &dyn Destination,
-    rec: &mut Recording,
+    rec: &mut BatchRecord,
     report: SendReport,
     batch: &[Claimed],
     sent: bool,
@@ -306,17 +356,17 @@ fn absorb(
     }
     rec.requests.extend(report.requests);
     let now = Utc::now();
-    for DeliveryResult { delivery_id, outcome, payload_sha256, request } in report.results {
+    for DeliveryOutcome { delivery_id, outcome, payload_sha256, request } in report.outcomes {
         let Some(claimed) = batch.iter().find(|c| c.delivery_id == delivery_id) else {
             tracing::warn!(delivery_id, "destination reported on a delivery not in the batch");
             continue;
         };
         let jitter: f64 = rand::random();
-        let settled = settle(&outcome, claimed, &ctx.retry, now, jitter);
-        if settled.state.is_ended() {
-            ctx.metrics.delivery(&rec.destination, settled.state.as_str(), settled.reason.as_deref());
+        let update = settle(&outcome, claimed, &ctx.retry, now, jitter);
+        if update.state.is_ended() {
+            ctx.metrics.delivery(&rec.destination, update.state.as_str(), update.reason.as_deref());
         }
-        if settled.state == DeliveryState::Delivered {
+        if update.state == DeliveryState::Delivered {
             let secs = (now - claimed.event.received_at).num_milliseconds().max(0) as f64 / 1000.0;
             ctx.metrics
                 .latency
@@ -324,17 +374,10 @@ fn absorb(
                 .observe(secs);
         }
         rec.updates.push(DeliveryUpdate {
-            delivery_id,
-            state: settled.state,
-            reason: settled.reason,
-            messages: settled.messages,
-            next_attempt_at: settled.next_attempt_at,
-            attempted: sent || matches!(outcome, Outcome::Retry { .. }),
-            outcome: settled.outcome,
-            detail: settled.detail,
+            attempted: sent || outcome.is_retry(),
             payload_sha256,
             request: request.map(|i| i + offset),
-            forced: claimed.forced,
+            ..update
         });
     }
 }
@@ -345,22 +388,24 @@ fn absorb(
 /// once the ledger can commit again the outcome lands before the lease recovery looks (a lease
 /// lasts `lease_secs`). Only a closed store ends it early: the process is going away, and crash
 /// recovery settles the rows at the next start.
-async fn save(ctx: &WorkerContext, recording: Recording) {
-    if recording.updates.is_empty() && recording.requests.is_empty() {
+#[tracing::instrument(name = "record", skip_all,
+    fields(destination = %batch.destination, updates = batch.updates.len(), requests = batch.requests.len()))]
+async fn record(ctx: &WorkerContext, batch: BatchRecord) {
+    if batch.updates.is_empty() && batch.requests.is_empty() {
         return;
     }
     let mut attempt = 0u32;
     loop {
         attempt += 1;
-        match ctx.store.record(recording.clone(), Utc::now()).await {
+        match ctx.store.record(batch.clone(), Utc::now()).await {
             Ok(()) => return,
-            Err(crate::store::StoreError::Closed) => {
-                tracing::error!(destination = %recording.destination, "the store closed before outcomes were recorded");
+            Err(StoreError::Closed) => {
+                tracing::error!("the store closed before outcomes were recorded");
                 return;
             }
             Err(e) => {
                 if attempt == 1 || attempt.is_multiple_of(30) {
-                    tracing::error!(destination = %recording.destination, attempt, error = %e, "recording outcomes failed; retrying");
+                    tracing::error!(attempt, error = %e, "recording outcomes failed; retrying");
                 }
                 tokio::time::sleep(Duration::from_millis((50 * u64::from(attempt)).min(1000))).await;
             }

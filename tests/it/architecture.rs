@@ -13,7 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["config", "sim", "telemetry"],
     &["store", "serve"],
     &["sources", "delivery"],
-    &["ingest", "worker"],
+    &["ingest", "worker", "alerts"],
     &["import"],
     &["reconcile"],
     &["api"],
@@ -144,4 +144,100 @@ fn the_check_sees_a_back_edge() {
         .contains("crate::core"));
     assert!(!code("// crate::api\nuse crate::core;\n#[cfg(test)]\nmod tests {\n use crate::api;\n}\n")
         .contains("crate::api"));
+}
+
+/// The non-test code of every source file under `src/`, with its path.
+fn sources() -> Vec<(PathBuf, String)> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    source_files(&src, &mut files);
+    files.into_iter().map(|f| (f.clone(), code(&std::fs::read_to_string(&f).unwrap()))).collect()
+}
+
+#[test]
+fn the_window_is_checked_by_planning_and_the_worker_only() {
+    // G5: planning skips what is outside a destination's window; after that only the worker
+    // (`end_unsendable`, just before a batch leaves) checks it. An adapter gives its window
+    // through `Rules::window` and never checks it itself.
+    let allowed = [Path::new("src/core/plan.rs"), Path::new("src/worker/mod.rs")];
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let callers: BTreeSet<PathBuf> = sources()
+        .into_iter()
+        .filter(|(_, text)| text.contains("outside_window("))
+        .map(|(file, _)| file.strip_prefix(root).unwrap().to_path_buf())
+        .collect();
+    let stray: Vec<&PathBuf> = callers.iter().filter(|f| !allowed.contains(&f.as_path())).collect();
+    assert!(stray.is_empty(), "the window is checked outside planning and the worker: {stray:?}");
+    assert_eq!(callers.len(), 2, "{callers:?}");
+}
+
+#[test]
+fn no_control_flow_reads_reason_text() {
+    // A halt is `Outcome::Halt`, not a reason that starts with "halt:": a typo in a string would
+    // turn it into a retry storm, a typo in a variant does not compile.
+    let readers: Vec<PathBuf> = sources()
+        .into_iter()
+        .filter(|(_, text)| text.contains("starts_with(\"halt") || text.contains("contains(\"halt"))
+        .map(|(file, _)| file)
+        .collect();
+    assert!(readers.is_empty(), "control flow on a reason's text: {readers:?}");
+}
+
+#[test]
+fn no_two_files_of_a_folder_import_each_other() {
+    // `a.rs` naming `super::b` and `b.rs` naming `super::a` is a file cycle: one of them should
+    // own what both need.
+    let mut uses = BTreeSet::new();
+    for (file, text) in sources() {
+        let (Some(dir), Some(stem)) = (file.parent(), file.file_stem()) else { continue };
+        let stem = stem.to_string_lossy().into_owned();
+        if stem == "mod" || stem == "lib" || stem == "main" {
+            continue;
+        }
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find("super::") {
+            rest = &rest[at + "super::".len()..];
+            for name in first_segments(rest) {
+                let sibling = dir.join(format!("{name}.rs")).is_file() || dir.join(&name).join("mod.rs").is_file();
+                if sibling && name != stem {
+                    uses.insert((dir.to_path_buf(), stem.clone(), name));
+                }
+            }
+        }
+    }
+    let cycles: Vec<String> = uses
+        .iter()
+        .filter(|(dir, a, b)| a < b && uses.contains(&(dir.clone(), b.clone(), a.clone())))
+        .map(|(dir, a, b)| format!("{}: {a}.rs <-> {b}.rs", dir.display()))
+        .collect();
+    assert!(cycles.is_empty(), "file cycles:\n{}", cycles.join("\n"));
+}
+
+/// The first path segment(s) at the start of `rest`: `a::X` gives `a`; `{a::{X, Y}, b}` gives `a`, `b`.
+fn first_segments(rest: &str) -> Vec<String> {
+    let ident = |s: &str| s.trim_start().chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+    let Some(list) = rest.strip_prefix('{') else { return vec![ident(rest)] };
+    let (mut depth, mut names, mut start) = (0usize, Vec::new(), 0usize);
+    for (i, c) in list.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => {
+                names.push(ident(&list[start..i]));
+                break;
+            }
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                names.push(ident(&list[start..i]));
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    names
+}
+
+#[test]
+fn the_file_cycle_check_reads_grouped_imports() {
+    assert_eq!(first_segments("payload::{self, X};"), ["payload"]);
+    assert_eq!(first_segments("{payload::{self, X}, restate::restate};"), ["payload", "restate"]);
 }

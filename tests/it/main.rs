@@ -3,6 +3,8 @@
 
 mod support;
 
+mod alert_rules;
+mod alerts;
 mod architecture;
 mod capture;
 mod crash;
@@ -16,9 +18,12 @@ mod identity_wait;
 mod import;
 mod ingest;
 mod kill_cycles;
-mod late;
+mod measure;
+mod metrics;
 mod openapi;
 mod operate;
+mod operator;
+mod packaging;
 mod postgres;
 mod reconcile;
 mod settle;

@@ -21,7 +21,7 @@ pub(super) fn write_timeline(out: &mut String, v: &EventView) -> fmt::Result {
         ("occurred", time(e.occurred_at)),
         ("received", time(e.received_at)),
         ("value", value),
-        ("routing", v.routing.to_owned()),
+        ("routing", v.routing.to_string()),
         ("content hash", v.content_hash.clone()),
     ];
     for (k, val) in rows {

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::payload::{body_len_bound, Prepared, MAX_BODY_BYTES};
+use super::payload::{body_len_bound, Ga4Event, MAX_BODY_BYTES};
 use super::validate::MAX_EVENTS;
 
 /// Groups `parts` into requests, as lists of indices into `parts`.
@@ -12,7 +12,7 @@ use super::validate::MAX_EVENTS;
 /// Deterministic: groups come in the order of their first event, and events keep their order
 /// within a group. An event too large to share a request with anything goes alone (and is
 /// then the platform's to refuse; validation at planning should have caught it).
-pub fn split(parts: &[Prepared], batch_size: usize) -> Vec<Vec<usize>> {
+pub fn split(parts: &[Ga4Event], batch_size: usize) -> Vec<Vec<usize>> {
     let batch_size = batch_size.clamp(1, MAX_EVENTS);
     let mut group_of: HashMap<&str, usize> = HashMap::new();
     let mut groups: Vec<Vec<usize>> = Vec::new();

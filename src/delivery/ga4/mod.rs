@@ -26,14 +26,14 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use serde::Deserialize;
 
-pub use payload::{transaction_id, Prepared, MAX_BODY_BYTES};
+pub use payload::{transaction_id, Ga4Event, MAX_BODY_BYTES};
 pub use validate::{check_body, check_request};
 
-use super::http::{self, Class, Exchange};
-use super::{DeliveryResult, Destination, SendReport};
+use super::http::{self, Exchange, StatusClass};
+use super::{DeliveryOutcome, Destination, SendReport};
 use crate::config::Ga4Config;
 use crate::core::delivery::reason;
-use crate::core::plan::{outside_window, ConsentPolicy, Rules};
+use crate::core::plan::{ConsentPolicy, Rules};
 use crate::core::{Claimed, Event, Outcome, Route};
 
 /// GA4 backdates events up to 72 hours, and no further.
@@ -88,7 +88,7 @@ impl Rules for Ga4Rules {
     }
 
     fn validate(&self, event: &Event, route: &Route, strip_personal: bool) -> Vec<String> {
-        let prepared = Prepared::new(event, route, strip_personal);
+        let prepared = Ga4Event::new(event, route, strip_personal);
         check_body(&payload::request_body(&[&prepared], false))
     }
 
@@ -148,51 +148,35 @@ impl Ga4 {
         })
     }
 
-    /// Splits off the deliveries whose window closed while they waited.
-    fn live<'a>(&self, batch: &'a [Claimed], report: &mut SendReport) -> (Vec<&'a Claimed>, Vec<Prepared>) {
-        let now = Utc::now();
-        let mut live = Vec::with_capacity(batch.len());
-        let mut parts = Vec::with_capacity(batch.len());
-        for c in batch {
-            let prepared = Prepared::new(&c.event, &c.route, c.strip_personal);
-            if outside_window(&c.event, self.rules.window, now) {
-                report.results.push(DeliveryResult {
-                    delivery_id: c.delivery_id,
-                    outcome: Outcome::OutsideWindow,
-                    payload_sha256: Some(prepared.event_sha256),
-                    request: None,
-                });
-            } else {
-                live.push(c);
-                parts.push(prepared);
-            }
-        }
-        (live, parts)
+    /// Each delivery's part of a request. (The worker has ended, just before, any whose window
+    /// closed while they waited: `worker::end_unsendable`.)
+    fn parts<'a>(&self, batch: &'a [Claimed]) -> (Vec<&'a Claimed>, Vec<Ga4Event>) {
+        batch.iter().map(|c| (c, Ga4Event::new(&c.event, &c.route, c.strip_personal))).unzip()
     }
 
     async fn do_send(&self, batch: &[Claimed], validated: &[i64]) -> SendReport {
         let mut report = SendReport::default();
-        let (live, parts) = self.live(batch, &mut report);
+        let (live, parts) = self.parts(batch);
         for group in batch::split(&parts, self.batch_size) {
-            let members: Vec<&Prepared> = group.iter().map(|&i| &parts[i]).collect();
+            let members: Vec<&Ga4Event> = group.iter().map(|&i| &parts[i]).collect();
             let body = payload::request_body(&members, false);
             let sent_at = Utc::now();
             let exchange = http::post_json(&self.client, "collect", &self.collect_url, body).await;
             tracing::debug!(destination = %self.name, events = group.len(), status = ?exchange.status(),
                 duration_ms = exchange.record.duration.as_millis() as u64, "GA4 collect");
             let request = report.requests.len();
-            let class = exchange.class();
+            let class = exchange.status_class();
             for &i in &group {
                 let (c, p) = (live[i], &parts[i]);
                 let outcome = match &class {
-                    Class::Success => {
+                    StatusClass::Success => {
                         let accepted = validated.contains(&c.delivery_id);
                         let detail = if accepted { VALIDATED_DETAIL } else { SENT_DETAIL };
                         Outcome::Delivered { accepted, detail: Some(delivered_detail(detail, &c.event, sent_at)) }
                     }
                     other => failure(other, &exchange),
                 };
-                report.results.push(result(c, p, outcome, request));
+                report.outcomes.push(result(c, p, outcome, request));
             }
             report.requests.push(exchange.record);
         }
@@ -204,20 +188,20 @@ impl Ga4 {
         if !self.preflight_enabled {
             return report;
         }
-        let (live, parts) = self.live(batch, &mut report);
+        let (live, parts) = self.parts(batch);
         for group in batch::split(&parts, self.batch_size) {
-            let members: Vec<&Prepared> = group.iter().map(|&i| &parts[i]).collect();
+            let members: Vec<&Ga4Event> = group.iter().map(|&i| &parts[i]).collect();
             let body = payload::request_body(&members, true);
             let exchange = http::post_json(&self.client, "debug", &self.debug_url, body).await;
             let request = report.requests.len();
-            let verdicts = match exchange.class() {
-                Class::Success => read_validation(&exchange, group.len()),
+            let verdicts = match exchange.status_class() {
+                StatusClass::Success => read_validation(&exchange, group.len()),
                 other => vec![Some(failure(&other, &exchange)); group.len()],
             };
             for (&i, verdict) in group.iter().zip(verdicts) {
                 let (c, p) = (live[i], &parts[i]);
                 match verdict {
-                    Some(outcome) => report.results.push(result(c, p, outcome, request)),
+                    Some(outcome) => report.outcomes.push(result(c, p, outcome, request)),
                     None => report.validated.push(c.delivery_id),
                 }
             }
@@ -227,8 +211,8 @@ impl Ga4 {
     }
 }
 
-fn result(c: &Claimed, p: &Prepared, outcome: Outcome, request: usize) -> DeliveryResult {
-    DeliveryResult {
+fn result(c: &Claimed, p: &Ga4Event, outcome: Outcome, request: usize) -> DeliveryOutcome {
+    DeliveryOutcome {
         delivery_id: c.delivery_id,
         outcome,
         payload_sha256: Some(p.event_sha256.clone()),
@@ -237,19 +221,19 @@ fn result(c: &Claimed, p: &Prepared, outcome: Outcome, request: usize) -> Delive
 }
 
 /// A non-2xx answer (or none) as the outcome of every delivery of the request.
-fn failure(class: &Class, exchange: &Exchange) -> Outcome {
+fn failure(class: &StatusClass, exchange: &Exchange) -> Outcome {
     let reason = match class {
-        Class::Permanent { status } => {
+        StatusClass::Permanent { status } => {
             return Outcome::Rejected {
                 reason: reason::PLATFORM_REJECTED.to_owned(),
                 messages: vec![format!("HTTP {status}: {}", exchange.record.response_excerpt)],
             }
         }
-        Class::Retry { reason } => reason.clone(),
+        StatusClass::Retry { reason } => reason.clone(),
         // Callers read successes themselves; this arm only keeps the match total.
-        Class::Success => "unexpected answer".to_owned(),
+        StatusClass::Success => "unexpected answer".to_owned(),
     };
-    Outcome::Retry { reason, retry_after: exchange.retry_after }
+    Outcome::retry(reason, exchange.retry_after)
 }
 
 #[derive(Deserialize)]
@@ -274,10 +258,7 @@ fn read_validation(exchange: &Exchange, count: usize) -> Vec<Option<Outcome>> {
     let answer: ValidationAnswer = match serde_json::from_slice(&exchange.body) {
         Ok(a) if exchange.record.error.is_none() => a,
         _ => {
-            let outcome = Outcome::Retry {
-                reason: "the debug endpoint's answer could not be read".to_owned(),
-                retry_after: exchange.retry_after,
-            };
+            let outcome = Outcome::retry("the debug endpoint's answer could not be read", exchange.retry_after);
             return vec![Some(outcome); count];
         }
     };
@@ -319,8 +300,8 @@ impl Destination for Ga4 {
     }
 
     fn batches(&self, claimed: Vec<Claimed>) -> Vec<Vec<Claimed>> {
-        let parts: Vec<Prepared> =
-            claimed.iter().map(|c| Prepared::new(&c.event, &c.route, c.strip_personal)).collect();
+        let parts: Vec<Ga4Event> =
+            claimed.iter().map(|c| Ga4Event::new(&c.event, &c.route, c.strip_personal)).collect();
         let plan = batch::split(&parts, self.batch_size);
         batch::distribute(claimed, &plan)
     }

@@ -22,7 +22,7 @@ pub fn is_ecommerce(route_event: &str) -> bool {
 
 /// One event's part of a request, ready to batch and send.
 #[derive(Clone, Debug)]
-pub struct Prepared {
+pub struct Ga4Event {
     /// The request-level fields (`client_id`, `user_id`, `consent`, `user_data`, and with
     /// analytics consent `ip_override`, `user_agent`, `user_location`) serialised:
     /// every event of a request shares them, so events may share a request only when these
@@ -35,7 +35,7 @@ pub struct Prepared {
     pub timestamp_micros: i64,
 }
 
-impl Prepared {
+impl Ga4Event {
     pub fn new(event: &Event, route: &Route, strip_personal: bool) -> Self {
         let header_json = Value::Object(header(event, strip_personal)).to_string();
         let timestamp_micros = event.occurred_at.timestamp_micros();
@@ -241,7 +241,7 @@ pub fn body_len_bound(header_len: usize, events_len: usize, count: usize) -> usi
 /// `enforce` asks the debug endpoint for its strict `ENFORCE_RECOMMENDATIONS` validation.
 ///
 /// All `parts` must have the same header; the first one's is used.
-pub fn request_body(parts: &[&Prepared], enforce: bool) -> Vec<u8> {
+pub fn request_body(parts: &[&Ga4Event], enforce: bool) -> Vec<u8> {
     let header = parts.first().map_or("{}", |p| p.header_json.as_str());
     let events_len: usize = parts.iter().map(|p| p.event_json.len()).sum();
     let mut body = String::with_capacity(body_len_bound(header.len(), events_len, parts.len()));

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::core::RetryAfter;
 use crate::delivery::http::Exchange;
 
 /// The least wait after `RESOURCE_EXHAUSTED`: the quota is per minute.
@@ -131,7 +132,7 @@ fn indexed(field: &str, prefix: &str) -> Option<usize> {
 
 /// What an `events:ingest` answer means for the events of the request.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Verdict {
+pub enum RequestVerdict {
     /// 2xx: accepted for processing (not yet processed). `warnings` by event position.
     Accepted { request_id: Option<String>, warnings: BTreeMap<usize, Vec<String>> },
     /// 401: the token is no good.
@@ -142,50 +143,49 @@ pub enum Verdict {
     RejectAll(Vec<String>),
     /// A refusal only a person can fix (access, account, terms): retried after they do.
     Halt(String),
-    /// Try again later.
-    Retry { reason: String, retry_after: Option<Duration>, slow_down: bool },
+    /// Try again later; `RetryAfter::SlowDown` also holds the destination's pace.
+    Retry { reason: String, after: RetryAfter },
 }
 
 /// Classifies one answer to a request holding `count` events whose conversion actions are
 /// `actions[i]` (for violations naming `destinations[K]`, which is `destination_order[K]`).
-pub fn read_ingest(ex: &Exchange, actions: &[&str], destination_order: &[&str]) -> Verdict {
+pub fn read_ingest(ex: &Exchange, actions: &[&str], destination_order: &[&str]) -> RequestVerdict {
     let count = actions.len();
     let status = match ex.record.status {
         None if ex.timed_out => return retry("timeout", ex),
         None => {
             let reason = format!("network error: {}", ex.record.error.as_deref().unwrap_or("no answer"));
-            return Verdict::Retry { reason, retry_after: ex.retry_after, slow_down: false };
+            return RequestVerdict::Retry { reason, after: RetryAfter::from_header(ex.retry_after) };
         }
         Some(s) => s,
     };
     if (200..300).contains(&status) {
-        return Verdict::Accepted { request_id: request_id(&ex.body), warnings: warnings(&ex.body, count) };
+        return RequestVerdict::Accepted { request_id: request_id(&ex.body), warnings: warnings(&ex.body, count) };
     }
     let rpc = RpcStatus::parse(&ex.body).unwrap_or_default();
     let what = format!("HTTP {status} {}", rpc.summary()).trim_end().to_owned();
     match (status, rpc.status.as_str()) {
-        (429, _) | (_, "RESOURCE_EXHAUSTED") => Verdict::Retry {
+        (429, _) | (_, "RESOURCE_EXHAUSTED") => RequestVerdict::Retry {
             reason: format!("{what}: slowing down"),
-            retry_after: Some(ex.retry_after.unwrap_or_default().max(SLOW_DOWN)),
-            slow_down: true,
+            after: RetryAfter::SlowDown(ex.retry_after.unwrap_or_default().max(SLOW_DOWN)),
         },
-        (401, _) | (_, "UNAUTHENTICATED") => Verdict::Unauthenticated(what),
-        (403, _) | (404, _) | (_, "PERMISSION_DENIED") | (_, "FAILED_PRECONDITION") => Verdict::Halt(what),
+        (401, _) | (_, "UNAUTHENTICATED") => RequestVerdict::Unauthenticated(what),
+        (403, _) | (404, _) | (_, "PERMISSION_DENIED") | (_, "FAILED_PRECONDITION") => RequestVerdict::Halt(what),
         (400, _) | (_, "INVALID_ARGUMENT") => isolate(&rpc, actions, destination_order, what),
         // ABORTED (409) and every 5xx (UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL) pass.
         (408 | 409, _) | (500..=599, _) => retry(&what, ex),
-        (400..=499, _) => Verdict::RejectAll(vec![what]),
+        (400..=499, _) => RequestVerdict::RejectAll(vec![what]),
         _ => retry(&format!("unexpected {what}"), ex),
     }
 }
 
-fn retry(reason: &str, ex: &Exchange) -> Verdict {
-    Verdict::Retry { reason: reason.to_owned(), retry_after: ex.retry_after, slow_down: false }
+fn retry(reason: &str, ex: &Exchange) -> RequestVerdict {
+    RequestVerdict::Retry { reason: reason.to_owned(), after: RetryAfter::from_header(ex.retry_after) }
 }
 
 /// Fast-fail: the request failed for the events its violations name (directly, or through their
 /// destination). Those are refused; if none is named, the request as a whole is.
-fn isolate(rpc: &RpcStatus, actions: &[&str], destination_order: &[&str], what: String) -> Verdict {
+fn isolate(rpc: &RpcStatus, actions: &[&str], destination_order: &[&str], what: String) -> RequestVerdict {
     let mut named: BTreeMap<usize, Vec<String>> = BTreeMap::new();
     for v in rpc.field_violations() {
         if let Some(n) = event_index(&v.field).filter(|&n| n < actions.len()) {
@@ -199,9 +199,9 @@ fn isolate(rpc: &RpcStatus, actions: &[&str], destination_order: &[&str], what: 
     if named.is_empty() {
         let mut messages = vec![what];
         messages.extend(rpc.field_violations().iter().map(FieldViolation::message));
-        Verdict::RejectAll(messages)
+        RequestVerdict::RejectAll(messages)
     } else {
-        Verdict::Isolate(named)
+        RequestVerdict::Isolate(named)
     }
 }
 

@@ -5,7 +5,7 @@
 //!
 //! Nothing here is `Debug`: the key, the assertion and the token never reach a log, an error, a
 //! request record or the ledger. A refused grant (`invalid_grant`, …) is reported with Google's
-//! error code only, as a `halt:` reason, so the worker stops the destination instead of retrying.
+//! error code only, as an `Outcome::Halt`, so the worker stops the destination instead of retrying.
 
 use chrono::{DateTime, Duration, Utc};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -14,7 +14,7 @@ use tokio::sync::Mutex;
 
 use crate::config::google_ads::SCOPE;
 use crate::core::pii::sha256_hex;
-use crate::core::RequestRecord;
+use crate::core::{Outcome, RequestRecord};
 use crate::delivery::http::{self as exchange, Exchange};
 
 /// Google accepts assertions valid for at most an hour.
@@ -103,17 +103,24 @@ struct Cached {
 /// Why no token could be had.
 #[derive(Clone, Debug, PartialEq)]
 pub enum TokenError {
-    /// The endpoint refused the grant: fixing it takes a person (a `halt:` reason).
+    /// The endpoint refused the grant: fixing it takes a person (an [`Outcome::Halt`]).
     Refused(String),
     /// The endpoint could not be reached or failed: try again later.
     Unavailable { reason: String, retry_after: Option<std::time::Duration> },
 }
 
 impl TokenError {
-    /// The reason for a delivery's `Retry` outcome.
+    /// What it means for the deliveries that needed the token.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            Self::Refused(_) => Outcome::halt(self.reason()),
+            Self::Unavailable { retry_after, .. } => Outcome::retry(self.reason(), *retry_after),
+        }
+    }
+
     pub fn reason(&self) -> String {
         match self {
-            Self::Refused(why) => format!("halt: Google refused the service account's token grant: {why}"),
+            Self::Refused(why) => format!("Google refused the service account's token grant: {why}"),
             Self::Unavailable { reason, .. } => format!("token endpoint: {reason}"),
         }
     }

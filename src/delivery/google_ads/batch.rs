@@ -2,7 +2,7 @@
 //! at most 10 destinations — conversion actions — per request (ingestion_service.proto;
 //! docs/platforms.md §Google Ads). Consent travels per event, so it does not split requests.
 
-use super::payload::Prepared;
+use super::payload::IngestEvent;
 use super::validate::{MAX_DESTINATIONS, MAX_EVENTS};
 
 /// Groups `parts` into requests, as lists of indices into `parts`.
@@ -10,7 +10,7 @@ use super::validate::{MAX_DESTINATIONS, MAX_EVENTS};
 /// Deterministic: events of one conversion action stay together and in order, actions come in
 /// the order of their first event, and a request is closed when full or when an eleventh action
 /// would join it.
-pub fn split(parts: &[Prepared], batch_size: usize) -> Vec<Vec<usize>> {
+pub fn split(parts: &[IngestEvent], batch_size: usize) -> Vec<Vec<usize>> {
     let batch_size = batch_size.clamp(1, MAX_EVENTS);
     let mut actions: Vec<(&str, Vec<usize>)> = Vec::new();
     for (i, p) in parts.iter().enumerate() {

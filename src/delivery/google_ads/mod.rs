@@ -19,14 +19,14 @@
 //!   that conversion action): those are rejected with the violations; the rest are resent at
 //!   once (fast-fail fails the whole request for one record). A 400 naming none rejects all.
 //! - 401 `UNAUTHENTICATED`: the token is renewed and the request resent once; a second 401 is a
-//!   `halt:` retry (the worker stops the destination).
-//! - 403 `PERMISSION_DENIED`, 404, `FAILED_PRECONDITION`: a `halt:` retry, not a rejection — they
+//!   halt (`Outcome::Halt`: the worker stops the destination).
+//! - 403 `PERMISSION_DENIED`, 404, `FAILED_PRECONDITION`: a halt, not a rejection — they
 //!   are about the account, the service account's access or the terms, not the events, and the
 //!   events are good once a person fixes that.
 //! - 429 `RESOURCE_EXHAUSTED`: retry no sooner than `Retry-After` or 60 s, and hold every send of
 //!   this destination meanwhile. `UNAVAILABLE`, `DEADLINE_EXCEEDED`, other 5xx, 408, 409, network
 //!   errors, timeouts: retry.
-//! - A token grant refused (`invalid_grant`, …): a `halt:` retry; the token endpoint unreachable: retry.
+//! - A token grant refused (`invalid_grant`, …): a halt; the token endpoint unreachable: retry.
 
 mod answer;
 mod auth;
@@ -50,10 +50,12 @@ use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use futures::FutureExt;
 
-pub use answer::{request_id, FieldViolation, RpcStatus, Verdict, SLOW_DOWN};
+pub use answer::{request_id, FieldViolation, RequestVerdict, RpcStatus, SLOW_DOWN};
 pub use auth::{KeyError, ServiceAccount, TokenError};
-pub use payload::{rfc3339, transaction_id, Accounts, Prepared, Shape, CONVERSION_OCCURRED_AT, RESTATED_VALUE};
-pub use restate::{restate, Restatement};
+pub use payload::{
+    rfc3339, transaction_id, Accounts, IngestEvent, Restatement, Shape, CONVERSION_OCCURRED_AT, RESTATED_VALUE,
+};
+pub use restate::restate;
 pub use rules::{has_identity, GoogleAdsRules};
 pub use status::{follow_up, parse_status, DestinationStatus, ProcessingState, ReasonCount, StatusCheck, StatusError};
 pub use validate::{check_body, check_event, MAX_DESTINATIONS, MAX_EVENTS, MAX_USER_IDENTIFIERS};
@@ -67,7 +69,7 @@ use crate::store::Store;
 use auth::TokenSource;
 use pace::Pace;
 
-/// What the adapter reads the time from: the window re-check and the token's lifetime.
+/// What the adapter reads the time from: the access token's lifetime.
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
 /// One Google Ads account (operating customer) and every conversion action routed to it.
@@ -154,8 +156,8 @@ impl GoogleAds {
         self.status_poll_delay
     }
 
-    pub(super) fn prepare(&self, c: &Claimed) -> Prepared {
-        Prepared::new(&c.event, &c.route, c.strip_personal, self.rules.shape())
+    pub(super) fn prepare(&self, c: &Claimed) -> IngestEvent {
+        IngestEvent::new(&c.event, &c.route, c.strip_personal, self.rules.shape())
     }
 }
 
@@ -177,7 +179,7 @@ impl Destination for GoogleAds {
     }
 
     fn batches(&self, claimed: Vec<Claimed>) -> Vec<Vec<Claimed>> {
-        let parts: Vec<Prepared> = claimed.iter().map(|c| self.prepare(c)).collect();
+        let parts: Vec<IngestEvent> = claimed.iter().map(|c| self.prepare(c)).collect();
         let plan = batch::split(&parts, self.batch_size);
         batch::distribute(claimed, &plan)
     }

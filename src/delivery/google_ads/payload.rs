@@ -10,10 +10,9 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Number, Value};
 
-use super::restate::Restatement;
 use crate::config::google_ads::{AdjustmentConfig, EventSource, GoogleAdsConfig, Retraction};
 use crate::core::pii::sha256_hex;
-use crate::core::{ConsentState, Event, Identity, Route};
+use crate::core::{ConsentState, Currency, Event, Identity, Route};
 
 /// The attribute holding the value a conversion has after a refund or chargeback.
 pub const RESTATED_VALUE: &str = "restated_value";
@@ -54,9 +53,32 @@ pub struct Accounts {
     pub login_customer_id: Option<String>,
 }
 
+/// What the ledger says an adjustment restates (computed by `restate`; defined here, where it is
+/// used, so `payload` does not depend on `restate`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Restatement {
+    /// The conversion's value after this adjustment (major units).
+    pub value: f64,
+    /// The value before it: equal to `value` when this adjustment changes nothing.
+    pub previous: f64,
+    /// The original conversion's currency.
+    pub currency: Option<Currency>,
+    /// When the original conversion happened (its `eventTimestamp`).
+    pub conversion_at: DateTime<Utc>,
+    /// How the value was reached, for the delivery's timeline: `34.60 − 9.90 − 9.90 = 14.80 EUR`.
+    pub arithmetic: String,
+}
+
+impl Restatement {
+    /// The conversion is fully retracted.
+    pub fn is_retraction(&self) -> bool {
+        self.value == 0.0
+    }
+}
+
 /// One event's part of a request, ready to batch and send.
 #[derive(Clone, Debug)]
-pub struct Prepared {
+pub struct IngestEvent {
     /// The conversion action (`productDestinationId`), which is also the destination reference.
     pub action: String,
     /// The event object, serialised once: these bytes go into every body the event is part of,
@@ -67,12 +89,12 @@ pub struct Prepared {
     pub note: Option<String>,
 }
 
-impl Prepared {
+impl IngestEvent {
     pub fn new(event: &Event, route: &Route, strip_personal: bool, shape: &Shape) -> Self {
         Self::restated(event, route, strip_personal, shape, None)
     }
 
-    /// As [`Prepared::new`], an adjustment carrying the value the ledger restates.
+    /// As [`IngestEvent::new`], an adjustment carrying the value the ledger restates.
     pub fn restated(
         event: &Event,
         route: &Route,
@@ -252,7 +274,7 @@ fn user_identifiers(identity: &Identity) -> Vec<Value> {
 }
 
 /// The conversion actions of `parts`, in order of first appearance.
-pub fn actions<'a>(parts: &[&'a Prepared]) -> Vec<&'a str> {
+pub fn actions<'a>(parts: &[&'a IngestEvent]) -> Vec<&'a str> {
     let mut seen: Vec<&str> = Vec::new();
     for p in parts {
         if !seen.contains(&p.action.as_str()) {
@@ -285,7 +307,7 @@ pub fn destinations(actions: &[&str], accounts: &Accounts) -> Value {
 
 /// The body of one request: its destinations, `encoding` (required with `userData`; hashes
 /// are hex), and the events in order.
-pub fn request_body(parts: &[&Prepared], accounts: &Accounts) -> Vec<u8> {
+pub fn request_body(parts: &[&IngestEvent], accounts: &Accounts) -> Vec<u8> {
     let destinations = destinations(&actions(parts), accounts).to_string();
     let events_len: usize = parts.iter().map(|p| p.event_json.len() + 1).sum();
     let mut body = String::with_capacity(destinations.len() + events_len + 64);

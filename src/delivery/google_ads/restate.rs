@@ -7,35 +7,11 @@
 //! Amounts are added and subtracted as whole ten-thousandths with checked integer arithmetic:
 //! 34.60 − 9.90 − 9.90 is exactly 14.80, and every ISO 4217 exponent (0, 2, 3) fits.
 
-use chrono::{DateTime, Utc};
-
-use super::payload::{restated_value, transaction_id, Shape};
-use crate::core::{Currency, Event};
+use super::payload::{restated_value, transaction_id, Restatement, Shape};
+use crate::core::Event;
 
 /// Units per major unit in the arithmetic.
 const SCALE: f64 = 10_000.0;
-
-/// What the ledger says an adjustment restates.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Restatement {
-    /// The conversion's value after this adjustment (major units).
-    pub value: f64,
-    /// The value before it: equal to `value` when this adjustment changes nothing.
-    pub previous: f64,
-    /// The original conversion's currency.
-    pub currency: Option<Currency>,
-    /// When the original conversion happened (its `eventTimestamp`).
-    pub conversion_at: DateTime<Utc>,
-    /// How the value was reached, for the delivery's timeline: `34.60 − 9.90 − 9.90 = 14.80 EUR`.
-    pub arithmetic: String,
-}
-
-impl Restatement {
-    /// The conversion is fully retracted.
-    pub fn is_retraction(&self) -> bool {
-        self.value == 0.0
-    }
-}
 
 fn units(v: f64) -> Option<i64> {
     let u = (v * SCALE).round();

@@ -6,37 +6,31 @@ use std::time::Duration;
 
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 
-use super::answer::{self, Verdict, SLOW_DOWN};
+use super::answer::{self, RequestVerdict};
 use super::auth::Bearer;
-use super::payload::{self, Prepared};
-use super::restate::{restate, Restatement};
+use super::payload::{self, IngestEvent, Restatement};
+use super::restate::restate;
 use super::{batch, GoogleAds};
 use crate::config::google_ads::Retraction;
 use crate::core::delivery::reason;
 use crate::core::pii::sha256_hex;
-use crate::core::plan::{outside_window, Rules};
-use crate::core::{Claimed, Outcome};
+use crate::core::{Claimed, Outcome, RetryAfter};
 use crate::delivery::http as exchange;
 use crate::delivery::http::excerpt;
-use crate::delivery::{DeliveryResult, SendReport};
+use crate::delivery::{DeliveryOutcome, SendReport};
 
 impl GoogleAds {
     pub(super) async fn do_send(&self, batch: &[Claimed]) -> SendReport {
         let mut report = SendReport::default();
-        let now = (self.clock)();
         let mut live = Vec::with_capacity(batch.len());
         let mut parts = Vec::with_capacity(batch.len());
         for c in batch {
-            if outside_window(&c.event, self.rules.window(), now) {
-                report.results.push(result(c, &self.prepare(c), Outcome::OutsideWindow, None));
-                continue;
-            }
             match self.restated(c).await {
                 Ok(prepared) => {
                     live.push(c);
                     parts.push(prepared);
                 }
-                Err((prepared, outcome)) => report.results.push(result(c, &prepared, outcome, None)),
+                Err((prepared, outcome)) => report.outcomes.push(result(c, &prepared, outcome, None)),
             }
         }
         let mut refreshed = false;
@@ -46,7 +40,7 @@ impl GoogleAds {
             match &halted {
                 Some(outcome) => {
                     for i in group {
-                        report.results.push(result(live[i], &parts[i], outcome.clone(), None));
+                        report.outcomes.push(result(live[i], &parts[i], outcome.clone(), None));
                     }
                 }
                 None => halted = self.send_group(&live, &parts, group, &mut refreshed, &mut report).await,
@@ -60,7 +54,7 @@ impl GoogleAds {
     /// restating the value the conversion already has (Google would refuse the repeat as
     /// `DUPLICATE_TRANSACTION_ID`), a full retraction under `retraction = "skip"`, or a ledger
     /// that could not be read (retried).
-    async fn restated(&self, c: &Claimed) -> Result<Prepared, (Prepared, Outcome)> {
+    async fn restated(&self, c: &Claimed) -> Result<IngestEvent, (IngestEvent, Outcome)> {
         let shape = self.rules.shape();
         let event = &c.event;
         if !shape.is_adjustment(event) || payload::restated_value(event).is_some() {
@@ -72,11 +66,11 @@ impl GoogleAds {
                 Ok(history) => restate(event, &c.route.event, &history, shape),
                 Err(e) => {
                     let reason = format!("the ledger could not be read to restate the conversion: {e}");
-                    return Err((self.prepare(c), Outcome::Retry { reason, retry_after: None }));
+                    return Err((self.prepare(c), Outcome::retry(reason, None)));
                 }
             },
         };
-        let prepared = Prepared::restated(event, &c.route, c.strip_personal, shape, restatement.as_ref());
+        let prepared = IngestEvent::restated(event, &c.route, c.strip_personal, shape, restatement.as_ref());
         let retracts = restatement.as_ref().is_none_or(Restatement::is_retraction);
         if let Some(r) = &restatement {
             if r.value == r.previous {
@@ -105,14 +99,14 @@ impl GoogleAds {
     async fn send_group(
         &self,
         live: &[&Claimed],
-        parts: &[Prepared],
+        parts: &[IngestEvent],
         mut members: Vec<usize>,
         refreshed: &mut bool,
         report: &mut SendReport,
     ) -> Option<Outcome> {
         let all = |report: &mut SendReport, members: &[usize], outcome: Outcome, request: Option<usize>| {
             for &i in members {
-                report.results.push(result(live[i], &parts[i], outcome.clone(), request));
+                report.outcomes.push(result(live[i], &parts[i], outcome.clone(), request));
             }
         };
         while !members.is_empty() {
@@ -125,7 +119,7 @@ impl GoogleAds {
                 Ok(b) => b,
                 Err(e) => {
                     let request = (report.requests.len() > before).then(|| report.requests.len() - 1);
-                    let outcome = Outcome::Retry { reason: e.reason(), retry_after: e.retry_after() };
+                    let outcome = e.outcome();
                     all(report, &members, outcome.clone(), request);
                     return Some(outcome);
                 }
@@ -134,7 +128,7 @@ impl GoogleAds {
                 all(report, &members, slowing_down(wait), None);
                 return None;
             }
-            let members_parts: Vec<&Prepared> = members.iter().map(|&i| &parts[i]).collect();
+            let members_parts: Vec<&IngestEvent> = members.iter().map(|&i| &parts[i]).collect();
             let actions: Vec<&str> = members_parts.iter().map(|p| p.action.as_str()).collect();
             let order = payload::actions(&members_parts);
             let body = payload::request_body(&members_parts, &self.accounts);
@@ -142,16 +136,16 @@ impl GoogleAds {
             let verdict = answer::read_ingest(&ex, &actions, &order);
             tracing::debug!(destination = %self.name, events = members.len(), status = ?ex.record.status,
                 duration_ms = ex.record.duration.as_millis() as u64, "Data Manager events:ingest");
-            if let Verdict::Accepted { request_id: Some(id), .. } = &verdict {
+            if let RequestVerdict::Accepted { request_id: Some(id), .. } = &verdict {
                 keep_request_id(&mut ex.record.response_excerpt, id);
             }
             let request = Some(report.requests.len());
             report.requests.push(ex.record);
-            if let (Verdict::Accepted { request_id: Some(id), .. }, Some(i)) = (&verdict, request) {
+            if let (RequestVerdict::Accepted { request_id: Some(id), .. }, Some(i)) = (&verdict, request) {
                 report.follow_ups.push((i, id.clone()));
             }
             match verdict {
-                Verdict::Accepted { request_id, warnings } => {
+                RequestVerdict::Accepted { request_id, warnings } => {
                     let detail = match &request_id {
                         Some(id) => format!("accepted for processing; requestId={id}"),
                         None => "accepted for processing; the answer named no requestId".to_owned(),
@@ -165,22 +159,21 @@ impl GoogleAds {
                             detail = format!("{detail}; {note}");
                         }
                         let outcome = Outcome::Delivered { accepted: false, detail: Some(detail) };
-                        report.results.push(result(live[i], &parts[i], outcome, request));
+                        report.outcomes.push(result(live[i], &parts[i], outcome, request));
                     }
                     return None;
                 }
-                Verdict::Unauthenticated(what) if !*refreshed => {
+                RequestVerdict::Unauthenticated(what) if !*refreshed => {
                     *refreshed = true;
                     tracing::info!(destination = %self.name, answer = %what, "access token refused; renewing it once");
                     self.tokens.invalidate(&bearer).await;
                 }
-                Verdict::Unauthenticated(what) => {
-                    let reason = format!("halt: Google refused a freshly issued access token: {what}");
-                    let outcome = Outcome::Retry { reason, retry_after: None };
+                RequestVerdict::Unauthenticated(what) => {
+                    let outcome = Outcome::halt(format!("Google refused a freshly issued access token: {what}"));
                     all(report, &members, outcome.clone(), request);
                     return Some(outcome);
                 }
-                Verdict::Isolate(named) => {
+                RequestVerdict::Isolate(named) => {
                     let mut rest = Vec::with_capacity(members.len());
                     for (pos, &i) in members.iter().enumerate() {
                         match named.get(&pos) {
@@ -189,29 +182,28 @@ impl GoogleAds {
                                     reason: reason::PLATFORM_REJECTED.to_owned(),
                                     messages: messages.clone(),
                                 };
-                                report.results.push(result(live[i], &parts[i], outcome, request));
+                                report.outcomes.push(result(live[i], &parts[i], outcome, request));
                             }
                             None => rest.push(i),
                         }
                     }
                     members = rest;
                 }
-                Verdict::RejectAll(messages) => {
+                RequestVerdict::RejectAll(messages) => {
                     let outcome = Outcome::Rejected { reason: reason::PLATFORM_REJECTED.to_owned(), messages };
                     all(report, &members, outcome, request);
                     return None;
                 }
-                Verdict::Halt(what) => {
-                    let reason = format!("halt: Google Ads refused access: {what}");
-                    let outcome = Outcome::Retry { reason, retry_after: None };
+                RequestVerdict::Halt(what) => {
+                    let outcome = Outcome::halt(format!("Google Ads refused access: {what}"));
                     all(report, &members, outcome.clone(), request);
                     return Some(outcome);
                 }
-                Verdict::Retry { reason, retry_after, slow_down } => {
-                    if slow_down {
-                        self.pace.hold(retry_after.unwrap_or(SLOW_DOWN));
+                RequestVerdict::Retry { reason, after } => {
+                    if let RetryAfter::SlowDown(wait) = after {
+                        self.pace.hold(wait);
                     }
-                    all(report, &members, Outcome::Retry { reason, retry_after }, request);
+                    all(report, &members, Outcome::Retry { reason, after }, request);
                     return None;
                 }
             }
@@ -241,10 +233,10 @@ fn keep_request_id(excerpt_text: &mut String, id: &str) {
 fn slowing_down(wait: Duration) -> Outcome {
     Outcome::Retry {
         reason: "slowing down: keeping to the request quota (requests_per_minute; Google's RESOURCE_EXHAUSTED)".into(),
-        retry_after: Some(wait),
+        after: RetryAfter::SlowDown(wait),
     }
 }
 
-fn result(c: &Claimed, p: &Prepared, outcome: Outcome, request: Option<usize>) -> DeliveryResult {
-    DeliveryResult { delivery_id: c.delivery_id, outcome, payload_sha256: Some(p.event_sha256.clone()), request }
+fn result(c: &Claimed, p: &IngestEvent, outcome: Outcome, request: Option<usize>) -> DeliveryOutcome {
+    DeliveryOutcome { delivery_id: c.delivery_id, outcome, payload_sha256: Some(p.event_sha256.clone()), request }
 }

@@ -108,8 +108,8 @@ pub enum StatusError {
     /// Ask again later.
     #[error("{reason}")]
     Retry { reason: String, retry_after: Option<Duration> },
-    /// Credentials or access need a person (a `halt:` reason).
-    #[error("{0}")]
+    /// Credentials or access need a person: what the worker would halt the destination for.
+    #[error("halt: {0}")]
     Halt(String),
     /// Google will not answer for this request id (unknown, or a `validateOnly` request).
     #[error("{0}")]
@@ -215,7 +215,7 @@ impl GoogleAds {
                     self.tokens.invalidate(&bearer).await;
                 }
                 StatusAnswer::Unauthenticated => {
-                    let error = StatusError::Halt("halt: Google refused a freshly issued access token".into());
+                    let error = StatusError::Halt("Google refused a freshly issued access token".into());
                     return StatusCheck { requests, result: Err(error) };
                 }
                 StatusAnswer::Done(result) => {
@@ -255,7 +255,7 @@ fn read_status_answer(ex: &exchange::Exchange) -> StatusAnswer {
         (429, _) | (_, "RESOURCE_EXHAUSTED") => {
             retry(format!("{what}: slowing down"), Some(ex.retry_after.unwrap_or_default().max(SLOW_DOWN)))
         }
-        (403, _) | (_, "PERMISSION_DENIED") => StatusAnswer::Done(Err(StatusError::Halt(format!("halt: {what}")))),
+        (403, _) | (_, "PERMISSION_DENIED") => StatusAnswer::Done(Err(StatusError::Halt(what))),
         (408 | 409, _) | (500..=599, _) => retry(what, ex.retry_after),
         (400..=499, _) => StatusAnswer::Done(Err(StatusError::Refused(what))),
         _ => retry(format!("unexpected {what}"), ex.retry_after),

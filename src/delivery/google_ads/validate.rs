@@ -9,7 +9,7 @@
 use chrono::{DateTime, Duration};
 use serde_json::{Map, Value};
 
-use super::payload::{self, Prepared, Shape};
+use super::payload::{self, IngestEvent, Shape};
 use crate::config::google_ads::conversion_action_problem;
 use crate::core::{Event, Route};
 
@@ -32,7 +32,7 @@ pub fn check_delivery(event: &Event, route: &Route, strip_personal: bool, shape:
     if shape.is_adjustment(event) {
         check_adjustment(event, shape, &mut out);
     }
-    let prepared = Prepared::new(event, route, strip_personal, shape);
+    let prepared = IngestEvent::new(event, route, strip_personal, shape);
     match serde_json::from_str::<Value>(&prepared.event_json) {
         Ok(Value::Object(o)) => check_event("event", &o, &mut out),
         _ => out.push("event: could not be serialised".to_owned()),

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::core::delivery::reason;
 use crate::core::Outcome;
-use crate::delivery::http::{Class, Exchange};
+use crate::delivery::http::{Exchange, StatusClass};
 
 pub const ACCEPTED_DETAIL: &str = "LinkedIn answered 201 for this conversion";
 pub const UNREAD_DETAIL: &str = "LinkedIn answered 2xx without per-element statuses";
@@ -19,7 +19,7 @@ pub const NOT_PROCESSED: &str = "not processed: LinkedIn refused the batch for o
 
 /// What became of one element of a request.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Verdict {
+pub enum ElementVerdict {
     /// Settled by this answer.
     Final(Outcome),
     /// Refused only because another element of the request was at fault: send it again without them.
@@ -54,15 +54,15 @@ struct ElementAnswer {
 }
 
 /// One verdict per element of a request of `count` elements.
-pub fn read(exchange: &Exchange, count: usize) -> Vec<Verdict> {
-    let status = match exchange.class() {
-        Class::Success if exchange.record.error.is_some() => {
+pub fn read(exchange: &Exchange, count: usize) -> Vec<ElementVerdict> {
+    let status = match exchange.status_class() {
+        StatusClass::Success if exchange.record.error.is_some() => {
             // The status came, the body broke off: which elements were kept is unknown, and
             // LinkedIn dedupes a resend on `eventId`.
             return all(count, retry("the answer broke off before its per-element statuses", exchange));
         }
-        Class::Success => return read_elements(exchange, count),
-        Class::Retry { reason } => {
+        StatusClass::Success => return read_elements(exchange, count),
+        StatusClass::Retry { reason } => {
             // 429, 5xx, …: LinkedIn's message, when it sent one, says more than the status.
             let error: ErrorBody = serde_json::from_slice(&exchange.body).unwrap_or_default();
             let reason = match (exchange.record.status, &error.message) {
@@ -71,7 +71,7 @@ pub fn read(exchange: &Exchange, count: usize) -> Vec<Verdict> {
             };
             return all(count, retry_with(reason, exchange));
         }
-        Class::Permanent { status } => status,
+        StatusClass::Permanent { status } => status,
     };
     let error: ErrorBody = serde_json::from_slice(&exchange.body).unwrap_or_default();
     let text = describe(status, &error, exchange);
@@ -84,7 +84,7 @@ pub fn read(exchange: &Exchange, count: usize) -> Vec<Verdict> {
     }
 }
 
-fn read_elements(exchange: &Exchange, count: usize) -> Vec<Verdict> {
+fn read_elements(exchange: &Exchange, count: usize) -> Vec<ElementVerdict> {
     let Ok(answer) = serde_json::from_slice::<BatchAnswer>(&exchange.body) else {
         let detail = format!("{UNREAD_DETAIL} (HTTP {})", exchange.record.status.unwrap_or_default());
         return all(count, Outcome::Delivered { accepted: false, detail: Some(detail) });
@@ -92,13 +92,13 @@ fn read_elements(exchange: &Exchange, count: usize) -> Vec<Verdict> {
     (0..count)
         .map(|i| {
             let Some(e) = answer.elements.get(i) else {
-                return Verdict::Final(retry("LinkedIn gave no status for this conversion", exchange));
+                return ElementVerdict::Final(retry("LinkedIn gave no status for this conversion", exchange));
             };
             let error = e.error.as_ref();
             let message = error.and_then(|er| er.message.clone()).or_else(|| e.message.clone()).unwrap_or_default();
             let code = error.and_then(|er| er.service_error_code).map(|c| format!(", serviceErrorCode {c}"));
             let text = format!("element HTTP {}{}: {message}", e.status.unwrap_or_default(), code.unwrap_or_default());
-            Verdict::Final(match e.status {
+            ElementVerdict::Final(match e.status {
                 Some(s) if (200..300).contains(&s) => {
                     Outcome::Delivered { accepted: true, detail: Some(ACCEPTED_DETAIL.to_owned()) }
                 }
@@ -115,7 +115,7 @@ fn read_elements(exchange: &Exchange, count: usize) -> Vec<Verdict> {
 /// A 400 or 422 for the whole request: when its messages name elements (`/elements/3/…`),
 /// those are rejected with their own messages and the others are innocent; otherwise all are
 /// rejected with the whole message.
-fn by_element(status: u16, error: &ErrorBody, text: &str, count: usize) -> Vec<Verdict> {
+fn by_element(status: u16, error: &ErrorBody, text: &str, count: usize) -> Vec<ElementVerdict> {
     let mut own: Vec<Vec<String>> = vec![Vec::new(); count];
     let mut named = false;
     for line in violations(error) {
@@ -130,9 +130,9 @@ fn by_element(status: u16, error: &ErrorBody, text: &str, count: usize) -> Vec<V
     own.into_iter()
         .map(|messages| {
             if messages.is_empty() {
-                Verdict::Innocent
+                ElementVerdict::Innocent
             } else {
-                Verdict::Final(Outcome::Rejected { reason: reason::PLATFORM_REJECTED.to_owned(), messages })
+                ElementVerdict::Final(Outcome::Rejected { reason: reason::PLATFORM_REJECTED.to_owned(), messages })
             }
         })
         .collect()
@@ -180,14 +180,14 @@ fn describe(status: u16, error: &ErrorBody, exchange: &Exchange) -> String {
     format!("HTTP {status}{tags}: {message}")
 }
 
-fn all(count: usize, outcome: Outcome) -> Vec<Verdict> {
-    vec![Verdict::Final(outcome); count]
+fn all(count: usize, outcome: Outcome) -> Vec<ElementVerdict> {
+    vec![ElementVerdict::Final(outcome); count]
 }
 
-/// The destination cannot work until a person acts: the worker stops it on the `halt:` prefix,
-/// and the deliveries wait rather than end.
+/// The destination cannot work until a person acts: the worker stops it, and the deliveries
+/// wait rather than end.
 fn halt(why: String) -> Outcome {
-    Outcome::Retry { reason: format!("halt: {why}"), retry_after: None }
+    Outcome::Halt { reason: why }
 }
 
 fn rejected(message: String) -> Outcome {
@@ -199,5 +199,5 @@ fn retry(why: &str, exchange: &Exchange) -> Outcome {
 }
 
 fn retry_with(reason: String, exchange: &Exchange) -> Outcome {
-    Outcome::Retry { reason, retry_after: exchange.retry_after }
+    Outcome::retry(reason, exchange.retry_after)
 }

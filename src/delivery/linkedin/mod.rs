@@ -26,15 +26,15 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 
-pub use answer::{element_index, Verdict};
-pub use payload::{batch_body, decimal_amount, element, event_id, Prepared, ID_TYPES};
+pub use answer::{element_index, ElementVerdict};
+pub use payload::{batch_body, decimal_amount, element, event_id, ConversionElement, ID_TYPES};
 pub use validate::{check_element, is_decimal};
 
 use super::http;
-use super::{DeliveryResult, Destination, SendReport};
+use super::{DeliveryOutcome, Destination, SendReport};
 use crate::config::linkedin::{parse_version, LinkedinConfig, MAX_BATCH_SIZE, MAX_WINDOW_DAYS};
 use crate::config::SecretValue;
-use crate::core::plan::{outside_window, ConsentPolicy, Rules};
+use crate::core::plan::{ConsentPolicy, Rules};
 use crate::core::{Claimed, Event, Outcome, Route};
 
 /// The path conversions are sent to, under `base_url`.
@@ -147,21 +147,8 @@ impl Linkedin {
 
     async fn do_send(&self, batch: &[Claimed]) -> SendReport {
         let mut report = SendReport::default();
-        let now = Utc::now();
-        let mut live = Vec::with_capacity(batch.len());
-        for c in batch {
-            let prepared = Prepared::new(&c.event, &c.route, c.strip_personal);
-            if outside_window(&c.event, self.rules.window, now) {
-                report.results.push(DeliveryResult {
-                    delivery_id: c.delivery_id,
-                    outcome: Outcome::OutsideWindow,
-                    payload_sha256: Some(prepared.element_sha256),
-                    request: None,
-                });
-            } else {
-                live.push((c, prepared));
-            }
-        }
+        let live: Vec<(&Claimed, ConversionElement)> =
+            batch.iter().map(|c| (c, ConversionElement::new(&c.event, &c.route, c.strip_personal))).collect();
         for chunk in live.chunks(self.batch_size) {
             self.send_chunk(chunk, &mut report).await;
         }
@@ -170,11 +157,11 @@ impl Linkedin {
 
     /// Sends one request; when LinkedIn refuses it for some elements only, sends the others
     /// once more at once, so that they do not wait a backoff for someone else's error.
-    async fn send_chunk(&self, chunk: &[(&Claimed, Prepared)], report: &mut SendReport) {
+    async fn send_chunk(&self, chunk: &[(&Claimed, ConversionElement)], report: &mut SendReport) {
         let mut round: Vec<usize> = (0..chunk.len()).collect();
         let mut resent = false;
         while !round.is_empty() {
-            let parts: Vec<&Prepared> = round.iter().map(|&i| &chunk[i].1).collect();
+            let parts: Vec<&ConversionElement> = round.iter().map(|&i| &chunk[i].1).collect();
             let exchange = http::post_json(&self.client, "conversionEvents", &self.url, batch_body(&parts)).await;
             tracing::debug!(destination = %self.name, conversions = round.len(), status = ?exchange.status(),
                 duration_ms = exchange.record.duration.as_millis() as u64, "LinkedIn BATCH_CREATE");
@@ -182,17 +169,15 @@ impl Linkedin {
             let mut innocent = Vec::new();
             for (&i, verdict) in round.iter().zip(answer::read(&exchange, round.len())) {
                 let outcome = match verdict {
-                    Verdict::Final(outcome) => outcome,
-                    Verdict::Innocent if !resent => {
+                    ElementVerdict::Final(outcome) => outcome,
+                    ElementVerdict::Innocent if !resent => {
                         innocent.push(i);
                         continue;
                     }
-                    Verdict::Innocent => {
-                        Outcome::Retry { reason: answer::NOT_PROCESSED.to_owned(), retry_after: exchange.retry_after }
-                    }
+                    ElementVerdict::Innocent => Outcome::retry(answer::NOT_PROCESSED, exchange.retry_after),
                 };
                 let (c, p) = &chunk[i];
-                report.results.push(DeliveryResult {
+                report.outcomes.push(DeliveryOutcome {
                     delivery_id: c.delivery_id,
                     outcome,
                     payload_sha256: Some(p.element_sha256.clone()),

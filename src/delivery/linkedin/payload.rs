@@ -36,14 +36,14 @@ pub const ID_TYPES: [&str; 7] = [
 
 /// One delivery's element of a `BATCH_CREATE` body.
 #[derive(Clone, Debug)]
-pub struct Prepared {
+pub struct ConversionElement {
     /// The element, serialised once: these bytes go into every body it is part of.
     pub element_json: String,
     /// SHA-256 of `element_json`: the delivery's payload hash, equal on every resend.
     pub element_sha256: String,
 }
 
-impl Prepared {
+impl ConversionElement {
     pub fn new(event: &Event, route: &Route, strip_personal: bool) -> Self {
         let element_json = element(event, route, strip_personal).to_string();
         let element_sha256 = sha256_hex(element_json.as_bytes());
@@ -138,7 +138,7 @@ pub fn decimal_amount(value: f64) -> Option<String> {
 }
 
 /// The `BATCH_CREATE` body: `{"elements": [...]}` with the elements in order.
-pub fn batch_body(parts: &[&Prepared]) -> Vec<u8> {
+pub fn batch_body(parts: &[&ConversionElement]) -> Vec<u8> {
     let len: usize = parts.iter().map(|p| p.element_json.len() + 1).sum();
     let mut body = String::with_capacity(len + 16);
     body.push_str("{\"elements\":[");

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::delivery::http::{Class, Exchange};
+use crate::core::RetryAfter;
+use crate::delivery::http::{Exchange, StatusClass};
 
 /// The least wait after a rate-limit code (4, 17, 613 and their subcodes): Meta's throttles
 /// are counted over rolling windows of minutes, so an early retry only extends them.
@@ -93,28 +94,29 @@ struct Success {
 
 /// What one answer means for every event of its request.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Verdict {
+pub enum RequestVerdict {
     /// 2xx. `received`: Meta's `events_received`, if the body said it.
     Received { received: Option<u64>, detail: String },
-    /// Try the events again later. A reason starting `halt:` asks the worker to stop the
-    /// destination (refused credentials).
-    Retry { reason: String, retry_after: Option<Duration> },
+    /// Try the events again later.
+    Retry { reason: String, after: RetryAfter },
+    /// Meta refused our credentials: the worker stops the destination until a person acts.
+    Halt { reason: String },
     /// Meta refused the request for good. `splittable`: a 400 about the payload, which may
     /// concern only some of its events.
     Rejected { message: String, splittable: bool },
 }
 
-impl Verdict {
+impl RequestVerdict {
     /// Sending anything more to Meta now would only meet the same answer.
     pub fn stops_sending(&self) -> bool {
-        matches!(self, Self::Retry { .. })
+        matches!(self, Self::Retry { .. } | Self::Halt { .. })
     }
 }
 
 /// Reads one exchange.
-pub fn read(exchange: &Exchange) -> Verdict {
-    let class = exchange.class();
-    if class == Class::Success {
+pub fn read(exchange: &Exchange) -> RequestVerdict {
+    let class = exchange.status_class();
+    if class == StatusClass::Success {
         return received(exchange);
     }
     let graph = serde_json::from_slice::<ErrorEnvelope>(&exchange.body).ok().map(|e| e.error);
@@ -122,48 +124,53 @@ pub fn read(exchange: &Exchange) -> Verdict {
         return classify(&error, exchange.status(), exchange.retry_after);
     }
     match class {
-        Class::Retry { reason } => Verdict::Retry { reason, retry_after: exchange.retry_after },
-        Class::Permanent { status } => Verdict::Rejected {
+        StatusClass::Retry { reason } => {
+            RequestVerdict::Retry { reason, after: RetryAfter::from_header(exchange.retry_after) }
+        }
+        StatusClass::Permanent { status } => RequestVerdict::Rejected {
             message: format!("HTTP {status}: {}", exchange.record.response_excerpt),
             splittable: status == 400,
         },
-        Class::Success => received(exchange),
+        StatusClass::Success => received(exchange),
     }
 }
 
 /// The classification of a Graph API error, by code first (docs/platforms.md §Meta "Errors").
-pub fn classify(error: &GraphError, status: Option<u16>, retry_after: Option<Duration>) -> Verdict {
+pub fn classify(error: &GraphError, status: Option<u16>, retry_after: Option<Duration>) -> RequestVerdict {
     let code = error.code.unwrap_or_default();
     let what = error.describe();
     if HALT_CODES.contains(&code) {
-        let reason = format!("halt: access token invalid or expired (code {code}): {what}");
-        return Verdict::Retry { reason, retry_after };
+        return RequestVerdict::Halt { reason: format!("access token invalid or expired (code {code}): {what}") };
     }
     let rate_limited =
         RATE_LIMIT_CODES.contains(&code) || error.error_subcode.is_some_and(|s| RATE_LIMIT_SUBCODES.contains(&s));
     if rate_limited {
         let wait = retry_after.unwrap_or_default().max(SLOW_DOWN_FLOOR);
-        return Verdict::Retry { reason: format!("slow down: rate limited by Meta: {what}"), retry_after: Some(wait) };
+        let reason = format!("slow down: rate limited by Meta: {what}");
+        return RequestVerdict::Retry { reason, after: RetryAfter::SlowDown(wait) };
     }
     if TRANSIENT_CODES.contains(&code) || error.is_transient == Some(true) {
-        return Verdict::Retry { reason: format!("transient: {what}"), retry_after };
+        return RequestVerdict::Retry {
+            reason: format!("transient: {what}"),
+            after: RetryAfter::from_header(retry_after),
+        };
     }
     if is_account_code(code) {
-        return Verdict::Rejected { message: what, splittable: false };
+        return RequestVerdict::Rejected { message: what, splittable: false };
     }
     match status {
         // An unlisted code on a server error, a timeout or throttling status: the request's
         // fate is unknown, so it is tried again.
         Some(s) if s == 408 || s == 429 || s >= 500 => {
-            Verdict::Retry { reason: format!("HTTP {s}: {what}"), retry_after }
+            RequestVerdict::Retry { reason: format!("HTTP {s}: {what}"), after: RetryAfter::from_header(retry_after) }
         }
         // 100 (invalid parameter) and any other code on a 400: about the payload.
-        Some(400) => Verdict::Rejected { message: what, splittable: true },
-        _ => Verdict::Rejected { message: what, splittable: false },
+        Some(400) => RequestVerdict::Rejected { message: what, splittable: true },
+        _ => RequestVerdict::Rejected { message: what, splittable: false },
     }
 }
 
-fn received(exchange: &Exchange) -> Verdict {
+fn received(exchange: &Exchange) -> RequestVerdict {
     let status = exchange.status().unwrap_or_default();
     match serde_json::from_slice::<Success>(&exchange.body) {
         Ok(s) if exchange.record.error.is_none() => {
@@ -175,8 +182,11 @@ fn received(exchange: &Exchange) -> Verdict {
             if let Some(trace) = s.fbtrace_id {
                 detail.push_str(&format!(" [fbtrace_id {trace}]"));
             }
-            Verdict::Received { received: Some(s.events_received), detail }
+            RequestVerdict::Received { received: Some(s.events_received), detail }
         }
-        _ => Verdict::Received { received: None, detail: format!("HTTP {status} without a readable events_received") },
+        _ => RequestVerdict::Received {
+            received: None,
+            detail: format!("HTTP {status} without a readable events_received"),
+        },
     }
 }

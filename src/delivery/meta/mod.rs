@@ -31,10 +31,10 @@ use anyhow::Context;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 
-pub use answer::{classify, GraphError, Verdict, SLOW_DOWN_FLOOR};
+pub use answer::{classify, GraphError, RequestVerdict, SLOW_DOWN_FLOOR};
 pub use normalize::{hash as normalize_and_hash, normalize as normalize_field, Field, COUNTRY_CODES};
 pub use payload::{
-    action_source, event_id, event_object, matchable, order_id, request_body, user_data, Ldu, Prepared, Settings,
+    action_source, event_id, event_object, matchable, order_id, request_body, user_data, Ldu, ServerEvent, Settings,
     CUSTOM_DATA_ATTRIBUTES, EVENT_SOURCE_URL_ATTRIBUTE, PERSONAL_KEYS,
 };
 pub use send::MAX_ISOLATION_REQUESTS;

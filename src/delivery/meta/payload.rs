@@ -54,14 +54,14 @@ impl Default for Settings {
 
 /// One event's part of a request, ready to batch and send.
 #[derive(Clone, Debug)]
-pub struct Prepared {
+pub struct ServerEvent {
     /// The event object, serialised once: these bytes go into every body the event is part of,
     /// and their hash is the delivery's payload hash.
     pub event_json: String,
     pub event_sha256: String,
 }
 
-impl Prepared {
+impl ServerEvent {
     pub fn new(event: &Event, route: &Route, strip_personal: bool, settings: &Settings) -> Self {
         let event_json = event_object(event, route, strip_personal, settings).to_string();
         let event_sha256 = sha256_hex(event_json.as_bytes());
@@ -232,7 +232,7 @@ fn content(item: &crate::core::Item) -> Option<Value> {
 }
 
 /// The body of one request: `{"data": [...], "test_event_code"?}`, the events in order.
-pub fn request_body(parts: &[&Prepared], test_event_code: Option<&str>) -> Vec<u8> {
+pub fn request_body(parts: &[&ServerEvent], test_event_code: Option<&str>) -> Vec<u8> {
     let events_len: usize = parts.iter().map(|p| p.event_json.len().saturating_add(1)).sum();
     let mut body = String::with_capacity(events_len.saturating_add(64));
     body.push_str("{\"data\":[");

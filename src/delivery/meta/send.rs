@@ -5,16 +5,13 @@
 
 use std::ops::Range;
 
-use chrono::Utc;
-
-use super::answer::{self, Verdict};
-use super::payload::{self, Prepared};
+use super::answer::{self, RequestVerdict};
+use super::payload::{self, ServerEvent};
 use super::Meta;
 use crate::core::delivery::reason;
-use crate::core::plan::outside_window;
 use crate::core::{Claimed, Outcome};
 use crate::delivery::http::{self, Exchange};
-use crate::delivery::{DeliveryResult, SendReport};
+use crate::delivery::{DeliveryOutcome, SendReport};
 
 /// Most requests one send may add to isolate refused events. Each split costs two requests and
 /// one culprit among n events costs about 2·log2(n) (20 for 1,000), so this finds a few culprits
@@ -22,51 +19,24 @@ use crate::delivery::{DeliveryResult, SendReport};
 /// out are retried (in a later, differently composed batch), never rejected with the others.
 pub const MAX_ISOLATION_REQUESTS: usize = 64;
 
-/// Replaces every occurrence of `token` in `bytes`.
-fn redact(bytes: &[u8], token: &[u8]) -> Vec<u8> {
-    const MARK: &[u8] = b"[redacted]";
-    if token.is_empty() || bytes.len() < token.len() {
-        return bytes.to_vec();
-    }
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i..].starts_with(token) {
-            out.extend_from_slice(MARK);
-            i += token.len();
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    out
-}
-
 impl Meta {
     async fn post(&self, body: Vec<u8>) -> Exchange {
         let mut exchange = http::post_json(&self.client, "events", &self.events_url, body).await;
         // Meta does not echo tokens as far as documented; scrub anyway, before anything is kept.
-        let token = self.token.expose().as_bytes();
-        exchange.body = redact(&exchange.body, token);
+        exchange.body = self.token.redact(&exchange.body);
         exchange.record.response_excerpt = http::excerpt(&exchange.body);
         if let Some(error) = &exchange.record.error {
-            exchange.record.error = Some(String::from_utf8_lossy(&redact(error.as_bytes(), token)).into_owned());
+            exchange.record.error = Some(String::from_utf8_lossy(&self.token.redact(error.as_bytes())).into_owned());
         }
         exchange
     }
 
     pub(super) async fn do_send(&self, batch: &[Claimed]) -> SendReport {
         let mut report = SendReport::default();
-        let now = Utc::now();
-        let mut live: Vec<(&Claimed, Prepared)> = Vec::with_capacity(batch.len());
-        for c in batch {
-            let prepared = Prepared::new(&c.event, &c.route, c.strip_personal, &self.rules.settings);
-            if outside_window(&c.event, self.rules.window, now) {
-                report.results.push(result(c, &prepared, Outcome::OutsideWindow, None));
-            } else {
-                live.push((c, prepared));
-            }
-        }
+        let live: Vec<(&Claimed, ServerEvent)> = batch
+            .iter()
+            .map(|c| (c, ServerEvent::new(&c.event, &c.route, c.strip_personal, &self.rules.settings)))
+            .collect();
 
         // Depth first, in order: a stack whose top is the next range to send.
         let starts = (0..live.len()).step_by(self.batch_size);
@@ -76,11 +46,11 @@ impl Meta {
         while let Some(range) = todo.pop() {
             if let Some(outcome) = &stopped {
                 for (c, p) in &live[range] {
-                    report.results.push(result(c, p, outcome.clone(), None));
+                    report.outcomes.push(result(c, p, outcome.clone(), None));
                 }
                 continue;
             }
-            let members: Vec<&Prepared> = live[range.clone()].iter().map(|(_, p)| p).collect();
+            let members: Vec<&ServerEvent> = live[range.clone()].iter().map(|(_, p)| p).collect();
             let body = payload::request_body(&members, self.test_event_code.as_deref());
             let exchange = self.post(body).await;
             tracing::debug!(destination = %self.name, events = range.len(), status = ?exchange.status(),
@@ -90,17 +60,22 @@ impl Meta {
             report.requests.push(exchange.record);
             let count = range.len();
             let outcome = match verdict {
-                Verdict::Received { received, detail } => {
+                RequestVerdict::Received { received, detail } => {
                     let accepted = received == Some(count as u64);
                     let detail = if accepted { detail } else { format!("{detail} (of {count} sent)") };
                     Outcome::Delivered { accepted, detail: Some(detail) }
                 }
-                Verdict::Retry { reason, retry_after } => {
-                    let outcome = Outcome::Retry { reason, retry_after };
+                RequestVerdict::Retry { reason, after } => {
+                    let outcome = Outcome::Retry { reason, after };
                     stopped = Some(outcome.clone());
                     outcome
                 }
-                Verdict::Rejected { message, splittable: true } if count > 1 => {
+                RequestVerdict::Halt { reason } => {
+                    let outcome = Outcome::Halt { reason };
+                    stopped = Some(outcome.clone());
+                    outcome
+                }
+                RequestVerdict::Rejected { message, splittable: true } if count > 1 => {
                     if budget >= 2 {
                         budget -= 2;
                         let mid = range.start + count / 2;
@@ -108,39 +83,26 @@ impl Meta {
                         todo.push(range.start..mid);
                         continue;
                     }
-                    Outcome::Retry {
-                        reason: format!(
+                    Outcome::retry(
+                        format!(
                             "rejected with its batch while isolating the events Meta refuses; sent again later: \
                              {message}"
                         ),
-                        retry_after: None,
-                    }
+                        None,
+                    )
                 }
-                Verdict::Rejected { message, .. } => {
+                RequestVerdict::Rejected { message, .. } => {
                     Outcome::Rejected { reason: reason::PLATFORM_REJECTED.to_owned(), messages: vec![message] }
                 }
             };
             for (c, p) in &live[range] {
-                report.results.push(result(c, p, outcome.clone(), request));
+                report.outcomes.push(result(c, p, outcome.clone(), request));
             }
         }
         report
     }
 }
 
-fn result(c: &Claimed, p: &Prepared, outcome: Outcome, request: Option<usize>) -> DeliveryResult {
-    DeliveryResult { delivery_id: c.delivery_id, outcome, payload_sha256: Some(p.event_sha256.clone()), request }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact;
-
-    #[test]
-    fn redaction() {
-        assert_eq!(redact(b"a TOKEN b TOKENTOKEN", b"TOKEN"), b"a [redacted] b [redacted][redacted]");
-        assert_eq!(redact(b"nothing", b"TOKEN"), b"nothing");
-        assert_eq!(redact(b"x", b""), b"x");
-        assert_eq!(redact(b"TOK", b"TOKEN"), b"TOK");
-    }
+fn result(c: &Claimed, p: &ServerEvent, outcome: Outcome, request: Option<usize>) -> DeliveryOutcome {
+    DeliveryOutcome { delivery_id: c.delivery_id, outcome, payload_sha256: Some(p.event_sha256.clone()), request }
 }

@@ -15,7 +15,7 @@ use crate::core::delivery::reason;
 use crate::core::plan::{join, Planned, Planner};
 use crate::core::{Consent, DeliveryState, Event, Identity, Route, Subject};
 use crate::store::identity_wait::{replan, Waiting, REPLANNED};
-use crate::store::prepare::{prepare, Prepared};
+use crate::store::prepare::{prepare, EventToStore};
 use crate::store::{IdentityCapture, IngestResult, IngestStatus, PlannedDelivery, Receipt, StoreError};
 
 /// Batches larger than this are prepared on the blocking pool, as the SQLite store does.
@@ -51,7 +51,7 @@ pub(super) async fn ingest(
 pub(super) async fn prepare_off_thread(
     events: Vec<Event>,
     planner: &Arc<Planner>,
-) -> Result<Vec<Prepared>, StoreError> {
+) -> Result<Vec<EventToStore>, StoreError> {
     if events.len() > PREPARE_INLINE {
         let planner = planner.clone();
         tokio::task::spawn_blocking(move || prepare(events, &planner))
@@ -65,13 +65,13 @@ pub(super) async fn prepare_off_thread(
 /// [`ingest`] inside the caller's transaction.
 pub(super) async fn ingest_in(
     tx: &mut PgConnection,
-    prepared: Vec<Prepared>,
+    prepared: Vec<EventToStore>,
     planner: &Planner,
 ) -> Result<Vec<IngestResult>, StoreError> {
     let count = prepared.len();
     // Lock order is event_id order; the sort is stable, so an id repeated in the batch is first
     // inserted by its first occurrence and the later ones are its duplicates, as in SQLite.
-    let mut ordered: Vec<(usize, Prepared)> = prepared.into_iter().enumerate().collect();
+    let mut ordered: Vec<(usize, EventToStore)> = prepared.into_iter().enumerate().collect();
     ordered.sort_by(|(_, a), (_, b)| a.event.event_id.cmp(&b.event.event_id));
 
     let mut results: Vec<Option<IngestResult>> = vec![None; count];
@@ -88,12 +88,12 @@ pub(super) async fn ingest_in(
 /// deliveries are added to `deliveries`, tagged with the event's place in the batch).
 async fn ingest_one(
     conn: &mut PgConnection,
-    p: Prepared,
+    p: EventToStore,
     planner: &Planner,
     index: usize,
     deliveries: &mut Vec<NewDelivery>,
 ) -> Result<IngestResult, StoreError> {
-    let Prepared { mut event, hash, mut planned, body } = p;
+    let EventToStore { mut event, hash, mut planned, body } = p;
     let received_at = to_us(event.received_at);
     if let Some((identity, consent)) = bridge(conn, BRIDGE, &event.subject.kind, &event.subject.id).await? {
         join(&mut event, &identity, &consent);
@@ -362,7 +362,7 @@ pub(super) fn wait_lock(subject: &Subject) -> i64 {
 
 /// Takes the shared wait locks of the batch's events that plan a wait for identity, before any
 /// bridge is read: a capture of their subject committing meanwhile is then seen by the join.
-async fn lock_waits(conn: &mut PgConnection, prepared: &[(usize, Prepared)]) -> Result<(), StoreError> {
+async fn lock_waits(conn: &mut PgConnection, prepared: &[(usize, EventToStore)]) -> Result<(), StoreError> {
     let mut keys: Vec<i64> = prepared
         .iter()
         .filter(|(_, p)| p.planned.iter().any(|d| d.reason == Some(reason::AWAITING_IDENTITY)))

@@ -14,7 +14,7 @@ use super::ingest::{aliases_in, capture_in, capture_subjects, ingest_in, prepare
 use crate::core::delivery::reason;
 use crate::core::plan::Planner;
 use crate::store::intake::mapped_detail;
-use crate::store::prepare::Prepared;
+use crate::store::prepare::EventToStore;
 use crate::store::{Intake, IntakeResult, StoreError};
 
 pub(super) async fn intake(pool: &PgPool, intake: Intake, planner: Arc<Planner>) -> Result<IntakeResult, StoreError> {
@@ -45,7 +45,7 @@ pub(super) async fn intake(pool: &PgPool, intake: Intake, planner: Arc<Planner>)
 
 /// Takes the message's wait locks in key order: exclusive where a capture re-plans the subject,
 /// shared where an event may wait for identity.
-async fn lock_first(tx: &mut PgConnection, exclusive: &[i64], prepared: &[Prepared]) -> Result<(), StoreError> {
+async fn lock_first(tx: &mut PgConnection, exclusive: &[i64], prepared: &[EventToStore]) -> Result<(), StoreError> {
     let mut keys: BTreeMap<i64, bool> = exclusive.iter().map(|k| (*k, true)).collect();
     for p in prepared.iter().filter(|p| p.planned.iter().any(|d| d.reason == Some(reason::AWAITING_IDENTITY))) {
         keys.entry(wait_lock(&p.event.subject)).or_insert(false);

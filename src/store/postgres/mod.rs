@@ -20,8 +20,8 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::{
-    Claimed, Counts, DeliveryFilter, DeliveryView, DueFollowUp, EventView, IdentityCapture, IngestResult, Intake,
-    IntakeResult, PlannedDelivery, Pruned, QueueStat, Receipt, ReceiptFilter, ReceiptView, Recording, Recovered,
+    BatchRecord, Claimed, Counts, DeliveryFilter, DeliveryView, DueFollowUp, EventView, IdentityCapture, IngestResult,
+    Intake, IntakeResult, PlannedDelivery, Pruned, QueueStat, Receipt, ReceiptFilter, ReceiptView, Recovered,
     ReplayReport, ReplaySelector, SettleOutcome, Settlement, Store, StoreError,
 };
 use super::{LedgerEntry, WindowPage};
@@ -116,7 +116,7 @@ impl Store for PgStore {
         queue::release(&self.pool, ids, now).await
     }
 
-    async fn record(&self, recording: Recording, now: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn record(&self, recording: BatchRecord, now: DateTime<Utc>) -> Result<(), StoreError> {
         queue::record(&self.pool, recording, now).await
     }
 

@@ -14,7 +14,7 @@ use super::{from_us, to_us};
 use crate::core::delivery::reason;
 use crate::core::plan::Planner;
 use crate::core::{Claimed, DeliveryState, Event, Route};
-use crate::store::{Recording, Recovered, ReplayRefusal, ReplayReport, ReplaySelector, StoreError};
+use crate::store::{BatchRecord, Recovered, ReplayRefusal, ReplayReport, ReplaySelector, StoreError};
 
 /// The route a delivery is sent with: the one stored with it, or (rows written without one) the
 /// one its columns describe, as JSON either way.
@@ -113,7 +113,7 @@ pub(super) async fn release(pool: &PgPool, ids: &[i64], now: DateTime<Utc>) -> R
     Ok(())
 }
 
-pub(super) async fn record(pool: &PgPool, rec: Recording, now: DateTime<Utc>) -> Result<(), StoreError> {
+pub(super) async fn record(pool: &PgPool, rec: BatchRecord, now: DateTime<Utc>) -> Result<(), StoreError> {
     let now_us = to_us(now);
     let mut tx = pool.begin().await?;
     let mut request_ids = Vec::with_capacity(rec.requests.len());
@@ -180,7 +180,7 @@ pub(super) async fn record(pool: &PgPool, rec: Recording, now: DateTime<Utc>) ->
         .bind(u.request.and_then(|i| request_ids.get(i).copied()))
         .bind(attempt_no)
         .bind(now_us)
-        .bind(u.outcome)
+        .bind(u.outcome.as_str())
         .bind(&u.detail)
         .bind(&u.payload_sha256)
         .bind(u.forced)

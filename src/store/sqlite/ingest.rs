@@ -7,16 +7,16 @@ use crate::core::delivery::reason;
 use crate::core::plan::{join, Planner};
 use crate::core::{Consent, DeliveryState, Event, Identity, Route};
 use crate::store::identity_wait::{replan, Waiting, REPLANNED};
-pub(super) use crate::store::prepare::{prepare, Prepared};
+pub(super) use crate::store::prepare::{prepare, EventToStore};
 use crate::store::{IdentityCapture, IngestResult, IngestStatus, PlannedDelivery, StoreError};
 
 pub(super) fn ingest(
     conn: &Connection,
-    events: Vec<Prepared>,
+    events: Vec<EventToStore>,
     planner: &Planner,
 ) -> Result<Vec<IngestResult>, StoreError> {
     let mut results = Vec::with_capacity(events.len());
-    for Prepared { mut event, hash, mut planned, mut body } in events {
+    for EventToStore { mut event, hash, mut planned, mut body } in events {
         let existing: Option<String> = conn
             .prepare_cached("SELECT content_hash FROM events WHERE event_id = ?1")?
             .query_row([event.event_id.as_str()], |r| r.get(0))

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 
-use super::ingest::{self, Prepared};
+use super::ingest::{self, EventToStore};
 use super::queries;
 use crate::core::plan::Planner;
 use crate::core::{IdentityCapture, Subject};
@@ -16,7 +16,7 @@ pub(super) struct Parts {
     pub at: DateTime<Utc>,
     pub captures: Vec<IdentityCapture>,
     pub aliases: Vec<(String, Subject)>,
-    pub events: Vec<Prepared>,
+    pub events: Vec<EventToStore>,
     pub receipts: Vec<Receipt>,
     pub mapped: Option<Receipt>,
 }

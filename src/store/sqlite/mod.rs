@@ -21,8 +21,8 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::{
-    Claimed, Counts, DeliveryFilter, DeliveryView, DueFollowUp, EventView, IdentityCapture, IngestResult, Intake,
-    IntakeResult, PlannedDelivery, Pruned, QueueStat, Receipt, ReceiptFilter, ReceiptView, Recording, Recovered,
+    BatchRecord, Claimed, Counts, DeliveryFilter, DeliveryView, DueFollowUp, EventView, IdentityCapture, IngestResult,
+    Intake, IntakeResult, PlannedDelivery, Pruned, QueueStat, Receipt, ReceiptFilter, ReceiptView, Recovered,
     ReplayReport, ReplaySelector, SettleOutcome, Settlement, Store, StoreError,
 };
 use super::{LedgerEntry, WindowPage};
@@ -246,7 +246,7 @@ fn writer_loop(conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>, health: &
 
 /// Hashes, plans and encodes events before they reach the writer, in parallel across requests
 /// (the writer thread only runs SQL); a large batch on the blocking pool.
-async fn prepare(events: Vec<Event>, planner: &Arc<Planner>) -> Result<Vec<ingest::Prepared>, StoreError> {
+async fn prepare(events: Vec<Event>, planner: &Arc<Planner>) -> Result<Vec<ingest::EventToStore>, StoreError> {
     if events.len() > 16 {
         let planner = planner.clone();
         tokio::task::spawn_blocking(move || ingest::prepare(events, &planner))
@@ -309,7 +309,7 @@ impl Store for SqliteStore {
         self.write(move |conn| queue::release(conn, &ids, now)).await
     }
 
-    async fn record(&self, recording: Recording, now: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn record(&self, recording: BatchRecord, now: DateTime<Utc>) -> Result<(), StoreError> {
         self.write(move |conn| queue::record(conn, &recording, now)).await
     }
 

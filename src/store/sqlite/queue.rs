@@ -9,7 +9,7 @@ use super::{from_us, to_us};
 use crate::core::delivery::reason;
 use crate::core::plan::Planner;
 use crate::core::{Claimed, DeliveryState, Event, Route};
-use crate::store::{Recording, Recovered, ReplayRefusal, ReplayReport, ReplaySelector, StoreError};
+use crate::store::{BatchRecord, Recovered, ReplayRefusal, ReplayReport, ReplaySelector, StoreError};
 
 /// Claims due deliveries for `destination`. Per subject and destination, deliveries go out in
 /// event-time order: one waits while an earlier event of the same subject still has its delivery
@@ -103,7 +103,7 @@ pub(super) fn release(conn: &Connection, ids: &[i64], now: DateTime<Utc>) -> Res
     Ok(())
 }
 
-pub(super) fn record(conn: &Connection, rec: &Recording, now: DateTime<Utc>) -> Result<(), StoreError> {
+pub(super) fn record(conn: &Connection, rec: &BatchRecord, now: DateTime<Utc>) -> Result<(), StoreError> {
     let mut request_ids = Vec::with_capacity(rec.requests.len());
     let mut insert_request = conn.prepare_cached(
         "INSERT INTO requests (destination, endpoint, sent_at, duration_us, status, error, response_excerpt, \
@@ -170,7 +170,7 @@ pub(super) fn record(conn: &Connection, rec: &Recording, now: DateTime<Utc>) -> 
             u.request.and_then(|i| request_ids.get(i).copied()),
             attempt_no,
             to_us(now),
-            u.outcome,
+            u.outcome.as_str(),
             u.detail,
             u.payload_sha256,
             u.forced

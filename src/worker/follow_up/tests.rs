@@ -18,7 +18,7 @@ use crate::delivery::{Destination, FOLLOW_UP_GIVE_UP_AFTER};
 use crate::sim::google_ads::{GoogleAdsSim, TEST_SERVICE_ACCOUNT_JSON};
 use crate::store::{DeliveryView, Store};
 use crate::telemetry::Metrics;
-use crate::worker::{process, Breaker, WorkerContext};
+use crate::worker::{send, Breaker, WorkerContext};
 
 /// A ledger, a Google Ads destination pointed at the simulator, and a worker context.
 struct Setup {
@@ -80,7 +80,7 @@ impl Setup {
         assert_eq!(claimed.len(), orders.len());
         let breaker = Arc::new(Mutex::new(Breaker::new(self.ctx.breaker.clone())));
         for batch in self.dest.batches(claimed) {
-            process(&self.ctx, self.dest.as_ref(), batch, &breaker).await;
+            send(&self.ctx, self.dest.as_ref(), batch, &breaker).await;
         }
         for o in orders {
             let d = self.delivery(o).await;

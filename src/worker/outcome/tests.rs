@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::TimeZone;
 use proptest::prelude::*;
 
-use crate::core::{Consent, Event, EventId, Identity, Kind, Route, Subject};
+use crate::core::{Consent, Event, EventId, Identity, Kind, RetryAfter, Route, Subject};
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 20, 12, 0, 0).unwrap()
@@ -46,7 +46,7 @@ fn claimed(attempts: u32, age: ChronoDuration) -> Claimed {
 }
 
 fn retry(retry_after: Option<Duration>) -> Outcome {
-    Outcome::Retry { reason: "http 503".into(), retry_after }
+    Outcome::retry("http 503", retry_after)
 }
 
 // ---- ended outcomes ----
@@ -63,7 +63,7 @@ fn delivered_and_accepted() {
     assert_eq!(s.state, DeliveryState::Delivered);
     assert_eq!(s.reason.as_deref(), Some("accepted"));
     assert_eq!(s.next_attempt_at, None);
-    assert_eq!(s.outcome, "delivered");
+    assert_eq!(s.outcome.as_str(), "delivered");
     assert_eq!(s.detail.as_deref(), Some("validated"));
     assert!(s.messages.is_empty());
 }
@@ -109,15 +109,42 @@ fn rejected_keeps_reason_and_messages() {
     assert_eq!(s.messages, messages);
     assert_eq!(s.detail.as_deref(), Some(messages[0].as_str()));
     assert_eq!(s.next_attempt_at, None);
-    assert_eq!(s.outcome, "rejected");
+    assert_eq!(s.outcome.as_str(), "rejected");
 }
 
 #[test]
-fn outside_window_is_skipped() {
-    let s = settle(&Outcome::OutsideWindow, &claimed(2, ChronoDuration::minutes(1)), &policy(), now(), 0.5);
+fn skipped_on_purpose_ends_with_its_code() {
+    let outcome = Outcome::Skipped { reason: reason::ALREADY_RESTATED, detail: "already 14.80".into() };
+    let s = settle(&outcome, &claimed(2, ChronoDuration::minutes(1)), &policy(), now(), 0.5);
     assert_eq!(s.state, DeliveryState::Skipped);
-    assert_eq!(s.reason.as_deref(), Some(reason::OUTSIDE_WINDOW));
+    assert_eq!(s.reason.as_deref(), Some(reason::ALREADY_RESTATED));
     assert_eq!(s.next_attempt_at, None);
+    assert_eq!(s.outcome.as_str(), "skipped");
+}
+
+// ---- halt: the destination stops, the delivery waits ----
+
+#[test]
+fn a_halt_waits_like_a_retry_and_says_halt_in_the_ledger() {
+    let s = settle(&Outcome::halt("token refused"), &claimed(0, ChronoDuration::zero()), &policy(), now(), 0.5);
+    assert_eq!(s.state, DeliveryState::Pending);
+    assert!(s.next_attempt_at.is_some_and(|t| t > now()));
+    assert_eq!(s.outcome.as_str(), "retry");
+    assert_eq!(s.detail.as_deref(), Some("halt: token refused"));
+
+    let p = policy();
+    let s =
+        settle(&Outcome::halt("token refused"), &claimed(p.max_attempts - 1, ChronoDuration::zero()), &p, now(), 0.5);
+    assert_eq!((s.state, s.reason.as_deref()), (DeliveryState::Dead, Some(reason::ATTEMPTS_EXHAUSTED)));
+    assert_eq!(s.messages, ["last error: halt: token refused"]);
+}
+
+#[test]
+fn a_slow_down_is_a_floor_like_retry_after() {
+    let wait = Duration::from_secs(90);
+    let outcome = Outcome::Retry { reason: "slow down".into(), after: RetryAfter::SlowDown(wait) };
+    let s = settle(&outcome, &claimed(0, ChronoDuration::zero()), &policy(), now(), 0.0);
+    assert_eq!(s.next_attempt_at, Some(now() + ChronoDuration::seconds(90)));
 }
 
 // ---- retry ----
@@ -131,7 +158,7 @@ fn retry_is_pending_with_a_next_attempt_within_the_backoff_ceiling() {
             let s = settle(&retry(None), &claimed(attempts_before, ChronoDuration::zero()), &p, now(), jitter);
             assert_eq!(s.state, DeliveryState::Pending, "{s:?}");
             assert_eq!(s.reason, None);
-            assert_eq!(s.outcome, "retry");
+            assert_eq!(s.outcome.as_str(), "retry");
             assert_eq!(s.detail.as_deref(), Some("http 503"));
             let wait = s.next_attempt_at.expect("pending needs a next attempt") - now();
             assert!(wait >= ChronoDuration::zero(), "{wait:?}");
@@ -234,10 +261,11 @@ fn any_outcome() -> impl Strategy<Value = Outcome> {
         (any::<bool>(), proptest::option::of("[a-z ]{0,10}"))
             .prop_map(|(accepted, detail)| Outcome::Delivered { accepted, detail }),
         ("[a-z0-9 ]{1,10}", proptest::option::of(0u64..=86_400_000))
-            .prop_map(|(reason, ms)| Outcome::Retry { reason, retry_after: ms.map(Duration::from_millis) }),
+            .prop_map(|(reason, ms)| Outcome::retry(reason, ms.map(Duration::from_millis))),
+        "[a-z ]{1,10}".prop_map(Outcome::halt),
         ("[a-z_]{1,10}", proptest::collection::vec("[a-z ]{0,10}", 0..3))
             .prop_map(|(reason, messages)| Outcome::Rejected { reason, messages }),
-        Just(Outcome::OutsideWindow),
+        "[a-z ]{0,10}".prop_map(|detail| Outcome::Skipped { reason: reason::ALREADY_RESTATED, detail }),
     ]
 }
 

@@ -3,7 +3,7 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::delivery::ga4::{payload, Ga4, Prepared, MAX_BODY_BYTES};
+use crate::delivery::ga4::{payload, Ga4, Ga4Event, MAX_BODY_BYTES};
 use crate::delivery::Destination;
 
 fn ga4() -> (Ga4, TestConfig) {
@@ -83,8 +83,8 @@ fn bodies_stay_under_130kb() {
     let batches = g.batches(batch);
     assert_eq!(ids(&batches), vec![vec![0, 1, 2], vec![3, 4, 5], vec![6]]);
     for b in &batches {
-        let parts: Vec<Prepared> = b.iter().map(|c| Prepared::new(&c.event, &c.route, c.strip_personal)).collect();
-        let refs: Vec<&Prepared> = parts.iter().collect();
+        let parts: Vec<Ga4Event> = b.iter().map(|c| Ga4Event::new(&c.event, &c.route, c.strip_personal)).collect();
+        let refs: Vec<&Ga4Event> = parts.iter().collect();
         assert!(payload::request_body(&refs, true).len() < MAX_BODY_BYTES);
     }
 }
@@ -151,9 +151,9 @@ proptest! {
         prop_assert_eq!(seen, (0..n as i64).collect::<Vec<_>>());
         for b in &batches {
             prop_assert!(!b.is_empty() && b.len() <= batch_size);
-            let parts: Vec<Prepared> = b.iter().map(|c| Prepared::new(&c.event, &c.route, c.strip_personal)).collect();
+            let parts: Vec<Ga4Event> = b.iter().map(|c| Ga4Event::new(&c.event, &c.route, c.strip_personal)).collect();
             prop_assert!(parts.iter().all(|p| p.header_json == parts[0].header_json), "one header per request");
-            let refs: Vec<&Prepared> = parts.iter().collect();
+            let refs: Vec<&Ga4Event> = parts.iter().collect();
             let body = payload::request_body(&refs, true);
             if b.len() > 1 {
                 prop_assert!(body.len() < MAX_BODY_BYTES, "{} bytes", body.len());

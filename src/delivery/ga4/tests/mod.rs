@@ -113,12 +113,12 @@ pub(super) fn config(base_url: &str) -> TestConfig {
 }
 
 /// The JSON of a request body built for the given parts.
-pub(super) fn body_json(parts: &[&super::Prepared]) -> Value {
+pub(super) fn body_json(parts: &[&super::Ga4Event]) -> Value {
     serde_json::from_slice(&super::payload::request_body(parts, false)).unwrap()
 }
 
 pub(super) fn single(event: &Event, route_event: &str, strip: bool) -> Value {
-    let p = super::Prepared::new(event, &route(route_event), strip);
+    let p = super::Ga4Event::new(event, &route(route_event), strip);
     body_json(&[&p])
 }
 

@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::core::pii::sha256_hex;
-use crate::delivery::ga4::{payload, transaction_id, Prepared};
+use crate::delivery::ga4::{payload, transaction_id, Ga4Event};
 
 #[test]
 fn event_time_is_occurred_at_in_micros_on_event_and_request() {
@@ -23,7 +23,7 @@ fn request_time_is_the_earliest_of_a_batch() {
     a.occurred_at = at("2026-11-20T10:00:00Z");
     let mut b = purchase("2");
     b.occurred_at = at("2026-11-20T09:00:00Z");
-    let (pa, pb) = (Prepared::new(&a, &route("purchase"), false), Prepared::new(&b, &route("purchase"), false));
+    let (pa, pb) = (Ga4Event::new(&a, &route("purchase"), false), Ga4Event::new(&b, &route("purchase"), false));
     let body = body_json(&[&pa, &pb]);
     assert_eq!(body["timestamp_micros"], json!(b.occurred_at.timestamp_micros()));
     assert_eq!(body["events"][0]["timestamp_micros"], json!(a.occurred_at.timestamp_micros()));
@@ -184,21 +184,21 @@ fn gender_and_date_of_birth_never_reach_ga4() {
 #[test]
 fn payload_hash_is_the_event_object_and_stable() {
     let e = purchase("1042");
-    let a = Prepared::new(&e, &route("purchase"), false);
-    let b = Prepared::new(&e.clone(), &route("purchase"), false);
+    let a = Ga4Event::new(&e, &route("purchase"), false);
+    let b = Ga4Event::new(&e.clone(), &route("purchase"), false);
     assert_eq!(a.event_sha256, b.event_sha256);
     assert_eq!(a.event_sha256, sha256_hex(a.event_json.as_bytes()));
     let body = String::from_utf8(payload::request_body(&[&a], false)).unwrap();
     assert!(body.contains(&a.event_json), "the hashed bytes are the bytes sent");
     // Stripping personal data changes the request, not the event's part.
-    let stripped = Prepared::new(&e, &route("purchase"), true);
+    let stripped = Ga4Event::new(&e, &route("purchase"), true);
     assert_eq!(stripped.event_sha256, a.event_sha256);
     assert_ne!(stripped.header_json, a.header_json);
 }
 
 #[test]
 fn enforce_adds_validation_behavior_only() {
-    let p = Prepared::new(&purchase("1"), &route("purchase"), false);
+    let p = Ga4Event::new(&purchase("1"), &route("purchase"), false);
     let strict: Value = serde_json::from_slice(&payload::request_body(&[&p], true)).unwrap();
     let mut relaxed = body_json(&[&p]);
     assert_eq!(strict["validation_behavior"], json!("ENFORCE_RECOMMENDATIONS"));
@@ -242,10 +242,10 @@ fn events_with_different_visitors_do_not_share_a_request() {
     a.identity.ip = Some("203.0.113.7".into());
     let mut b = purchase("2");
     b.identity.ip = Some("198.51.100.9".into());
-    let parts = [Prepared::new(&a, &route("purchase"), false), Prepared::new(&b, &route("purchase"), false)];
+    let parts = [Ga4Event::new(&a, &route("purchase"), false), Ga4Event::new(&b, &route("purchase"), false)];
     assert_eq!(crate::delivery::ga4::batch::split(&parts, 25), vec![vec![0], vec![1]]);
     b.identity.ip = a.identity.ip.clone();
-    let parts = [Prepared::new(&a, &route("purchase"), false), Prepared::new(&b, &route("purchase"), false)];
+    let parts = [Ga4Event::new(&a, &route("purchase"), false), Ga4Event::new(&b, &route("purchase"), false)];
     assert_eq!(crate::delivery::ga4::batch::split(&parts, 25), vec![vec![0, 1]]);
 }
 

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::*;
 use crate::core::Outcome;
-use crate::delivery::ga4::{Ga4, Prepared};
+use crate::delivery::ga4::{Ga4, Ga4Event};
 use crate::delivery::{Destination, SendReport};
 use crate::sim::ga4::{start, Ga4Sim, ReceivedEvent};
 use crate::sim::Fault;
@@ -21,7 +21,7 @@ async fn setup(preflight: bool) -> (Ga4Sim, Ga4, TestConfig) {
 }
 
 fn outcomes(report: &SendReport) -> Vec<(i64, Outcome)> {
-    report.results.iter().map(|r| (r.delivery_id, r.outcome.clone())).collect()
+    report.outcomes.iter().map(|r| (r.delivery_id, r.outcome.clone())).collect()
 }
 
 fn assert_no_secret(report: &SendReport) {
@@ -39,7 +39,7 @@ async fn a_2xx_is_sent_not_accepted_and_arrives_intact() {
     assert_eq!(report.requests.len(), 1);
     let request = &report.requests[0];
     assert_eq!((request.endpoint, request.status, request.error.clone()), ("collect", Some(204), None));
-    for (r, c) in report.results.iter().zip(&batch) {
+    for (r, c) in report.outcomes.iter().zip(&batch) {
         let Outcome::Delivered { accepted: false, detail: Some(detail) } = &r.outcome else {
             panic!("{:?}", r.outcome)
         };
@@ -47,7 +47,7 @@ async fn a_2xx_is_sent_not_accepted_and_arrives_intact() {
         assert!(detail.starts_with("sent: GA4 answers 2xx to any payload; session_age_secs="), "{detail}");
         assert!(detail.ends_with("(past GA4's 30-minute session timeout)"), "{detail}");
         assert_eq!(r.request, Some(0));
-        let expected = Prepared::new(&c.event, &c.route, false).event_sha256;
+        let expected = Ga4Event::new(&c.event, &c.route, false).event_sha256;
         assert_eq!(r.payload_sha256.as_deref(), Some(expected.as_str()));
     }
 
@@ -73,7 +73,7 @@ async fn resends_carry_the_same_payload_hash() {
     let batch = vec![claimed(1, purchase("1042"), "purchase")];
     let first = ga4.send(&batch, &[]).await;
     let again = ga4.send(&batch, &[]).await;
-    assert_eq!(first.results[0].payload_sha256, again.results[0].payload_sha256);
+    assert_eq!(first.outcomes[0].payload_sha256, again.outcomes[0].payload_sha256);
     // The two receipts differ only by arrival time.
     let mut events = sim.received_events();
     let second = events.pop().unwrap();
@@ -89,16 +89,13 @@ async fn server_errors_and_429_are_retried_with_retry_after() {
 
     sim.fail_next(1, Fault::Status(503));
     let report = ga4.send(&batch, &[]).await;
-    assert_eq!(outcomes(&report), vec![(1, Outcome::Retry { reason: "HTTP 503".into(), retry_after: None })]);
+    assert_eq!(outcomes(&report), vec![(1, Outcome::retry("HTTP 503", None))]);
     assert_eq!(report.requests[0].status, Some(503));
     assert!(report.requests[0].response_excerpt.contains("injected fault"));
 
     sim.fail_next(1, Fault::TooManyRequests { retry_after_secs: 7 });
     let report = ga4.send(&batch, &[]).await;
-    assert_eq!(
-        outcomes(&report),
-        vec![(1, Outcome::Retry { reason: "HTTP 429".into(), retry_after: Some(StdDuration::from_secs(7)) })]
-    );
+    assert_eq!(outcomes(&report), vec![(1, Outcome::retry("HTTP 429", Some(StdDuration::from_secs(7))))]);
     assert_eq!(sim.request_count(), 0, "faulted requests are not processed");
     assert_eq!(sim.fault_count(), 2);
     sim.shutdown().await;
@@ -109,7 +106,7 @@ async fn other_4xx_is_rejected_with_the_answer() {
     let (sim, ga4, _t) = setup(false).await;
     sim.fail_next(1, Fault::Status(403));
     let report = ga4.send(&[claimed(1, purchase("1"), "purchase")], &[]).await;
-    match &report.results[0].outcome {
+    match &report.outcomes[0].outcome {
         Outcome::Rejected { reason, messages } => {
             assert_eq!(reason, "platform_rejected");
             assert!(messages[0].starts_with("HTTP 403: "), "{messages:?}");
@@ -127,32 +124,16 @@ async fn timeouts_and_network_errors_are_retried_without_leaking_the_secret() {
     sim.fail_next(1, Fault::Delay(StdDuration::from_secs(3)));
     let report = ga4.send(&batch, &[]).await;
     assert_no_secret(&report);
-    assert_eq!(outcomes(&report), vec![(1, Outcome::Retry { reason: "timeout".into(), retry_after: None })]);
+    assert_eq!(outcomes(&report), vec![(1, Outcome::retry("timeout", None))]);
     assert!(report.requests[0].error.is_some());
 
     sim.shutdown().await;
     let report = ga4.send(&batch, &[]).await;
     assert_no_secret(&report);
-    match &report.results[0].outcome {
+    match &report.outcomes[0].outcome {
         Outcome::Retry { reason, .. } => assert!(reason.starts_with("network error"), "{reason}"),
         other => panic!("expected a retry, got {other:?}"),
     }
-}
-
-#[tokio::test]
-async fn an_event_whose_window_closed_is_not_sent() {
-    let (sim, ga4, _t) = setup(true).await;
-    let mut old = purchase("1");
-    old.occurred_at = Utc::now() - Duration::hours(73);
-    let batch = vec![claimed(1, old, "purchase"), claimed(2, purchase("2"), "purchase")];
-    let pre = ga4.preflight(&batch).await;
-    assert_eq!(outcomes(&pre), vec![(1, Outcome::OutsideWindow)]);
-    let report = ga4.send(&batch, &[]).await;
-    assert_eq!(report.results[0].outcome, Outcome::OutsideWindow);
-    assert_eq!(report.results[0].request, None);
-    assert!(matches!(report.results[1].outcome, Outcome::Delivered { .. }));
-    assert_eq!(sim.received_events().len(), 1);
-    sim.shutdown().await;
 }
 
 #[tokio::test]
@@ -165,9 +146,9 @@ async fn preflight_rejects_only_the_events_the_debug_endpoint_names() {
     let pre = ga4.preflight(&batch).await;
     assert_eq!(pre.requests.len(), 1);
     assert_eq!(pre.requests[0].endpoint, "debug");
-    assert_eq!(pre.results.len(), 1);
-    assert_eq!(pre.results[0].delivery_id, 2);
-    match &pre.results[0].outcome {
+    assert_eq!(pre.outcomes.len(), 1);
+    assert_eq!(pre.outcomes[0].delivery_id, 2);
+    match &pre.outcomes[0].outcome {
         Outcome::Rejected { reason, messages } => {
             assert_eq!(reason, "invalid");
             assert!(messages.iter().any(|m| m.contains("events[1].params.currency")), "{messages:?}");
@@ -180,12 +161,12 @@ async fn preflight_rejects_only_the_events_the_debug_endpoint_names() {
     // The worker sends what the preflight let through: validated, so accepted.
     let rest: Vec<Claimed> = batch.into_iter().filter(|c| c.delivery_id != 2).collect();
     let report = ga4.send(&rest, &pre.validated).await;
-    for r in &report.results {
+    for r in &report.outcomes {
         assert!(matches!(r.outcome, Outcome::Delivered { accepted: true, .. }), "{:?}", r.outcome);
     }
     // A send without a preflight's word is merely sent.
     let report = ga4.send(&rest, &[]).await;
-    assert!(matches!(report.results[0].outcome, Outcome::Delivered { accepted: false, .. }));
+    assert!(matches!(report.outcomes[0].outcome, Outcome::Delivered { accepted: false, .. }));
     sim.shutdown().await;
 }
 
@@ -196,8 +177,8 @@ async fn preflight_messages_not_tied_to_an_event_reject_the_whole_batch() {
     no_client.identity.client_id = None;
     let batch = vec![claimed(1, no_client.clone(), "purchase"), claimed(2, no_client, "purchase")];
     let pre = ga4.preflight(&batch).await;
-    assert_eq!(pre.results.len(), 2);
-    for r in &pre.results {
+    assert_eq!(pre.outcomes.len(), 2);
+    for r in &pre.outcomes {
         match &r.outcome {
             Outcome::Rejected { messages, .. } => {
                 assert!(messages.iter().any(|m| m.starts_with("client_id:")), "{messages:?}")
@@ -214,16 +195,10 @@ async fn preflight_retries_everything_when_the_debug_endpoint_fails() {
     let batch = vec![claimed(1, purchase("1"), "purchase"), claimed(2, purchase("2"), "purchase")];
     sim.fail_next(1, Fault::Status(500));
     let pre = ga4.preflight(&batch).await;
-    assert_eq!(
-        outcomes(&pre),
-        vec![
-            (1, Outcome::Retry { reason: "HTTP 500".into(), retry_after: None }),
-            (2, Outcome::Retry { reason: "HTTP 500".into(), retry_after: None }),
-        ]
-    );
+    assert_eq!(outcomes(&pre), vec![(1, Outcome::retry("HTTP 500", None)), (2, Outcome::retry("HTTP 500", None)),]);
     assert_no_secret(&pre);
     let pre = ga4.preflight(&batch).await;
-    assert!(pre.results.is_empty(), "valid: nothing refused");
+    assert!(pre.outcomes.is_empty(), "valid: nothing refused");
     sim.shutdown().await;
 }
 
@@ -249,6 +224,6 @@ async fn what_the_adapter_finds_valid_the_simulator_does_too() {
         assert!(rules.validate(&c.event, &c.route, c.strip_personal).is_empty());
     }
     let pre = ga4.preflight(&batch).await;
-    assert!(pre.results.is_empty(), "{:#?}", pre.results);
+    assert!(pre.outcomes.is_empty(), "{:#?}", pre.outcomes);
     sim.shutdown().await;
 }

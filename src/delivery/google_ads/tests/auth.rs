@@ -14,7 +14,7 @@ async fn one_grant_serves_many_sends() {
     let (sim, gads, _t) = setup().await;
     for i in 0..3 {
         let report = gads.send(&[claimed(i, purchase(&i.to_string()), ACTION)], &[]).await;
-        assert!(matches!(report.results[0].outcome, Outcome::Delivered { .. }), "{report:?}");
+        assert!(matches!(report.outcomes[0].outcome, Outcome::Delivered { .. }), "{report:?}");
         assert_eq!(report.requests.len(), 1, "a successful grant is not recorded");
         assert_no_secret(&format!("{report:?}"), &sim);
     }
@@ -32,7 +32,7 @@ async fn concurrent_sends_share_one_grant() {
         tokio::spawn(async move { gads.send(&[claimed(i, purchase(&i.to_string()), ACTION)], &[]).await })
     });
     for s in sends {
-        assert!(matches!(s.await.unwrap().results[0].outcome, Outcome::Delivered { .. }));
+        assert!(matches!(s.await.unwrap().outcomes[0].outcome, Outcome::Delivered { .. }));
     }
     assert_eq!(sim.token_grants(), 1);
     sim.shutdown().await;
@@ -53,7 +53,7 @@ async fn the_token_is_renewed_before_it_expires() {
     assert_eq!(sim.token_grants(), 1, "still fresh at 150 s");
     offset.store(250, Ordering::Relaxed);
     let report = gads.send(&batch, &[]).await;
-    assert!(matches!(report.results[0].outcome, Outcome::Delivered { .. }));
+    assert!(matches!(report.outcomes[0].outcome, Outcome::Delivered { .. }));
     assert_eq!(sim.token_grants(), 2, "renewed at 250 s, before the 400 s expiry");
     sim.shutdown().await;
 }
@@ -68,10 +68,10 @@ async fn a_refused_grant_halts_without_leaking_anything() {
     let r = &report.requests[0];
     assert_eq!((r.endpoint, r.status), ("token", Some(400)));
     assert!(r.response_excerpt.contains("invalid_grant"), "{}", r.response_excerpt);
-    for res in &report.results {
+    for res in &report.outcomes {
         match &res.outcome {
-            Outcome::Retry { reason, retry_after: None } => {
-                assert!(reason.starts_with("halt: "), "{reason}");
+            Outcome::Halt { reason } => {
+                assert!(reason.starts_with("Google refused the service account's token grant: "), "{reason}");
                 assert!(reason.contains("invalid_grant"), "{reason}");
             }
             other => panic!("expected a halt, got {other:?}"),
@@ -82,7 +82,7 @@ async fn a_refused_grant_halts_without_leaking_anything() {
 
     sim.refuse_tokens(None);
     let report = gads.send(&[claimed(1, purchase("1"), ACTION)], &[]).await;
-    assert!(matches!(report.results[0].outcome, Outcome::Delivered { .. }), "recovers once the grant works");
+    assert!(matches!(report.outcomes[0].outcome, Outcome::Delivered { .. }), "recovers once the grant works");
     sim.shutdown().await;
 }
 
@@ -91,9 +91,9 @@ async fn an_assertion_for_another_audience_is_refused() {
     let (sim, gads, _t) = setup().await;
     sim.set_audience(Some("https://oauth2.googleapis.com/token".into()));
     let report = gads.send(&[claimed(1, purchase("1"), ACTION)], &[]).await;
-    match &report.results[0].outcome {
-        Outcome::Retry { reason, .. } => {
-            assert!(reason.starts_with("halt: ") && reason.contains("audience"), "{reason}")
+    match &report.outcomes[0].outcome {
+        Outcome::Halt { reason } => {
+            assert!(reason.contains("audience"), "{reason}")
         }
         other => panic!("expected a halt, got {other:?}"),
     }
@@ -110,7 +110,7 @@ async fn an_unreachable_token_endpoint_is_retried_not_halted() {
     let t = config(&sim.base_url, &format!("http://127.0.0.1:{port}/token"));
     let gads = GoogleAds::new(&t.config).unwrap();
     let report = gads.send(&[claimed(1, purchase("1"), ACTION)], &[]).await;
-    match &report.results[0].outcome {
+    match &report.outcomes[0].outcome {
         Outcome::Retry { reason, .. } => assert!(reason.starts_with("token endpoint: network error"), "{reason}"),
         other => panic!("expected a retry, got {other:?}"),
     }
@@ -147,10 +147,7 @@ async fn once_refused_the_rest_of_the_batch_is_not_tried() {
     let batch: Vec<Claimed> = (0..3).map(|i| claimed(i, purchase(&i.to_string()), ACTION)).collect();
     let report = gads.send(&batch, &[]).await;
     assert_eq!(report.requests.len(), 1, "one refused grant, not three");
-    assert_eq!(report.results.len(), 3);
-    assert!(report
-        .results
-        .iter()
-        .all(|r| matches!(&r.outcome, Outcome::Retry { reason, .. } if reason.starts_with("halt: "))));
+    assert_eq!(report.outcomes.len(), 3);
+    assert!(report.outcomes.iter().all(|r| matches!(&r.outcome, Outcome::Halt { .. })));
     sim.shutdown().await;
 }

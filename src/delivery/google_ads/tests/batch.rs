@@ -8,12 +8,12 @@ use super::*;
 use crate::delivery::google_ads::batch::split;
 use crate::delivery::google_ads::MAX_DESTINATIONS;
 
-fn parts(actions: &[u32]) -> Vec<Prepared> {
+fn parts(actions: &[u32]) -> Vec<IngestEvent> {
     let shape = shape();
     actions
         .iter()
         .enumerate()
-        .map(|(i, a)| Prepared::new(&purchase(&i.to_string()), &route(&a.to_string()), false, &shape))
+        .map(|(i, a)| IngestEvent::new(&purchase(&i.to_string()), &route(&a.to_string()), false, &shape))
         .collect()
 }
 

@@ -21,7 +21,7 @@ use crate::core::pii::{hash_email, hash_name, hash_phone};
 use crate::core::{Claimed, Consent, ConsentState, Currency, Event, EventId, Identity, Kind, Route, Subject};
 use crate::sim::google_ads::TEST_SERVICE_ACCOUNT_JSON;
 
-use super::{Prepared, Shape};
+use super::{IngestEvent, Shape};
 
 /// The conversion action most tests route to.
 pub(super) const ACTION: &str = "987654321";
@@ -134,7 +134,7 @@ pub(super) fn shape() -> Shape {
 
 /// The event object an event would be sent as.
 pub(super) fn object(event: &Event, action: &str, strip: bool, shape: &Shape) -> Value {
-    let p = Prepared::new(event, &route(action), strip, shape);
+    let p = IngestEvent::new(event, &route(action), strip, shape);
     serde_json::from_str(&p.event_json).unwrap()
 }
 
@@ -155,7 +155,7 @@ pub(super) async fn setup() -> (crate::sim::google_ads::GoogleAdsSim, super::Goo
 
 /// The outcomes of a report, by delivery id.
 pub(super) fn outcomes(report: &crate::delivery::SendReport) -> Vec<(i64, crate::core::Outcome)> {
-    report.results.iter().map(|r| (r.delivery_id, r.outcome.clone())).collect()
+    report.outcomes.iter().map(|r| (r.delivery_id, r.outcome.clone())).collect()
 }
 
 /// Neither the key, nor an assertion, nor a token appears anywhere in `text`.

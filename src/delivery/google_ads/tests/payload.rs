@@ -129,11 +129,11 @@ fn event_source_per_kind() {
 fn a_request_names_each_conversion_action_once_in_order() {
     let shape = shape();
     let parts = [
-        Prepared::new(&purchase("1"), &route("222"), false, &shape),
-        Prepared::new(&purchase("2"), &route("111"), false, &shape),
-        Prepared::new(&purchase("3"), &route("222"), false, &shape),
+        IngestEvent::new(&purchase("1"), &route("222"), false, &shape),
+        IngestEvent::new(&purchase("2"), &route("111"), false, &shape),
+        IngestEvent::new(&purchase("3"), &route("222"), false, &shape),
     ];
-    let refs: Vec<&Prepared> = parts.iter().collect();
+    let refs: Vec<&IngestEvent> = parts.iter().collect();
     let body = request_body(&refs, &accounts());
     assert_eq!(check_body(&body), Vec::<String>::new());
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
@@ -162,11 +162,11 @@ fn a_request_names_each_conversion_action_once_in_order() {
 fn an_events_bytes_do_not_depend_on_its_batch() {
     let shape = shape();
     let e = purchase("1");
-    let a = Prepared::new(&e, &route(ACTION), false, &shape);
-    let b = Prepared::new(&e.clone(), &route(ACTION), false, &shape);
+    let a = IngestEvent::new(&e, &route(ACTION), false, &shape);
+    let b = IngestEvent::new(&e.clone(), &route(ACTION), false, &shape);
     assert_eq!(a.event_sha256, b.event_sha256);
     let alone = request_body(&[&a], &accounts());
-    let other = Prepared::new(&purchase("2"), &route("5"), false, &shape);
+    let other = IngestEvent::new(&purchase("2"), &route("5"), false, &shape);
     let shared = request_body(&[&other, &a], &accounts());
     let text = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap();
     assert!(text(&alone).contains(&a.event_json));

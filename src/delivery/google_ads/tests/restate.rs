@@ -127,7 +127,7 @@ async fn sending_with_a_ledger_restates_and_refuses_a_skipped_retraction() {
 
     gads.send(&[claimed(1, order, ACTION)], &[]).await;
     let report = gads.send(&[claimed(2, partial, ACTION)], &[]).await;
-    match &report.results[0].outcome {
+    match &report.outcomes[0].outcome {
         Outcome::Delivered { detail: Some(d), .. } => assert!(d.contains("20.00 − 5.00 = 15.00 EUR"), "{d}"),
         other => panic!("expected delivered, got {other:?}"),
     }
@@ -135,7 +135,7 @@ async fn sending_with_a_ledger_restates_and_refuses_a_skipped_retraction() {
 
     // The second refund takes the rest: a full retraction, which `skip` does not send.
     let report = gads.send(&[claimed(3, rest, ACTION)], &[]).await;
-    match &report.results[0].outcome {
+    match &report.outcomes[0].outcome {
         Outcome::Rejected { messages, .. } => assert!(messages[0].contains("adjustments.retraction"), "{messages:?}"),
         other => panic!("expected rejected, got {other:?}"),
     }

@@ -13,7 +13,7 @@ async fn accepted_request(gads: &super::super::GoogleAds, actions: &[&str]) -> S
     let batch: Vec<Claimed> =
         actions.iter().enumerate().map(|(i, a)| claimed(i as i64, purchase(&i.to_string()), a)).collect();
     let report = gads.send(&batch, &[]).await;
-    assert!(matches!(report.results[0].outcome, Outcome::Delivered { .. }), "{report:?}");
+    assert!(matches!(report.outcomes[0].outcome, Outcome::Delivered { .. }), "{report:?}");
     request_id(report.requests.last().unwrap().response_excerpt.as_bytes()).unwrap()
 }
 
@@ -115,7 +115,10 @@ async fn status_errors_are_typed() {
     sim.revoke_tokens();
     let check = gads.check_status(&id).await;
     match &check.result {
-        Err(StatusError::Halt(m)) => assert!(m.starts_with("halt: "), "{m}"),
+        Err(e @ StatusError::Halt(m)) => {
+            assert!(m.starts_with("Google refused the service account's token grant"), "{m}");
+            assert!(e.to_string().starts_with("halt: "), "{e}")
+        }
         other => panic!("expected a halt, got {other:?}"),
     }
     sim.shutdown().await;

@@ -8,7 +8,7 @@ use super::*;
 use crate::core::Outcome;
 use crate::core::RequestRecord;
 use crate::delivery::http::{excerpt, Exchange};
-use crate::delivery::linkedin::answer::{read, Verdict};
+use crate::delivery::linkedin::answer::{read, ElementVerdict};
 
 fn exchange(status: Option<u16>, body: &str) -> Exchange {
     Exchange {
@@ -27,10 +27,10 @@ fn exchange(status: Option<u16>, body: &str) -> Exchange {
     }
 }
 
-fn outcome(v: &Verdict) -> &Outcome {
+fn outcome(v: &ElementVerdict) -> &Outcome {
     match v {
-        Verdict::Final(o) => o,
-        Verdict::Innocent => panic!("expected a final verdict"),
+        ElementVerdict::Final(o) => o,
+        ElementVerdict::Innocent => panic!("expected a final verdict"),
     }
 }
 
@@ -75,8 +75,8 @@ fn the_newer_error_shape_names_elements_by_field_path() {
         ]}
     });
     let v = read(&exchange(Some(422), &body.to_string()), 3);
-    assert_eq!(v[0], Verdict::Innocent);
-    assert_eq!(v[2], Verdict::Innocent);
+    assert_eq!(v[0], ElementVerdict::Innocent);
+    assert_eq!(v[2], ElementVerdict::Innocent);
     assert_eq!(
         *outcome(&v[1]),
         Outcome::Rejected {
@@ -103,5 +103,5 @@ fn other_statuses() {
     );
     // A 5xx page that is not LinkedIn's JSON keeps the short reason.
     let v = read(&exchange(Some(502), "<html>bad gateway</html>"), 1);
-    assert_eq!(*outcome(&v[0]), Outcome::Retry { reason: "HTTP 502".into(), retry_after: None });
+    assert_eq!(*outcome(&v[0]), Outcome::retry("HTTP 502", None));
 }

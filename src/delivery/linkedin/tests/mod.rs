@@ -100,5 +100,5 @@ pub(super) fn config(base_url: &str) -> TestConfig {
 
 /// The element built for an event, as JSON.
 pub(super) fn element_of(event: &Event, route: &Route, strip: bool) -> Value {
-    serde_json::from_str(&super::Prepared::new(event, route, strip).element_json).unwrap()
+    serde_json::from_str(&super::ConversionElement::new(event, route, strip).element_json).unwrap()
 }

@@ -4,7 +4,7 @@ use serde_json::json;
 
 use super::*;
 use crate::core::pii::sha256_hex;
-use crate::delivery::linkedin::{batch_body, decimal_amount, event_id, Prepared};
+use crate::delivery::linkedin::{batch_body, decimal_amount, event_id, ConversionElement};
 
 #[test]
 fn a_conversion_element_has_linkedins_shape_and_units() {
@@ -143,12 +143,12 @@ fn only_what_is_known_and_well_formed_is_sent() {
 #[test]
 fn the_payload_hash_is_the_elements_and_stable() {
     let e = lead("L-1");
-    let a = Prepared::new(&e, &route(RULE), false);
-    let b = Prepared::new(&e.clone(), &route(RULE), false);
+    let a = ConversionElement::new(&e, &route(RULE), false);
+    let b = ConversionElement::new(&e.clone(), &route(RULE), false);
     assert_eq!(a.element_sha256, sha256_hex(a.element_json.as_bytes()));
     assert_eq!(a.element_sha256, b.element_sha256);
-    assert_ne!(a.element_sha256, Prepared::new(&e, &route(RULE), true).element_sha256);
-    let other = Prepared::new(&lead("L-2"), &route(RULE), false);
+    assert_ne!(a.element_sha256, ConversionElement::new(&e, &route(RULE), true).element_sha256);
+    let other = ConversionElement::new(&lead("L-2"), &route(RULE), false);
     let body: Value = serde_json::from_slice(&batch_body(&[&a, &other])).unwrap();
     let elements = body["elements"].as_array().unwrap();
     assert_eq!(body.as_object().unwrap().len(), 1);

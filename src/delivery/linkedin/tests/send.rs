@@ -5,8 +5,8 @@ use std::time::Duration as StdDuration;
 use serde_json::json;
 
 use super::*;
-use crate::core::Outcome;
-use crate::delivery::linkedin::{Linkedin, Prepared};
+use crate::core::{Outcome, RetryAfter};
+use crate::delivery::linkedin::{ConversionElement, Linkedin};
 use crate::delivery::{Destination, SendReport};
 use crate::sim::linkedin::{start, LinkedinSim};
 use crate::sim::Fault;
@@ -21,7 +21,7 @@ async fn setup() -> (LinkedinSim, Linkedin, TestConfig) {
 }
 
 fn outcomes(report: &SendReport) -> Vec<(i64, Outcome)> {
-    let mut o: Vec<(i64, Outcome)> = report.results.iter().map(|r| (r.delivery_id, r.outcome.clone())).collect();
+    let mut o: Vec<(i64, Outcome)> = report.outcomes.iter().map(|r| (r.delivery_id, r.outcome.clone())).collect();
     o.sort_by_key(|(id, _)| *id);
     o
 }
@@ -51,9 +51,9 @@ async fn a_batch_is_accepted_per_element_and_arrives_intact() {
     let r = &report.requests[0];
     assert_eq!((r.endpoint, r.status, r.error.clone()), ("conversionEvents", Some(200), None));
     assert_eq!(outcomes(&report), vec![(1, accepted()), (2, accepted())]);
-    for (r, c) in report.results.iter().zip(&batch) {
+    for (r, c) in report.outcomes.iter().zip(&batch) {
         assert_eq!(r.request, Some(0));
-        let expected = Prepared::new(&c.event, &c.route, false).element_sha256;
+        let expected = ConversionElement::new(&c.event, &c.route, false).element_sha256;
         assert_eq!(r.payload_sha256.as_deref(), Some(expected.as_str()));
     }
 
@@ -133,7 +133,7 @@ async fn a_whole_request_422_rejects_the_named_elements_and_resends_the_rest_at_
             other => panic!("unexpected {other:?}"),
         }
     }
-    let from: Vec<(i64, Option<usize>)> = report.results.iter().map(|r| (r.delivery_id, r.request)).collect();
+    let from: Vec<(i64, Option<usize>)> = report.outcomes.iter().map(|r| (r.delivery_id, r.request)).collect();
     assert!(from.contains(&(2, Some(0))) && from.contains(&(1, Some(1))), "{from:?}");
     assert_eq!(sim.conversion_count(), 3);
     sim.shutdown().await;
@@ -157,9 +157,9 @@ async fn a_whole_request_error_naming_no_element_rejects_all() {
     sim.fail_next(1, Fault::Status(403));
     let report = linkedin.send(&leads(1), &[]).await;
     assert!(
-        matches!(&report.results[0].outcome, Outcome::Rejected { messages, .. } if messages[0].starts_with("HTTP 403")),
+        matches!(&report.outcomes[0].outcome, Outcome::Rejected { messages, .. } if messages[0].starts_with("HTTP 403")),
         "{:?}",
-        report.results
+        report.outcomes
     );
     sim.shutdown().await;
 }
@@ -173,8 +173,8 @@ async fn a_refused_token_halts_the_destination_without_leaking_it() {
     assert_eq!(report.requests[0].status, Some(401));
     for (_, o) in outcomes(&report) {
         match o {
-            Outcome::Retry { reason, retry_after: None } => {
-                assert!(reason.starts_with("halt: LinkedIn refused the access token (HTTP 401"), "{reason}");
+            Outcome::Halt { reason } => {
+                assert!(reason.starts_with("LinkedIn refused the access token (HTTP 401"), "{reason}");
                 assert!(reason.contains("expired"), "{reason}");
             }
             other => panic!("expected a halt, got {other:?}"),
@@ -184,7 +184,7 @@ async fn a_refused_token_halts_the_destination_without_leaking_it() {
     sim.set_access_token(Some("another-token"));
     let report = linkedin.send(&leads(1), &[]).await;
     assert_no_secret(&report);
-    assert!(matches!(&report.results[0].outcome, Outcome::Retry { reason, .. } if reason.starts_with("halt: ")));
+    assert!(matches!(&report.outcomes[0].outcome, Outcome::Halt { .. }));
     assert_eq!(sim.conversion_count(), 0);
     sim.shutdown().await;
 }
@@ -195,9 +195,9 @@ async fn a_retired_version_halts_the_destination() {
     sim.retire_versions_before("202607");
     let report = linkedin.send(&leads(1), &[]).await;
     assert_eq!(report.requests[0].status, Some(426));
-    match &report.results[0].outcome {
-        Outcome::Retry { reason, .. } => {
-            assert!(reason.starts_with("halt: the configured linkedin_version is not active (HTTP 426"), "{reason}");
+    match &report.outcomes[0].outcome {
+        Outcome::Halt { reason } => {
+            assert!(reason.starts_with("the configured linkedin_version is not active (HTTP 426"), "{reason}");
             assert!(reason.contains("202603"), "{reason}");
         }
         other => panic!("expected a halt, got {other:?}"),
@@ -216,17 +216,17 @@ async fn throttling_and_server_errors_are_retried_with_retry_after() {
         outcomes(&report),
         vec![(
             1,
-            Outcome::Retry {
-                reason: "HTTP 429 (serviceErrorCode 101): rate limited (injected fault)".into(),
-                retry_after: Some(StdDuration::from_secs(7))
-            }
+            Outcome::retry(
+                "HTTP 429 (serviceErrorCode 101): rate limited (injected fault)",
+                Some(StdDuration::from_secs(7))
+            )
         )]
     );
 
     sim.set_request_quota(Some(0));
     let report = linkedin.send(&batch, &[]).await;
-    match &report.results[0].outcome {
-        Outcome::Retry { reason, retry_after: None } => assert!(reason.contains("throttle limit"), "{reason}"),
+    match &report.outcomes[0].outcome {
+        Outcome::Retry { reason, after: RetryAfter::Backoff } => assert!(reason.contains("throttle limit"), "{reason}"),
         other => panic!("expected a retry, got {other:?}"),
     }
     assert_eq!(sim.throttled_count(), 1);
@@ -234,10 +234,7 @@ async fn throttling_and_server_errors_are_retried_with_retry_after() {
 
     sim.fail_next(1, Fault::Status(503));
     let report = linkedin.send(&batch, &[]).await;
-    assert_eq!(
-        outcomes(&report),
-        vec![(1, Outcome::Retry { reason: "HTTP 503 (serviceErrorCode 0): injected fault".into(), retry_after: None })]
-    );
+    assert_eq!(outcomes(&report), vec![(1, Outcome::retry("HTTP 503 (serviceErrorCode 0): injected fault", None))]);
     assert_eq!(sim.conversion_count(), 0, "refused requests keep nothing");
     sim.shutdown().await;
 }
@@ -248,13 +245,7 @@ async fn a_server_error_for_one_element_retries_only_that_one() {
     sim.fail_next_elements(1, 500);
     let report = linkedin.send(&leads(3), &[]).await;
     let o = outcomes(&report);
-    assert_eq!(
-        o[0].1,
-        Outcome::Retry {
-            reason: "element HTTP 500, serviceErrorCode 100: injected element fault".into(),
-            retry_after: None
-        }
-    );
+    assert_eq!(o[0].1, Outcome::retry("element HTTP 500, serviceErrorCode 100: injected element fault", None));
     assert_eq!((o[1].1.clone(), o[2].1.clone()), (accepted(), accepted()));
     sim.shutdown().await;
 }
@@ -267,18 +258,18 @@ async fn a_lost_answer_is_retried_and_linkedin_keeps_one() {
     sim.fail_next(1, Fault::Delay(StdDuration::from_secs(2)));
     let report = linkedin.send(&batch, &[]).await;
     assert_no_secret(&report);
-    assert_eq!(outcomes(&report), vec![(1, Outcome::Retry { reason: "timeout".into(), retry_after: None })]);
+    assert_eq!(outcomes(&report), vec![(1, Outcome::retry("timeout", None))]);
     assert!(report.requests[0].error.is_some());
     let again = linkedin.send(&batch, &[]).await;
     assert_eq!(outcomes(&again), vec![(1, accepted())]);
-    assert_eq!(report.results[0].payload_sha256, again.results[0].payload_sha256);
+    assert_eq!(report.outcomes[0].payload_sha256, again.outcomes[0].payload_sha256);
     assert_eq!(sim.received_conversions().len(), 2);
     assert_eq!(sim.unique_conversions().len(), 1, "the same eventId counts once");
 
     sim.shutdown().await;
     let report = linkedin.send(&batch, &[]).await;
     assert_no_secret(&report);
-    match &report.results[0].outcome {
+    match &report.outcomes[0].outcome {
         Outcome::Retry { reason, .. } => assert!(reason.starts_with("network error"), "{reason}"),
         other => panic!("expected a retry, got {other:?}"),
     }
@@ -299,18 +290,6 @@ async fn the_browser_id_makes_the_insight_tag_and_the_server_one_conversion() {
     assert_eq!(sim.received_conversions()[0].event_id.as_deref(), Some("li-evt-1"));
     assert_eq!(sim.received_conversions().len(), 2);
     assert_eq!(sim.unique_conversions().len(), 1);
-    sim.shutdown().await;
-}
-
-#[tokio::test]
-async fn an_event_whose_window_closed_is_not_sent() {
-    let (sim, linkedin, _t) = setup().await;
-    let mut batch = leads(2);
-    batch[0].event.occurred_at = Utc::now() - Duration::days(91);
-    let report = linkedin.send(&batch, &[]).await;
-    assert_eq!(outcomes(&report), vec![(1, Outcome::OutsideWindow), (2, accepted())]);
-    assert_eq!(report.results[0].request, None);
-    assert_eq!(sim.requests()[0].element_statuses.len(), 1);
     sim.shutdown().await;
 }
 
@@ -372,7 +351,7 @@ async fn what_the_adapter_finds_valid_the_simulator_keeps_and_what_it_refuses_th
         assert_eq!(rules.validate(&c.event, &c.route, c.strip_personal), Vec::<String>::new(), "{}", c.delivery_id);
     }
     let report = linkedin.send(&valid, &[]).await;
-    assert!(outcomes(&report).iter().all(|(_, o)| *o == accepted()), "{:#?}", report.results);
+    assert!(outcomes(&report).iter().all(|(_, o)| *o == accepted()), "{:#?}", report.outcomes);
 
     let mut negative = lead("L-7");
     negative.value = Some(-1.0);
@@ -385,7 +364,7 @@ async fn what_the_adapter_finds_valid_the_simulator_keeps_and_what_it_refuses_th
         assert!(!rules.validate(&c.event, &c.route, c.strip_personal).is_empty(), "{}", c.delivery_id);
     }
     let report = linkedin.send(&invalid, &[]).await;
-    assert!(outcomes(&report).iter().all(|(_, o)| matches!(o, Outcome::Rejected { .. })), "{:#?}", report.results);
+    assert!(outcomes(&report).iter().all(|(_, o)| matches!(o, Outcome::Rejected { .. })), "{:#?}", report.outcomes);
     assert_eq!(sim.conversion_count(), 6);
     sim.shutdown().await;
 }

@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use crate::delivery::meta::{classify, GraphError, Verdict, SLOW_DOWN_FLOOR};
+use crate::core::RetryAfter;
+use crate::delivery::meta::{classify, GraphError, RequestVerdict, SLOW_DOWN_FLOOR};
 
 fn error(code: i64, subcode: Option<i64>, is_transient: Option<bool>) -> GraphError {
     GraphError {
@@ -16,9 +17,9 @@ fn error(code: i64, subcode: Option<i64>, is_transient: Option<bool>) -> GraphEr
     }
 }
 
-fn retry_reason(v: &Verdict) -> &str {
+fn retry_reason(v: &RequestVerdict) -> &str {
     match v {
-        Verdict::Retry { reason, .. } => reason,
+        RequestVerdict::Retry { reason, .. } => reason,
         other => panic!("expected a retry, got {other:?}"),
     }
 }
@@ -30,7 +31,8 @@ fn transient_codes_retry() {
         assert!(retry_reason(&v).starts_with("transient: Meta error"), "{code}: {v:?}");
     }
     let v = classify(&error(2, None, None), Some(503), Some(Duration::from_secs(3)));
-    assert_eq!(v, Verdict::Retry { reason: retry_reason(&v).to_owned(), retry_after: Some(Duration::from_secs(3)) });
+    let after = RetryAfter::Told(Duration::from_secs(3));
+    assert_eq!(v, RequestVerdict::Retry { reason: retry_reason(&v).to_owned(), after });
 }
 
 #[test]
@@ -38,22 +40,25 @@ fn rate_limits_retry_no_sooner_than_the_floor() {
     for (code, sub) in [(4, None), (17, None), (613, None), (100, Some(2446079)), (80000, Some(1487742))] {
         let v = classify(&error(code, sub, None), Some(400), None);
         assert!(retry_reason(&v).starts_with("slow down:"), "{code}: {v:?}");
-        assert!(matches!(v, Verdict::Retry { retry_after: Some(d), .. } if d == SLOW_DOWN_FLOOR), "{v:?}");
+        assert!(
+            matches!(v, RequestVerdict::Retry { after: RetryAfter::SlowDown(d), .. } if d == SLOW_DOWN_FLOOR),
+            "{v:?}"
+        );
     }
     // A longer Retry-After wins over the floor.
     let v = classify(&error(17, None, None), Some(400), Some(Duration::from_secs(600)));
-    assert!(matches!(v, Verdict::Retry { retry_after: Some(d), .. } if d == Duration::from_secs(600)));
+    assert!(matches!(v, RequestVerdict::Retry { after: RetryAfter::SlowDown(d), .. } if d == Duration::from_secs(600)));
 }
 
 #[test]
 fn a_refused_token_halts() {
     for code in [190, 102, 104] {
         let v = classify(&error(code, Some(463), None), Some(401), None);
-        let reason = retry_reason(&v);
-        assert!(reason.starts_with(&format!("halt: access token invalid or expired (code {code})")), "{reason}");
+        let RequestVerdict::Halt { reason } = &v else { panic!("expected a halt, got {v:?}") };
+        assert!(reason.starts_with(&format!("access token invalid or expired (code {code})")), "{reason}");
     }
     // is_transient does not turn a refused token into a plain retry.
-    assert!(retry_reason(&classify(&error(190, None, Some(true)), Some(401), None)).starts_with("halt:"));
+    assert!(matches!(classify(&error(190, None, Some(true)), Some(401), None), RequestVerdict::Halt { .. }));
 }
 
 #[test]
@@ -61,7 +66,7 @@ fn permission_and_policy_reject_the_request_without_splitting() {
     for code in [10, 200, 250, 299, 368] {
         let v = classify(&error(code, None, Some(false)), Some(403), None);
         match v {
-            Verdict::Rejected { message, splittable: false } => {
+            RequestVerdict::Rejected { message, splittable: false } => {
                 assert!(
                     message.starts_with(&format!("Meta error {code} (OAuthException): message for {code}")),
                     "{message}"
@@ -78,7 +83,7 @@ fn invalid_parameter_rejects_and_may_be_split() {
     e.error_user_title = Some("Invalid event".into());
     e.error_user_msg = Some("data[3].user_data.em: must be hashed".into());
     match classify(&e, Some(400), None) {
-        Verdict::Rejected { message, splittable: true } => assert_eq!(
+        RequestVerdict::Rejected { message, splittable: true } => assert_eq!(
             message,
             "Meta error 100/2804019 (OAuthException): message for 100 — Invalid event: data[3].user_data.em: must be \
              hashed [fbtrace_id Trace1]"
@@ -89,8 +94,14 @@ fn invalid_parameter_rejects_and_may_be_split() {
 
 #[test]
 fn unknown_codes_follow_the_status() {
-    assert!(matches!(classify(&error(9999, None, None), Some(400), None), Verdict::Rejected { splittable: true, .. }));
-    assert!(matches!(classify(&error(9999, None, None), Some(404), None), Verdict::Rejected { splittable: false, .. }));
+    assert!(matches!(
+        classify(&error(9999, None, None), Some(400), None),
+        RequestVerdict::Rejected { splittable: true, .. }
+    ));
+    assert!(matches!(
+        classify(&error(9999, None, None), Some(404), None),
+        RequestVerdict::Rejected { splittable: false, .. }
+    ));
     assert!(retry_reason(&classify(&error(9999, None, None), Some(500), None)).starts_with("HTTP 500"));
     assert!(retry_reason(&classify(&error(9999, None, None), Some(429), None)).starts_with("HTTP 429"));
 }

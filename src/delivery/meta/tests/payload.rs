@@ -4,7 +4,7 @@ use serde_json::json;
 
 use super::*;
 use crate::core::pii::sha256_hex;
-use crate::delivery::meta::{event_id, order_id, request_body, Ldu, Prepared, PERSONAL_KEYS};
+use crate::delivery::meta::{event_id, order_id, request_body, Ldu, ServerEvent, PERSONAL_KEYS};
 
 #[test]
 fn event_fields_and_units() {
@@ -185,8 +185,8 @@ fn limited_data_use() {
 fn request_body_and_stable_hash() {
     let s = Settings::default();
     let (a, b) = (purchase("1"), purchase("2"));
-    let pa = Prepared::new(&a, &route("Purchase"), false, &s);
-    let pb = Prepared::new(&b, &route("Purchase"), false, &s);
+    let pa = ServerEvent::new(&a, &route("Purchase"), false, &s);
+    let pb = ServerEvent::new(&b, &route("Purchase"), false, &s);
     let body: Value = serde_json::from_slice(&request_body(&[&pa, &pb], None)).unwrap();
     assert_eq!(body["data"].as_array().unwrap().len(), 2);
     assert_eq!(body["data"][1]["custom_data"]["order_id"], json!("2"));
@@ -195,6 +195,6 @@ fn request_body_and_stable_hash() {
     assert_eq!(body["test_event_code"], json!("TEST\"42"));
     assert!(body.get("access_token").is_none(), "the token travels in the query only");
     // Same delivery, same bytes, same hash (G2).
-    assert_eq!(Prepared::new(&a, &route("Purchase"), false, &s).event_sha256, pa.event_sha256);
+    assert_eq!(ServerEvent::new(&a, &route("Purchase"), false, &s).event_sha256, pa.event_sha256);
     assert_eq!(pa.event_sha256, sha256_hex(pa.event_json.as_bytes()));
 }

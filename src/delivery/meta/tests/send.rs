@@ -6,8 +6,8 @@ use std::time::Duration as StdDuration;
 use serde_json::json;
 
 use super::*;
-use crate::core::Outcome;
-use crate::delivery::meta::{Meta, Prepared, MAX_ISOLATION_REQUESTS, SLOW_DOWN_FLOOR};
+use crate::core::{Outcome, RetryAfter};
+use crate::delivery::meta::{Meta, ServerEvent, MAX_ISOLATION_REQUESTS, SLOW_DOWN_FLOOR};
 use crate::delivery::{Destination, SendReport};
 use crate::sim::meta::{start, MetaSim};
 use crate::sim::Fault;
@@ -21,7 +21,7 @@ async fn setup() -> (MetaSim, Meta, TestConfig) {
 }
 
 fn outcomes(report: &SendReport) -> Vec<(i64, Outcome)> {
-    let mut o: Vec<_> = report.results.iter().map(|r| (r.delivery_id, r.outcome.clone())).collect();
+    let mut o: Vec<_> = report.outcomes.iter().map(|r| (r.delivery_id, r.outcome.clone())).collect();
     o.sort_by_key(|(id, _)| *id);
     o
 }
@@ -51,10 +51,10 @@ async fn a_batch_is_received_accepted_and_arrives_intact() {
     let r = &report.requests[0];
     assert_eq!((r.endpoint, r.status, r.error.clone()), ("events", Some(200), None));
     assert!(r.response_excerpt.contains("\"events_received\":2"), "{}", r.response_excerpt);
-    for (res, c) in report.results.iter().zip(&batch) {
+    for (res, c) in report.outcomes.iter().zip(&batch) {
         assert_accepted(&res.outcome);
         assert_eq!(res.request, Some(0));
-        let expected = Prepared::new(&c.event, &c.route, false, meta.meta_rules().settings()).event_sha256;
+        let expected = ServerEvent::new(&c.event, &c.route, false, meta.meta_rules().settings()).event_sha256;
         assert_eq!(res.payload_sha256.as_deref(), Some(expected.as_str()));
     }
 
@@ -81,7 +81,7 @@ async fn test_event_code_and_ldu_are_sent_when_configured() {
     t.config.data_processing_options_state = Some(1000);
     let meta = Meta::new(&t.config).unwrap();
     let report = meta.send(&purchases(1), &[]).await;
-    assert_accepted(&report.results[0].outcome);
+    assert_accepted(&report.outcomes[0].outcome);
     let e = &sim.received_events()[0];
     assert_eq!(e.test_event_code.as_deref(), Some("TEST12345"));
     assert_eq!(e.raw["data_processing_options"], json!(["LDU"]));
@@ -119,7 +119,7 @@ async fn a_send_larger_than_batch_size_goes_in_several_requests() {
     let sizes: Vec<usize> =
         sim.requests().iter().map(|r| r.body.as_ref().unwrap()["data"].as_array().unwrap().len()).collect();
     assert_eq!(sizes, vec![2, 2, 1]);
-    assert!(report.results.iter().all(|r| matches!(r.outcome, Outcome::Delivered { accepted: true, .. })));
+    assert!(report.outcomes.iter().all(|r| matches!(r.outcome, Outcome::Delivered { accepted: true, .. })));
     sim.shutdown().await;
 }
 
@@ -149,7 +149,7 @@ async fn one_bad_event_among_ten_is_isolated_and_the_nine_are_delivered() {
             assert_accepted(&outcome);
         }
     }
-    for r in &report.results {
+    for r in &report.outcomes {
         let request = &report.requests[r.request.unwrap()];
         let expected = if r.delivery_id == 7 { bad } else { ok };
         assert_eq!(request.status, expected, "delivery {} points at the request that decided it", r.delivery_id);
@@ -180,7 +180,7 @@ async fn a_400_that_names_no_culprit_still_delivers_everything() {
     sim.fail_next_with_error(1, 100, None, false);
     let report = meta.send(&purchases(4), &[]).await;
     assert_eq!(report.requests.len(), 3, "refused once, then both halves taken");
-    assert!(report.results.iter().all(|r| matches!(r.outcome, Outcome::Delivered { accepted: true, .. })));
+    assert!(report.outcomes.iter().all(|r| matches!(r.outcome, Outcome::Delivered { accepted: true, .. })));
     sim.shutdown().await;
 }
 
@@ -193,15 +193,15 @@ async fn isolation_is_bounded_and_never_rejects_the_undecided() {
     }
     let report = meta.send(&batch, &[]).await;
     assert_eq!(report.requests.len(), 1 + MAX_ISOLATION_REQUESTS);
-    assert_eq!(report.results.len(), 200);
-    for r in &report.results {
+    assert_eq!(report.outcomes.len(), 200);
+    for r in &report.outcomes {
         match &r.outcome {
             Outcome::Rejected { messages, .. } => assert!(messages[0].contains("action_source")),
             Outcome::Retry { reason, .. } => assert!(reason.starts_with("rejected with its batch"), "{reason}"),
             other => panic!("{other:?}"),
         }
     }
-    assert!(report.results.iter().any(|r| matches!(r.outcome, Outcome::Retry { .. })));
+    assert!(report.outcomes.iter().any(|r| matches!(r.outcome, Outcome::Retry { .. })));
     sim.shutdown().await;
 }
 
@@ -216,22 +216,22 @@ async fn an_expired_token_halts_without_a_retry_storm() {
     assert_no_token(&report);
     assert_eq!(report.requests.len(), 1, "the first refusal stops the send");
     assert_eq!(report.requests[0].status, Some(401));
-    assert_eq!(report.results.len(), 5);
-    for r in &report.results {
+    assert_eq!(report.outcomes.len(), 5);
+    for r in &report.outcomes {
         match &r.outcome {
-            Outcome::Retry { reason, .. } => {
-                assert!(reason.starts_with("halt: access token invalid or expired (code 190)"), "{reason}")
+            Outcome::Halt { reason } => {
+                assert!(reason.starts_with("access token invalid or expired (code 190)"), "{reason}")
             }
             other => panic!("{other:?}"),
         }
     }
-    assert_eq!(report.results.iter().filter(|r| r.request.is_none()).count(), 3, "two were in the refused request");
+    assert_eq!(report.outcomes.iter().filter(|r| r.request.is_none()).count(), 3, "two were in the refused request");
     // A rotation the destination has not picked up is the same.
     sim.rotate_token("a-new-token");
     let report = meta.send(&purchases(1), &[]).await;
-    assert!(matches!(&report.results[0].outcome, Outcome::Retry { reason, .. } if reason.starts_with("halt:")));
+    assert!(matches!(&report.outcomes[0].outcome, Outcome::Halt { .. }));
     sim.rotate_token(TOKEN);
-    assert_accepted(&meta.send(&purchases(1), &[]).await.results[0].outcome);
+    assert_accepted(&meta.send(&purchases(1), &[]).await.outcomes[0].outcome);
     sim.shutdown().await;
 }
 
@@ -243,22 +243,22 @@ async fn graph_error_families() {
     sim.fail_next_with_error(1, 2, None, false);
     let report = meta.send(&batch, &[]).await;
     assert_eq!(report.requests[0].status, Some(503));
-    assert!(matches!(&report.results[0].outcome, Outcome::Retry { reason, .. } if reason.starts_with("transient:")));
+    assert!(matches!(&report.outcomes[0].outcome, Outcome::Retry { reason, .. } if reason.starts_with("transient:")));
 
     sim.fail_next_with_error(1, 100, Some(33), true);
     let report = meta.send(&batch, &[]).await;
     assert_eq!(report.requests.len(), 1, "a transient 400 is not split");
-    assert!(matches!(&report.results[0].outcome, Outcome::Retry { reason, .. } if reason.starts_with("transient:")));
+    assert!(matches!(&report.outcomes[0].outcome, Outcome::Retry { reason, .. } if reason.starts_with("transient:")));
 
     for (code, sub) in [(17, None), (4, None), (613, None), (100, Some(2446079))] {
         sim.fail_next_with_error(1, code, sub, false);
         let report = meta.send(&batch, &[]).await;
         assert_eq!(report.requests.len(), 1);
-        for r in &report.results {
+        for r in &report.outcomes {
             match &r.outcome {
-                Outcome::Retry { reason, retry_after } => {
+                Outcome::Retry { reason, after } => {
                     assert!(reason.starts_with("slow down:"), "{code}: {reason}");
-                    assert_eq!(*retry_after, Some(SLOW_DOWN_FLOOR));
+                    assert_eq!(*after, RetryAfter::SlowDown(SLOW_DOWN_FLOOR));
                 }
                 other => panic!("{code}: {other:?}"),
             }
@@ -269,7 +269,7 @@ async fn graph_error_families() {
         sim.fail_next_with_error(1, code, None, false);
         let report = meta.send(&batch, &[]).await;
         assert_eq!(report.requests.len(), 1, "{code}: account-level refusals are not split");
-        for r in &report.results {
+        for r in &report.outcomes {
             assert!(
                 matches!(&r.outcome, Outcome::Rejected { messages, .. } if messages[0].starts_with(&format!("Meta error {code}")))
             );
@@ -285,19 +285,16 @@ async fn server_errors_and_429_are_retried_with_retry_after() {
     let batch = purchases(1);
     sim.fail_next(1, Fault::Status(503));
     let report = meta.send(&batch, &[]).await;
-    assert_eq!(outcomes(&report), vec![(1, Outcome::Retry { reason: "HTTP 503".into(), retry_after: None })]);
+    assert_eq!(outcomes(&report), vec![(1, Outcome::retry("HTTP 503", None))]);
     sim.fail_next(1, Fault::TooManyRequests { retry_after_secs: 7 });
     let report = meta.send(&batch, &[]).await;
-    assert_eq!(
-        outcomes(&report),
-        vec![(1, Outcome::Retry { reason: "HTTP 429".into(), retry_after: Some(StdDuration::from_secs(7)) })]
-    );
+    assert_eq!(outcomes(&report), vec![(1, Outcome::retry("HTTP 429", Some(StdDuration::from_secs(7))))]);
     // A 403 without a Graph body: rejected with the answer, not split.
     sim.fail_next(1, Fault::Status(403));
     let report = meta.send(&purchases(2), &[]).await;
     assert_eq!(report.requests.len(), 1);
     assert!(
-        matches!(&report.results[0].outcome, Outcome::Rejected { messages, .. } if messages[0] == "HTTP 403: injected fault")
+        matches!(&report.outcomes[0].outcome, Outcome::Rejected { messages, .. } if messages[0] == "HTTP 403: injected fault")
     );
     assert_eq!(sim.fault_count(), 3);
     sim.shutdown().await;
@@ -310,27 +307,16 @@ async fn timeouts_and_network_errors_are_retried_without_leaking_the_token() {
     sim.fail_next(1, Fault::Delay(StdDuration::from_secs(3)));
     let report = meta.send(&batch, &[]).await;
     assert_no_token(&report);
-    assert_eq!(outcomes(&report), vec![(1, Outcome::Retry { reason: "timeout".into(), retry_after: None })]);
+    assert_eq!(outcomes(&report), vec![(1, Outcome::retry("timeout", None))]);
     assert!(report.requests[0].error.is_some());
     assert_eq!(sim.received_events().len(), 1, "processed, answer lost: the in-doubt case Meta dedupes");
 
     sim.shutdown().await;
     let report = meta.send(&batch, &[]).await;
     assert_no_token(&report);
-    assert!(matches!(&report.results[0].outcome, Outcome::Retry { reason, .. } if reason.starts_with("network error")));
-}
-
-#[tokio::test]
-async fn an_event_whose_window_closed_is_not_sent() {
-    let (sim, meta, _t) = setup().await;
-    let mut old = purchase("1");
-    old.occurred_at = Utc::now() - Duration::days(7) - Duration::minutes(1);
-    let report = meta.send(&[claimed(1, old, "Purchase"), claimed(2, purchase("2"), "Purchase")], &[]).await;
-    assert_eq!(outcomes(&report)[0], (1, Outcome::OutsideWindow));
-    assert_eq!(report.results.iter().find(|r| r.delivery_id == 1).unwrap().request, None);
-    assert_accepted(&outcomes(&report)[1].1);
-    assert_eq!(sim.received_events().len(), 1);
-    sim.shutdown().await;
+    assert!(
+        matches!(&report.outcomes[0].outcome, Outcome::Retry { reason, .. } if reason.starts_with("network error"))
+    );
 }
 
 #[tokio::test]
@@ -341,7 +327,7 @@ async fn browser_and_server_sends_and_resends_dedupe_to_one() {
     let mut c = claimed(1, e, "Purchase");
     c.route.browser_tracked = true;
     sim.record_browser_event("pixel-evt-1042", "Purchase");
-    assert_accepted(&meta.send(std::slice::from_ref(&c), &[]).await.results[0].outcome);
+    assert_accepted(&meta.send(std::slice::from_ref(&c), &[]).await.outcomes[0].outcome);
     assert_eq!(sim.deduplicated_count(), 1, "the pixel's event and ours are one");
     assert!(sim.unique_events().is_empty());
 
@@ -379,7 +365,7 @@ async fn what_the_adapter_finds_valid_the_simulator_takes() {
     }
     let report = meta.send(&batch, &[]).await;
     assert_eq!(report.requests.len(), 1, "{:?}", report.requests);
-    report.results.iter().for_each(|r| assert_accepted(&r.outcome));
+    report.outcomes.iter().for_each(|r| assert_accepted(&r.outcome));
     sim.shutdown().await;
 }
 
@@ -397,7 +383,7 @@ async fn what_the_adapter_refuses_the_simulator_refuses_too() {
     for c in cases {
         assert!(!rules.validate(&c.event, &c.route, false).is_empty());
         let report = meta.send(std::slice::from_ref(&c), &[]).await;
-        assert!(matches!(report.results[0].outcome, Outcome::Rejected { .. }), "{:?}", report.results[0]);
+        assert!(matches!(report.outcomes[0].outcome, Outcome::Rejected { .. }), "{:?}", report.outcomes[0]);
     }
     assert!(sim.received_events().is_empty());
     sim.shutdown().await;

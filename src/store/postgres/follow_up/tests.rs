@@ -4,11 +4,11 @@
 use chrono::{DateTime, Duration, Utc};
 use sqlx::PgPool;
 
-use crate::core::DeliveryState;
 use crate::core::FollowUp;
+use crate::core::{AttemptOutcome, DeliveryState};
 use crate::store::postgres::queue::tests::{attempts, event, pending, request, row, t0, update};
 use crate::store::postgres::{testdb, to_us, PgStore};
-use crate::store::{DueFollowUp, Recording, ReplaySelector, Store};
+use crate::store::{BatchRecord, DueFollowUp, ReplaySelector, Store};
 
 const LEASE: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -22,11 +22,11 @@ async fn delivered(store: &PgStore, orders: &[&str], platform_id: &str, ask: Dat
     }
     let claimed = store.claim("gads", 100, LEASE, "w", t0()).await.unwrap();
     assert_eq!(claimed.len(), ids.len());
-    let rec = Recording {
+    let rec = BatchRecord {
         destination: "gads".into(),
         owner: "w".into(),
         requests: vec![request(t0() - Duration::seconds(1))],
-        updates: ids.iter().map(|id| update(*id, DeliveryState::Delivered, "delivered")).collect(),
+        updates: ids.iter().map(|id| update(*id, DeliveryState::Delivered, AttemptOutcome::Delivered)).collect(),
         follow_ups: vec![(0, platform_id.into(), ask)],
     };
     store.record(rec, t0()).await.unwrap();

@@ -10,9 +10,9 @@ use chrono::{DateTime, TimeZone, Utc};
 use sqlx::PgPool;
 
 use crate::core::RequestRecord;
-use crate::core::{DeliveryState, Event, EventId, Kind, Route, Subject};
+use crate::core::{AttemptOutcome, DeliveryState, Event, EventId, Kind, Route, Subject};
 use crate::store::postgres::{testdb, to_us, PgStore};
-use crate::store::{DeliveryUpdate, Recording, Recovered, Store};
+use crate::store::{BatchRecord, DeliveryUpdate, Recovered, Store};
 
 pub(in crate::store::postgres) fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 20, 12, 0, 0).unwrap()
@@ -131,7 +131,7 @@ pub(in crate::store::postgres) fn request(at: DateTime<Utc>) -> RequestRecord {
     }
 }
 
-pub(in crate::store::postgres) fn update(id: i64, state: DeliveryState, outcome: &'static str) -> DeliveryUpdate {
+pub(in crate::store::postgres) fn update(id: i64, state: DeliveryState, outcome: AttemptOutcome) -> DeliveryUpdate {
     DeliveryUpdate {
         delivery_id: id,
         state,
@@ -151,7 +151,7 @@ fn retry(id: i64, at: DateTime<Utc>) -> DeliveryUpdate {
     DeliveryUpdate {
         reason: Some("http_503".into()),
         next_attempt_at: Some(at),
-        ..update(id, DeliveryState::Pending, "retry")
+        ..update(id, DeliveryState::Pending, AttemptOutcome::Retry)
     }
 }
 
@@ -235,11 +235,11 @@ async fn mark_release_and_record_number_attempts() {
     assert_eq!(row(pool, one).await.0, "sending", "a sending row is not released");
 
     let again = t0() + secs(60);
-    let rec = Recording {
+    let rec = BatchRecord {
         destination: "ga4".into(),
         owner: "w".into(),
         requests: vec![request(t0() + secs(1))],
-        updates: vec![update(one, DeliveryState::Delivered, "delivered"), retry(two, again)],
+        updates: vec![update(one, DeliveryState::Delivered, AttemptOutcome::Delivered), retry(two, again)],
         follow_ups: vec![],
     };
     store.record(rec, t0() + secs(2)).await.unwrap();
@@ -252,13 +252,16 @@ async fn mark_release_and_record_number_attempts() {
     let claimed = store.claim("ga4", 10, LEASE, "w", again).await.unwrap();
     assert_eq!(ids(&claimed), vec![two, three]);
     assert_eq!(claimed[0].attempts, 1, "the worker sees the attempts made before");
-    let refused =
-        DeliveryUpdate { attempted: false, request: None, ..update(three, DeliveryState::Rejected, "rejected") };
-    let rec = Recording {
+    let refused = DeliveryUpdate {
+        attempted: false,
+        request: None,
+        ..update(three, DeliveryState::Rejected, AttemptOutcome::Rejected)
+    };
+    let rec = BatchRecord {
         destination: "ga4".into(),
         owner: "w".into(),
         requests: vec![request(again)],
-        updates: vec![update(two, DeliveryState::Delivered, "delivered"), refused],
+        updates: vec![update(two, DeliveryState::Delivered, AttemptOutcome::Delivered), refused],
         follow_ups: vec![],
     };
     store.record(rec, again).await.unwrap();
@@ -278,11 +281,11 @@ async fn a_recording_for_a_delivery_taken_over_is_logged_but_changes_nothing() {
     let recovered = store.recover(Arc::new(recovery::planner()), false, later).await.unwrap();
     assert_eq!(recovered, Recovered { released: 1, ..Recovered::default() });
     assert_eq!(ids(&store.claim("ga4", 1, LEASE, "fast", later).await.unwrap()), vec![id]);
-    let rec = |state, owner: &str| Recording {
+    let rec = |state, owner: &str| BatchRecord {
         destination: "ga4".into(),
         owner: owner.into(),
         requests: vec![request(later)],
-        updates: vec![update(id, state, "delivered")],
+        updates: vec![update(id, state, AttemptOutcome::Delivered)],
         follow_ups: vec![],
     };
     store.record(rec(DeliveryState::Delivered, "fast"), later).await.unwrap();
@@ -301,7 +304,7 @@ async fn record_keeps_forced_while_pending_and_links_follow_ups() {
     let id = pending(pool, &event("1", "order_paid", secs(60)), "gads", "purchase").await;
     sqlx::query("UPDATE deliveries SET forced = TRUE WHERE id = $1").bind(id).execute(pool).await.unwrap();
     assert!(store.claim("gads", 1, LEASE, "w", t0()).await.unwrap()[0].forced);
-    let rec = Recording {
+    let rec = BatchRecord {
         destination: "gads".into(),
         owner: "w".into(),
         requests: vec![request(t0()), request(t0())],
@@ -321,11 +324,14 @@ async fn record_keeps_forced_while_pending_and_links_follow_ups() {
     assert_eq!(attempts(pool, id).await, vec![(1, "retry".into(), Some(requests[1].0), true)]);
 
     store.claim("gads", 1, LEASE, "w", t0()).await.unwrap();
-    let rec = Recording {
+    let rec = BatchRecord {
         destination: "gads".into(),
         owner: "w".into(),
         requests: vec![],
-        updates: vec![DeliveryUpdate { request: None, ..update(id, DeliveryState::Delivered, "delivered") }],
+        updates: vec![DeliveryUpdate {
+            request: None,
+            ..update(id, DeliveryState::Delivered, AttemptOutcome::Delivered)
+        }],
         follow_ups: vec![],
     };
     store.record(rec, t0()).await.unwrap();
@@ -410,11 +416,11 @@ async fn a_refund_waits_for_its_purchase() {
     assert!(store.claim("gads", 10, LEASE, "w", due).await.unwrap().is_empty(), "waits while the purchase is claimed");
     store.mark_sending(&[purchase], due).await.unwrap();
     assert!(store.claim("gads", 10, LEASE, "w", due).await.unwrap().is_empty(), "waits while it is sending");
-    let rec = Recording {
+    let rec = BatchRecord {
         destination: "gads".into(),
         owner: "w".into(),
         requests: vec![request(due)],
-        updates: vec![update(purchase, DeliveryState::Delivered, "delivered")],
+        updates: vec![update(purchase, DeliveryState::Delivered, AttemptOutcome::Delivered)],
         follow_ups: vec![],
     };
     store.record(rec, due).await.unwrap();

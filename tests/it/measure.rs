@@ -157,3 +157,86 @@ async fn each_day_counts_what_came_late_and_what_changed() {
 fn urlencoding(s: &str) -> String {
     s.replace('+', "%2B").replace(':', "%3A")
 }
+
+#[tokio::test]
+async fn coverage_counts_what_each_event_carried_and_what_became_of_it() {
+    let server = TestServer::start().await;
+    let now = Utc::now();
+    let mut want_fields: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut want_consent: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut want_states: BTreeMap<String, u64> = BTreeMap::new();
+    let n = 12;
+    for i in 0..n {
+        let id = format!("C{i}");
+        let mut identity = serde_json::Map::new();
+        if i % 3 != 0 {
+            identity.insert("client_id".into(), json!(format!("555.{i}")));
+            *want_fields.entry("client_id").or_default() += 1;
+        }
+        if i % 2 == 0 {
+            identity.insert("email".into(), json!(format!("buyer{i}@example.com")));
+            *want_fields.entry("email").or_default() += 1;
+        }
+        if i % 4 == 0 {
+            identity.insert("gclid".into(), json!(format!("Cj0K{i}")));
+            *want_fields.entry("gclid").or_default() += 1;
+            *want_fields.entry("any_click_id").or_default() += 1;
+        }
+        let analytics = if i % 5 == 0 { "denied" } else { "granted" };
+        if analytics == "granted" {
+            *want_consent.entry("analytics").or_default() += 1;
+        }
+        *want_consent.entry("ad_user_data").or_default() += 1;
+        let body = json!({
+            "kind": "order_paid",
+            "occurred_at": (now - Duration::minutes(10 + i)).to_rfc3339_opts(SecondsFormat::Millis, true),
+            "subject": {"type": "order", "id": id},
+            "value": 20.0, "currency": "EUR",
+            "identity": identity,
+            "consent": {"analytics": analytics, "ad_user_data": "granted"}
+        });
+        let r = server.post("/v1/events", &body).await;
+        assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+    }
+    for i in 0..n {
+        for s in server.settled(&format!("order:C{i}:order_paid")).await {
+            // destination:state[:reason]
+            let state = s.split_once(':').unwrap().1.to_owned();
+            *want_states.entry(state).or_default() += 1;
+        }
+    }
+
+    let r = server.get_admin("/v1/coverage?by=kind").await;
+    assert_eq!(r.status(), 200);
+    let report: Value = r.json().await.unwrap();
+    assert_eq!(report["events"], n);
+    let row = report["rows"].as_array().unwrap().iter().find(|r| r["key"] == "order_paid").unwrap();
+    assert_eq!(row["events"], n);
+    for (field, count) in &want_fields {
+        assert_eq!(row["fields"][field], *count, "{field}: {row:#}");
+    }
+    assert!(row["fields"].get("phone").is_none());
+    for (purpose, count) in &want_consent {
+        assert_eq!(row["consent"][purpose], *count, "{purpose}: {row:#}");
+    }
+    let ga4 = &row["destinations"]["ga4-web"];
+    assert_eq!(ga4["planned"], n);
+    let got_delivered = ga4["delivered"].as_u64().unwrap();
+    let want_delivered: u64 = want_states.iter().filter(|(s, _)| s.starts_with("delivered")).map(|(_, n)| n).sum();
+    assert_eq!(got_delivered, want_delivered, "{want_states:?} {ga4:#}");
+    for (state, count) in &want_states {
+        if let Some(reason) = state.strip_prefix("skipped:") {
+            assert_eq!(ga4["skipped"][reason], *count, "{state}: {ga4:#}");
+        }
+    }
+    assert!(want_states.keys().any(|s| s.starts_with("skipped:")), "some deliveries skipped: {want_states:?}");
+
+    // By destination: one row per destination, the same counts.
+    let r = server.get_admin("/v1/coverage?by=destination").await;
+    let report: Value = r.json().await.unwrap();
+    let row = report["rows"].as_array().unwrap().iter().find(|r| r["key"] == "ga4-web").unwrap();
+    assert_eq!(row["destinations"]["ga4-web"]["delivered"], got_delivered);
+    // An unknown grouping is a 400 problem.
+    let r = server.get_admin("/v1/coverage?by=planet").await;
+    assert_eq!(r.status(), 400);
+}
