@@ -215,6 +215,16 @@ impl DestinationConfig {
         }
     }
 
+    /// The secrets only sending needs.
+    pub fn secrets(&self) -> Vec<&Secret> {
+        match self {
+            Self::Ga4(c) => vec![&c.api_secret],
+            Self::Meta(c) => vec![&c.access_token],
+            Self::GoogleAds(c) => vec![&c.service_account_key],
+            Self::Linkedin(c) => vec![&c.access_token],
+        }
+    }
+
     pub fn common(&self) -> &Common {
         match self {
             Self::Ga4(c) => &c.common,
@@ -310,10 +320,28 @@ pub struct ConfigError {
     pub problems: Vec<String>,
 }
 
+/// Whether loading reads every secret, or leaves out those only sending needs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Secrets {
+    Read,
+    SkipDestinations,
+}
+
 impl Config {
     /// Defaults, then the file (if any), then `SURETY_…` variables (`__` separates levels:
     /// `SURETY_STORAGE__URL`, `SURETY_SERVER__LISTEN`).
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::from_figment(Self::layered(file)?, Secrets::Read)
+    }
+
+    /// As [`Config::load`], for a command that plans but never sends (`surety import`): a
+    /// destination's secret that cannot be read here is no problem (its reference must still be
+    /// well formed, and every other check stands), since nothing is sent with it.
+    pub fn load_for_planning(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::from_figment(Self::layered(file)?, Secrets::SkipDestinations)
+    }
+
+    fn layered(file: Option<&Path>) -> Result<Figment, ConfigError> {
         let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
         if let Some(path) = file {
             if !path.exists() {
@@ -328,17 +356,17 @@ impl Config {
                 .split_once('.')
                 .is_some_and(|(section, _)| SECTIONS.contains(&section.to_ascii_lowercase().as_str()))
         }));
-        Self::from_figment(figment)
+        Ok(figment)
     }
 
     /// Parses a TOML text over the defaults, without the environment (tests, `surety demo`).
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        Self::from_figment(Figment::from(Toml::string(DEFAULT_TOML)).merge(Toml::string(text)))
+        Self::from_figment(Figment::from(Toml::string(DEFAULT_TOML)).merge(Toml::string(text)), Secrets::Read)
     }
 
     /// Structural problems first (every one: see `structure`), then, if the rest parses, every
     /// semantic problem of what was written correctly.
-    fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+    fn from_figment(figment: Figment, secrets: Secrets) -> Result<Self, ConfigError> {
         let parsed = structure::parse(&figment);
         let mut problems = parsed.problems;
         let Some((mut config, figment)) = parsed.config else {
@@ -349,6 +377,18 @@ impl Config {
             parsed.dropped_destinations.iter().any(|name| p.ends_with(&format!("no destination named '{name}'")))
         };
         problems.extend(config.problems().into_iter().filter(|p| !unread(p)));
+        if secrets == Secrets::SkipDestinations {
+            // What an unreadable destination secret is reported as: `destinations.NAME.KEY (REF): WHY`.
+            let unread: Vec<(String, String)> = config
+                .destinations
+                .iter()
+                .flat_map(|d| d.secrets().into_iter().map(move |s| (d.name(), s)))
+                .filter_map(|(name, s)| {
+                    s.resolve().err().map(|e| (format!("destinations.{name}."), format!(" ({}): {e}", s.reference())))
+                })
+                .collect();
+            problems.retain(|p| !unread.iter().any(|(start, end)| p.starts_with(start) && p.ends_with(end)));
+        }
         if problems.is_empty() {
             Ok(config)
         } else {

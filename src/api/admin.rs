@@ -27,7 +27,7 @@ pub async fn get_event(
     Path(id): Path<String>,
 ) -> Result<Json<EventView>, Problem> {
     app.auth.require(&headers, Role::Admin)?;
-    match app.store.event(&id).await.map_err(|e| Problem::storage(&e))? {
+    match app.store.event(&id).await? {
         Some(view) => Ok(Json(view)),
         None => Err(Problem::not_found(format!("no event with id {id}"))),
     }
@@ -41,7 +41,7 @@ pub async fn list_deliveries(
     app.auth.require(&headers, Role::Admin)?;
     let Query(filter) =
         query.map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "invalid_query", "Invalid query", e.body_text()))?;
-    Ok(Json(app.store.deliveries(filter).await.map_err(|e| Problem::storage(&e))?))
+    Ok(Json(app.store.deliveries(filter).await?))
 }
 
 /// What the sources handed over: webhooks (mapped, ignored, invalid) and Segment messages that
@@ -54,7 +54,7 @@ pub async fn list_receipts(
     app.auth.require(&headers, Role::Admin)?;
     let Query(filter) =
         query.map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "invalid_query", "Invalid query", e.body_text()))?;
-    Ok(Json(app.store.receipts(filter).await.map_err(|e| Problem::storage(&e))?))
+    Ok(Json(app.store.receipts(filter).await?))
 }
 
 #[derive(Deserialize)]
@@ -93,7 +93,7 @@ pub async fn replay(
             "name what to replay: delivery_ids, event_id, destination and/or state",
         ));
     }
-    let report = app.store.replay(s, req.force, Utc::now()).await.map_err(|e| Problem::storage(&e))?;
+    let report = app.store.replay(s, req.force, Utc::now()).await?;
     if !report.replayed.is_empty() {
         tracing::info!(replayed = report.replayed.len(), forced = req.force, "deliveries replayed");
         app.wake_workers();
@@ -136,7 +136,7 @@ pub async fn settle(
         return Err(invalid(format!("note: at most {MAX_SETTLEMENT_NOTE} characters")));
     }
     let settlement = Settlement { delivery_id: req.id, settled_as: req.settled_as, by: app.auth.who(&headers), note };
-    match app.store.settle(settlement, Utc::now()).await.map_err(|e| Problem::storage(&e))? {
+    match app.store.settle(settlement, Utc::now()).await? {
         SettleOutcome::Settled { destination, state, settlement } => {
             tracing::info!(delivery = req.id, settled_as = %req.settled_as, by = %settlement.by, "delivery settled");
             app.metrics.delivery(&destination, state.as_str(), Some(reason::SETTLED_BY_PERSON));

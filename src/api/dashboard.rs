@@ -60,7 +60,7 @@ pub async fn page(State(app): State<Arc<App>>, headers: HeaderMap, RawQuery(quer
                 write!(body, "<h2>Event</h2><p class=\"warn\">No event with id <code>{}</code>.</p>", Esc(id)).ok();
                 (StatusCode::NOT_FOUND, "Not found · Surety".to_owned(), false)
             }
-            Err(e) => return Problem::storage(&e).into_response(),
+            Err(e) => return Problem::from(e).into_response(),
         },
         None if view == "late" => {
             let q = crate::reconcile::late::LateQuery {
@@ -89,7 +89,7 @@ pub async fn page(State(app): State<Arc<App>>, headers: HeaderMap, RawQuery(quer
                 body.push_str(&html);
                 (StatusCode::OK, "Surety".to_owned(), true)
             }
-            Err(e) => return Problem::storage(&e).into_response(),
+            Err(e) => return Problem::from(e).into_response(),
         },
     };
     let generated = format!("{}", now.format("%Y-%m-%d %H:%M:%S UTC"));

@@ -1,4 +1,5 @@
-//! `POST /v1/events` and `POST /v1/identities`: answered only after the commit (G1).
+//! `POST /v1/events` and `POST /v1/identities`: answered only after the commit (G1). The use
+//! cases are `ingest::intake::{events, identity}`; these handlers translate HTTP to and from them.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,11 +18,9 @@ use super::auth::Role;
 use super::json_body;
 use super::problem::Problem;
 use crate::api::App;
-use crate::core::{DeliveryState, Event};
-use crate::ingest::canonical::{parse_capture, parse_event};
+use crate::ingest::intake::{self, summary, Identity, Item};
 use crate::ingest::FieldError;
-use crate::store::{IdentityCapture, IngestResult, IngestStatus, PlannedDelivery};
-use crate::telemetry::EventLabels;
+use crate::store::{IngestStatus, PlannedDelivery, StoreError};
 
 /// The answer for one item of a batch.
 #[derive(Serialize)]
@@ -64,13 +63,22 @@ fn invalid_shape(field: &str, message: &str) -> Problem {
 }
 
 async fn single(app: &App, value: Value, now: chrono::DateTime<Utc>) -> Result<Response, Problem> {
-    let event = parse_event(value, "api", now, "").map_err(|errors| {
-        app.metrics.events.get_or_create(&labels("api", "unknown", "invalid")).inc();
-        Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_event", "Invalid event", summary(&errors))
-            .with_errors(errors)
-    })?;
-    let result =
-        commit(app, vec![event]).await?.pop().ok_or_else(|| Problem::storage(&crate::store::StoreError::Closed))?;
+    let answer = intake::events(app.ledger(), vec![value], false, now).await?;
+    if answer.due {
+        app.wake_workers();
+    }
+    let result = match answer.items.into_iter().next().ok_or(StoreError::Closed)? {
+        Item::Invalid { errors, .. } => {
+            return Err(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_event",
+                "Invalid event",
+                summary(&errors),
+            )
+            .with_errors(errors))
+        }
+        Item::Stored(result) => result,
+    };
     match result.status {
         IngestStatus::Accepted => Ok((StatusCode::ACCEPTED, Json(result)).into_response()),
         IngestStatus::Duplicate => Ok((StatusCode::OK, Json(result)).into_response()),
@@ -97,51 +105,39 @@ async fn batch(app: &App, items: Vec<Value>, now: chrono::DateTime<Utc>) -> Resu
             format!("a batch holds at most {max} events; this one has {}", items.len()),
         ));
     }
-    let mut results: Vec<Option<ItemResult>> = Vec::with_capacity(items.len());
-    let mut valid: Vec<Event> = Vec::new();
-    let mut slots = Vec::new();
-    for (index, item) in items.into_iter().enumerate() {
-        let given_id = item.get("event_id").and_then(Value::as_str).map(str::to_owned);
-        match parse_event(item, "api", now, &format!("events[{index}]")) {
-            Ok(event) => {
-                slots.push(index);
-                valid.push(event);
-                results.push(None);
+    let answer = intake::events(app.ledger(), items, true, now).await?;
+    if answer.due {
+        app.wake_workers();
+    }
+    let accepted_any = answer.items.iter().any(|i| matches!(i, Item::Stored(_)));
+    let results: Vec<ItemResult> = answer
+        .items
+        .into_iter()
+        .enumerate()
+        .map(|(index, item)| match item {
+            Item::Invalid { event_id, errors } => {
+                ItemResult { index, event_id, status: "invalid", deliveries: vec![], errors }
             }
-            Err(errors) => {
-                app.metrics.events.get_or_create(&labels("api", "unknown", "invalid")).inc();
-                results.push(Some(ItemResult {
+            Item::Stored(r) => {
+                let errors = if r.status == IngestStatus::Conflict {
+                    vec![FieldError::new(
+                        format!("events[{index}]"),
+                        "conflict",
+                        "an event with this id and different content exists; the original stands",
+                    )]
+                } else {
+                    vec![]
+                };
+                ItemResult {
                     index,
-                    event_id: given_id,
-                    status: "invalid",
-                    deliveries: vec![],
+                    event_id: Some(r.event_id),
+                    status: r.status.as_str(),
+                    deliveries: r.deliveries,
                     errors,
-                }));
+                }
             }
-        }
-    }
-    let accepted_any = !valid.is_empty();
-    if accepted_any {
-        for (slot, r) in slots.into_iter().zip(commit(app, valid).await?) {
-            let status = match r.status {
-                IngestStatus::Accepted => "accepted",
-                IngestStatus::Duplicate => "duplicate",
-                IngestStatus::Conflict => "conflict",
-            };
-            let errors = if r.status == IngestStatus::Conflict {
-                vec![FieldError::new(
-                    format!("events[{slot}]"),
-                    "conflict",
-                    "an event with this id and different content exists; the original stands",
-                )]
-            } else {
-                vec![]
-            };
-            results[slot] =
-                Some(ItemResult { index: slot, event_id: Some(r.event_id), status, deliveries: r.deliveries, errors });
-        }
-    }
-    let results: Vec<ItemResult> = results.into_iter().flatten().collect();
+        })
+        .collect();
     let count = |s: &str| results.iter().filter(|r| r.status == s).count();
     let body = json!({
         "accepted": count("accepted"),
@@ -163,51 +159,6 @@ async fn batch(app: &App, items: Vec<Value>, now: chrono::DateTime<Utc>) -> Resu
     Ok((StatusCode::OK, Json(body)).into_response())
 }
 
-/// Adds an identity capture to the bridge; deliveries it re-planned (they were awaiting this
-/// identity) are counted if ended, and wake the workers if due.
-pub(super) async fn capture(app: &App, capture: IdentityCapture) -> Result<(), Problem> {
-    let replanned = app.store.capture_identity(capture, app.planner.clone()).await.map_err(|e| Problem::storage(&e))?;
-    for d in replanned.iter().filter(|d| d.state.is_ended()) {
-        app.metrics.delivery(&d.destination, d.state.as_str(), d.reason);
-    }
-    if replanned.iter().any(|d| d.state == DeliveryState::Pending) {
-        app.wake_workers();
-    }
-    Ok(())
-}
-
-/// Commits, counts, and wakes the workers if anything became due.
-pub(super) async fn commit(app: &App, events: Vec<Event>) -> Result<Vec<IngestResult>, Problem> {
-    let kinds: Vec<(String, String)> = events.iter().map(|e| (e.source.clone(), e.kind.to_string())).collect();
-    let results = app.store.ingest(events, app.planner.clone()).await.map_err(|e| Problem::storage(&e))?;
-    let mut due = false;
-    for ((source, kind), r) in kinds.iter().zip(&results) {
-        let status = match r.status {
-            IngestStatus::Accepted if r.deliveries.is_empty() => "not_routed",
-            IngestStatus::Accepted => "accepted",
-            IngestStatus::Duplicate => "duplicate",
-            IngestStatus::Conflict => "conflict",
-        };
-        app.metrics.events.get_or_create(&labels(source, kind, status)).inc();
-        for d in &r.deliveries {
-            due |= d.state == DeliveryState::Pending;
-            app.metrics.delivery(&d.destination, d.state.as_str(), d.reason);
-        }
-    }
-    if due {
-        app.wake_workers();
-    }
-    Ok(results)
-}
-
-fn labels(source: &str, kind: &str, status: &str) -> EventLabels {
-    EventLabels { source: source.to_owned(), kind: kind.to_owned(), status: status.to_owned() }
-}
-
-pub(super) fn summary(errors: &[FieldError]) -> String {
-    errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ")
-}
-
 pub async fn post_identity(
     State(app): State<Arc<App>>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
@@ -216,12 +167,19 @@ pub async fn post_identity(
 ) -> Result<Response, Problem> {
     let from_browser = super::capture::admit(&app, &headers, peer.map(|Extension(ConnectInfo(a))| a))?;
     let value = json_body(&headers, body)?;
-    let mut capture = parse_capture(value, Utc::now()).map_err(|errors| {
-        Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_identity", "Invalid identity capture", summary(&errors))
-            .with_errors(errors)
-    })?;
-    capture.from_browser = from_browser;
-    let subject = capture.subject.clone();
-    self::capture(&app, capture).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({"subject": subject, "status": "captured"}))).into_response())
+    match intake::identity(app.ledger(), value, from_browser, Utc::now()).await? {
+        Identity::Invalid(errors) => Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_identity",
+            "Invalid identity capture",
+            summary(&errors),
+        )
+        .with_errors(errors)),
+        Identity::Captured { subject, due } => {
+            if due {
+                app.wake_workers();
+            }
+            Ok((StatusCode::ACCEPTED, Json(json!({"subject": subject, "status": "captured"}))).into_response())
+        }
+    }
 }

@@ -74,7 +74,7 @@ pub async fn get_coverage(
 
 fn counted(e: CountError) -> Problem {
     match e {
-        CountError::Store(e) => Problem::storage(&e),
+        CountError::Store(e) => Problem::from(e),
         e @ CountError::Overflow => {
             Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "count_overflow", "Count overflow", e.to_string())
         }

@@ -53,6 +53,11 @@ pub struct App {
 }
 
 impl App {
+    /// What intake (`ingest::intake`) writes to and counts with.
+    pub fn ledger(&self) -> crate::ingest::intake::Ledger<'_> {
+        crate::ingest::intake::Ledger { store: &*self.store, planner: &self.planner, metrics: &self.metrics }
+    }
+
     /// Tells every worker that new work may be due.
     pub fn wake_workers(&self) {
         for w in &self.wake {

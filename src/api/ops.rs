@@ -33,7 +33,7 @@ pub async fn readyz(State(app): State<Arc<App>>) -> Result<&'static str, Problem
 pub async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     let queues = match app.store.queues().await {
         Ok(queues) => queues,
-        Err(e) => return Problem::storage(&e).into_response(),
+        Err(e) => return Problem::from(e).into_response(),
     };
     let destinations: Vec<&str> = app.config.destinations.iter().map(|d| d.name()).collect();
     let text = app.metrics.render(&queues, &destinations, app.config.server.workers, chrono::Utc::now());

@@ -78,10 +78,23 @@ impl Problem {
     pub fn request_timeout(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", "Request timeout", detail)
     }
+}
 
-    pub fn storage(e: &StoreError) -> Self {
-        tracing::error!(error = %e, "storage failed");
-        Self::new(
+/// A ledger failure: `503 storage_unavailable` whatever the cause (nothing was acknowledged, so
+/// retrying is right), with the cause in the logs only. A ledger that answers but holds data it
+/// cannot read is logged as such: it needs a person, not a retry.
+impl From<StoreError> for Problem {
+    fn from(e: StoreError) -> Self {
+        match &e {
+            StoreError::Corrupt(_) => tracing::error!(error = %e, "the ledger holds data it cannot read"),
+            StoreError::Closed => tracing::warn!(error = %e, "storage failed: the store is shutting down"),
+            StoreError::Database(_)
+            | StoreError::Postgres(_)
+            | StoreError::Open(_)
+            | StoreError::Unavailable(_)
+            | StoreError::Task(_) => tracing::error!(error = %e, "storage failed"),
+        }
+        Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "storage_unavailable",
             "Storage unavailable",
@@ -169,4 +182,27 @@ pub async fn ensure_problem(response: Response) -> Response {
     parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
     *fixed.headers_mut() = std::mem::take(&mut parts.headers);
     fixed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whatever failed in the ledger, a client sees the same retryable answer, never the cause.
+    #[test]
+    fn every_store_error_is_503_storage_unavailable_without_its_cause() {
+        for e in [
+            StoreError::Unavailable("disk full at /var/lib/surety".into()),
+            StoreError::Corrupt("bad state 'x'".into()),
+            StoreError::Closed,
+            StoreError::Open("schema 9".into()),
+            StoreError::Task("panicked".into()),
+            StoreError::Database(rusqlite::Error::InvalidQuery),
+        ] {
+            let cause = e.to_string();
+            let p = Problem::from(e);
+            assert_eq!((p.status, p.code), (503, "storage_unavailable"), "{cause}");
+            assert!(!p.detail.contains("surety") && !p.detail.contains("schema"), "{}", p.detail);
+        }
+    }
 }

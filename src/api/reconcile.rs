@@ -86,6 +86,6 @@ pub async fn post_reconcile(
     match reconcile::reconcile(app.store.as_ref(), reconcile::scopes(&app.config), request).await {
         Ok(report) => Ok(Json(report)),
         Err(ReconcileError::Usage(m)) => Err(invalid(m)),
-        Err(ReconcileError::Store(e)) => Err(Problem::storage(&e)),
+        Err(ReconcileError::Store(e)) => Err(Problem::from(e)),
     }
 }

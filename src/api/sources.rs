@@ -1,7 +1,8 @@
 //! `POST /v1/webhooks/stripe`, `POST /v1/webhooks/shopify` and the Segment tracking API
 //! (`/v1/batch`, `/v1/track`, `/v1/identify`). Signatures and write keys are checked on the raw
 //! bytes before anything is parsed; a refused request stores nothing. What a source sent is
-//! mapped (`crate::sources`), parsed as canonical events, committed, and its receipt recorded.
+//! handed to its use case in `ingest::intake`, which maps, parses and commits it whole; these
+//! handlers only translate HTTP to and from it.
 
 use std::sync::Arc;
 
@@ -11,17 +12,15 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde_json::{json, Value};
 
-use super::events::{commit, summary};
 use super::problem::Problem;
 use crate::api::App;
-use crate::ingest::canonical::{parse_capture, parse_event};
-use crate::ingest::{json, FieldError};
-use crate::sources::segment::{self, BodyError, Message};
-use crate::sources::{shopify, stripe, MapError, Mapped, SignatureError};
-use crate::store::{IngestStatus, Receipt};
+use crate::ingest::intake::{self, summary, Segment as SegmentAnswer, Webhook, MAX_LISTED};
+use crate::ingest::json;
+use crate::sources::segment::{self, BodyError};
+use crate::sources::{shopify, stripe, SignatureError};
 
 fn not_configured(source: &str) -> Problem {
     Problem::new(
@@ -73,17 +72,8 @@ pub async fn stripe(
     )
     .map_err(|e| refused(&app, "stripe", e))?;
     let event: Value = json::parse(&body)?;
-    let receipt_id = event.get("id").and_then(Value::as_str).unwrap_or("unknown").to_owned();
-    let topic = event.get("type").and_then(Value::as_str).unwrap_or("unknown").to_owned();
-    let mut known = None;
-    for alias in stripe::alias_candidates(&event) {
-        known = app.store.resolve_alias(&alias).await.map_err(|e| Problem::storage(&e))?;
-        if known.is_some() {
-            break;
-        }
-    }
-    let mapped = stripe::map(&event, config, known.as_ref());
-    webhook(&app, "stripe", receipt_id, topic, mapped, now).await
+    let answer = intake::stripe(app.ledger(), config, event, now).await?;
+    webhook_answer(&app, answer)
 }
 
 pub async fn shopify(
@@ -105,95 +95,33 @@ pub async fn shopify(
         .or_else(|| header_str(&headers, "x-shopify-event-id"))
         .map(str::to_owned)
         .unwrap_or_else(|| format!("{topic}:{}", crate::core::pii::sha256_hex(&body)));
-    let mapped = shopify::map(&topic, &value, config);
-    webhook(&app, "shopify", receipt_id, topic, mapped, now).await
+    let answer = intake::shopify(app.ledger(), config, topic, value, receipt_id, now).await?;
+    webhook_answer(&app, answer)
 }
 
-/// The common end of a webhook: record and answer. Stripe and Shopify retry anything but 2xx, so
-/// ignored types, duplicates and conflicts all answer 200 (the conflict is recorded in the
-/// ledger); only a message that cannot be mapped answers 422, and is recorded as invalid.
-async fn webhook(
-    app: &App,
-    source: &'static str,
-    receipt_id: String,
-    topic: String,
-    mapped: Result<Mapped, MapError>,
-    now: DateTime<Utc>,
-) -> Result<Response, Problem> {
-    let receipt = |status: &'static str, detail: String| Receipt {
-        source: source.to_owned(),
-        receipt_id: receipt_id.clone(),
-        topic: topic.clone(),
-        status,
-        detail: Some(detail),
-        at: now,
-    };
-    let (events, capture, aliases) = match mapped {
-        Ok(Mapped::Ignored(reason)) => {
-            app.store
-                .record_receipts(vec![receipt("ignored", reason.clone())])
-                .await
-                .map_err(|e| Problem::storage(&e))?;
-            app.metrics.source(source, "ignored");
-            return Ok((StatusCode::OK, Json(json!({"status": "ignored", "reason": reason}))).into_response());
+/// Stripe and Shopify retry anything but 2xx, so ignored types, duplicates and conflicts all
+/// answer 200 (the conflict is recorded in the ledger); only a message that cannot be mapped
+/// answers 422 (it was recorded as invalid).
+fn webhook_answer(app: &App, answer: Webhook) -> Result<Response, Problem> {
+    match answer {
+        Webhook::Ignored(reason) => {
+            Ok((StatusCode::OK, Json(json!({"status": "ignored", "reason": reason}))).into_response())
         }
-        Ok(Mapped::Events { events, capture, aliases }) => (events, capture, aliases),
-        Err(e) => {
-            return Err(invalid(
-                app,
-                receipt("invalid", e.to_string()),
-                vec![FieldError::new(e.field, "invalid", e.message)],
-            )
-            .await)
-        }
-    };
-    let mut parsed = Vec::with_capacity(events.len());
-    for value in events {
-        match parse_event(value, source, now, "") {
-            Ok(e) => parsed.push(e),
-            Err(errors) => return Err(invalid(app, receipt("invalid", summary(&errors)), errors).await),
+        Webhook::Invalid(errors) => Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unmappable_event",
+            "Event cannot be mapped",
+            format!("{}; recorded as invalid, no event stored", summary(&errors)),
+        )
+        .with_errors(errors)),
+        Webhook::Mapped { events, due } => {
+            if due {
+                app.wake_workers();
+            }
+            let overall = events.first().map_or("accepted", |r| r.status.as_str());
+            Ok((StatusCode::OK, Json(json!({"status": overall, "events": events}))).into_response())
         }
     }
-    if let Some(c) = capture {
-        match parse_capture(c, now) {
-            Ok(c) => super::events::capture(app, c).await?,
-            Err(errors) => return Err(invalid(app, receipt("invalid", summary(&errors)), errors).await),
-        }
-    }
-    if let Some(subject) = parsed.first().map(|e| e.subject.clone()).filter(|_| !aliases.is_empty()) {
-        let pairs = aliases.into_iter().map(|a| (a, subject.clone())).collect();
-        app.store.record_aliases(pairs).await.map_err(|e| Problem::storage(&e))?;
-    }
-    let results = commit(app, parsed).await?;
-    let detail = results.iter().map(|r| format!("{} {}", r.event_id, status(r.status))).collect::<Vec<_>>().join(", ");
-    app.store.record_receipts(vec![receipt("mapped", detail)]).await.map_err(|e| Problem::storage(&e))?;
-    app.metrics.source(source, "mapped");
-    let overall = results.first().map_or("accepted", |r| status(r.status));
-    Ok((StatusCode::OK, Json(json!({"status": overall, "events": results}))).into_response())
-}
-
-fn status(s: IngestStatus) -> &'static str {
-    match s {
-        IngestStatus::Accepted => "accepted",
-        IngestStatus::Duplicate => "duplicate",
-        IngestStatus::Conflict => "conflict",
-    }
-}
-
-/// Records a message that could not become an event, and the 422 that says why.
-async fn invalid(app: &App, receipt: Receipt, errors: Vec<FieldError>) -> Problem {
-    app.metrics.source(&receipt.source, "invalid");
-    tracing::warn!(source = %receipt.source, id = %receipt.receipt_id, topic = %receipt.topic, "unmappable message: {}", summary(&errors));
-    if let Err(e) = app.store.record_receipts(vec![receipt]).await {
-        return Problem::storage(&e);
-    }
-    Problem::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "unmappable_event",
-        "Event cannot be mapped",
-        format!("{}; recorded as invalid, no event stored", summary(&errors)),
-    )
-    .with_errors(errors)
 }
 
 pub async fn segment_batch(
@@ -218,22 +146,6 @@ pub async fn segment_identify(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
     segment(&app, &headers, body, Some("identify")).await.map_err(Problem::for_sdk)
-}
-
-/// How many invalid messages of one Segment batch get their own receipt and are listed in a
-/// refusal; the rest are counted in one receipt.
-const MAX_LISTED: usize = 20;
-
-/// A receipt for a Segment batch as a whole (its messages are counted, not stored one by one).
-fn batch_receipt(at: DateTime<Utc>, detail: String) -> Receipt {
-    Receipt {
-        source: "segment".into(),
-        receipt_id: format!("batch@{}", at.to_rfc3339()),
-        topic: "batch".into(),
-        status: "invalid",
-        detail: Some(detail),
-        at,
-    }
 }
 
 fn write_key_ok(app: &App, key: &str) -> bool {
@@ -285,104 +197,37 @@ async fn segment(
         }
     }
 
-    let (mut events, mut slots, mut captures, mut rejects) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut results: Vec<Value> = Vec::with_capacity(request.messages.len());
-    for (index, message) in request.messages.iter().enumerate() {
-        let message_id = message.get("messageId").and_then(Value::as_str).map(str::to_owned);
-        let topic = message.get("event").or_else(|| message.get("type")).and_then(Value::as_str).unwrap_or("?");
-        let fail = |errors: Vec<FieldError>, rejects: &mut Vec<Receipt>| {
-            let receipt_id =
-                message_id.clone().unwrap_or_else(|| format!("batch[{index}]@{}", received_at.to_rfc3339()));
-            rejects.push(Receipt {
-                source: "segment".into(),
-                receipt_id,
-                topic: topic.to_owned(),
-                status: "invalid",
-                detail: Some(summary(&errors)),
-                at: received_at,
-            });
-            json!({"index": index, "message_id": message_id, "status": "invalid", "errors": errors})
-        };
-        let prefix = format!("batch[{index}]");
-        let result = match segment::map(message, config, received_at) {
-            Ok(Message::Event(e)) => match parse_event(e, "segment", received_at, &prefix) {
-                Ok(e) => {
-                    slots.push(results.len());
-                    events.push(e);
-                    json!({"index": index, "message_id": message_id, "status": "pending"})
-                }
-                Err(errors) => fail(errors, &mut rejects),
-            },
-            Ok(Message::Capture(c)) => match parse_capture(c, received_at) {
-                Ok(c) => {
-                    captures.push(c);
-                    json!({"index": index, "message_id": message_id, "status": "captured"})
-                }
-                Err(errors) => fail(errors, &mut rejects),
-            },
-            Ok(Message::Ignored(reason)) => {
-                app.metrics.source("segment", "ignored");
-                json!({"index": index, "message_id": message_id, "status": "ignored", "reason": reason})
+    match intake::segment(app.ledger(), config, request.messages, received_at).await? {
+        SegmentAnswer::Refused { invalid, results } => {
+            let mut p = Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_messages",
+                "Invalid messages",
+                format!(
+                    "none of the {invalid} messages could be used; the first {} are listed; \
+                     one invalid receipt was recorded for the batch",
+                    invalid.min(MAX_LISTED)
+                ),
+            );
+            p.results = Some(serde_json::to_value(results).unwrap_or_default());
+            Err(p)
+        }
+        SegmentAnswer::Answered { results, invalid, due } => {
+            if due {
+                app.wake_workers();
             }
-            Err(e) => fail(vec![FieldError::new(format!("{prefix}.{}", e.field), "invalid", e.message)], &mut rejects),
-        };
-        results.push(result);
-    }
-    let invalid = rejects.len();
-    if invalid > 0 && invalid == results.len() {
-        // Refused whole: one bounded receipt and a bounded answer, however many messages came.
-        app.metrics.sources_by("segment", "invalid", invalid as u64);
-        tracing::warn!(invalid, "a segment batch was refused: no message could become an event");
-        let first: String =
-            rejects.into_iter().next().and_then(|r| r.detail).unwrap_or_default().chars().take(500).collect();
-        let receipt = batch_receipt(received_at, format!("{invalid} invalid messages; the first: {first}"));
-        app.store.record_receipts(vec![receipt]).await.map_err(|e| Problem::storage(&e))?;
-        let mut p = Problem::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_messages",
-            "Invalid messages",
-            format!(
-                "none of the {invalid} messages could be used; the first {} are listed; \
-                 one invalid receipt was recorded for the batch",
-                invalid.min(MAX_LISTED)
-            ),
-        );
-        results.truncate(MAX_LISTED);
-        p.results = Some(Value::Array(results));
-        return Err(p);
-    }
-    if invalid > 0 {
-        app.metrics.sources_by("segment", "invalid", invalid as u64);
-        tracing::warn!(invalid, "segment messages that could not become events were recorded as invalid receipts");
-        // One receipt per invalid message up to a bound, then one for the rest.
-        let mut receipts: Vec<Receipt> = rejects.into_iter().take(MAX_LISTED + 1).collect();
-        if invalid > MAX_LISTED {
-            receipts.truncate(MAX_LISTED);
-            let rest = invalid - MAX_LISTED;
-            receipts.push(batch_receipt(received_at, format!("{rest} more invalid messages in this batch")));
-        }
-        app.store.record_receipts(receipts).await.map_err(|e| Problem::storage(&e))?;
-    }
-    for c in captures {
-        super::events::capture(app, c).await?;
-    }
-    if !events.is_empty() {
-        app.metrics.sources_by("segment", "mapped", events.len() as u64);
-        for (slot, r) in slots.into_iter().zip(commit(app, events).await?) {
-            results[slot]["status"] = json!(status(r.status));
-            results[slot]["event_id"] = json!(r.event_id);
+            let count = |s: &str| results.iter().filter(|r| r.status == s).count();
+            let body = json!({
+                "success": invalid < results.len() || results.is_empty(),
+                "accepted": count("accepted"),
+                "duplicate": count("duplicate"),
+                "conflict": count("conflict"),
+                "captured": count("captured"),
+                "ignored": count("ignored"),
+                "invalid": invalid,
+                "results": results,
+            });
+            Ok((StatusCode::OK, Json(body)).into_response())
         }
     }
-    let count = |s: &str| results.iter().filter(|r| r["status"] == s).count();
-    let body = json!({
-        "success": invalid < results.len() || results.is_empty(),
-        "accepted": count("accepted"),
-        "duplicate": count("duplicate"),
-        "conflict": count("conflict"),
-        "captured": count("captured"),
-        "ignored": count("ignored"),
-        "invalid": invalid,
-        "results": results,
-    });
-    Ok((StatusCode::OK, Json(body)).into_response())
 }

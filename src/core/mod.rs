@@ -6,6 +6,7 @@ pub mod currency;
 pub mod delivery;
 pub mod event;
 pub mod ga_cookie;
+pub mod json;
 pub mod pii;
 pub mod plan;
 pub mod retry;

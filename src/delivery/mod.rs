@@ -7,6 +7,7 @@ pub mod google_ads;
 pub mod http;
 pub mod linkedin;
 pub mod meta;
+pub mod rules_of;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -2,8 +2,9 @@
 //! transfers, CRM exports) straight into the ledger the configuration names (ADR 0003).
 //!
 //! Every row goes through the API's canonical parser, so validation is identical, and batches
-//! are committed through `Store::ingest`, so dedupe, identity join and planning are exactly the
-//! API's. Deliveries planned here are sent by `surety serve`: the ledger is the queue. A reader
+//! are committed through `ingest::intake::import` (one `Store::intake` each), so dedupe, identity
+//! join and planning are exactly the API's. Planning rules come from the configuration alone: no
+//! adapter is built and no destination secret is read, since nothing is sent from here. Deliveries planned here are sent by `surety serve`: the ledger is the queue. A reader
 //! thread parses while earlier batches commit; after each commit (in file order) the rejected
 //! rows are appended to the reject file and the checkpoint moves past the batch, so a rerun
 //! continues where a stopped import left off. A bad row is rejected, never fatal.
@@ -109,7 +110,7 @@ pub struct ImportArgs {
     pub json: bool,
 }
 
-/// A batch's `Store::ingest`, running.
+/// A batch's commit (`ingest::intake::import`), running.
 type Commit = JoinHandle<Result<Vec<IngestResult>, StoreError>>;
 
 /// A batch of rows as read: the valid events, the rejected rows, and where the next row starts.
@@ -164,9 +165,11 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
         ),
     };
 
-    let config = Config::load(args.config.as_deref())?;
+    // Destination secrets are not read: the import plans deliveries, `surety serve` sends them.
+    let config = Config::load_for_planning(args.config.as_deref())?;
     let store = crate::store::open(&config).await?;
-    let planner = Arc::new(crate::delivery::planner(&config, &crate::delivery::build(&config.destinations)?));
+    // Planning only: no adapter is built, so no destination secret has to resolve here.
+    let planner = Arc::new(crate::delivery::rules_of::planner_from_config(&config));
     let rejects = RejectFile::open(&rejects_path, resume.as_ref().map(|c| c.rejects_len))?;
 
     let (tx, mut rx) = mpsc::channel(IN_FLIGHT);
@@ -190,7 +193,9 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
                     let events = std::mem::take(&mut batch.events);
                     let task = (!events.is_empty()).then(|| {
                         let (store, planner) = (store.clone(), planner.clone());
-                        tokio::spawn(async move { store.ingest(events, planner).await })
+                        tokio::spawn(async move {
+                            crate::ingest::intake::import(&*store, planner, events, Utc::now()).await
+                        })
                     });
                     inflight.push_back((batch, task));
                 }

@@ -3,7 +3,10 @@
 //! there.
 
 pub mod canonical;
-pub mod json;
+pub mod intake;
+/// The one JSON entry point for request bodies (duplicate keys refused); it lives in `core` so
+/// that `sources` can read with it too.
+pub use crate::core::json;
 
 use serde::Serialize;
 

@@ -16,7 +16,7 @@ use serde_json::{json, Map, Value};
 
 use super::{decimal, keyed_identity, put, text, MapError};
 use crate::config::sources::SegmentSource;
-use crate::ingest::json::JsonError;
+use crate::core::json::JsonError;
 
 /// Largest batch Segment accepts (after decompression).
 pub const MAX_BATCH_BYTES: usize = 500 * 1024;
@@ -65,7 +65,7 @@ pub struct Request {
 /// Splits a decoded body into messages. `endpoint_type` is `None` for `/v1/batch`, else the
 /// message type the path implies (`track`, `identify`, …).
 pub fn messages(body: &[u8], endpoint_type: Option<&str>) -> Result<Request, BodyError> {
-    let value = crate::ingest::json::parse(body).map_err(|e| match e {
+    let value = crate::core::json::parse(body).map_err(|e| match e {
         JsonError::DuplicateKey { key } => BodyError::DuplicateKey(key),
         JsonError::Syntax(e) => BodyError::Json(e.to_string()),
     })?;

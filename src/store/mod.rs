@@ -2,6 +2,7 @@
 //! with its own migrations (SQLite now; PostgreSQL joins behind the same trait).
 
 mod identity_wait;
+mod intake;
 mod open;
 pub mod postgres;
 mod prepare;
@@ -11,6 +12,8 @@ mod views;
 
 #[cfg(test)]
 mod history_tests;
+#[cfg(test)]
+mod intake_tests;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,20 +25,32 @@ use serde::Serialize;
 use crate::core::plan::Planner;
 use crate::core::{AttemptOutcome, Claimed, DeliveryState, Event, FollowUp, RequestRecord, Subject};
 pub use crate::core::{IdentityCapture, QueueStat};
+pub use intake::{Intake, IntakeResult};
 pub use open::{open, open_existing, open_sqlite};
 
+/// Why the ledger failed a call. Callers match on the variant: `Unavailable` and `Closed` are
+/// worth retrying later, `Corrupt` needs a person, `Open` stops the start.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
     Database(#[from] rusqlite::Error),
     #[error("database error: {0}")]
     Postgres(#[from] sqlx::Error),
+    /// The ledger cannot be opened as configured: WAL refused, a schema newer than this binary, a
+    /// failed migration, a URL without a database, no writer thread.
+    #[error("the ledger cannot be opened: {0}")]
+    Open(String),
+    /// The ledger cannot commit now: no transaction could begin, the commit failed, the
+    /// filesystem is full. Nothing of the call was kept.
+    #[error("the ledger cannot commit now: {0}")]
+    Unavailable(String),
     #[error("stored data could not be read: {0}")]
     Corrupt(String),
     #[error("the store is shut down")]
     Closed,
-    #[error("{0}")]
-    Other(String),
+    /// Work the store runs beside the database (hashing and planning a batch, a read) died.
+    #[error("a store task failed: {0}")]
+    Task(String),
 }
 
 impl From<serde_json::Error> for StoreError {
@@ -51,6 +66,16 @@ pub enum IngestStatus {
     Accepted,
     Duplicate,
     Conflict,
+}
+
+impl IngestStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Duplicate => "duplicate",
+            Self::Conflict => "conflict",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -92,6 +117,29 @@ impl Pruned {
     }
 }
 
+/// What became of a thing a source handed over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiptStatus {
+    /// It became events (or a capture); the detail lists them.
+    Mapped,
+    /// Acknowledged, never routed (a type no kind is configured for).
+    Ignored,
+    /// It could not become an event; the detail says why.
+    Invalid,
+}
+
+impl ReceiptStatus {
+    /// The name stored in the ledger and shown by `GET /v1/receipts`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Mapped => "mapped",
+            Self::Ignored => "ignored",
+            Self::Invalid => "invalid",
+        }
+    }
+}
+
 /// One thing a source handed over (a webhook, a message), as received.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Receipt {
@@ -100,8 +148,7 @@ pub struct Receipt {
     pub receipt_id: String,
     /// Stripe event type, Shopify topic, Segment message type or event name.
     pub topic: String,
-    /// `mapped`, `ignored` or `invalid`.
-    pub status: &'static str,
+    pub status: ReceiptStatus,
     /// The event ids it became, or why it was ignored or invalid.
     pub detail: Option<String>,
     pub at: DateTime<Utc>,
@@ -449,6 +496,10 @@ pub trait Store: Send + Sync {
     /// Commits events (deduplicated by `event_id`), joined from the identity bridge and planned,
     /// in one transaction. Results are in input order.
     async fn ingest(&self, events: Vec<Event>, planner: Arc<Planner>) -> Result<Vec<IngestResult>, StoreError>;
+    /// Commits one received message whole, in one transaction: its identity captures (each as
+    /// `capture_identity` does, in order), its aliases, its events (as `ingest` does, joined with
+    /// the captures just made) and its receipts. On error nothing of it is kept.
+    async fn intake(&self, intake: Intake, planner: Arc<Planner>) -> Result<IntakeResult, StoreError>;
     /// Adds an identity capture to the bridge (fields merge; history is kept) and, in the same
     /// transaction, re-plans the subject's deliveries `awaiting_identity` (the capture's subject
     /// and the subject it is an alias of): the bridge is joined onto their events and each is

@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     &["core"],
     &["config", "sim", "telemetry"],
-    &["ingest", "store", "serve"],
+    &["store", "serve"],
     &["sources", "delivery"],
-    &["worker", "import", "alerts"],
+    &["ingest", "worker", "alerts"],
+    &["import"],
     &["reconcile"],
     &["api"],
     &["(root)"],

@@ -232,3 +232,27 @@ async fn nothing_usable_exits_non_zero_with_a_message_and_writes_nothing() {
 
     assert_eq!(ledger_counts(&dir.path().join("surety.db")).await.events, 0);
 }
+
+/// The importer plans from configuration alone: a destination whose secret is not set where the
+/// import runs (it sends nothing) neither stops it nor changes what it plans.
+#[tokio::test]
+async fn import_plans_without_resolving_destination_secrets() {
+    let (dir, config) = setup("http://127.0.0.1:9");
+    let file = dir.path().join("orders.ndjson");
+    let row = json!({"kind": "order_paid", "occurred_at": ago(1), "subject": {"type": "order", "id": "s1"},
+        "value": 12.5, "currency": "EUR", "identity": {"client_id": "555.1"}, "consent": {"analytics": "granted"}});
+    std::fs::write(&file, format!("{row}\n")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_surety"))
+        .arg("import")
+        .arg(&file)
+        .args(["--json", "--config"])
+        .arg(&config)
+        .env_remove(crate::support::GA4_SECRET_ENV)
+        .output()
+        .expect("run surety import");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["accepted"], json!(1), "{s:#}");
+    assert_eq!(s["deliveries"], json!({"ga4-web:pending": 1}), "planned as serve would");
+}

@@ -40,14 +40,34 @@ pub(super) async fn ingest(
     events: Vec<Event>,
     planner: Arc<Planner>,
 ) -> Result<Vec<IngestResult>, StoreError> {
-    let prepared = if events.len() > PREPARE_INLINE {
+    let prepared = prepare_off_thread(events, &planner).await?;
+    let mut tx = pool.begin().await?;
+    let results = ingest_in(&mut tx, prepared, &planner).await?;
+    tx.commit().await?;
+    Ok(results)
+}
+
+/// Hashes, plans and encodes events; a large batch on the blocking pool.
+pub(super) async fn prepare_off_thread(
+    events: Vec<Event>,
+    planner: &Arc<Planner>,
+) -> Result<Vec<EventToStore>, StoreError> {
+    if events.len() > PREPARE_INLINE {
         let planner = planner.clone();
         tokio::task::spawn_blocking(move || prepare(events, &planner))
             .await
-            .map_err(|e| StoreError::Other(format!("preparing events failed: {e}")))??
+            .map_err(|e| StoreError::Task(format!("preparing events failed: {e}")))?
     } else {
-        prepare(events, &planner)?
-    };
+        prepare(events, planner)
+    }
+}
+
+/// [`ingest`] inside the caller's transaction.
+pub(super) async fn ingest_in(
+    tx: &mut PgConnection,
+    prepared: Vec<EventToStore>,
+    planner: &Planner,
+) -> Result<Vec<IngestResult>, StoreError> {
     let count = prepared.len();
     // Lock order is event_id order; the sort is stable, so an id repeated in the batch is first
     // inserted by its first occurrence and the later ones are its duplicates, as in SQLite.
@@ -56,13 +76,11 @@ pub(super) async fn ingest(
 
     let mut results: Vec<Option<IngestResult>> = vec![None; count];
     let mut deliveries = Vec::new();
-    let mut tx = pool.begin().await?;
-    lock_waits(&mut tx, &ordered).await?;
+    lock_waits(tx, &ordered).await?;
     for (index, p) in ordered {
-        results[index] = Some(ingest_one(&mut tx, p, &planner, index, &mut deliveries).await?);
+        results[index] = Some(ingest_one(tx, p, planner, index, &mut deliveries).await?);
     }
-    insert_deliveries(&mut tx, deliveries).await?;
-    tx.commit().await?;
+    insert_deliveries(tx, deliveries).await?;
     Ok(results.into_iter().flatten().collect())
 }
 
@@ -235,11 +253,14 @@ pub(super) async fn capture_identity(
     planner: &Planner,
     now: DateTime<Utc>,
 ) -> Result<Vec<PlannedDelivery>, StoreError> {
-    let subject = &capture.subject;
     let mut tx = pool.begin().await?;
-    // The subjects whose waiting deliveries this capture re-plans: its own, and the one it is an
-    // alias of. Their wait locks are taken first, so an event of theirs being ingested right now
-    // either commits before (and is re-planned here) or joins this capture from the bridge.
+    let out = capture_in(&mut tx, &capture, planner, now).await?;
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// The subjects whose waiting deliveries a capture re-plans: its own, and the one it is an alias of.
+pub(super) async fn capture_subjects(tx: &mut PgConnection, subject: &Subject) -> Result<Vec<Subject>, StoreError> {
     let mut subjects = vec![subject.clone()];
     let alias: Option<(String, String)> =
         sqlx::query_as("SELECT subject_type, subject_id FROM subject_aliases WHERE alias = $1")
@@ -249,14 +270,29 @@ pub(super) async fn capture_identity(
     if let Some(target) = alias.map(|(kind, id)| Subject { kind, id }).filter(|t| t != subject) {
         subjects.push(target);
     }
+    Ok(subjects)
+}
+
+/// [`capture_identity`] inside the caller's transaction.
+pub(super) async fn capture_in(
+    tx: &mut PgConnection,
+    capture: &IdentityCapture,
+    planner: &Planner,
+    now: DateTime<Utc>,
+) -> Result<Vec<PlannedDelivery>, StoreError> {
+    let subject = &capture.subject;
+    // The subjects whose waiting deliveries this capture re-plans: its own, and the one it is an
+    // alias of. Their wait locks are taken first, so an event of theirs being ingested right now
+    // either commits before (and is re-planned here) or joins this capture from the bridge.
+    let subjects = capture_subjects(tx, subject).await?;
     let mut keys: Vec<i64> = subjects.iter().map(wait_lock).collect();
     keys.sort_unstable();
     keys.dedup();
     sqlx::query("SELECT pg_advisory_xact_lock(k) FROM unnest($1::int8[]) AS k").bind(&keys).execute(&mut *tx).await?;
     let merged = loop {
-        let current = bridge(&mut tx, BRIDGE_FOR_UPDATE, &subject.kind, &subject.id).await?;
+        let current = bridge(tx, BRIDGE_FOR_UPDATE, &subject.kind, &subject.id).await?;
         let exists = current.is_some();
-        let merged = crate::store::rules::merge_capture(current.unwrap_or_default(), &capture)?;
+        let merged = crate::store::rules::merge_capture(current.unwrap_or_default(), capture)?;
         let (identity, consent) = (serde_json::to_string(&merged.0)?, serde_json::to_string(&merged.1)?);
         if exists {
             sqlx::query(
@@ -306,9 +342,8 @@ pub(super) async fn capture_identity(
     .await?;
     let mut out = Vec::new();
     for s in &subjects {
-        out.extend(replan_waiting(&mut tx, s, (&merged.0, &merged.1), planner, now).await?);
+        out.extend(replan_waiting(tx, s, (&merged.0, &merged.1), planner, now).await?);
     }
-    tx.commit().await?;
     Ok(out)
 }
 
@@ -319,7 +354,7 @@ const WAIT_LOCK_BUCKETS: u64 = 64;
 const WAIT_LOCK_BASE: i64 = 0x5375_7265_7479_0000;
 
 /// The advisory lock key of `subject`'s identity wait.
-fn wait_lock(subject: &Subject) -> i64 {
+pub(super) fn wait_lock(subject: &Subject) -> i64 {
     let digest = crate::core::pii::sha256_hex(format!("{}:{}", subject.kind, subject.id).as_bytes());
     let n = u64::from_str_radix(&digest[..15], 16).unwrap_or(0);
     WAIT_LOCK_BASE + (n % WAIT_LOCK_BUCKETS) as i64
@@ -434,10 +469,17 @@ async fn replan_waiting(
 /// Inserts each receipt or counts a redelivery of it; true the first time. Rows are written in
 /// (source, receipt id) order so concurrent batches cannot deadlock; answers are in input order.
 pub(super) async fn record_receipts(pool: &PgPool, receipts: Vec<Receipt>) -> Result<Vec<bool>, StoreError> {
+    let mut tx = pool.begin().await?;
+    let first = receipts_in(&mut tx, &receipts).await?;
+    tx.commit().await?;
+    Ok(first)
+}
+
+/// [`record_receipts`] inside the caller's transaction.
+pub(super) async fn receipts_in(tx: &mut PgConnection, receipts: &[Receipt]) -> Result<Vec<bool>, StoreError> {
     let mut ordered: Vec<(usize, &Receipt)> = receipts.iter().enumerate().collect();
     ordered.sort_by(|(_, a), (_, b)| (&a.source, &a.receipt_id).cmp(&(&b.source, &b.receipt_id)));
     let mut first = vec![false; receipts.len()];
-    let mut tx = pool.begin().await?;
     for (index, r) in ordered {
         let at = to_us(r.at);
         let times: i64 = sqlx::query_scalar(
@@ -449,14 +491,13 @@ pub(super) async fn record_receipts(pool: &PgPool, receipts: Vec<Receipt>) -> Re
         .bind(&r.source)
         .bind(&r.receipt_id)
         .bind(&r.topic)
-        .bind(r.status)
+        .bind(r.status.as_str())
         .bind(&r.detail)
         .bind(at)
         .fetch_one(&mut *tx)
         .await?;
         first[index] = times == 1;
     }
-    tx.commit().await?;
     Ok(first)
 }
 
@@ -467,9 +508,20 @@ pub(super) async fn record_aliases(
     mut aliases: Vec<(String, Subject)>,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    aliases.sort_by(|(a, _), (b, _)| a.cmp(b));
     let mut tx = pool.begin().await?;
-    for (alias, subject) in &aliases {
+    aliases_in(&mut tx, &mut aliases, now).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// [`record_aliases`] inside the caller's transaction.
+pub(super) async fn aliases_in(
+    tx: &mut PgConnection,
+    aliases: &mut [(String, Subject)],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    aliases.sort_by(|(a, _), (b, _)| a.cmp(b));
+    for (alias, subject) in aliases.iter() {
         sqlx::query(
             "INSERT INTO subject_aliases (alias, subject_type, subject_id, created_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (alias) DO NOTHING",
@@ -481,7 +533,6 @@ pub(super) async fn record_aliases(
         .execute(&mut *tx)
         .await?;
     }
-    tx.commit().await?;
     Ok(())
 }
 

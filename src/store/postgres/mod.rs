@@ -6,6 +6,7 @@
 
 mod follow_up;
 mod ingest;
+mod intake;
 mod queries;
 mod queue;
 mod settle;
@@ -20,8 +21,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::{
     BatchRecord, Claimed, Counts, DeliveryFilter, DeliveryView, DueFollowUp, EventView, IdentityCapture, IngestResult,
-    PlannedDelivery, Pruned, QueueStat, Receipt, ReceiptFilter, ReceiptView, Recovered, ReplayReport, ReplaySelector,
-    SettleOutcome, Settlement, Store, StoreError,
+    Intake, IntakeResult, PlannedDelivery, Pruned, QueueStat, Receipt, ReceiptFilter, ReceiptView, Recovered,
+    ReplayReport, ReplaySelector, SettleOutcome, Settlement, Store, StoreError,
 };
 use super::{LedgerEntry, WindowPage};
 use crate::core::plan::Planner;
@@ -47,7 +48,7 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await?;
-        MIGRATOR.run(&pool).await.map_err(|e| StoreError::Other(format!("migrating the ledger failed: {e}")))?;
+        MIGRATOR.run(&pool).await.map_err(|e| StoreError::Open(format!("migrating the ledger failed: {e}")))?;
         Ok(Self { pool })
     }
 
@@ -63,7 +64,7 @@ pub async fn create_database(server_url: &str, prefix: &str) -> Result<String, S
     use sqlx::Connection;
     let (base, _) = server_url
         .rsplit_once('/')
-        .ok_or_else(|| StoreError::Other(format!("{server_url}: a PostgreSQL URL ends in /DATABASE")))?;
+        .ok_or_else(|| StoreError::Open(format!("{server_url}: a PostgreSQL URL ends in /DATABASE")))?;
     let name = format!("{prefix}_{:016x}", rand::random::<u64>());
     let mut conn = sqlx::PgConnection::connect(server_url).await?;
     sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await?;
@@ -82,6 +83,10 @@ pub(crate) fn from_us(us: i64) -> DateTime<Utc> {
 impl Store for PgStore {
     async fn ingest(&self, events: Vec<Event>, planner: Arc<Planner>) -> Result<Vec<IngestResult>, StoreError> {
         ingest::ingest(&self.pool, events, planner).await
+    }
+
+    async fn intake(&self, intake: Intake, planner: Arc<Planner>) -> Result<IntakeResult, StoreError> {
+        intake::intake(&self.pool, intake, planner).await
     }
 
     async fn capture_identity(

@@ -5,6 +5,7 @@
 
 mod follow_up;
 mod ingest;
+mod intake;
 mod queries;
 mod queue;
 mod settle;
@@ -21,8 +22,8 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::{
     BatchRecord, Claimed, Counts, DeliveryFilter, DeliveryView, DueFollowUp, EventView, IdentityCapture, IngestResult,
-    PlannedDelivery, Pruned, QueueStat, Receipt, ReceiptFilter, ReceiptView, Recovered, ReplayReport, ReplaySelector,
-    SettleOutcome, Settlement, Store, StoreError,
+    Intake, IntakeResult, PlannedDelivery, Pruned, QueueStat, Receipt, ReceiptFilter, ReceiptView, Recovered,
+    ReplayReport, ReplaySelector, SettleOutcome, Settlement, Store, StoreError,
 };
 use super::{LedgerEntry, WindowPage};
 use crate::core::plan::Planner;
@@ -105,7 +106,7 @@ impl SqliteStore {
         std::thread::Builder::new()
             .name("surety-sqlite-writer".into())
             .spawn(move || writer_loop(writer, rx, &writer_health))
-            .map_err(|e| StoreError::Other(format!("cannot start the writer thread: {e}")))?;
+            .map_err(|e| StoreError::Open(format!("cannot start the writer thread: {e}")))?;
         Ok(Self {
             health,
             jobs,
@@ -130,12 +131,12 @@ impl SqliteStore {
         let job: Job = Box::new(move |conn| {
             let result = match conn {
                 Some(conn) => in_savepoint(conn, f),
-                None => Err(StoreError::Other("could not begin a transaction".into())),
+                None => Err(StoreError::Unavailable("could not begin a transaction".into())),
             };
             Box::new(move |commit: Result<(), String>| {
                 let answer = match commit {
                     Ok(()) => result,
-                    Err(e) => Err(StoreError::Other(format!("commit failed: {e}"))),
+                    Err(e) => Err(StoreError::Unavailable(format!("commit failed: {e}"))),
                 };
                 // A statement that hit the disk's limits fails before the commit does.
                 if let Some(e) = answer.as_ref().err().filter(|e| is_io_failure(e)) {
@@ -161,7 +162,7 @@ impl SqliteStore {
             (conn, r)
         })
         .await
-        .map_err(|e| StoreError::Other(format!("reader task failed: {e}")))?;
+        .map_err(|e| StoreError::Task(format!("reader task failed: {e}")))?;
         self.readers.lock().map_err(|_| StoreError::Closed)?.push(conn);
         result
     }
@@ -171,7 +172,7 @@ fn configure(conn: &Connection, sync: Synchronous) -> Result<(), StoreError> {
     conn.busy_timeout(Duration::from_secs(5))?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(StoreError::Other(format!("SQLite refused WAL mode (got {mode})")));
+        return Err(StoreError::Open(format!("SQLite refused WAL mode (got {mode})")));
     }
     let sync = match sync {
         Synchronous::Full => "FULL",
@@ -187,7 +188,7 @@ fn configure(conn: &Connection, sync: Synchronous) -> Result<(), StoreError> {
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let version: usize = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
     if version > MIGRATIONS.len() {
-        return Err(StoreError::Other(format!(
+        return Err(StoreError::Open(format!(
             "the database is at schema version {version}, newer than this binary knows ({}); upgrade surety",
             MIGRATIONS.len()
         )));
@@ -243,6 +244,19 @@ fn writer_loop(conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>, health: &
     }
 }
 
+/// Hashes, plans and encodes events before they reach the writer, in parallel across requests
+/// (the writer thread only runs SQL); a large batch on the blocking pool.
+async fn prepare(events: Vec<Event>, planner: &Arc<Planner>) -> Result<Vec<ingest::EventToStore>, StoreError> {
+    if events.len() > 16 {
+        let planner = planner.clone();
+        tokio::task::spawn_blocking(move || ingest::prepare(events, &planner))
+            .await
+            .map_err(|e| StoreError::Task(format!("preparing events failed: {e}")))?
+    } else {
+        ingest::prepare(events, planner)
+    }
+}
+
 pub(crate) fn to_us(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
 }
@@ -254,17 +268,15 @@ pub(crate) fn from_us(us: i64) -> DateTime<Utc> {
 #[async_trait]
 impl Store for SqliteStore {
     async fn ingest(&self, events: Vec<Event>, planner: Arc<Planner>) -> Result<Vec<IngestResult>, StoreError> {
-        // Hashing, planning and encoding happen here, in parallel across requests; the writer
-        // thread only runs SQL.
-        let prepared = if events.len() > 16 {
-            let planner = planner.clone();
-            tokio::task::spawn_blocking(move || ingest::prepare(events, &planner))
-                .await
-                .map_err(|e| StoreError::Other(format!("preparing events failed: {e}")))??
-        } else {
-            ingest::prepare(events, &planner)?
-        };
+        let prepared = prepare(events, &planner).await?;
         self.write(move |conn| ingest::ingest(conn, prepared, &planner)).await
+    }
+
+    async fn intake(&self, intake: Intake, planner: Arc<Planner>) -> Result<IntakeResult, StoreError> {
+        let Intake { at, captures, aliases, events, receipts, mapped } = intake;
+        let events = prepare(events, &planner).await?;
+        let parts = intake::Parts { at, captures, aliases, events, receipts, mapped };
+        self.write(move |conn| intake::intake(conn, parts, &planner)).await
     }
 
     async fn capture_identity(
@@ -400,10 +412,10 @@ impl Store for SqliteStore {
         self.ping().await?;
         let folder = self.path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let fs = rustix::fs::statvfs(folder)
-            .map_err(|e| StoreError::Other(format!("cannot read the ledger's free space: {e}")))?;
+            .map_err(|e| StoreError::Unavailable(format!("cannot read the ledger's free space: {e}")))?;
         let free = fs.f_bavail.saturating_mul(fs.f_frsize);
         if free < READY_FREE_BYTES {
-            return Err(StoreError::Other(format!(
+            return Err(StoreError::Unavailable(format!(
                 "the ledger's filesystem is full ({free} bytes free); commits would fail"
             )));
         }
@@ -417,7 +429,7 @@ impl Store for SqliteStore {
             .await?;
         }
         match self.health.failing() {
-            Some(why) => Err(StoreError::Other(why)),
+            Some(why) => Err(StoreError::Unavailable(why)),
             None => Ok(()),
         }
     }

@@ -168,7 +168,7 @@ pub(super) fn record_receipt(conn: &Connection, r: &Receipt) -> Result<bool, Sto
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) \
              ON CONFLICT (source, receipt_id) DO UPDATE SET times = times + 1, last_at = ?6 RETURNING times",
         )?
-        .query_row(params![r.source, r.receipt_id, r.topic, r.status, r.detail, at], |row| row.get(0))?;
+        .query_row(params![r.source, r.receipt_id, r.topic, r.status.as_str(), r.detail, at], |row| row.get(0))?;
     Ok(times == 1)
 }
 

@@ -481,7 +481,7 @@ fn receipt(id: &str, at: DateTime<Utc>) -> Receipt {
         source: "stripe".into(),
         receipt_id: id.into(),
         topic: "payment_intent.succeeded".into(),
-        status: "mapped",
+        status: crate::store::ReceiptStatus::Mapped,
         detail: Some("order:1042:order_paid".into()),
         at,
     }
