@@ -71,7 +71,7 @@ pub async fn page(State(app): State<Arc<App>>, headers: HeaderMap, RawQuery(quer
             };
             match crate::reconcile::late::late_arrivals(app.store.as_ref(), &q).await {
                 Ok(r) => measure::write_late(&mut body, &r).ok(),
-                Err(e) => return late_problem(e).into_response(),
+                Err(e) => return Problem::from(e).into_response(),
             };
             (StatusCode::OK, "Late arrivals · Surety".to_owned(), false)
         }
@@ -80,7 +80,7 @@ pub async fn page(State(app): State<Arc<App>>, headers: HeaderMap, RawQuery(quer
                 crate::reconcile::coverage::CoverageQuery { since: window.0, until: window.1, by: Default::default() };
             match crate::reconcile::coverage::coverage(app.store.as_ref(), &q).await {
                 Ok(r) => measure::write_coverage(&mut body, &r).ok(),
-                Err(e) => return late_problem(e).into_response(),
+                Err(e) => return Problem::from(e).into_response(),
             };
             (StatusCode::OK, "Coverage · Surety".to_owned(), false)
         }
@@ -118,13 +118,6 @@ pub async fn page(State(app): State<Arc<App>>, headers: HeaderMap, RawQuery(quer
         ),
     ];
     (status, headers, html).into_response()
-}
-
-fn late_problem(e: crate::reconcile::late::CountError) -> Problem {
-    match e {
-        crate::reconcile::late::CountError::Store(e) => Problem::storage(&e),
-        e => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "count_overflow", "Count overflow", e.to_string()),
-    }
 }
 
 /// Browsers send Basic auth, not bearer tokens: the password of `Authorization: Basic …` (any

@@ -47,7 +47,7 @@ pub async fn get_late_arrivals(
         Utc::now(),
     )
     .map_err(invalid)?;
-    late::late_arrivals(app.store.as_ref(), &q).await.map(Json).map_err(counted)
+    late::late_arrivals(app.store.as_ref(), &q).await.map(Json).map_err(Problem::from)
 }
 
 #[derive(Deserialize)]
@@ -69,14 +69,16 @@ pub async fn get_coverage(
     let Query(p) = query.map_err(|e| invalid(e.body_text()))?;
     let (since, until) = late::window(p.since.as_deref(), p.until.as_deref(), Utc::now()).map_err(invalid)?;
     let q = CoverageQuery { since, until, by: p.by };
-    coverage::coverage(app.store.as_ref(), &q).await.map(Json).map_err(counted)
+    coverage::coverage(app.store.as_ref(), &q).await.map(Json).map_err(Problem::from)
 }
 
-fn counted(e: CountError) -> Problem {
-    match e {
-        CountError::Store(e) => Problem::from(e),
-        e @ CountError::Overflow => {
-            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "count_overflow", "Count overflow", e.to_string())
+impl From<CountError> for Problem {
+    fn from(e: CountError) -> Self {
+        match e {
+            CountError::Store(e) => Problem::from(e),
+            e @ CountError::Overflow => {
+                Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "count_overflow", "Count overflow", e.to_string())
+            }
         }
     }
 }
