@@ -71,6 +71,14 @@ pub struct Metrics {
     pub circuit_open: Family<DestinationLabels, Gauge>,
     pub http_requests: Family<HttpLabels, Counter>,
     pub http_duration: Family<HttpLabels, Histogram>,
+    /// Received minus occurred, for every event stored, by source and kind.
+    pub lateness: Family<LatenessLabels, Histogram>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LatenessLabels {
+    pub source: String,
+    pub kind: String,
 }
 
 impl Default for Metrics {
@@ -135,6 +143,24 @@ impl Metrics {
             "Time from a request's arrival to its answer's headers, by method, route pattern and status code",
             http_duration.clone(),
         );
+        // A minute to 90 days: the last bucket is past every platform's window.
+        let lateness = Family::<LatenessLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new([
+                60.0,
+                600.0,
+                3600.0,
+                6.0 * 3600.0,
+                86_400.0,
+                3.0 * 86_400.0,
+                7.0 * 86_400.0,
+                90.0 * 86_400.0,
+            ])
+        });
+        registry.register(
+            "event_lateness_seconds",
+            "Time from an event's occurrence to its receipt by Surety, for every event stored, by source and kind",
+            lateness.clone(),
+        );
         let build = Family::<BuildLabels, Gauge>::default();
         registry.register("build_info", "Always 1; the version of the running binary as a label", build.clone());
         build.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION").to_owned() }).set(1);
@@ -150,6 +176,7 @@ impl Metrics {
             circuit_open,
             http_requests,
             http_duration,
+            lateness,
         }
     }
 

@@ -20,7 +20,7 @@ use super::FieldError;
 use crate::core::plan::Planner;
 use crate::core::{DeliveryState, Event, Subject};
 use crate::store::{IngestResult, IngestStatus, Intake, IntakeResult, Store, StoreError};
-use crate::telemetry::{EventLabels, Metrics};
+use crate::telemetry::{EventLabels, LatenessLabels, Metrics};
 
 /// Where intake writes, and what it counts.
 #[derive(Clone, Copy)]
@@ -41,6 +41,11 @@ impl Ledger<'_> {
     pub(super) async fn commit(&self, intake: Intake) -> Result<(IntakeResult, bool), StoreError> {
         let kinds: Vec<(String, String)> =
             intake.events.iter().map(|e| (e.source.clone(), e.kind.to_string())).collect();
+        let lateness: Vec<f64> = intake
+            .events
+            .iter()
+            .map(|e| (e.received_at - e.occurred_at).num_milliseconds().max(0) as f64 / 1000.0)
+            .collect();
         let result = self.store.intake(intake, self.planner.clone()).await?;
         let mut due = false;
         for d in &result.replanned {
@@ -49,7 +54,11 @@ impl Ledger<'_> {
             }
             due |= d.state == DeliveryState::Pending;
         }
-        for ((source, kind), r) in kinds.iter().zip(&result.events) {
+        for (((source, kind), r), late) in kinds.iter().zip(&result.events).zip(lateness) {
+            if r.status == IngestStatus::Accepted {
+                let labels = LatenessLabels { source: source.clone(), kind: kind.clone() };
+                self.metrics.lateness.get_or_create(&labels).observe(late);
+            }
             let status = match r.status {
                 IngestStatus::Accepted if r.deliveries.is_empty() => "not_routed",
                 s => s.as_str(),

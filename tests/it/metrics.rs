@@ -106,3 +106,22 @@ async fn promtool_finds_nothing_to_lint() {
     let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success() && said.trim().is_empty(), "promtool check metrics:\n{said}\n---\n{text}");
 }
+
+#[tokio::test]
+async fn each_stored_event_is_counted_by_how_late_it_arrived() {
+    let s = TestServer::start().await;
+    // Two hours late: above the 1 h bucket, within the 6 h one.
+    let event = purchase("late-1", 2);
+    assert_eq!(s.post("/v1/events", &event).await.status(), 202);
+    // The same event again is a duplicate: not counted a second time.
+    assert_eq!(s.post("/v1/events", &event).await.status(), 200);
+    let (_, text) = scrape(&s, None).await;
+    let bucket = |le: &str| {
+        let prefix = format!(r#"surety_event_lateness_seconds_bucket{{le="{le}",source="api",kind="order_paid"}} "#);
+        text.lines().find_map(|l| l.strip_prefix(&prefix)).map(str::to_owned)
+    };
+    assert_eq!(bucket("3600.0").as_deref(), Some("0"), "{text}");
+    assert_eq!(bucket("21600.0").as_deref(), Some("1"), "{text}");
+    assert!(text.lines().any(|l| l == r#"surety_event_lateness_seconds_count{source="api",kind="order_paid"} 1"#));
+    s.stop().await;
+}
