@@ -120,7 +120,7 @@ async fn cors_admits_only_the_configured_origins() {
 
 // ---- capture.js in a real browser ----
 
-fn chromium() -> PathBuf {
+pub(crate) fn chromium() -> PathBuf {
     for name in ["chromium", "chromium-browser"] {
         if let Ok(out) = Command::new("sh").arg("-c").arg(format!("command -v {name}")).output() {
             let path = String::from_utf8_lossy(&out.stdout).trim().to_owned();
