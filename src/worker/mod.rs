@@ -268,7 +268,7 @@ async fn send(ctx: &WorkerContext, dest: &dyn Destination, batch: Vec<Claimed>, 
     }
     let mut rec = BatchRecord { destination: name.clone(), owner: ctx.owner.clone(), ..BatchRecord::default() };
     let mut pre = dest.preflight(&batch).await;
-    tell_breaker(&pre, breaker);
+    tell_breaker(&name, &pre, breaker);
     let refused: HashSet<i64> = pre.outcomes.iter().map(|r| r.delivery_id).collect();
     let validated = std::mem::take(&mut pre.validated);
     add_to_record(ctx, dest, &mut rec, pre, &batch, false);
@@ -293,7 +293,7 @@ async fn send(ctx: &WorkerContext, dest: &dyn Destination, batch: Vec<Claimed>, 
                 request: None,
             });
         }
-        tell_breaker(&report, breaker);
+        tell_breaker(&name, &report, breaker);
         add_to_record(ctx, dest, &mut rec, report, &to_send, true);
     }
     record(ctx, rec).await;
@@ -302,7 +302,7 @@ async fn send(ctx: &WorkerContext, dest: &dyn Destination, batch: Vec<Claimed>, 
 /// What a report says about the platform's health, told to the breaker: a halt (credentials
 /// refused) opens it at once; a report whose every delivery must be retried counts as a failure;
 /// anything the platform answered on its merits is a success.
-fn tell_breaker(report: &SendReport, breaker: &SharedBreaker) {
+fn tell_breaker(destination: &str, report: &SendReport, breaker: &SharedBreaker) {
     let now = std::time::Instant::now();
     let halt = report.outcomes.iter().find_map(|r| match &r.outcome {
         Outcome::Halt { reason } => Some(reason.as_str()),
@@ -317,16 +317,16 @@ fn tell_breaker(report: &SendReport, breaker: &SharedBreaker) {
         })
         .collect();
     if let Some(halt) = halt {
-        tracing::error!(reason = %halt, "destination halted: fix its credentials; deliveries wait");
+        tracing::error!(destination, reason = %halt, "destination halted: fix its credentials; deliveries wait");
         lock(breaker).halt(now, halt);
     } else if !report.outcomes.is_empty() && retry_reasons.len() == report.outcomes.len() {
         if lock(breaker).failure(now, retry_reasons[0]) {
-            tracing::warn!(reason = %retry_reasons[0], "circuit open: pausing this destination");
+            tracing::warn!(destination, reason = %retry_reasons[0], "circuit open: pausing this destination");
         }
     } else if !report.outcomes.is_empty() || !report.requests.is_empty() {
         let mut b = lock(breaker);
         if b.is_open() {
-            tracing::info!("circuit closed: the platform answers again");
+            tracing::info!(destination, "circuit closed: the platform answers again");
         }
         b.success();
     }
@@ -365,6 +365,19 @@ fn add_to_record(
         let update = settle(&outcome, claimed, &ctx.retry, now, jitter);
         if update.state.is_ended() {
             ctx.metrics.delivery(&rec.destination, update.state.as_str(), update.reason.as_deref());
+        }
+        if matches!(update.state, DeliveryState::Rejected | DeliveryState::Dead | DeliveryState::InDoubt) {
+            // One line per delivery that now needs a person, with what the platform said.
+            tracing::warn!(
+                destination = %rec.destination,
+                delivery_id,
+                event_id = %claimed.event.event_id,
+                state = update.state.as_str(),
+                reason = update.reason.as_deref().unwrap_or(""),
+                error = %update.messages.join("; "),
+                "delivery ended {}: it needs a person (surety dlq list)",
+                update.state.as_str()
+            );
         }
         if update.state == DeliveryState::Delivered {
             let secs = (now - claimed.event.received_at).num_milliseconds().max(0) as f64 / 1000.0;

@@ -18,6 +18,7 @@ mod identity_wait;
 mod import;
 mod ingest;
 mod kill_cycles;
+mod logs;
 mod measure;
 mod metrics;
 mod openapi;

@@ -32,12 +32,17 @@ fn free_port() -> u16 {
 impl Process {
     /// Starts `surety serve --config FILE` and waits until it answers `/readyz`.
     pub async fn start(config: &Path, base: &str) -> Self {
+        Self::start_logging(config, base, Stdio::inherit()).await
+    }
+
+    /// As [`Process::start`], its log (stderr, `warn` and up) going to `log`.
+    pub async fn start_logging(config: &Path, base: &str, log: impl Into<Stdio>) -> Self {
         let child = Command::new(env!("CARGO_BIN_EXE_surety"))
             .args(["serve", "--config"])
             .arg(config)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(log)
             .spawn()
             .expect("spawn surety");
         let p = Self { child, base: base.to_owned() };
