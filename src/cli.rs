@@ -118,6 +118,12 @@ enum DlqCommand {
         /// Also replay delivered or skipped deliveries, settled ones too (recorded as forced).
         #[arg(long)]
         force: bool,
+        /// Say what would be replayed and what refused, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// End a dead, rejected or in_doubt delivery as you found it on the platform, sending
     /// nothing: recorded with your OS user name, the time and the note.
@@ -272,12 +278,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Dlq(DlqCommand::Replay { config, destination, ids, state, force }) => {
+        Command::Dlq(DlqCommand::Replay { config, destination, ids, state, force, dry_run, json }) => {
             let config = load(&config)?;
             let selector = if ids.is_empty() {
-                ReplaySelector { destination, state: Some(state), ..Default::default() }
+                ReplaySelector { destination, state: Some(state), dry_run, ..Default::default() }
             } else {
-                ReplaySelector { delivery_ids: ids, destination, ..Default::default() }
+                ReplaySelector { delivery_ids: ids, destination, dry_run, ..Default::default() }
             };
             let report = runtime()?.block_on(async {
                 crate::store::open_existing(&config)
@@ -286,9 +292,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .await
                     .map_err(anyhow::Error::from)
             })?;
-            println!("replayed {} deliveries{}", report.replayed.len(), if force { " (forced)" } else { "" });
-            for r in &report.refused {
-                println!("refused {} ({}): {}", r.delivery_id, r.state, r.reason);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                let ids: Vec<String> = report.replayed.iter().map(i64::to_string).collect();
+                println!(
+                    "{} {} deliveries{}{}",
+                    if dry_run { "would replay" } else { "replayed" },
+                    report.replayed.len(),
+                    if force { " (forced)" } else { "" },
+                    if ids.is_empty() { String::new() } else { format!(": {}", ids.join(", ")) }
+                );
+                for r in &report.refused {
+                    println!(
+                        "{} {} ({}): {}",
+                        if dry_run { "would refuse" } else { "refused" },
+                        r.delivery_id,
+                        r.state,
+                        r.reason
+                    );
+                }
             }
             Ok(if report.refused.is_empty() || !report.replayed.is_empty() {
                 ExitCode::SUCCESS

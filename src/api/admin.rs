@@ -67,6 +67,8 @@ struct ReplayRequest {
     state: Option<crate::core::DeliveryState>,
     #[serde(default)]
     force: bool,
+    #[serde(default)]
+    dry_run: bool,
 }
 
 pub async fn replay(
@@ -84,6 +86,7 @@ pub async fn replay(
         event_id: req.event_id,
         destination: req.destination,
         state: req.state,
+        dry_run: req.dry_run,
     };
     if s.delivery_ids.is_empty() && s.event_id.is_none() && s.destination.is_none() && s.state.is_none() {
         return Err(Problem::new(
@@ -94,7 +97,7 @@ pub async fn replay(
         ));
     }
     let report = app.store.replay(s, req.force, Utc::now()).await?;
-    if !report.replayed.is_empty() {
+    if !report.replayed.is_empty() && !report.dry_run {
         tracing::info!(replayed = report.replayed.len(), forced = req.force, "deliveries replayed");
         app.wake_workers();
     }

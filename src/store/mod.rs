@@ -238,10 +238,15 @@ pub struct ReplaySelector {
     pub destination: Option<String>,
     /// Only deliveries in this state (e.g. `dead`).
     pub state: Option<DeliveryState>,
+    /// Say what would be replayed and refused, and change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ReplayReport {
+    /// Nothing was changed: `replayed` lists what would have been.
+    pub dry_run: bool,
     pub replayed: Vec<i64>,
     pub refused: Vec<ReplayRefusal>,
 }

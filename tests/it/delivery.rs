@@ -159,9 +159,18 @@ async fn exhausted_retries_go_dead_and_replay_delivers_them() {
     assert!(v["deliveries"][0]["messages"][0].as_str().unwrap().contains("500"));
 
     s.ga4.set_fault(None);
+    // A dry run says what would be replayed and changes nothing.
+    let r = s
+        .post_admin("/v1/deliveries/replay", &json!({"state": "dead", "destination": "ga4-web", "dry_run": true}))
+        .await;
+    assert_eq!(r.status(), 200);
+    let report: Value = r.json().await.unwrap();
+    assert_eq!((report["dry_run"].as_bool(), report["replayed"].as_array().unwrap().len()), (Some(true), 1));
+    assert_eq!(s.delivery_states("order:d1:order_paid").await, ["ga4-web:dead:attempts_exhausted"]);
     let r = s.post_admin("/v1/deliveries/replay", &json!({"state": "dead", "destination": "ga4-web"})).await;
     assert_eq!(r.status(), 200);
     let report: Value = r.json().await.unwrap();
+    assert_eq!(report["dry_run"], false);
     assert_eq!(report["replayed"].as_array().unwrap().len(), 1);
     assert_eq!(s.settled("order:d1:order_paid").await, ["ga4-web:delivered:sent"]);
     assert_eq!(s.ga4.received_events().len(), 1);

@@ -68,6 +68,14 @@ async fn cli_shows_timelines_lists_and_replays_dead_letters() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("order:cli1:order_paid"));
 
+    let out = surety(&["dlq", "replay", "--dry-run", "--json"], &config);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let dry: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((dry["dry_run"].as_bool(), dry["replayed"].as_array().map(Vec::len)), (Some(true), Some(1)));
+    let out = surety(&["dlq", "replay", "--dry-run"], &config);
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("would replay 1 deliveries"));
+    assert_eq!(s.delivery_states("order:cli1:order_paid").await, ["ga4-web:dead:attempts_exhausted"]);
+
     let out = surety(&["dlq", "replay"], &config);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("replayed 1"));

@@ -284,11 +284,15 @@ pub(super) async fn replay(
             }
         }
     }
-    let mut report = ReplayReport::default();
+    let mut report = ReplayReport { dry_run: sel.dry_run, ..ReplayReport::default() };
     for (id, state, previous_reason) in targets {
         let refusal = crate::store::rules::replay_refusal(state, previous_reason.as_deref(), force);
         if let Some(why) = refusal {
             report.refused.push(ReplayRefusal { delivery_id: id, state, reason: why.into() });
+            continue;
+        }
+        if sel.dry_run {
+            report.replayed.push(id);
             continue;
         }
         sqlx::query(

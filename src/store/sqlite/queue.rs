@@ -240,12 +240,16 @@ pub(super) fn replay(
     now: DateTime<Utc>,
 ) -> Result<ReplayReport, StoreError> {
     let targets = select_targets(conn, sel)?;
-    let mut report = ReplayReport::default();
+    let mut report = ReplayReport { dry_run: sel.dry_run, ..ReplayReport::default() };
     let now_us = to_us(now);
     for (id, state, previous_reason) in targets {
         let refusal = crate::store::rules::replay_refusal(state, previous_reason.as_deref(), force);
         if let Some(why) = refusal {
             report.refused.push(ReplayRefusal { delivery_id: id, state, reason: why.into() });
+            continue;
+        }
+        if sel.dry_run {
+            report.replayed.push(id);
             continue;
         }
         conn.prepare_cached(
