@@ -63,6 +63,7 @@ pub struct Metrics {
     registry: Mutex<Registry>,
     pub events: Family<EventLabels, Counter>,
     pub deliveries: Family<DeliveryLabels, Counter>,
+    pub planned: Family<DestinationLabels, Counter>,
     pub sources: Family<SourceLabels, Counter>,
     pub attempts: Family<AttemptLabels, Counter>,
     pub queue_depth: Family<DestinationLabels, Gauge>,
@@ -95,8 +96,14 @@ impl Metrics {
         let deliveries = Family::<DeliveryLabels, Counter>::default();
         registry.register(
             "deliveries",
-            "Deliveries that reached an ended state (or were planned pending), by destination, state and reason",
+            "Deliveries that reached an ended state, by destination, state and reason (a replayed one counts again when it ends again)",
             deliveries.clone(),
+        );
+        let planned = Family::<DestinationLabels, Counter>::default();
+        registry.register(
+            "deliveries_planned",
+            "Deliveries planned for new events, by destination (pending, or ended at once: skipped)",
+            planned.clone(),
         );
         let sources = Family::<SourceLabels, Counter>::default();
         registry.register(
@@ -168,6 +175,7 @@ impl Metrics {
             registry: Mutex::new(registry),
             events,
             deliveries,
+            planned,
             sources,
             attempts,
             queue_depth,
@@ -197,6 +205,8 @@ impl Metrics {
             let labels = DestinationLabels { destination: (*name).to_owned() };
             self.queue_depth.get_or_create(&labels).set(0);
             self.oldest_pending.get_or_create(&labels).set(0.0);
+            // A counter at 0 until the first delivery is planned, so rates exist from the start.
+            drop(self.planned.get_or_create(&labels));
             if workers {
                 // Created at 0 if the worker has not set it yet; an existing value is kept.
                 drop(self.circuit_open.get_or_create(&labels));
@@ -230,6 +240,12 @@ impl Metrics {
         self.sources.get_or_create(&SourceLabels { source: source.to_owned(), outcome: outcome.to_owned() }).inc_by(n);
     }
 
+    /// A delivery planned for a new event.
+    pub fn planned(&self, destination: &str) {
+        self.planned.get_or_create(&DestinationLabels { destination: destination.to_owned() }).inc();
+    }
+
+    /// A delivery that reached an ended state.
     pub fn delivery(&self, destination: &str, state: &str, reason: Option<&str>) {
         self.deliveries
             .get_or_create(&DeliveryLabels {

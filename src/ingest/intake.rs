@@ -66,7 +66,13 @@ impl Ledger<'_> {
             self.count_event(source, kind, status);
             for d in &r.deliveries {
                 due |= d.state == DeliveryState::Pending;
-                self.metrics.delivery(&d.destination, d.state.as_str(), d.reason);
+                // Only a new event's deliveries are new: a duplicate answers with the original's.
+                if r.status == IngestStatus::Accepted {
+                    self.metrics.planned(&d.destination);
+                    if d.state.is_ended() {
+                        self.metrics.delivery(&d.destination, d.state.as_str(), d.reason);
+                    }
+                }
             }
         }
         Ok((result, due))

@@ -28,6 +28,7 @@ async fn an_idle_instance_shows_every_gauge_at_zero_with_help_and_build_info() {
         r#"surety_queue_depth{destination="ga4-web"} 0"#,
         r#"surety_oldest_pending_age_seconds{destination="ga4-web"} 0.0"#,
         r#"surety_circuit_open{destination="ga4-web"} 0"#,
+        r#"surety_deliveries_planned_total{destination="ga4-web"} 0"#,
         &format!(r#"surety_build_info{{version="{}"}} 1"#, env!("CARGO_PKG_VERSION")),
     ] {
         assert!(text.lines().any(|l| l == line), "no line {line:?} in:\n{text}");
@@ -120,6 +121,9 @@ async fn each_stored_event_is_counted_by_how_late_it_arrived() {
         let prefix = format!(r#"surety_event_lateness_seconds_bucket{{le="{le}",source="api",kind="order_paid"}} "#);
         text.lines().find_map(|l| l.strip_prefix(&prefix)).map(str::to_owned)
     };
+    // Planned once, not again for the duplicate; the pending delivery is not an ended one.
+    assert!(text.lines().any(|l| l == r#"surety_deliveries_planned_total{destination="ga4-web"} 1"#), "{text}");
+    assert!(!text.contains(r#"state="pending""#), "{text}");
     assert_eq!(bucket("3600.0").as_deref(), Some("0"), "{text}");
     assert_eq!(bucket("21600.0").as_deref(), Some("1"), "{text}");
     assert!(text.lines().any(|l| l == r#"surety_event_lateness_seconds_count{source="api",kind="order_paid"} 1"#));
