@@ -145,16 +145,26 @@ fn objects_only(value: &Value, prefix: &str, parts: &[&str]) -> Result<(), Vec<F
         (true, false) => f.to_owned(),
         (false, false) => format!("{prefix}.{f}"),
     };
-    let not_object = |field: String| vec![FieldError::new(field, "invalid", "must be a JSON object")];
-    let Some(object) = value.as_object() else { return Err(not_object(at(""))) };
+    // Worded as serde words a type error (`invalid type: …`), which the importer's header check reads.
+    let not_object = |field: String, v: &Value| {
+        let found = match v {
+            Value::Array(_) => "an array",
+            Value::String(_) => "a string",
+            Value::Number(_) => "a number",
+            Value::Bool(_) => "a boolean",
+            _ => "null",
+        };
+        vec![FieldError::new(field, "invalid", format!("invalid type: {found}, expected a JSON object"))]
+    };
+    let Some(object) = value.as_object() else { return Err(not_object(at(""), value)) };
     for part in parts {
         match object.get(*part) {
             Some(Value::Array(items)) if *part == "items" => {
-                if let Some(i) = items.iter().position(|item| !item.is_object()) {
-                    return Err(not_object(at(&format!("items[{i}]"))));
+                if let Some((i, item)) = items.iter().enumerate().find(|(_, item)| !item.is_object()) {
+                    return Err(not_object(at(&format!("items[{i}]")), item));
                 }
             }
-            Some(v) if !(v.is_object() || v.is_null()) && *part != "items" => return Err(not_object(at(part))),
+            Some(v) if !(v.is_object() || v.is_null()) && *part != "items" => return Err(not_object(at(part), v)),
             _ => {}
         }
     }
