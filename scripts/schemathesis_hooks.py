@@ -4,13 +4,17 @@ token is given to Schemathesis itself with -H, so its authentication checks know
 
 JSON bodies are serialised here (one fixed encoding), so the signature covers exactly the bytes
 that go on the wire. Secrets come from the same variables the server's configuration reads.
+
+Besides, the few rules JSON Schema cannot state are kept true for generated valid requests (a time
+not in the future, a reconcile window that is not empty, the destinations that exist), each
+below with why; SECURITY.md lists them.
 """
 
 import base64
+import datetime
 import hashlib
 import hmac
 import json
-import datetime
 import os
 import time
 
