@@ -4,7 +4,8 @@
 #   scripts/fuzz.sh build                    build the targets (fuzz/fuzz_targets/*.rs)
 #   scripts/fuzz.sh smoke [SECONDS]          every target for SECONDS (default 20) each: CI
 #   scripts/fuzz.sh long [RUNS] [TARGET...]  every (or each named) target for RUNS inputs
-#                                            (default 10000000); figures in target/fuzz/report.txt
+#                                            (default 10000000); figures in target/fuzz/report.txt;
+#                                            FUZZ_MAX_SECONDS=N also stops each target after N s
 #   scripts/fuzz.sh run TARGET [ARGS...]     one target with libFuzzer's own flags
 #
 # libFuzzer comes from the libfuzzer-sys crate (built from source with the C++ compiler); the
@@ -23,7 +24,10 @@ host="$(rustc -vV | sed -n 's/^host: //p')"
 targets=(canonical_event identity_capture stripe_webhook shopify_webhook segment_request segment_gzip import_csv import_ndjson config)
 
 build() {
-    command -v c++ >/dev/null || { echo "fuzz: a C++ compiler (c++) is needed to build libFuzzer" >&2; exit 1; }
+    command -v c++ >/dev/null || {
+        echo "fuzz: a C++ compiler (c++) is needed to build libFuzzer (libfuzzer-sys): install one, e.g. apt-get install g++" >&2
+        exit 1
+    }
     local flags=(
         -Cpasses=sancov-module
         -Cllvm-args=-sanitizer-coverage-level=4
@@ -49,10 +53,13 @@ run_one() {
     local start=$SECONDS rc=0
     "$(bin "$t")" "$out/corpus/$t" "fuzz/corpus/$t" -max_len=65536 -rss_limit_mb=2048 -timeout=10 \
         -print_final_stats=1 -artifact_prefix="$out/artifacts/$t/" "$@" >"$log" 2>&1 || rc=$?
-    local runs
+    local runs speed corpus
     runs="$(sed -nE 's/^stat::number_of_executed_units: *([0-9]+)/\1/p' "$log" | tail -1)"
+    speed="$(sed -nE 's/^stat::average_exec_per_sec: *([0-9]+)/\1/p' "$log" | tail -1)"
+    corpus="$(find "$out/corpus/$t" "fuzz/corpus/$t" -type f | wc -l)"
     local line
-    line="$(printf '%-17s %12s inputs in %5ss, exit %s' "$t" "${runs:-?}" "$((SECONDS - start))" "$rc")"
+    line="$(printf '%-17s %12s inputs in %5ss (%s/s), corpus %s, exit %s' "$t" "${runs:-?}" "$((SECONDS - start))" \
+        "${speed:-?}" "$corpus" "$rc")"
     echo "$line" | tee -a "$out/report.txt"
     if [ "$rc" -ne 0 ]; then
         echo "fuzz: $t failed; the input is in $out/artifacts/$t/, the log in $log:" >&2
@@ -78,9 +85,11 @@ case "$cmd" in
         shift || true
         [ "$#" -gt 0 ] && targets=("$@")
         build
-        echo "== $(date -u +%FT%TZ) long: $runs inputs per target" >>"$out/report.txt"
+        limit=()
+        [ -n "${FUZZ_MAX_SECONDS:-}" ] && limit=(-max_total_time="$FUZZ_MAX_SECONDS")
+        echo "== $(date -u +%FT%TZ) long: $runs inputs per target${FUZZ_MAX_SECONDS:+, at most ${FUZZ_MAX_SECONDS}s each}" >>"$out/report.txt"
         failed=0
-        for t in "${targets[@]}"; do run_one "$t" -runs="$runs" || failed=1; done
+        for t in "${targets[@]}"; do run_one "$t" -runs="$runs" "${limit[@]}" || failed=1; done
         [ "$failed" -eq 0 ] || { echo "fuzz: a target crashed (see above)" >&2; exit 1; }
         ;;
     run)

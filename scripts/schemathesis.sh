@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Schemathesis against the OpenAPI document the server serves (GET /openapi.json), with every
-# check on. The run fails only on a 5xx (`not_a_server_error`) or on Schemathesis failing to run;
-# what the other checks find is listed (target/schemathesis/summary.txt) without failing it.
+# check on: no 5xx, no schema-valid request refused, no schema-breaking request accepted, every
+# status, content type, header and response body as documented. The run fails on ANY failed check
+# (or on Schemathesis failing to run); target/schemathesis/summary.txt lists what failed.
 #
 #   scripts/schemathesis.sh [SECONDS]     time budget of the run (default 120)
 #
 # Schemathesis is installed from PyPI into target/schemathesis-venv (kept between runs). The
 # server is the real `surety serve` on SQLite in target/schemathesis/, with tokens, the three
 # sources and one GA4 destination configured; scripts/schemathesis_hooks.py signs Stripe and
-# Shopify bodies and sets the Segment write key, so requests get past those checks.
+# Shopify bodies and sets the Segment write key, so requests get past those checks, and keeps the
+# few rules JSON Schema cannot state (times not in the future, a reconcile window not empty)
+# true for generated valid requests. scripts/schemathesis.toml counts 413 as a refusal.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
@@ -84,8 +87,9 @@ curl -fsS "$base/readyz" >/dev/null || { echo "schemathesis: surety did not star
 # Exit status 1 means "some check failed": judged below from the report, not here.
 rc=0
 # Run from $work so Schemathesis's example database (.schemathesis/) stays out of the tree.
-(cd "$work" && PYTHONPATH="$root/scripts" SCHEMATHESIS_HOOKS=schemathesis_hooks "$venv/bin/schemathesis" run "$base/openapi.json" \
-    --checks all --max-time "$budget" --workers 2 --seed 20261202 --request-timeout 10 \
+(cd "$work" && PYTHONPATH="$root/scripts" SCHEMATHESIS_HOOKS=schemathesis_hooks "$venv/bin/schemathesis" \
+    --config-file "$root/scripts/schemathesis.toml" run "$base/openapi.json" \
+    --checks all --continue-on-failure --max-time "$budget" --workers 2 --seed 20261202 --request-timeout 10 \
     -H "Authorization: Bearer $SURETY_ST_ADMIN" \
     --report junit --report-junit-path "$work/junit.xml") >"$work/run.log" 2>&1 || rc=$?
 kill -0 "$server" 2>/dev/null || { echo "schemathesis: the server died during the run (see $work/server.log)" >&2; exit 1; }
@@ -95,14 +99,12 @@ if [ "$rc" -ne 0 ] && [ "$rc" -ne 1 ]; then
     exit 1
 fi
 
-st=0
-python3 - "$work/junit.xml" "$work/run.log" >"$work/summary.txt" <<'EOF' || st=$?
+python3 - "$work/junit.xml" "$work/run.log" >"$work/summary.txt" <<'EOF' || true
 import re, sys, xml.etree.ElementTree as ET
 tree = ET.parse(sys.argv[1])
-cases = tree.getroot().iter("testcase")
 failures = {}
 total = 0
-for case in cases:
+for case in tree.getroot().iter("testcase"):
     total += 1
     for f in list(case.findall("failure")) + list(case.findall("error")):
         text = (f.get("message") or "") + "\n" + (f.text or "")
@@ -110,17 +112,16 @@ for case in cases:
             failures.setdefault(title.strip(), set()).add(case.get("name"))
 log = open(sys.argv[2]).read()
 m = re.search(r"(\d+) generated", log)
-print(f"junit test cases: {total}; generated: {m.group(1) if m else '?'}")
-server_errors = {t: ops for t, ops in failures.items() if re.search(r"server error|5\d\d", t, re.I)}
-print(f"server errors (5xx): {sum(len(o) for o in server_errors.values())}")
+print(f"operations: {total}; test cases generated: {m.group(1) if m else '?'}")
+print(f"failed checks: {sum(len(o) for o in failures.values())}")
 for title, ops in sorted(failures.items()):
     print(f"- {title}: {', '.join(sorted(ops))}")
-sys.exit(1 if server_errors else 0)
 EOF
 cat "$work/summary.txt"
-grep -E "test cases|generated|passed|failed" "$work/run.log" | tail -3 || true
-if [ "$st" -ne 0 ]; then
-    echo "schemathesis: the server answered 5xx (details in $work/run.log)" >&2
+grep -E "(Examples|Coverage|Fuzzing|Stateful) \(in|passed|generated" "$work/run.log" | tail -12 || true
+if [ "$rc" -ne 0 ]; then
+    grep -E "^(_{5,}|- ST|    Invalid component|\[[0-9]{3}\]|    curl)" "$work/run.log" | cut -c1-300 | head -60 >&2
+    echo "schemathesis: a check failed (details in $work/run.log)" >&2
     exit 1
 fi
-echo "schemathesis: no server error"
+echo "schemathesis: every check passed"

@@ -136,9 +136,45 @@ fn shape_error(e: serde_path_to_error::Error<serde_json::Error>, prefix: &str) -
     FieldError::new(field, code, message)
 }
 
+/// serde reads a struct from a JSON array too (its fields in order), so `"subject": ["order",
+/// "1042"]` would pass as a subject: every object of the input must be a JSON object. `null`
+/// is left to serde (absent for optional parts, an error for required ones).
+fn objects_only(value: &Value, prefix: &str, parts: &[&str]) -> Result<(), Vec<FieldError>> {
+    let at = |f: &str| match (prefix.is_empty(), f.is_empty()) {
+        (_, true) => prefix.to_owned(),
+        (true, false) => f.to_owned(),
+        (false, false) => format!("{prefix}.{f}"),
+    };
+    // Worded as serde words a type error (`invalid type: …`), which the importer's header check reads.
+    let not_object = |field: String, v: &Value| {
+        let found = match v {
+            Value::Array(_) => "an array",
+            Value::String(_) => "a string",
+            Value::Number(_) => "a number",
+            Value::Bool(_) => "a boolean",
+            _ => "null",
+        };
+        vec![FieldError::new(field, "invalid", format!("invalid type: {found}, expected a JSON object"))]
+    };
+    let Some(object) = value.as_object() else { return Err(not_object(at(""), value)) };
+    for part in parts {
+        match object.get(*part) {
+            Some(Value::Array(items)) if *part == "items" => {
+                if let Some((i, item)) = items.iter().enumerate().find(|(_, item)| !item.is_object()) {
+                    return Err(not_object(at(&format!("items[{i}]")), item));
+                }
+            }
+            Some(v) if !(v.is_object() || v.is_null()) && *part != "items" => return Err(not_object(at(part), v)),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Parses one canonical event. `prefix` names its place in a batch (`events[3]`) for messages.
 pub fn parse_event(value: Value, source: &str, now: DateTime<Utc>, prefix: &str) -> Result<Event, Vec<FieldError>> {
     let at = |f: &str| if prefix.is_empty() { f.to_owned() } else { format!("{prefix}.{f}") };
+    objects_only(&value, prefix, &["subject", "identity", "consent", "attributes", "items"])?;
     let input: EventInput = serde_path_to_error::deserialize(value).map_err(|e| vec![shape_error(e, prefix)])?;
     let mut errors = Vec::new();
 
@@ -203,6 +239,7 @@ pub fn parse_event(value: Value, source: &str, now: DateTime<Utc>, prefix: &str)
 
 /// Parses an identity capture for the bridge.
 pub fn parse_capture(value: Value, now: DateTime<Utc>) -> Result<IdentityCapture, Vec<FieldError>> {
+    objects_only(&value, "", &["subject", "identity", "consent"])?;
     let input: CaptureInput = serde_path_to_error::deserialize(value).map_err(|e| vec![shape_error(e, "")])?;
     let mut errors = Vec::new();
     let subject = parse_subject(input.subject, "subject", &mut errors);

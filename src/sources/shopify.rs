@@ -31,10 +31,11 @@ pub fn verify(header: Option<&str>, body: &[u8], secrets: &[SecretValue]) -> Res
 
 /// Maps a verified webhook of `topic` (the `X-Shopify-Topic` header).
 pub fn map(topic: &str, body: &Value, config: &ShopifySource) -> Result<Mapped, MapError> {
+    // Every Shopify webhook body is an object, whatever its topic: anything else is not Shopify's.
+    let object = body.as_object().ok_or_else(|| MapError::new("", "must be a JSON object"))?;
     let Some(kind) = config.topics.get(topic) else {
         return Ok(Mapped::Ignored(format!("no kind is configured for Shopify topic {topic}")));
     };
-    let object = body.as_object().ok_or_else(|| MapError::new("", "must be a JSON object"))?;
     let event = if topic.starts_with("refunds/") { refund(object, kind)? } else { order(topic, object, kind, config)? };
     let capture = capture_for(&event);
     Ok(Mapped::Events { events: vec![event], capture, aliases: vec![] })

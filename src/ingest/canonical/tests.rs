@@ -639,3 +639,25 @@ fn a_wrongly_typed_personal_field_is_reported_without_its_value() {
             .unwrap_err();
     assert!(!serde_json::to_string(&errs).unwrap().contains("4917099998888"), "{errs:?}");
 }
+
+#[test]
+fn an_array_is_never_taken_for_an_object() {
+    // serde alone reads a struct from an array of its fields: `["order", "1042"]` as a subject.
+    for (pointer, array, field) in [
+        ("/subject", json!(["order", "1042"]), "subject"),
+        ("/consent", json!(["granted", null, null]), "consent"),
+        ("/identity", json!([]), "identity"),
+        ("/items", json!([["SKU-1", "Shirt", 10.0, 1]]), "items[0]"),
+    ] {
+        let mut event = minimal_event();
+        event[&pointer[1..]] = array;
+        let errs = errors(event);
+        assert_eq!(error_at(&errs, field).code, "invalid", "{field}: {errs:?}");
+    }
+    let errs = parse_event(json!(["x", "order_paid", "2026-11-20T10:15:00Z"]), "api", now(), "events[2]").unwrap_err();
+    assert_eq!(errs[0].field, "events[2]");
+    let capture = json!({"subject": ["order", "1042"]});
+    let errs = parse_capture(capture, now()).unwrap_err();
+    assert_eq!(errs[0].field, "subject");
+    assert!(parse_capture(json!({"subject": {"type": "order", "id": "1042"}, "consent": ["granted"]}), now()).is_err());
+}

@@ -161,3 +161,18 @@ fn the_committed_bodies_map_with_exact_ids() {
     let (cancel, _) = only_event(map("orders/cancelled", &read("orders_cancelled"), &config()).unwrap());
     assert_eq!(cancel["kind"], "order_cancelled");
 }
+
+#[test]
+fn a_body_that_is_not_an_object_is_refused_whatever_the_topic() {
+    // An unconfigured topic is ignored, but only a Shopify body (an object) is: an array or a
+    // string was never sent by Shopify, so it is refused (and recorded as invalid) on every topic.
+    for topic in ["orders/paid", "orders/create", "products/update"] {
+        for body in [json!([]), json!("order"), json!(42), Value::Null] {
+            match map(topic, &body, &config()) {
+                Err(e) => assert_eq!(e.message, "must be a JSON object", "{topic}: {body}"),
+                Ok(_) => panic!("{topic}: {body} was taken"),
+            }
+        }
+    }
+    assert!(matches!(map("products/update", &json!({}), &config()).unwrap(), Mapped::Ignored(_)));
+}
