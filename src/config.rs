@@ -17,10 +17,9 @@ mod secret;
 pub mod sources;
 mod structure;
 
-pub use ga4::Ga4Config;
-pub use secret::{Secret, SecretValue, MIN_SECRET_CHARS};
-pub use sources::SourcesConfig;
-
+pub use self::ga4::Ga4Config;
+pub use self::secret::{Secret, SecretValue, MIN_SECRET_CHARS};
+pub use self::sources::SourcesConfig;
 use crate::core::plan::{ConsentPurpose, OnPersonalDataDenied};
 use crate::core::retry::RetryPolicy;
 use crate::core::{Kind, Route};

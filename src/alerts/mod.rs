@@ -19,13 +19,12 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+pub use self::notify::Notifier;
 pub use crate::config::alerts::{AlertRule, AlertingConfig, Condition};
 use crate::config::Config;
 use crate::core::DeliveryState;
 use crate::store::Store;
 use crate::telemetry::Metrics;
-
-pub use notify::Notifier;
 
 /// One rule's value for one destination at one evaluation.
 #[derive(Clone, Debug, PartialEq)]

@@ -25,7 +25,7 @@ use crate::telemetry::DestinationLabels;
 mod measure;
 mod timeline;
 
-use timeline::write_timeline;
+use self::timeline::write_timeline;
 
 const TEMPLATE: &str = include_str!("dashboard.html");
 /// How many dead letters and refused receipts the page lists.

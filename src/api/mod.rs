@@ -24,17 +24,16 @@ use axum::http::{header, HeaderMap};
 use axum::routing::{get, post};
 use axum::{middleware, Router};
 use bytes::Bytes;
-
 use tokio::sync::Notify;
 
+use self::auth::Role;
+use self::problem::Problem;
 use crate::api::auth::Auth;
 use crate::config::Config;
 use crate::core::plan::Planner;
 use crate::sources::SourceSecrets;
 use crate::store::Store;
 use crate::telemetry::Metrics;
-use auth::Role;
-use problem::Problem;
 
 /// Everything a running instance shares between the API and the workers.
 pub struct App {

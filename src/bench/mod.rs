@@ -15,7 +15,7 @@ mod scenarios;
 
 use serde::Serialize;
 
-use harness::Percentiles;
+use self::harness::Percentiles;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {

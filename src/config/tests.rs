@@ -1,7 +1,7 @@
-use super::*;
-
 use std::io::Write;
 use std::sync::Mutex;
+
+use super::*;
 
 /// Serialises the tests that call `Config::load`, which reads the process's `SURETY_…` variables:
 /// while one of them has such a variable set, no other may load.

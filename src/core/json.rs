@@ -119,8 +119,9 @@ impl<'de> Visitor<'de> for UniqueValue {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use serde_json::json;
+
+    use super::*;
 
     fn duplicate(body: &str) -> String {
         match parse(body.as_bytes()) {

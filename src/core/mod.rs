@@ -11,8 +11,8 @@ pub mod pii;
 pub mod plan;
 pub mod retry;
 
-pub use capture::IdentityCapture;
-pub use delivery::{
+pub use self::capture::IdentityCapture;
+pub use self::delivery::{
     AttemptOutcome, Claimed, DeliveryState, FollowUp, Outcome, QueueStat, RequestRecord, RetryAfter, Route,
 };
-pub use event::{Consent, ConsentState, Currency, Event, EventId, IdError, Identity, Item, Kind, Subject};
+pub use self::event::{Consent, ConsentState, Currency, Event, EventId, IdError, Identity, Item, Kind, Subject};

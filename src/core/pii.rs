@@ -11,7 +11,6 @@
 use std::fmt;
 
 use chrono::{Datelike, NaiveDate};
-
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 

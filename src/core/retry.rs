@@ -64,8 +64,9 @@ impl Default for BreakerPolicy {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use proptest::prelude::*;
+
+    use super::*;
 
     fn policy() -> RetryPolicy {
         RetryPolicy { max_attempts: 10, max_age_secs: 3600, base_delay_ms: 100, max_delay_ms: 10_000 }

@@ -199,8 +199,9 @@ fn describe(e: reqwest::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use reqwest::header::HeaderValue;
+
+    use super::*;
 
     fn headers(v: &str) -> HeaderMap {
         let mut h = HeaderMap::new();

@@ -25,8 +25,8 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use self::setup::{Secrets, Sims, LEAD_ACTION, PURCHASE_ACTION};
 use crate::config::Config;
-use setup::{Secrets, Sims, LEAD_ACTION, PURCHASE_ACTION};
 
 /// The demo's destinations, one per simulator.
 pub const GA4: &str = "ga4-web";

@@ -12,9 +12,8 @@ use serde_json::Value;
 mod segment_batch;
 mod webhook;
 
-pub use segment_batch::{segment, MessageResult, Segment, MAX_LISTED};
-pub use webhook::{shopify, stripe, Webhook};
-
+pub use self::segment_batch::{segment, MessageResult, Segment, MAX_LISTED};
+pub use self::webhook::{shopify, stripe, Webhook};
 use super::canonical::{parse_capture, parse_event};
 use super::FieldError;
 use crate::core::plan::Planner;

@@ -4,11 +4,12 @@
 
 pub mod canonical;
 pub mod intake;
+
+use serde::Serialize;
+
 /// The one JSON entry point for request bodies (duplicate keys refused); it lives in `core` so
 /// that `sources` can read with it too.
 pub use crate::core::json;
-
-use serde::Serialize;
 
 /// One thing wrong with an input, named by its field path.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

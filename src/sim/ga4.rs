@@ -22,8 +22,7 @@ use axum::Router;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
-pub use validate::{validate, Code, Message};
-
+pub use self::validate::{validate, Code, Message};
 use super::{Fault, Faults};
 
 /// GA4 refuses bodies of this many bytes or more.

@@ -34,8 +34,7 @@ use axum::Router;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-pub use validate::{schema, values, Violation, ID_TYPES, WINDOW_DAYS};
-
+pub use self::validate::{schema, values, Violation, ID_TYPES, WINDOW_DAYS};
 use super::{Fault, Faults};
 
 /// Most elements in one `BATCH_CREATE`, unless changed with [`LinkedinSimState::set_max_batch`].

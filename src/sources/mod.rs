@@ -197,8 +197,9 @@ pub(crate) fn decimal(v: Option<&Value>) -> Option<f64> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use serde_json::json;
+
+    use super::*;
 
     #[test]
     fn big_integers_are_read_exactly() {

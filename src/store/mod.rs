@@ -22,11 +22,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+pub use self::intake::{Intake, IntakeResult};
+pub use self::open::{open, open_existing, open_sqlite};
 use crate::core::plan::Planner;
 use crate::core::{AttemptOutcome, Claimed, DeliveryState, Event, FollowUp, RequestRecord, Subject};
 pub use crate::core::{IdentityCapture, QueueStat};
-pub use intake::{Intake, IntakeResult};
-pub use open::{open, open_existing, open_sqlite};
 
 /// Why the ledger failed a call. Callers match on the variant: `Unavailable` and `Closed` are
 /// worth retrying later, `Corrupt` needs a person, `Open` stops the start.

@@ -5,12 +5,11 @@
 //! worker, the one place the window is checked after planning (no adapter checks it).
 
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
-
-use std::sync::Mutex;
 
 use super::{end_unsendable, send, Breaker, Checks};
 use crate::config::Config;

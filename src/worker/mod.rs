@@ -21,9 +21,8 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-pub use breaker::{Breaker, BreakerPolicy, Gate};
-pub use outcome::settle;
-
+pub use self::breaker::{Breaker, BreakerPolicy, Gate};
+pub use self::outcome::settle;
 use crate::config::WorkerConfig;
 use crate::core::delivery::reason;
 use crate::core::plan::{outside_window, past_browser_dedupe, Planner};

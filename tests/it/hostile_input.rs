@@ -3,11 +3,10 @@
 //! still wrote. Each is refused on the API with a named field and a stable code, and nothing is
 //! written for it.
 
+use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
-
-use base64::Engine;
 
 use crate::support::{purchase, TestServer, INGEST_TOKEN, SEGMENT_WRITE_KEY, SHOPIFY_SECRET, SOURCES, STRIPE_SECRET};
 

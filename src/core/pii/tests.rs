@@ -1,5 +1,6 @@
-use super::*;
 use proptest::prelude::*;
+
+use super::*;
 
 // Expected digests computed independently with
 // `python3 -c 'import hashlib;print(hashlib.sha256(b"...").hexdigest())'`.

@@ -1,9 +1,8 @@
-use super::*;
-
 use std::sync::Mutex;
 
 use chrono::TimeZone;
 
+use super::*;
 use crate::core::pii::{hash_date_of_birth, hash_email, hash_gender, Hashed};
 use crate::core::{EventId, Kind, Subject};
 

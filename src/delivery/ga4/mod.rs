@@ -26,9 +26,8 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use serde::Deserialize;
 
-pub use payload::{transaction_id, Ga4Event, MAX_BODY_BYTES};
-pub use validate::{check_body, check_request};
-
+pub use self::payload::{transaction_id, Ga4Event, MAX_BODY_BYTES};
+pub use self::validate::{check_body, check_request};
 use super::http::{self, Exchange, StatusClass};
 use super::{DeliveryOutcome, Destination, SendReport};
 use crate::config::Ga4Config;

@@ -50,24 +50,25 @@ use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use futures::FutureExt;
 
-pub use answer::{request_id, FieldViolation, RequestVerdict, RpcStatus, SLOW_DOWN};
-pub use auth::{KeyError, ServiceAccount, TokenError};
-pub use payload::{
+pub use self::answer::{request_id, FieldViolation, RequestVerdict, RpcStatus, SLOW_DOWN};
+use self::auth::TokenSource;
+pub use self::auth::{KeyError, ServiceAccount, TokenError};
+use self::pace::Pace;
+pub use self::payload::{
     rfc3339, transaction_id, Accounts, IngestEvent, Restatement, Shape, CONVERSION_OCCURRED_AT, RESTATED_VALUE,
 };
-pub use restate::restate;
-pub use rules::{has_identity, GoogleAdsRules};
-pub use status::{follow_up, parse_status, DestinationStatus, ProcessingState, ReasonCount, StatusCheck, StatusError};
-pub use validate::{check_body, check_event, MAX_DESTINATIONS, MAX_EVENTS, MAX_USER_IDENTIFIERS};
-
+pub use self::restate::restate;
+pub use self::rules::{has_identity, GoogleAdsRules};
+pub use self::status::{
+    follow_up, parse_status, DestinationStatus, ProcessingState, ReasonCount, StatusCheck, StatusError,
+};
+pub use self::validate::{check_body, check_event, MAX_DESTINATIONS, MAX_EVENTS, MAX_USER_IDENTIFIERS};
 use super::{Destination, SendReport};
 use crate::config::google_ads::{customer_id, GoogleAdsConfig};
 use crate::core::plan::Rules;
 use crate::core::Claimed;
 use crate::core::FollowUp;
 use crate::store::Store;
-use auth::TokenSource;
-use pace::Pace;
 
 /// What the adapter reads the time from: the access token's lifetime.
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;

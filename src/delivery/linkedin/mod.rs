@@ -26,10 +26,9 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 
-pub use answer::{element_index, ElementVerdict};
-pub use payload::{batch_body, decimal_amount, element, event_id, ConversionElement, ID_TYPES};
-pub use validate::{check_element, is_decimal};
-
+pub use self::answer::{element_index, ElementVerdict};
+pub use self::payload::{batch_body, decimal_amount, element, event_id, ConversionElement, ID_TYPES};
+pub use self::validate::{check_element, is_decimal};
 use super::http;
 use super::{DeliveryOutcome, Destination, SendReport};
 use crate::config::linkedin::{parse_version, LinkedinConfig, MAX_BATCH_SIZE, MAX_WINDOW_DAYS};

@@ -31,15 +31,14 @@ use anyhow::Context;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 
-pub use answer::{classify, GraphError, RequestVerdict, SLOW_DOWN_FLOOR};
-pub use normalize::{hash as normalize_and_hash, normalize as normalize_field, Field, COUNTRY_CODES};
-pub use payload::{
+pub use self::answer::{classify, GraphError, RequestVerdict, SLOW_DOWN_FLOOR};
+pub use self::normalize::{hash as normalize_and_hash, normalize as normalize_field, Field, COUNTRY_CODES};
+pub use self::payload::{
     action_source, event_id, event_object, matchable, order_id, request_body, user_data, Ldu, ServerEvent, Settings,
     CUSTOM_DATA_ATTRIBUTES, EVENT_SOURCE_URL_ATTRIBUTE, PERSONAL_KEYS,
 };
-pub use send::MAX_ISOLATION_REQUESTS;
-pub use validate::{check_event, HASHED_KEYS, PLAIN_KEYS};
-
+pub use self::send::MAX_ISOLATION_REQUESTS;
+pub use self::validate::{check_event, HASHED_KEYS, PLAIN_KEYS};
 use super::{http, Destination, SendReport};
 use crate::config::meta::{MetaConfig, MAX_BATCH_SIZE, MAX_WINDOW_DAYS};
 use crate::config::SecretValue;

@@ -1,8 +1,7 @@
-use super::*;
-
 use chrono::TimeZone;
 use serde_json::json;
 
+use super::*;
 use crate::core::pii::Sha256Hex;
 use crate::core::ConsentState;
 

@@ -29,12 +29,11 @@ use axum::Router;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-pub use error::GraphError;
-pub use state::{MetaSimState, ReceivedEvent, ReceivedRequest};
-pub use validate::{check_event, Problem, FUTURE_SLACK_SECS, MAX_EVENTS, WINDOW_SECS};
-
+pub use self::error::GraphError;
+use self::state::{lock, TokenMode};
+pub use self::state::{MetaSimState, ReceivedEvent, ReceivedRequest};
+pub use self::validate::{check_event, Problem, FUTURE_SLACK_SECS, MAX_EVENTS, WINDOW_SECS};
 use super::Fault;
-use state::{lock, TokenMode};
 
 /// The simulator's routes, to serve on their own ([`start`]) or mount elsewhere.
 pub fn router(state: MetaSimState) -> Router {

@@ -1,11 +1,10 @@
-use super::*;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::TimeZone;
 use proptest::prelude::*;
 
+use super::*;
 use crate::core::{Consent, Event, EventId, Identity, Kind, RetryAfter, Route, Subject};
 
 fn now() -> DateTime<Utc> {

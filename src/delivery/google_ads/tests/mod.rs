@@ -15,13 +15,12 @@ use std::io::Write;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 
+use super::{IngestEvent, Shape};
 use crate::config::google_ads::{AdjustmentConfig, EventSource, GoogleAdsConfig};
 use crate::config::{Common, Secret};
 use crate::core::pii::{hash_email, hash_name, hash_phone};
 use crate::core::{Claimed, Consent, ConsentState, Currency, Event, EventId, Identity, Kind, Route, Subject};
 use crate::sim::google_ads::TEST_SERVICE_ACCOUNT_JSON;
-
-use super::{IngestEvent, Shape};
 
 /// The conversion action most tests route to.
 pub(super) const ACTION: &str = "987654321";
