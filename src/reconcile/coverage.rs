@@ -278,7 +278,9 @@ pub fn cli(args: CoverageArgs) -> anyhow::Result<std::process::ExitCode> {
         Ok(c) => c,
         Err(e) => return usage(e.to_string()),
     };
-    let (since, until) = match super::late::window(args.since.as_deref(), args.until.as_deref(), Utc::now()) {
+    let (since, until) = match super::late::window(args.since.as_deref(), args.until.as_deref(), Utc::now())
+        .and_then(|(s, u)| super::late::check_order(s, u).map(|()| (s, u)))
+    {
         Ok(w) => w,
         Err(e) => return usage(format!("--{e}")),
     };

@@ -257,7 +257,9 @@ pub struct LateArgs {
     pub config: Option<std::path::PathBuf>,
 }
 
-/// The event-time window from its textual bounds; the error starts with the bound's name.
+/// The event-time window from its textual bounds; the error starts with the bound's name. An
+/// empty window (since at or after until) is no error here: it counts nothing (the CLI refuses
+/// it, see [`check_order`]).
 pub fn window(
     since: Option<&str>,
     until: Option<&str>,
@@ -269,10 +271,15 @@ pub fn window(
         .transpose()
         .map_err(|e| format!("since: {e}"))?
         .unwrap_or(until - Duration::days(DEFAULT_DAYS));
+    Ok((since, until))
+}
+
+/// For the command line: a window that can hold nothing is a usage error.
+pub fn check_order(since: DateTime<Utc>, until: DateTime<Utc>) -> Result<(), String> {
     if since >= until {
         return Err(format!("since: {} is not before until ({})", since.to_rfc3339(), until.to_rfc3339()));
     }
-    Ok((since, until))
+    Ok(())
 }
 
 /// The query from its textual bounds (CLI flags or HTTP parameters); the error says which bound.
@@ -309,6 +316,9 @@ pub fn cli(args: LateArgs) -> anyhow::Result<std::process::ExitCode> {
         Ok(q) => q,
         Err(e) => return usage(format!("--{}", e.replacen('_', "-", 1))),
     };
+    if let Err(e) = check_order(q.since, q.until) {
+        return usage(format!("--{e}"));
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let report = runtime.block_on(async {
         let store = crate::store::open(&config).await?;

@@ -148,6 +148,10 @@ async fn each_day_counts_what_came_late_and_what_changed() {
     let r = server.get_admin(&format!("/v1/late-arrivals?since={since}&changed_since={later}")).await;
     let report: Value = r.json().await.unwrap();
     assert!(report["days"].as_array().unwrap().iter().all(|d| d.get("changed").is_none()), "{report:#}");
+    // An empty window counts nothing (the command line refuses it as a usage error).
+    let r = server.get_admin("/v1/late-arrivals?since=2026-12-01&until=2026-11-01").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["events"], 0);
     let r = server.get_admin("/v1/late-arrivals?since=someday").await;
     assert_eq!(r.status(), 400);
     let problem: Value = r.json().await.unwrap();
