@@ -9,7 +9,6 @@ pub mod linkedin;
 pub mod meta;
 pub mod rules_of;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -102,16 +101,5 @@ pub fn build(configs: &[DestinationConfig]) -> anyhow::Result<Vec<Arc<dyn Destin
 
 /// The planner for this configuration: its routes, each destination's rules and identity wait.
 pub fn planner(config: &crate::config::Config, destinations: &[Arc<dyn Destination>]) -> Planner {
-    let rules = destinations.iter().map(|d| (d.name().to_owned(), d.rules())).collect::<BTreeMap<_, _>>();
-    let waits = config
-        .destinations
-        .iter()
-        .map(|d| {
-            (
-                d.name().to_owned(),
-                chrono::Duration::seconds(d.common().identity_wait_secs.min(i64::MAX as u64 / 1000) as i64),
-            )
-        })
-        .collect();
-    Planner::new(config.routes(), rules).with_identity_waits(waits)
+    rules_of::planner_with(config, destinations.iter().map(|d| (d.name().to_owned(), d.rules())).collect())
 }

@@ -21,8 +21,12 @@ pub fn rules_from_config(config: &DestinationConfig) -> Arc<dyn Rules> {
 /// The planner `surety serve` would build for this configuration (same routes, rules and
 /// identity waits as [`super::planner`] over built adapters), from the configuration alone.
 pub fn planner_from_config(config: &Config) -> Planner {
-    let rules =
-        config.destinations.iter().map(|d| (d.name().to_owned(), rules_from_config(d))).collect::<BTreeMap<_, _>>();
+    let rules = config.destinations.iter().map(|d| (d.name().to_owned(), rules_from_config(d))).collect();
+    planner_with(config, rules)
+}
+
+/// The planner for `config`'s routes and identity waits with these rules per destination.
+pub(super) fn planner_with(config: &Config, rules: BTreeMap<String, Arc<dyn Rules>>) -> Planner {
     let waits = config
         .destinations
         .iter()

@@ -12,10 +12,7 @@ use serde::Serialize;
 use super::late::CountError;
 use crate::core::delivery::reason;
 use crate::core::{ConsentState, DeliveryState, Event};
-use crate::store::{LedgerEntry, Store, WindowPage};
-
-/// Ledger events per page.
-const PAGE: usize = 5000;
+use crate::store::{LedgerEntry, Store};
 
 /// The identifiers counted, by the names of the canonical event's `identity` fields
 /// (`any_click_id`: at least one of the click ids).
@@ -231,20 +228,7 @@ impl CoverageTally {
 /// Reads the window from the ledger and counts it.
 pub async fn coverage(store: &dyn Store, q: &CoverageQuery) -> Result<CoverageReport, CountError> {
     let mut tally = CoverageTally::default();
-    let mut page = WindowPage { since: q.since, until: q.until, after_seq: 0, limit: PAGE };
-    loop {
-        let entries = store.window_page(page).await?;
-        let n = entries.len();
-        if let Some(last) = entries.last() {
-            page.after_seq = last.seq;
-        }
-        for e in &entries {
-            tally.add(e, q)?;
-        }
-        if n < PAGE {
-            break;
-        }
-    }
+    super::late::each_in_window(store, q.since, q.until, |e| tally.add(e, q)).await?;
     Ok(tally.finish(q))
 }
 

@@ -214,21 +214,31 @@ impl LateTally {
 /// Reads the window from the ledger and counts it.
 pub async fn late_arrivals(store: &dyn Store, q: &LateQuery) -> Result<LateReport, CountError> {
     let mut tally = LateTally::default();
-    let mut page = WindowPage { since: q.since, until: q.until, after_seq: 0, limit: PAGE };
+    each_in_window(store, q.since, q.until, |e| tally.add(e, q)).await?;
+    tally.finish(q)
+}
+
+/// Hands every event that occurred in `[since, until)`, with its deliveries, to `each`, reading
+/// the ledger a page at a time (`Store::window_page`).
+pub(super) async fn each_in_window(
+    store: &dyn Store,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    mut each: impl FnMut(&LedgerEntry) -> Result<(), CountError>,
+) -> Result<(), CountError> {
+    let mut page = WindowPage { since, until, after_seq: 0, limit: PAGE };
     loop {
         let entries = store.window_page(page).await?;
-        let n = entries.len();
         if let Some(last) = entries.last() {
             page.after_seq = last.seq;
         }
         for e in &entries {
-            tally.add(e, q)?;
+            each(e)?;
         }
-        if n < PAGE {
-            break;
+        if entries.len() < PAGE {
+            return Ok(());
         }
     }
-    tally.finish(q)
 }
 
 /// Days counted when no `--since` is given.
