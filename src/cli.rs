@@ -373,16 +373,36 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     anyhow::bail!("{}", problems.join("\n"));
                 }
             }
-            let Some(before) = config.retention.cutoff(chrono::Utc::now()) else {
-                println!("retention.keep_days is 0: the ledger keeps everything; nothing pruned");
-                return Ok(ExitCode::SUCCESS);
-            };
+            let now = chrono::Utc::now();
+            let bodies_before = config.ledger.bodies_cutoff(now);
             let batch = config.retention.batch.max(1);
+            let cutoff = config.retention.cutoff(now);
             let total = runtime()?.block_on(async {
                 let store = crate::store::open_existing(&config).await?;
                 let cancel = tokio_util::sync::CancellationToken::new();
-                crate::prune_all(store.as_ref(), before, batch, &cancel).await.map_err(anyhow::Error::from)
+                let bodies = crate::prune_request_bodies_all(store.as_ref(), bodies_before, batch, &cancel).await?;
+                let mut total = match cutoff {
+                    Some(before) => crate::prune_all(store.as_ref(), before, batch, &cancel).await?,
+                    None => crate::store::Pruned::default(),
+                };
+                total.request_bodies = bodies;
+                anyhow::Ok(total)
             })?;
+            if !json {
+                println!(
+                    "dropped {} request bodies sent before {bodies_before} (their hashes are kept; \
+                     ledger.keep_request_bodies_days = {})",
+                    total.request_bodies, config.ledger.keep_request_bodies_days
+                );
+            }
+            let Some(before) = cutoff else {
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&total)?);
+                } else {
+                    println!("retention.keep_days is 0: the ledger keeps every event; no event pruned");
+                }
+                return Ok(ExitCode::SUCCESS);
+            };
             if json {
                 println!("{}", serde_json::to_string_pretty(&total)?);
             } else {

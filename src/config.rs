@@ -31,7 +31,7 @@ pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 const MAX_AGE_LIMIT_SECS: u64 = 10 * 365 * 24 * 3600;
 
 /// The sections an environment variable may set (`SURETY_<SECTION>__<KEY>`).
-const SECTIONS: [&str; 8] = ["storage", "server", "auth", "retry", "worker", "log", "sources", "retention"];
+const SECTIONS: [&str; 9] = ["storage", "server", "auth", "retry", "worker", "log", "sources", "retention", "ledger"];
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -43,6 +43,8 @@ pub struct Config {
     pub worker: WorkerConfig,
     pub log: LogConfig,
     pub retention: RetentionConfig,
+    #[serde(default)]
+    pub ledger: LedgerConfig,
     #[serde(default)]
     pub sources: SourcesConfig,
     #[serde(default)]
@@ -181,6 +183,31 @@ impl RetentionConfig {
     /// Events received before this are pruned, if retention is on.
     pub fn cutoff(&self, now: chrono::DateTime<chrono::Utc>) -> Option<chrono::DateTime<chrono::Utc>> {
         (self.keep_days > 0).then(|| now - chrono::Duration::days(i64::from(self.keep_days)))
+    }
+}
+
+/// What the ledger keeps beside events and their outcomes.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerConfig {
+    /// Days the exact body of each request sent to a platform is kept (shown on the event page);
+    /// after that only its SHA-256 stays. 0 keeps no bodies.
+    pub keep_request_bodies_days: u32,
+}
+
+impl LedgerConfig {
+    /// The longest `keep_request_bodies_days` accepted: ten years.
+    pub const MAX_KEEP_DAYS: u32 = 3650;
+
+    /// Bodies of requests sent before this are dropped.
+    pub fn bodies_cutoff(&self, now: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+        now - chrono::Duration::days(i64::from(self.keep_request_bodies_days.min(Self::MAX_KEEP_DAYS)))
+    }
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        Self { keep_request_bodies_days: 7 }
     }
 }
 
@@ -488,6 +515,13 @@ impl Config {
             p.push("auth.capture_per_minute: must be at least 1".into());
         }
         self.sources.problems(&mut p);
+        if self.ledger.keep_request_bodies_days > LedgerConfig::MAX_KEEP_DAYS {
+            p.push(format!(
+                "ledger.keep_request_bodies_days: {} is more than {} (ten years)",
+                self.ledger.keep_request_bodies_days,
+                LedgerConfig::MAX_KEEP_DAYS
+            ));
+        }
         if self.retention.keep_days > 0 {
             if self.retention.batch == 0 || self.retention.interval_secs == 0 {
                 p.push("retention.batch and retention.interval_secs: must be at least 1".into());

@@ -104,6 +104,7 @@ pub async fn run(
             config: config.worker.clone(),
             owner: format!("surety-{}-{:08x}", std::process::id(), rand::random::<u32>()),
             breaker: config.worker.breaker(),
+            keep_request_bodies: config.ledger.keep_request_bodies_days > 0,
         };
         for ((dest, wake), dc) in destinations.into_iter().zip(wake).zip(&config.destinations) {
             let pace =
@@ -128,8 +129,8 @@ pub async fn run(
             cancel.clone(),
         ));
     }
-    if config.server.workers && config.retention.keep_days > 0 {
-        workers.spawn(prune_loop(store.clone(), config.retention.clone(), cancel.clone()));
+    if config.server.workers {
+        workers.spawn(prune_loop(store.clone(), config.retention.clone(), config.ledger.clone(), cancel.clone()));
     }
     {
         let cancel = cancel.clone();
@@ -176,11 +177,26 @@ async fn lease_recovery(
     }
 }
 
-/// Deletes what retention no longer keeps, every `interval_secs`, a batch per transaction.
-async fn prune_loop(store: Arc<dyn Store>, retention: config::RetentionConfig, cancel: CancellationToken) {
+/// Deletes what retention no longer keeps, every `interval_secs`, a batch per transaction, and
+/// drops request bodies older than `[ledger] keep_request_bodies_days` (also when retention is off).
+async fn prune_loop(
+    store: Arc<dyn Store>,
+    retention: config::RetentionConfig,
+    ledger: config::LedgerConfig,
+    cancel: CancellationToken,
+) {
     let interval = std::time::Duration::from_secs(retention.interval_secs.max(1));
     loop {
-        if let Some(before) = retention.cutoff(chrono::Utc::now()) {
+        let now = chrono::Utc::now();
+        let bodies_before = ledger.bodies_cutoff(now);
+        match prune_request_bodies_all(store.as_ref(), bodies_before, retention.batch, &cancel).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(request_bodies = n, before = %bodies_before, "dropped request bodies, kept their hashes")
+            }
+            Err(e) => tracing::error!(error = %e, "dropping old request bodies failed; trying again next interval"),
+        }
+        if let Some(before) = retention.cutoff(now) {
             match prune_all(store.as_ref(), before, retention.batch, &cancel).await {
                 Ok(total) if !total.is_empty() => tracing::info!(?total, %before, "pruned the ledger"),
                 Ok(_) => {}
@@ -209,6 +225,26 @@ pub async fn prune_all(
         }
         total.add(&round);
         // Let ingest and the workers have the writer between batches.
+        tokio::task::yield_now().await;
+    }
+    Ok(total)
+}
+
+/// Drops request bodies sent before `before`, batch after batch (or until `cancel`); their
+/// hashes stay. Returns how many.
+pub async fn prune_request_bodies_all(
+    store: &dyn Store,
+    before: chrono::DateTime<chrono::Utc>,
+    batch: usize,
+    cancel: &CancellationToken,
+) -> Result<u64, store::StoreError> {
+    let mut total = 0u64;
+    while !cancel.is_cancelled() {
+        let round = store.prune_request_bodies(before, batch.max(1)).await?;
+        if round == 0 {
+            break;
+        }
+        total = total.saturating_add(round);
         tokio::task::yield_now().await;
     }
     Ok(total)

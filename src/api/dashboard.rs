@@ -22,10 +22,11 @@ use crate::core::DeliveryState;
 use crate::store::{Counts, DeliveryFilter, DeliveryView, ReceiptFilter, ReceiptView};
 use crate::telemetry::DestinationLabels;
 
+mod act;
 mod measure;
 mod timeline;
 
-use self::timeline::write_timeline;
+pub use self::act::{replay, settle};
 
 const TEMPLATE: &str = include_str!("dashboard.html");
 /// How many dead letters and refused receipts the page lists.
@@ -53,7 +54,8 @@ pub async fn page(State(app): State<Arc<App>>, headers: HeaderMap, RawQuery(quer
     let (status, title, refresh) = match event_id.as_deref().filter(|id| !id.is_empty()) {
         Some(id) => match app.store.event(id).await {
             Ok(Some(view)) => {
-                write_timeline(&mut body, &view).ok();
+                let csrf = app.auth.csrf_token(basic.as_ref().unwrap_or(&headers), now);
+                timeline::write_event_page(&mut body, &app, &view, &csrf).await.ok();
                 (StatusCode::OK, format!("{} · Surety", Esc(id)), false)
             }
             Ok(None) => {
@@ -107,7 +109,12 @@ pub async fn page(State(app): State<Arc<App>>, headers: HeaderMap, RawQuery(quer
         TEMPLATE,
         &[("title", &title), ("generated", &generated), ("event", &event_value), ("body", &body), ("refresh", &script)],
     );
-    let headers = [
+    (status, html_headers(), html).into_response()
+}
+
+/// The headers of every console page: no caching, no framing, forms only to Surety itself.
+fn html_headers() -> [(header::HeaderName, &'static str); 4] {
+    [
         (header::CONTENT_TYPE, "text/html; charset=utf-8"),
         (header::CACHE_CONTROL, "no-store"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
@@ -116,8 +123,7 @@ pub async fn page(State(app): State<Arc<App>>, headers: HeaderMap, RawQuery(quer
             "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; form-action 'self'; \
              frame-ancestors 'none'",
         ),
-    ];
-    (status, headers, html).into_response()
+    ]
 }
 
 /// Browsers send Basic auth, not bearer tokens: the password of `Authorization: Basic …` (any

@@ -100,6 +100,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/track", post(sources::segment_track))
         .route("/v1/identify", post(sources::segment_identify))
         .route("/", get(dashboard::page))
+        .route("/console/replay", post(dashboard::replay))
+        .route("/console/settle", post(dashboard::settle))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

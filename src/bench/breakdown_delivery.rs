@@ -182,6 +182,7 @@ fn recording(destination: &str, batch: &[crate::core::Claimed]) -> BatchRecord {
         error: None,
         response_excerpt: String::new(),
         body_sha256: "0".repeat(64),
+        body: None,
     };
     BatchRecord { destination: destination.to_owned(), requests: vec![request], updates, ..BatchRecord::default() }
 }

@@ -558,3 +558,22 @@ fn a_short_secret_is_a_problem_naming_its_reference() {
     assert_problem(&problems, "env:CFGTEST_SHORT_GA4");
     assert_problem(&problems, "at least 8 characters");
 }
+
+#[test]
+fn the_ledger_keeps_request_bodies_a_week_unless_told_otherwise() {
+    let _secret = EnvGuard::set("CFGTEST_LEDGER_GA4", "x-secret-value");
+    let base = ga4("web", "CFGTEST_LEDGER_GA4");
+    let config = Config::from_toml(&base).unwrap();
+    assert_eq!(config.ledger.keep_request_bodies_days, 7);
+    let now = chrono::Utc::now();
+    assert_eq!(config.ledger.bodies_cutoff(now), now - chrono::Duration::days(7));
+    let config = Config::from_toml(&format!("{base}\n[ledger]\nkeep_request_bodies_days = 0\n")).unwrap();
+    assert_eq!(config.ledger.bodies_cutoff(now), now, "0 keeps none");
+
+    let problems = problems_of(&format!("{base}\n[ledger]\nkeep_request_bodies_days = 99999\n"));
+    assert_problem(&problems, "ledger.keep_request_bodies_days: 99999 is more than 3650");
+    let problems = problems_of(&format!("{base}\n[ledger]\nkeep_request_body_days = 3\n"));
+    assert_problem(&problems, "ledger.keep_request_body_days: unknown key; did you mean 'keep_request_bodies_days'?");
+    let problems = problems_of(&format!("{base}\n[ledger]\nkeep_request_bodies_days = \"week\"\n"));
+    assert_problem(&problems, "ledger.keep_request_bodies_days: expected a whole number");
+}

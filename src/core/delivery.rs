@@ -235,6 +235,10 @@ pub struct RequestRecord {
     pub response_excerpt: String,
     /// SHA-256 of the request body.
     pub body_sha256: String,
+    /// The body itself, as sent, for the event page (`[ledger] keep_request_bodies_days`): a
+    /// JSON payload whose personal fields are already hashes. `None` where a body may hold a
+    /// secret (an OAuth token request) or is not text.
+    pub body: Option<String>,
 }
 
 /// What a platform says, later, about a request it took for processing (Google's

@@ -128,7 +128,11 @@ pub fn classify(status: Option<u16>, error: Option<&str>, timed_out: bool) -> St
 /// of the record. `url` may hold credentials; it appears nowhere in the result.
 pub async fn post_json(client: &reqwest::Client, endpoint: &'static str, url: &str, body: Vec<u8>) -> Exchange {
     let body_sha256 = sha256_hex(&body);
-    send(endpoint, client.post(url).header(CONTENT_TYPE, "application/json").body(body), body_sha256).await
+    let kept = String::from_utf8(body.clone()).ok();
+    let mut exchange =
+        send(endpoint, client.post(url).header(CONTENT_TYPE, "application/json").body(body), body_sha256).await;
+    exchange.record.body = kept;
+    exchange
 }
 
 /// Sends any request (headers, form body, GET) and records what came back, as [`post_json`]
@@ -145,6 +149,7 @@ pub async fn send(endpoint: &'static str, request: reqwest::RequestBuilder, body
             error: None,
             response_excerpt: String::new(),
             body_sha256,
+            body: None,
         },
         body: Vec::new(),
         retry_after: None,

@@ -252,6 +252,8 @@ struct AttemptDoc {
     error: Option<String>,
     response_excerpt: Option<String>,
     request_sha256: Option<String>,
+    #[serde(default)]
+    request_body: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -268,6 +270,8 @@ struct ReplayDoc {
 struct ConflictDoc {
     received_at: DateTime<Utc>,
     content_hash: String,
+    #[serde(default)]
+    differs: Vec<String>,
 }
 
 impl From<EventDoc> for EventView {
@@ -317,6 +321,7 @@ impl From<EventDoc> for EventView {
                     error: a.error,
                     response_excerpt: a.response_excerpt,
                     request_sha256: a.request_sha256,
+                    request_body: a.request_body,
                 })
                 .collect(),
             replays: d
@@ -334,7 +339,7 @@ impl From<EventDoc> for EventView {
             conflicts: d
                 .conflicts
                 .into_iter()
-                .map(|c| ConflictView { received_at: c.received_at, content_hash: c.content_hash })
+                .map(|c| ConflictView { received_at: c.received_at, content_hash: c.content_hash, differs: c.differs })
                 .collect(),
         }
     }

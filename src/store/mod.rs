@@ -98,6 +98,8 @@ pub struct Pruned {
     pub aliases: u64,
     pub identities: u64,
     pub identity_captures: u64,
+    /// Request bodies dropped (their hash kept): `[ledger] keep_request_bodies_days`.
+    pub request_bodies: u64,
 }
 
 impl Pruned {
@@ -114,6 +116,7 @@ impl Pruned {
         self.aliases += o.aliases;
         self.identities += o.identities;
         self.identity_captures += o.identity_captures;
+        self.request_bodies += o.request_bodies;
     }
 }
 
@@ -388,6 +391,10 @@ pub struct AttemptView {
     pub error: Option<String>,
     pub response_excerpt: Option<String>,
     pub request_sha256: Option<String>,
+    /// The request's body as sent, while `[ledger] keep_request_bodies_days` keeps it (then only
+    /// `request_sha256` is left).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_body: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -403,6 +410,10 @@ pub struct ReplayView {
 pub struct ConflictView {
     pub received_at: DateTime<Utc>,
     pub content_hash: String,
+    /// The fields the conflicting version said otherwise (`value`, `identity.email`, …): names
+    /// only, never values.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub differs: Vec<String>,
 }
 
 /// Whether an event's kind is routed to any destination (`routed`, `not_routed` on the wire).
@@ -594,4 +605,7 @@ pub trait Store: Send + Sync {
     async fn ready(&self) -> Result<(), StoreError> {
         self.ping().await
     }
+    /// Drops the bodies of up to `batch` requests sent before `before`, keeping their hash
+    /// (`[ledger] keep_request_bodies_days`). Returns how many; call again until 0.
+    async fn prune_request_bodies(&self, before: DateTime<Utc>, batch: usize) -> Result<u64, StoreError>;
 }

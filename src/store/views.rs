@@ -97,6 +97,47 @@ impl EventRows {
     }
 }
 
+/// The fields in which a conflicting version of an event (its stored body) differs from the
+/// stored event, by name: the source's statement only (`received_at` and what was joined from
+/// the identity bridge are not compared). Unreadable bodies compare as nothing.
+pub(super) fn differs(stored: &str, conflicting: &str) -> Vec<String> {
+    use serde_json::Value;
+    let (Ok(Value::Object(a)), Ok(Value::Object(b))) =
+        (serde_json::from_str::<Value>(stored), serde_json::from_str::<Value>(conflicting))
+    else {
+        return Vec::new();
+    };
+    let joined: Vec<&str> = a
+        .get("joined")
+        .and_then(Value::as_array)
+        .map(|j| j.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for key in ["kind", "occurred_at", "subject", "value", "currency", "items", "identity", "consent", "attributes"] {
+        let (x, y) = (a.get(key), b.get(key));
+        if x == y {
+            continue;
+        }
+        // Tables are compared field by field, so the page names `identity.email`, not `identity`.
+        let empty = serde_json::Map::new();
+        let xo = x.and_then(Value::as_object);
+        let yo = y.and_then(Value::as_object);
+        if matches!(key, "identity" | "consent" | "attributes") && (xo.is_some() || yo.is_some()) {
+            let (xo, yo) = (xo.unwrap_or(&empty), yo.unwrap_or(&empty));
+            let names: std::collections::BTreeSet<&String> = xo.keys().chain(yo.keys()).collect();
+            for name in names {
+                let path = format!("{key}.{name}");
+                if xo.get(name) != yo.get(name) && !joined.contains(&path.as_str()) {
+                    out.push(path);
+                }
+            }
+        } else {
+            out.push(key.to_owned());
+        }
+    }
+    out
+}
+
 /// The personal fields the event carries (hashed), by name.
 fn personal_fields(e: &Event) -> Vec<&'static str> {
     e.identity.personal_fields()

@@ -49,6 +49,7 @@ async fn setup() -> Setup {
         config: config.worker.clone(),
         owner: "test".into(),
         breaker: config.worker.breaker(),
+        keep_request_bodies: true,
     };
     Setup { ctx, destinations, _dir: dir }
 }

@@ -43,6 +43,8 @@ pub struct WorkerContext {
     /// Identifies this process in leases.
     pub owner: String,
     pub breaker: BreakerPolicy,
+    /// Keep each request's body in the ledger (`[ledger] keep_request_bodies_days` > 0).
+    pub keep_request_bodies: bool,
 }
 
 /// One destination's lane: its adapter, its circuit breaker and its pace.
@@ -353,7 +355,12 @@ fn add_to_record(
             .get_or_create(&AttemptLabels { destination: rec.destination.clone(), status_code: code })
             .inc();
     }
-    rec.requests.extend(report.requests);
+    rec.requests.extend(report.requests.into_iter().map(|mut r| {
+        if !ctx.keep_request_bodies {
+            r.body = None;
+        }
+        r
+    }));
     let now = Utc::now();
     for DeliveryOutcome { delivery_id, outcome, payload_sha256, request } in report.outcomes {
         let Some(claimed) = batch.iter().find(|c| c.delivery_id == delivery_id) else {

@@ -7,6 +7,7 @@ mod alert_rules;
 mod alerts;
 mod architecture;
 mod capture;
+mod console;
 mod crash;
 mod dashboard;
 mod delivery;

@@ -213,13 +213,16 @@ impl GoogleAds {
 
     async fn post_ingest(&self, bearer: &Bearer, body: Vec<u8>) -> exchange::Exchange {
         let body_sha256 = sha256_hex(&body);
+        let kept = String::from_utf8(body.clone()).ok();
         let request = self
             .client
             .post(&self.ingest_url)
             .header(AUTHORIZATION, bearer.header_value())
             .header(CONTENT_TYPE, "application/json")
             .body(body);
-        exchange::send("events:ingest", request, body_sha256).await
+        let mut exchange = exchange::send("events:ingest", request, body_sha256).await;
+        exchange.record.body = kept;
+        exchange
     }
 }
 

@@ -69,7 +69,7 @@ pub(super) async fn record(
     // The deliveries this request delivered (and that were not replayed since), locked in id
     // order so a concurrent replay of them waits rather than deadlocks.
     let ids: Vec<(i64, i32)> = sqlx::query_as(
-        "SELECT d.id, d.attempts FROM attempts a JOIN deliveries d ON d.id = a.delivery_id \
+        "SELECT d.id, d.attempt_base + d.attempts FROM attempts a JOIN deliveries d ON d.id = a.delivery_id \
          WHERE a.request_id = $1 AND a.outcome = 'delivered' AND d.state = 'delivered' ORDER BY d.id FOR UPDATE OF d",
     )
     .bind(request_id)

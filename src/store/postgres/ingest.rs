@@ -452,7 +452,7 @@ async fn replan_waiting(
             .await?;
             sqlx::query(
                 "INSERT INTO attempts (delivery_id, attempt, at, outcome, detail) \
-                 SELECT id, attempts, $2, $3, $4 FROM deliveries WHERE id = $1",
+                 SELECT id, attempt_base + attempts, $2, $3, $4 FROM deliveries WHERE id = $1",
             )
             .bind(r.delivery_id)
             .bind(to_us(now))

@@ -4,6 +4,7 @@
 //! single writer thread, and claims use `FOR UPDATE SKIP LOCKED` so processes never take the same
 //! delivery. Times are microseconds since the Unix epoch, as in SQLite.
 
+mod bodies;
 mod follow_up;
 mod ingest;
 mod intake;
@@ -207,6 +208,10 @@ impl Store for PgStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    async fn prune_request_bodies(&self, before: DateTime<Utc>, batch: usize) -> Result<u64, StoreError> {
+        bodies::prune_request_bodies(&self.pool, before, batch).await
     }
 }
 

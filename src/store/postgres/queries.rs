@@ -73,7 +73,7 @@ async fn event_rows(conn: &mut PgConnection, event_id: &str) -> Result<Option<Ev
         .collect::<Result<Vec<_>, _>>()?;
     let attempts = sqlx::query(
         "SELECT a.delivery_id, a.attempt, a.at, a.outcome, a.detail, a.payload_sha256, a.forced, \
-         q.endpoint, q.status, q.duration_us, q.error, q.response_excerpt, q.body_sha256 \
+         q.endpoint, q.status, q.duration_us, q.error, q.response_excerpt, q.body_sha256, q.body \
          FROM attempts a JOIN deliveries d ON d.id = a.delivery_id LEFT JOIN requests q ON q.id = a.request_id \
          WHERE d.event_id = $1 ORDER BY a.id",
     )
@@ -96,6 +96,7 @@ async fn event_rows(conn: &mut PgConnection, event_id: &str) -> Result<Option<Ev
             error: r.try_get(10)?,
             response_excerpt: r.try_get(11)?,
             request_sha256: r.try_get(12)?,
+            request_body: r.try_get(13)?,
         })
     })
     .collect::<Result<Vec<_>, StoreError>>()?;
@@ -117,16 +118,24 @@ async fn event_rows(conn: &mut PgConnection, event_id: &str) -> Result<Option<Ev
         })
     })
     .collect::<Result<Vec<_>, StoreError>>()?;
-    let conflicts = sqlx::query("SELECT received_at, content_hash FROM conflicts WHERE event_id = $1 ORDER BY id")
-        .bind(event_id)
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(|r| Ok(ConflictView { received_at: from_us(r.try_get(0)?), content_hash: r.try_get(1)? }))
-        .collect::<Result<Vec<_>, StoreError>>()?;
+    let body: String = row.try_get(0)?;
+    let conflicts =
+        sqlx::query("SELECT received_at, content_hash, body FROM conflicts WHERE event_id = $1 ORDER BY id")
+            .bind(event_id)
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(ConflictView {
+                    received_at: from_us(r.try_get(0)?),
+                    content_hash: r.try_get(1)?,
+                    differs: views::differs(&body, r.try_get(2)?),
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
     let settlements = super::settle::of_event(&mut *conn, event_id).await?;
     Ok(Some(EventRows {
-        body: row.try_get(0)?,
+        body,
         content_hash: row.try_get(1)?,
         routed: row.try_get(2)?,
         deliveries,

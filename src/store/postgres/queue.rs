@@ -120,7 +120,7 @@ pub(super) async fn record(pool: &PgPool, rec: BatchRecord, now: DateTime<Utc>) 
     for r in &rec.requests {
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO requests (destination, endpoint, sent_at, duration_us, status, error, response_excerpt, \
-             body_sha256) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+             body_sha256, body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
         )
         .bind(&rec.destination)
         .bind(r.endpoint)
@@ -130,6 +130,7 @@ pub(super) async fn record(pool: &PgPool, rec: BatchRecord, now: DateTime<Utc>) 
         .bind(&r.error)
         .bind(&r.response_excerpt)
         .bind(&r.body_sha256)
+        .bind(&r.body)
         .fetch_one(&mut *tx)
         .await?;
         request_ids.push(id);
@@ -150,7 +151,8 @@ pub(super) async fn record(pool: &PgPool, rec: BatchRecord, now: DateTime<Utc>) 
             "UPDATE deliveries SET state = $2, reason = $3, messages = $4, attempts = attempts + $5, \
              next_attempt_at = $6, lease_owner = NULL, lease_until = NULL, updated_at = $7, \
              forced = CASE WHEN $2 = 'pending' THEN forced ELSE FALSE END \
-             WHERE id = $1 AND state IN ('claimed', 'sending') AND lease_owner = $8 RETURNING attempts",
+             WHERE id = $1 AND state IN ('claimed', 'sending') AND lease_owner = $8 \
+             RETURNING attempt_base + attempts",
         )
         .bind(u.delivery_id)
         .bind(u.state.as_str())
@@ -166,7 +168,7 @@ pub(super) async fn record(pool: &PgPool, rec: BatchRecord, now: DateTime<Utc>) 
         // owner's state, but what we did is still logged.
         let attempt_no = match updated {
             Some(n) => n,
-            None => sqlx::query_scalar("SELECT attempts FROM deliveries WHERE id = $1")
+            None => sqlx::query_scalar("SELECT attempt_base + attempts FROM deliveries WHERE id = $1")
                 .bind(u.delivery_id)
                 .fetch_optional(&mut *tx)
                 .await?
@@ -215,7 +217,7 @@ pub(super) async fn recover(
     .await?
     .rows_affected();
     let sql = format!(
-        "SELECT id, event_id, destination, {ROUTE_JSON}, attempts FROM deliveries \
+        "SELECT id, event_id, destination, {ROUTE_JSON}, attempt_base + attempts FROM deliveries \
          WHERE state = 'sending' AND lease_until < $1 ORDER BY id FOR UPDATE SKIP LOCKED"
     );
     let doubtful: Vec<(i64, String, String, String, i32)> =
@@ -297,7 +299,8 @@ pub(super) async fn replay(
         }
         sqlx::query(
             "UPDATE deliveries SET state = 'pending', reason = NULL, messages = NULL, attempts = 0, \
-             next_attempt_at = $2, created_at = $2, updated_at = $2, forced = $3 WHERE id = $1",
+             next_attempt_at = $2, created_at = $2, updated_at = $2, forced = $3, \
+             attempt_base = attempt_base + attempts WHERE id = $1",
         )
         .bind(id)
         .bind(now_us)

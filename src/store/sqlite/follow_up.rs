@@ -43,7 +43,7 @@ pub(super) fn record(
     // The deliveries this request delivered (and that were not replayed since).
     let ids: Vec<(i64, u32)> = conn
         .prepare_cached(
-            "SELECT d.id, d.attempts FROM attempts a JOIN deliveries d ON d.id = a.delivery_id \
+            "SELECT d.id, d.attempt_base + d.attempts FROM attempts a JOIN deliveries d ON d.id = a.delivery_id \
              WHERE a.request_id = ?1 AND a.outcome = 'delivered' AND d.state = 'delivered'",
         )?
         .query_map([request_id], |r| Ok((r.get(0)?, r.get(1)?)))?

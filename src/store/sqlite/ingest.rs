@@ -227,7 +227,7 @@ fn replan_waiting(
                 ])?;
                 conn.prepare_cached(
                     "INSERT INTO attempts (delivery_id, attempt, at, outcome, detail) \
-                     SELECT id, attempts, ?2, ?3, ?4 FROM deliveries WHERE id = ?1",
+                     SELECT id, attempt_base + attempts, ?2, ?3, ?4 FROM deliveries WHERE id = ?1",
                 )?
                 .execute(params![r.delivery_id, to_us(now), REPLANNED, r.detail])?;
                 out.push(r.view());

@@ -3,6 +3,7 @@
 //! so each caller still gets its answer only after its data is durable. Reads use a small pool of
 //! read-only connections. See docs/adr/0002-sqlite-group-commit.md.
 
+mod bodies;
 mod follow_up;
 mod ingest;
 mod intake;
@@ -37,6 +38,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_receipts.sql"),
     include_str!("migrations/0005_retention.sql"),
     include_str!("migrations/0006_settlements.sql"),
+    include_str!("migrations/0007_request_bodies.sql"),
 ];
 /// Most writes folded into one transaction.
 const MAX_GROUP: usize = 512;
@@ -404,6 +406,10 @@ impl Store for SqliteStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.read(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?)).await
+    }
+
+    async fn prune_request_bodies(&self, before: DateTime<Utc>, batch: usize) -> Result<u64, StoreError> {
+        self.write(move |conn| bodies::prune_request_bodies(conn, before, batch)).await
     }
 
     /// Ready when the ledger answers, its filesystem has room, and — after a failed commit — a

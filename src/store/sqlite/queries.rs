@@ -46,7 +46,7 @@ pub(super) fn event(conn: &Connection, event_id: &str) -> Result<Option<EventVie
     let attempts = conn
         .prepare_cached(
             "SELECT a.delivery_id, a.attempt, a.at, a.outcome, a.detail, a.payload_sha256, a.forced, \
-             q.endpoint, q.status, q.duration_us, q.error, q.response_excerpt, q.body_sha256 \
+             q.endpoint, q.status, q.duration_us, q.error, q.response_excerpt, q.body_sha256, q.body \
              FROM attempts a JOIN deliveries d ON d.id = a.delivery_id LEFT JOIN requests q ON q.id = a.request_id \
              WHERE d.event_id = ?1 ORDER BY a.id",
         )?
@@ -65,6 +65,7 @@ pub(super) fn event(conn: &Connection, event_id: &str) -> Result<Option<EventVie
                 error: r.get(10)?,
                 response_excerpt: r.get(11)?,
                 request_sha256: r.get(12)?,
+                request_body: r.get(13)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
@@ -84,8 +85,14 @@ pub(super) fn event(conn: &Connection, event_id: &str) -> Result<Option<EventVie
         })?
         .collect::<Result<Vec<_>, _>>()?;
     let conflicts = conn
-        .prepare_cached("SELECT received_at, content_hash FROM conflicts WHERE event_id = ?1 ORDER BY id")?
-        .query_map([event_id], |r| Ok(ConflictView { received_at: from_us(r.get(0)?), content_hash: r.get(1)? }))?
+        .prepare_cached("SELECT received_at, content_hash, body FROM conflicts WHERE event_id = ?1 ORDER BY id")?
+        .query_map([event_id], |r| {
+            Ok(ConflictView {
+                received_at: from_us(r.get(0)?),
+                content_hash: r.get(1)?,
+                differs: views::differs(&body, &r.get::<_, String>(2)?),
+            })
+        })?
         .collect::<Result<Vec<_>, _>>()?;
     let settlements = super::settle::of_event(conn, event_id)?;
     EventRows { body, content_hash, routed, deliveries, attempts, replays, settlements, conflicts }

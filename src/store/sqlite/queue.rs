@@ -107,7 +107,7 @@ pub(super) fn record(conn: &Connection, rec: &BatchRecord, now: DateTime<Utc>) -
     let mut request_ids = Vec::with_capacity(rec.requests.len());
     let mut insert_request = conn.prepare_cached(
         "INSERT INTO requests (destination, endpoint, sent_at, duration_us, status, error, response_excerpt, \
-         body_sha256) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+         body_sha256, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?;
     for r in &rec.requests {
         insert_request.execute(params![
@@ -118,7 +118,8 @@ pub(super) fn record(conn: &Connection, rec: &BatchRecord, now: DateTime<Utc>) -
             r.status,
             r.error,
             r.response_excerpt,
-            r.body_sha256
+            r.body_sha256,
+            r.body
         ])?;
         request_ids.push(conn.last_insert_rowid());
     }
@@ -132,7 +133,8 @@ pub(super) fn record(conn: &Connection, rec: &BatchRecord, now: DateTime<Utc>) -
         "UPDATE deliveries SET state = ?2, reason = ?3, messages = ?4, attempts = attempts + ?5, \
          next_attempt_at = ?6, lease_owner = NULL, lease_until = NULL, updated_at = ?7, \
          forced = CASE WHEN ?2 = 'pending' THEN forced ELSE 0 END \
-         WHERE id = ?1 AND state IN ('claimed', 'sending') AND lease_owner = ?8 RETURNING attempts",
+         WHERE id = ?1 AND state IN ('claimed', 'sending') AND lease_owner = ?8 \
+         RETURNING attempt_base + attempts",
     )?;
     let mut insert_attempt = conn.prepare_cached(
         "INSERT INTO attempts (delivery_id, request_id, attempt, at, outcome, detail, payload_sha256, forced) \
@@ -160,7 +162,7 @@ pub(super) fn record(conn: &Connection, rec: &BatchRecord, now: DateTime<Utc>) -
         let attempt_no = match updated {
             Some(n) => n,
             None => conn
-                .prepare_cached("SELECT attempts FROM deliveries WHERE id = ?1")?
+                .prepare_cached("SELECT attempt_base + attempts FROM deliveries WHERE id = ?1")?
                 .query_row([u.delivery_id], |r| r.get(0))
                 .optional()?
                 .unwrap_or(0),
@@ -198,7 +200,7 @@ pub(super) fn recover(
         .execute(params![now_us, cutoff])? as u64;
     let doubtful: Vec<(i64, String, String, String, u32, Option<String>)> = conn
         .prepare_cached(
-            "SELECT id, event_id, destination, dest_event, attempts, route FROM deliveries \
+            "SELECT id, event_id, destination, dest_event, attempt_base + attempts, route FROM deliveries \
              WHERE state = 'sending' AND lease_until < ?1",
         )?
         .query_map([cutoff], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))?
@@ -254,7 +256,8 @@ pub(super) fn replay(
         }
         conn.prepare_cached(
             "UPDATE deliveries SET state = 'pending', reason = NULL, messages = NULL, attempts = 0, \
-             next_attempt_at = ?2, created_at = ?2, updated_at = ?2, forced = ?3 WHERE id = ?1",
+             next_attempt_at = ?2, created_at = ?2, updated_at = ?2, forced = ?3, \
+             attempt_base = attempt_base + attempts WHERE id = ?1",
         )?
         .execute(params![id, now_us, force && state == DeliveryState::Delivered])?;
         conn.prepare_cached(

@@ -55,6 +55,7 @@ async fn setup() -> Setup {
         config: config.worker.clone(),
         owner: "test".into(),
         breaker: config.worker.breaker(),
+        keep_request_bodies: true,
     };
     Setup { sim, ctx, dest: destinations[0].clone(), _dir: dir }
 }

@@ -312,6 +312,7 @@ async fn field_warnings_of_a_success_reach_the_event_they_name() {
             error: None,
             response_excerpt: String::new(),
             body_sha256: String::new(),
+            body: None,
         },
         body: json!({"requestId": "r-1", "fieldWarnings": [
             {"field": "events[1].currency", "reason": "INVALID_CURRENCY_CODE", "description": "ignored"}]})

@@ -20,6 +20,7 @@ fn exchange(status: Option<u16>, body: &str) -> Exchange {
             error: None,
             response_excerpt: excerpt(body.as_bytes()),
             body_sha256: String::new(),
+            body: None,
         },
         body: body.as_bytes().to_vec(),
         retry_after: None,

@@ -319,7 +319,8 @@ async fn prune_removes_ended_events_and_keeps_dead_letters() {
             receipts: 1,
             aliases: 1,
             identities: 1,
-            identity_captures: 1
+            identity_captures: 1,
+            request_bodies: 0
         }
     );
     for gone in ["ev-a", "ev-c", "ev-e"] {

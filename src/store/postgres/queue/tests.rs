@@ -128,6 +128,7 @@ pub(in crate::store::postgres) fn request(at: DateTime<Utc>) -> RequestRecord {
         error: None,
         response_excerpt: String::new(),
         body_sha256: "ab".repeat(32),
+        body: Some("{\"events\":[]}".into()),
     }
 }
 
@@ -427,5 +428,6 @@ async fn a_refund_waits_for_its_purchase() {
     assert_eq!(ids(&store.claim("gads", 10, LEASE, "w", due).await.unwrap()), vec![refund]);
 }
 
+mod bodies;
 mod recovery;
 mod settle;
