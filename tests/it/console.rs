@@ -260,7 +260,8 @@ async fn the_event_page_names_joined_fields_conflicts_and_a_refunds_order_withou
         "kind": "refund_completed",
         "occurred_at": chrono::Utc::now().to_rfc3339(),
         "subject": {"type": "order", "id": "j1"},
-        "value": 20.0, "currency": "EUR"
+        "value": 20.0, "currency": "EUR",
+        "identity": {"client_id": "555.j1"}
     });
     assert_eq!(s.post("/v1/events", &refund).await.status(), 202);
     let refund_id = "order:j1:refund_completed";
