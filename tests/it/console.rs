@@ -274,3 +274,82 @@ async fn the_event_page_names_joined_fields_conflicts_and_a_refunds_order_withou
     );
     assert!(order_part.contains("<td>ga4-web</td><td>refund</td><td>delivered:sent</td>"), "{order_part}");
 }
+
+/// Runs Debian's headless Chromium on `url` and returns the DOM it ends with and its console log.
+/// (on a blocking thread: the server under test runs on this test's runtime and must answer).
+async fn chromium(profile: &std::path::Path, url: &str) -> (String, String) {
+    let (profile, url) = (profile.to_owned(), url.to_owned());
+    tokio::task::spawn_blocking(move || run_chromium(&profile, &url)).await.unwrap()
+}
+
+fn run_chromium(profile: &std::path::Path, url: &str) -> (String, String) {
+    let out = std::process::Command::new("timeout")
+        .arg("60")
+        .arg(crate::capture::chromium())
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"])
+        .args(["--disable-component-update", "--disable-sync", "--enable-logging=stderr", "--v=0"])
+        .args(["--virtual-time-budget=5000", "--dump-dom"])
+        .arg(format!("--user-data-dir={}", profile.join("profile").display()))
+        .arg(url)
+        .output()
+        .expect("run chromium");
+    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// In a real browser (the API open, as headless Chromium cannot answer a Basic challenge): the
+/// event page renders its forms without console errors, and another site's page that submits the
+/// replay form — with a token it copied — is refused by the browser's own `Sec-Fetch-Site`.
+#[tokio::test]
+async fn in_a_real_browser_the_event_page_is_clean_and_another_sites_form_is_refused() {
+    let open = |toml: String| {
+        toml.lines()
+            .filter(|l| {
+                !l.ends_with("_tokens = [\"env:SURETY_IT_INGEST_TOKEN\"]")
+                    && !l.ends_with("_tokens = [\"env:SURETY_IT_ADMIN_TOKEN\"]")
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let s = TestServer::start_tuned("", open).await;
+    let id = "order:r1:order_paid";
+    s.ga4.set_fault(Some(Fault::Status(500)));
+    assert_eq!(s.post("/v1/events", &purchase("r1", 1)).await.status(), 202);
+    assert_eq!(s.settled(id).await, ["ga4-web:dead:attempts_exhausted"]);
+    s.ga4.set_fault(None);
+    let (delivery, _) = state_of(&s, id).await;
+    let profile = tempfile::tempdir().unwrap();
+
+    let (dom, log) = chromium(profile.path(), &s.url(&format!("/?event={}", urlencode(id)))).await;
+    assert!(dom.contains("action=\"/console/replay\"") && dom.contains("<h3>Attempts</h3>"), "{dom}\n{log}");
+    let console: Vec<&str> = log.lines().filter(|l| l.contains("CONSOLE")).collect();
+    assert!(console.is_empty(), "{console:#?}");
+    let token = csrf_of(&dom);
+
+    // Another site's page with the form and the valid token, submitted on load.
+    let attack = profile.path().join("attack.html");
+    std::fs::write(
+        &attack,
+        format!(
+            "<!doctype html><form id=f method=post action=\"{}\">\
+             <input name=csrf value=\"{token}\"><input name=event value=\"{id}\">\
+             <input name=delivery_id value=\"{delivery}\"></form><script>document.getElementById('f').submit()</script>",
+            s.url("/console/replay")
+        ),
+    )
+    .unwrap();
+    let (dom, log) = chromium(profile.path(), &format!("file://{}", attack.display())).await;
+    assert!(dom.contains("csrf_refused"), "the browser marked it cross-site and it was refused: {dom}\n{log}");
+    assert_eq!(state_of(&s, id).await.1, "dead", "nothing was replayed");
+    assert!(s.event(id).await["replays"].as_array().unwrap().is_empty());
+
+    // The same form on Surety's own page works: a browser marks it same-origin.
+    let r = browser()
+        .post(s.url("/console/replay"))
+        .header("sec-fetch-site", "same-origin")
+        .form(&[("csrf", token.as_str()), ("event", id), ("delivery_id", delivery.to_string().as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(s.settled(id).await, ["ga4-web:delivered:sent"]);
+}
