@@ -332,7 +332,8 @@ async fn in_a_real_browser_the_event_page_is_clean_and_another_sites_form_is_ref
         format!(
             "<!doctype html><form id=f method=post action=\"{}\">\
              <input name=csrf value=\"{token}\"><input name=event value=\"{id}\">\
-             <input name=delivery_id value=\"{delivery}\"></form><script>document.getElementById('f').submit()</script>",
+             <input name=delivery_id value=\"{delivery}\"></form>\
+             <script>document.getElementById('f').submit()</script>",
             s.url("/console/replay")
         ),
     )

@@ -86,7 +86,11 @@ fn write_joined(out: &mut String, e: &Event) -> fmt::Result {
         ),
         None => format!("the bridge entry of <code>{}</code>", Esc(&subject)),
     };
-    write!(out, "<p>Filled in at ingest (or when a later capture of the subject came) from {from}; values are not shown, personal ones are held only as hashes.</p><ul class=\"joined\">")?;
+    write!(
+        out,
+        "<p>Filled in at ingest (or when a later capture of the subject came) from {from}; values are not \
+         shown, personal ones are held only as hashes.</p><ul class=\"joined\">"
+    )?;
     for field in &e.joined {
         write!(out, "<li><code>{}</code></li>", Esc(field))?;
     }
