@@ -108,8 +108,8 @@ async fn replay_and_settle_from_the_console_need_the_forms_token_and_keep_the_le
     let (_, html) = page(&s, id).await;
     let lines = html.split("<h3>Attempts</h3>").nth(1).unwrap();
     let replayed_at = lines.find("replayed from dead:attempts_exhausted").expect("the replay is a line");
-    let fourth = lines.find("<td class=\"n\">4</td>").unwrap();
-    let fifth = lines.find("<td class=\"n\">5</td>").unwrap();
+    let fourth = lines.find("<td class=\"n attempt\">4</td>").unwrap();
+    let fifth = lines.find("<td class=\"n attempt\">5</td>").unwrap();
     assert!(fourth < replayed_at && replayed_at < fifth, "lines in time order: {lines}");
     assert_eq!(lines.matches("<td class=\"n\">500</td>").count(), 4);
     assert_eq!(lines.matches("HTTP 500").count(), 4, "each error once per attempt: {lines}");

@@ -319,7 +319,7 @@ fn write_attempt(out: &mut String, a: &AttemptView) -> fmt::Result {
     }
     write!(
         out,
-        "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}{}</td><td>{}</td><td class=\"n\">{}</td>\
+        "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n attempt\">{}{}</td><td>{}</td><td class=\"n\">{}</td>\
          <td class=\"n\">{}</td><td>{}</td><td>",
         time(a.at),
         a.delivery_id,
