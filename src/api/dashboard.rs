@@ -23,6 +23,7 @@ use crate::store::{Counts, DeliveryFilter, DeliveryView, ReceiptFilter, ReceiptV
 use crate::telemetry::DestinationLabels;
 
 mod measure;
+mod reconcile;
 mod timeline;
 
 use self::timeline::write_timeline;
@@ -74,6 +75,10 @@ pub async fn page(State(app): State<Arc<App>>, headers: HeaderMap, RawQuery(quer
                 Err(e) => return Problem::from(e).into_response(),
             };
             (StatusCode::OK, "Late arrivals · Surety".to_owned(), false)
+        }
+        None if view == "reconcile" => {
+            reconcile::write_reconcile(&mut body, app.last_reconcile.get().as_deref()).ok();
+            (StatusCode::OK, "Reconcile · Surety".to_owned(), false)
         }
         None if view == "coverage" => {
             let q =

@@ -594,4 +594,12 @@ pub trait Store: Send + Sync {
     async fn ready(&self) -> Result<(), StoreError> {
         self.ping().await
     }
+    /// Whether this process leads `task` among the processes sharing the ledger (one at a time:
+    /// the alert rules are evaluated by the leader only). Asked again every round; the lead is
+    /// kept while this process lives and its database session holds, and passes on when it does
+    /// not. A SQLite ledger has one serving process: it always leads.
+    async fn lead(&self, task: &'static str) -> Result<bool, StoreError> {
+        let _ = task;
+        Ok(true)
+    }
 }

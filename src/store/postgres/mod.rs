@@ -7,6 +7,7 @@
 mod follow_up;
 mod ingest;
 mod intake;
+mod lead;
 mod queries;
 mod queue;
 mod settle;
@@ -36,6 +37,8 @@ const POOL_SIZE: u32 = 16;
 
 pub struct PgStore {
     pool: PgPool,
+    /// Tasks this process leads (`Store::lead`), each on a session of its own.
+    leads: lead::Leads,
 }
 
 impl PgStore {
@@ -49,7 +52,7 @@ impl PgStore {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await.map_err(|e| StoreError::Open(format!("migrating the ledger failed: {e}")))?;
-        Ok(Self { pool })
+        Ok(Self { pool, leads: lead::Leads::default() })
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -207,6 +210,10 @@ impl Store for PgStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    async fn lead(&self, task: &'static str) -> Result<bool, StoreError> {
+        self.leads.lead(&self.pool, task).await
     }
 }
 
