@@ -81,6 +81,7 @@ pub async fn run(
     let wake: Vec<Arc<Notify>> = destinations.iter().map(|_| Arc::new(Notify::new())).collect();
     let metrics = Arc::new(Metrics::new());
     let alerts = Arc::new(alerts::AlertBook::from_config(&config));
+    let last_reconcile = Arc::new(reconcile::LastReport::default());
     let app = Arc::new(App {
         config: config.clone(),
         store: store.clone(),
@@ -91,6 +92,7 @@ pub async fn run(
         sources: sources::SourceSecrets::resolve(&config.sources)?,
         wake: wake.clone(),
         alerts: alerts.clone(),
+        last_reconcile: last_reconcile.clone(),
     });
 
     let cancel = CancellationToken::new();
@@ -124,8 +126,7 @@ pub async fn run(
             config.alerts.clone(),
             names,
             alerts,
-            store.clone(),
-            metrics,
+            alerts::Watched { store: store.clone(), metrics, last_reconcile },
             cancel.clone(),
         ));
     }

@@ -7,8 +7,10 @@
 //! The book (what fires) is `AlertBook`: pure state, fed readings, answering notices; `read`
 //! takes the readings from the ledger (queue stats, delivery counts) and the process's circuit
 //! gauges; `notify` sends. State is in memory: after a restart a condition that still holds fires
-//! again (one message), and with several processes on one PostgreSQL ledger, alerting runs where
-//! `alerting.evaluate = true` (set it on one).
+//! again (one message). With several processes on one PostgreSQL ledger, the one that leads
+//! (`Store::lead("alerts")`, an advisory lock) evaluates; when it goes, another takes the lead
+//! within an interval (and fires again what still holds). `alerting.evaluate = false` keeps a
+//! process out of it altogether.
 
 mod notify;
 
@@ -23,7 +25,9 @@ pub use self::notify::Notifier;
 pub use crate::config::alerts::{AlertRule, AlertingConfig, Condition};
 use crate::config::Config;
 use crate::core::DeliveryState;
-use crate::store::Store;
+use crate::reconcile::coverage::{self, CoverageQuery, CoverageReport, GroupBy};
+use crate::reconcile::{LastReport, Recorded};
+use crate::store::{Store, StoreError};
 use crate::telemetry::Metrics;
 
 /// One rule's value for one destination at one evaluation.
@@ -41,6 +45,9 @@ pub struct ActiveAlert {
     pub when: Condition,
     pub destination: String,
     pub above: f64,
+    /// For a `coverage` rule, the share it fires below (then `above` is not used).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub below: Option<f64>,
     pub value: f64,
     /// When the condition started to hold.
     pub since: DateTime<Utc>,
@@ -84,6 +91,8 @@ pub struct Notice {
     pub destination: String,
     pub value: f64,
     pub above: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub below: Option<f64>,
     pub since: DateTime<Utc>,
     pub notification: Delivery,
 }
@@ -95,13 +104,16 @@ impl Notice {
             Status::Firing => "FIRING",
             Status::Resolved => "RESOLVED",
         };
+        let threshold = match self.below {
+            Some(b) => format!("alert below {}", fmt_value(b)),
+            None => format!("alert above {}", fmt_value(self.above)),
+        };
         format!(
-            "{what} {}: {} — {} is {} (alert above {})",
+            "{what} {}: {} — {} is {} ({threshold})",
             self.rule,
             self.destination,
             self.when.describe(),
-            fmt_value(self.value),
-            fmt_value(self.above)
+            fmt_value(self.value)
         )
     }
 }
@@ -117,7 +129,8 @@ fn fmt_value(v: f64) -> String {
 /// The answer of `GET /v1/alerts`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct AlertsView {
-    /// Whether this process evaluates rules (`alerting.evaluate` and at least one rule).
+    /// Whether this process evaluates rules now (`alerting.evaluate`, at least one rule, and it
+    /// leads the processes sharing the ledger).
     pub evaluating: bool,
     pub last_evaluated_at: Option<DateTime<Utc>>,
     pub active: Vec<ActiveAlert>,
@@ -131,7 +144,10 @@ pub const HISTORY: usize = 200;
 /// What fires: rules, what holds now, and the recent messages.
 pub struct AlertBook {
     rules: Vec<AlertRule>,
+    /// Whether this process may evaluate (configured to, with rules to evaluate).
     evaluating: bool,
+    /// Whether it leads the processes sharing the ledger now (`Store::lead`).
+    leading: std::sync::atomic::AtomicBool,
     inner: Mutex<BookState>,
 }
 
@@ -145,7 +161,12 @@ struct BookState {
 
 impl AlertBook {
     pub fn new(rules: Vec<AlertRule>, evaluating: bool) -> Self {
-        Self { rules, evaluating, inner: Mutex::new(BookState::default()) }
+        Self {
+            rules,
+            evaluating,
+            leading: std::sync::atomic::AtomicBool::new(false),
+            inner: Mutex::new(BookState::default()),
+        }
     }
 
     pub fn from_config(config: &Config) -> Self {
@@ -165,7 +186,7 @@ impl AlertBook {
         let mut holding = std::collections::BTreeSet::new();
         for r in readings {
             let Some(rule) = self.rules.iter().find(|x| x.name == r.rule) else { continue };
-            if r.value <= rule.above {
+            if !rule.breached(r.value) {
                 continue;
             }
             let key = (r.rule.clone(), r.destination.clone());
@@ -175,6 +196,7 @@ impl AlertBook {
                 when: rule.when,
                 destination: r.destination.clone(),
                 above: rule.above,
+                below: rule.below,
                 value: r.value,
                 since: now,
                 fired_at: None,
@@ -210,6 +232,7 @@ impl AlertBook {
             destination: a.destination.clone(),
             value: a.value,
             above: a.above,
+            below: a.below,
             since: a.since,
             notification: if notify { Delivery::Pending { attempts: 0 } } else { Delivery::NotConfigured },
         };
@@ -226,15 +249,24 @@ impl AlertBook {
         }
     }
 
-    /// Whether this process evaluates rules.
+    /// Whether this process may evaluate rules (it does while it leads).
     pub fn is_evaluating(&self) -> bool {
         self.evaluating
+    }
+
+    /// Takes or gives up the lead. A process that gives it up forgets what it held: the new
+    /// leader judges afresh.
+    fn set_leading(&self, leading: bool) {
+        let was = self.leading.swap(leading, std::sync::atomic::Ordering::Relaxed);
+        if was && !leading {
+            self.state().active.clear();
+        }
     }
 
     pub fn view(&self) -> AlertsView {
         let st = self.state();
         AlertsView {
-            evaluating: self.evaluating,
+            evaluating: self.evaluating && self.leading.load(std::sync::atomic::Ordering::Relaxed),
             last_evaluated_at: st.last_evaluated_at,
             active: st.active.values().cloned().collect(),
             recent: st.recent.iter().cloned().collect(),
@@ -266,10 +298,12 @@ impl Reader {
     pub async fn read(
         &mut self,
         rules: &[AlertRule],
-        store: &dyn Store,
-        metrics: &Metrics,
+        watched: &Watched,
         now: DateTime<Utc>,
-    ) -> Result<Vec<Reading>, crate::store::StoreError> {
+    ) -> Result<Vec<Reading>, StoreError> {
+        let (store, metrics) = (watched.store.as_ref(), watched.metrics.as_ref());
+        let last_reconcile = watched.last_reconcile.get();
+        let coverage = coverage_by_window(rules, store, now).await?;
         let counts = store.counts().await?;
         let mut per: HashMap<String, HashMap<DeliveryState, u64>> = HashMap::new();
         for (dest, state, _, n) in &counts.deliveries {
@@ -313,6 +347,15 @@ impl Reader {
                 let get = |st: DeliveryState| states.and_then(|s| s.get(&st)).copied().unwrap_or(0) as f64;
                 let queue = counts.queues.iter().find(|q| &q.destination == dest);
                 let value = match rule.when {
+                    Condition::Coverage => {
+                        let report = coverage.get(&rule.window_secs);
+                        match report.and_then(|r| share_carrying(r, dest, rule.field.as_deref().unwrap_or_default())) {
+                            Some(share) => share,
+                            // No event routed to it in the window: nothing to judge.
+                            None => continue,
+                        }
+                    }
+                    Condition::ReconcileUnexplained => unexplained(last_reconcile.as_deref(), dest),
                     Condition::OldestPendingSecs => queue
                         .and_then(|q| q.oldest)
                         .map_or(0.0, |o| (now - o).num_milliseconds().max(0) as f64 / 1000.0),
@@ -355,6 +398,58 @@ impl Reader {
     }
 }
 
+/// One coverage report by destination per distinct `window_secs` of the `coverage` rules (each
+/// reads its window's events from the ledger once per evaluation).
+async fn coverage_by_window(
+    rules: &[AlertRule],
+    store: &dyn Store,
+    now: DateTime<Utc>,
+) -> Result<HashMap<u64, CoverageReport>, StoreError> {
+    let mut out = HashMap::new();
+    for rule in rules.iter().filter(|r| r.when == Condition::Coverage) {
+        if out.contains_key(&rule.window_secs) {
+            continue;
+        }
+        let window = Duration::seconds(rule.window_secs.min(i64::MAX as u64 / 1000) as i64);
+        let q = CoverageQuery { since: now - window, until: now, by: GroupBy::Destination };
+        match coverage::coverage(store, &q).await {
+            Ok(r) => {
+                out.insert(rule.window_secs, r);
+            }
+            Err(crate::reconcile::late::CountError::Store(e)) => return Err(e),
+            Err(e) => tracing::warn!(error = %e, rule = %rule.name, "alerts: coverage could not be counted"),
+        }
+    }
+    Ok(out)
+}
+
+/// The share of `dest`'s events carrying `field` (see `config::alerts::COVERAGE_EXTRA`), or
+/// `None` when no event in the window was routed to it.
+fn share_carrying(report: &CoverageReport, dest: &str, field: &str) -> Option<f64> {
+    let row = report.rows.iter().find(|r| r.key == dest).filter(|r| r.events > 0)?;
+    let n = if field == "joined" {
+        row.joined
+    } else if let Some(purpose) = field.strip_prefix("consent.") {
+        row.consent.get(purpose).copied().unwrap_or(0)
+    } else {
+        row.fields.get(field).copied().unwrap_or(0)
+    };
+    Some(n as f64 / row.events as f64)
+}
+
+/// Unexplained mismatches for `dest` in the last reconcile report (0 without one).
+fn unexplained(last: Option<&Recorded>, dest: &str) -> f64 {
+    last.and_then(|r| r.report.destinations.get(dest)).map_or(0.0, |d| d.unexplained as f64)
+}
+
+/// What the rules read: the ledger, this process's gauges, the last reconcile report.
+#[derive(Clone)]
+pub struct Watched {
+    pub store: Arc<dyn Store>,
+    pub metrics: Arc<Metrics>,
+    pub last_reconcile: Arc<LastReport>,
+}
+
 /// Whether this process's worker for `destination` has its circuit open (the `surety_circuit_open` gauge).
 fn circuit_open(metrics: &Metrics, destination: &str) -> bool {
     let labels = crate::telemetry::DestinationLabels { destination: destination.to_owned() };
@@ -368,8 +463,7 @@ pub async fn run(
     rules: Vec<AlertRule>,
     destinations: Vec<String>,
     book: Arc<AlertBook>,
-    store: Arc<dyn Store>,
-    metrics: Arc<Metrics>,
+    watched: Watched,
     cancel: CancellationToken,
 ) {
     let notifier = Notifier::start(&config, book.clone(), cancel.clone());
@@ -381,8 +475,20 @@ pub async fn run(
             _ = cancel.cancelled() => return,
             _ = tick.tick() => {}
         }
+        match watched.store.lead("alerts").await {
+            Ok(true) => book.set_leading(true),
+            Ok(false) => {
+                book.set_leading(false);
+                continue;
+            }
+            Err(e) => {
+                book.set_leading(false);
+                tracing::warn!(error = %e, "alerts: could not ask the ledger who leads; asking again next interval");
+                continue;
+            }
+        }
         let now = Utc::now();
-        match reader.read(&rules, store.as_ref(), &metrics, now).await {
+        match reader.read(&rules, &watched, now).await {
             Ok(readings) => {
                 for n in book.observe(now, &readings, notifier.is_some()) {
                     tracing::warn!(rule = %n.rule, destination = %n.destination, value = n.value, "{}", n.summary());

@@ -53,7 +53,8 @@ struct Settings {
 /// The body for the receiver.
 pub fn body(n: &Notice, format: AlertFormat) -> serde_json::Value {
     match format {
-        AlertFormat::Json => json!({
+        AlertFormat::Json => {
+            let mut body = json!({
             "source": "surety",
             "status": n.status,
             "rule": n.rule,
@@ -64,7 +65,12 @@ pub fn body(n: &Notice, format: AlertFormat) -> serde_json::Value {
             "since": n.since,
             "at": n.at,
             "summary": n.summary(),
-        }),
+            });
+            if let Some(below) = n.below {
+                body["below"] = json!(below);
+            }
+            body
+        }
         AlertFormat::Slack => {
             let icon = match n.status {
                 Status::Firing => ":rotating_light:",

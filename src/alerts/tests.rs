@@ -4,7 +4,16 @@ use super::*;
 use crate::config::alerts::AlertRule;
 
 fn rule(name: &str, when: Condition, above: f64, for_secs: u64) -> AlertRule {
-    AlertRule { name: name.into(), when, above, destination: None, for_secs, window_secs: 3600 }
+    AlertRule {
+        name: name.into(),
+        when,
+        above,
+        below: None,
+        field: None,
+        destination: None,
+        for_secs,
+        window_secs: 3600,
+    }
 }
 
 fn at(min: i64) -> DateTime<Utc> {
@@ -92,4 +101,57 @@ fn messages_read_well_in_both_formats() {
         text.contains("FIRING share: linkedin — share of ended deliveries rejected is 0.125 (alert above 0.050)"),
         "{text}"
     );
+}
+
+#[test]
+fn a_coverage_rule_fires_below_its_share_and_says_so() {
+    let mut r = rule("email", Condition::Coverage, 0.0, 0);
+    r.below = Some(0.6);
+    r.field = Some("email".into());
+    let book = AlertBook::new(vec![r], true);
+    assert!(book.observe(at(0), &[reading("email", "meta", 0.8)], true).is_empty());
+    let fired = book.observe(at(1), &[reading("email", "meta", 0.25)], true);
+    assert_eq!(fired.len(), 1);
+    assert_eq!(fired[0].below, Some(0.6));
+    assert!(fired[0].summary().contains("is 0.250 (alert below 0.600)"), "{}", fired[0].summary());
+    let json = notify::body(&fired[0], crate::config::alerts::AlertFormat::Json);
+    assert_eq!(json["below"], 0.6);
+    // Exactly at the share is not below it: resolved.
+    let resolved = book.observe(at(2), &[reading("email", "meta", 0.6)], true);
+    assert_eq!(resolved.iter().map(|n| n.status).collect::<Vec<_>>(), [Status::Resolved]);
+}
+
+#[test]
+fn coverage_shares_come_from_the_destination_row() {
+    let mut row =
+        crate::reconcile::coverage::CoverageRow { key: "meta".into(), events: 8, joined: 2, ..Default::default() };
+    row.fields.insert("email", 6);
+    row.consent.insert("ad_user_data", 4);
+    let report = CoverageReport { since: at(0), until: at(60), by: GroupBy::Destination, events: 8, rows: vec![row] };
+    assert_eq!(share_carrying(&report, "meta", "email"), Some(0.75));
+    assert_eq!(share_carrying(&report, "meta", "phone"), Some(0.0));
+    assert_eq!(share_carrying(&report, "meta", "joined"), Some(0.25));
+    assert_eq!(share_carrying(&report, "meta", "consent.ad_user_data"), Some(0.5));
+    // No event routed to a destination: nothing to judge (no reading, so no alert).
+    assert_eq!(share_carrying(&report, "ga4", "email"), None);
+}
+
+#[test]
+fn the_last_reconcile_counts_its_unexplained_mismatches_per_destination() {
+    assert_eq!(unexplained(None, "ga4"), 0.0);
+    let mut destinations = BTreeMap::new();
+    destinations
+        .insert("ga4".to_owned(), crate::reconcile::DestReport { unexplained: 3, explained: 5, ..Default::default() });
+    let report = crate::reconcile::Report {
+        window: crate::reconcile::Window { since: at(0), until: at(60) },
+        totals: Default::default(),
+        destinations,
+        mismatches: Vec::new(),
+        bad_rows: Vec::new(),
+    };
+    let last = LastReport::default();
+    last.record(at(61), &report);
+    let recorded = last.get();
+    assert_eq!(unexplained(recorded.as_deref(), "ga4"), 3.0);
+    assert_eq!(unexplained(recorded.as_deref(), "meta"), 0.0);
 }

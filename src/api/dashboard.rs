@@ -24,6 +24,7 @@ use crate::telemetry::DestinationLabels;
 
 mod act;
 mod measure;
+mod reconcile;
 mod timeline;
 
 pub use self::act::{replay, settle};
@@ -76,6 +77,10 @@ pub async fn page(State(app): State<Arc<App>>, headers: HeaderMap, RawQuery(quer
                 Err(e) => return Problem::from(e).into_response(),
             };
             (StatusCode::OK, "Late arrivals · Surety".to_owned(), false)
+        }
+        None if view == "reconcile" => {
+            reconcile::write_reconcile(&mut body, app.last_reconcile.get().as_deref()).ok();
+            (StatusCode::OK, "Reconcile · Surety".to_owned(), false)
         }
         None if view == "coverage" => {
             let q =

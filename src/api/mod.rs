@@ -49,6 +49,8 @@ pub struct App {
     pub(crate) wake: Vec<Arc<Notify>>,
     /// What fires (`crate::alerts`), for `GET /v1/alerts`.
     pub alerts: Arc<crate::alerts::AlertBook>,
+    /// The last report `POST /v1/reconcile` answered, for the dashboard and the alert rules.
+    pub last_reconcile: Arc<crate::reconcile::LastReport>,
 }
 
 impl App {

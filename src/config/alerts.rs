@@ -21,6 +21,12 @@ pub enum Condition {
     RejectionShare,
     /// How long, in seconds, the destination's circuit has been open (in this process).
     CircuitOpenSecs,
+    /// Of the events within `window_secs` routed to the destination, the share carrying `field`
+    /// (an identifier of `surety coverage`, `joined`, or `consent.PURPOSE`); fires `below` a share.
+    Coverage,
+    /// Unexplained mismatches for the destination in the last reconcile report this process
+    /// answered (`POST /v1/reconcile`).
+    ReconcileUnexplained,
 }
 
 impl Condition {
@@ -33,6 +39,8 @@ impl Condition {
             Self::NeedsPerson => "deliveries that need a person (dead, in_doubt, rejected)",
             Self::RejectionShare => "share of ended deliveries rejected",
             Self::CircuitOpenSecs => "circuit open (seconds)",
+            Self::Coverage => "share of events carrying the field",
+            Self::ReconcileUnexplained => "unexplained mismatches in the last reconcile",
         }
     }
 }
@@ -45,20 +53,47 @@ pub struct AlertRule {
     pub name: String,
     pub when: Condition,
     /// Fires when the value is above this (for `rejection_share`, a share between 0 and 1).
+    /// Not for `coverage`, which fires `below`.
+    #[serde(default)]
     pub above: f64,
+    /// `coverage`: fires when the share is below this (between 0 and 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub below: Option<f64>,
+    /// `coverage`: what is counted (`email`, `any_click_id`, `joined`, `consent.ad_user_data`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
     /// Only this destination; every configured destination when left out.
     #[serde(default)]
     pub destination: Option<String>,
     /// Fires only once the condition has held this long (0: at the first evaluation).
     #[serde(default)]
     pub for_secs: u64,
-    /// `rejection_share`: the window the share is taken over.
+    /// `rejection_share` and `coverage`: the window the share is taken over (by event time for
+    /// `coverage`).
     #[serde(default = "default_window")]
     pub window_secs: u64,
 }
 
 fn default_window() -> u64 {
     3600
+}
+
+impl AlertRule {
+    /// Whether a reading breaks the rule: below `below` for `coverage`, above `above` otherwise.
+    pub fn breached(&self, value: f64) -> bool {
+        match self.below {
+            Some(below) => value < below,
+            None => value > self.above,
+        }
+    }
+}
+
+/// What a `coverage` rule may count besides the identifiers of `core::event::COVERAGE_FIELDS`.
+pub const COVERAGE_EXTRA: [&str; 4] =
+    ["joined", "consent.analytics", "consent.ad_user_data", "consent.ad_personalization"];
+
+fn coverage_field_known(field: &str) -> bool {
+    crate::core::event::COVERAGE_FIELDS.contains(&field) || COVERAGE_EXTRA.contains(&field)
 }
 
 /// How a message is posted to the webhook.
@@ -76,8 +111,8 @@ pub enum AlertFormat {
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertingConfig {
-    /// Whether this process evaluates the rules. With several processes on one PostgreSQL
-    /// ledger, leave it on in one of them.
+    /// Whether this process may evaluate the rules. With several processes on one PostgreSQL
+    /// ledger, the one that leads (an advisory lock) evaluates; `false` keeps a process out.
     pub evaluate: bool,
     /// How often the rules are evaluated.
     pub interval_secs: u64,
@@ -133,8 +168,36 @@ pub fn problems(alerting: &AlertingConfig, rules: &[AlertRule], destinations: &[
         if r.when == Condition::RejectionShare && r.above >= 1.0 {
             p.push(format!("{at}.above: a rejection_share is between 0 and 1 (0.05 = 5%)"));
         }
-        if r.when == Condition::RejectionShare && r.window_secs == 0 {
+        if matches!(r.when, Condition::RejectionShare | Condition::Coverage) && r.window_secs == 0 {
             p.push(format!("{at}.window_secs: must be at least 1"));
+        }
+        if r.when == Condition::Coverage {
+            match r.below {
+                Some(b) if b.is_finite() && (0.0..=1.0).contains(&b) => {}
+                Some(_) => p.push(format!("{at}.below: a coverage share is between 0 and 1 (0.6 = 60%)")),
+                None => p.push(format!("{at}.below: a coverage rule fires below a share: set below = 0.6 (60%)")),
+            }
+            if r.above != 0.0 {
+                p.push(format!("{at}.above: a coverage rule fires below a share: use below, not above"));
+            }
+            match r.field.as_deref() {
+                Some(f) if coverage_field_known(f) => {}
+                Some(f) => p.push(format!(
+                    "{at}.field: '{f}' is not counted by coverage (one of {}, {})",
+                    crate::core::event::COVERAGE_FIELDS.join(", "),
+                    COVERAGE_EXTRA.join(", ")
+                )),
+                None => {
+                    p.push(format!("{at}.field: a coverage rule names the field it counts (e.g. field = \"email\")"))
+                }
+            }
+        } else {
+            if r.below.is_some() {
+                p.push(format!("{at}.below: only a coverage rule fires below a value; use above"));
+            }
+            if r.field.is_some() {
+                p.push(format!("{at}.field: only a coverage rule counts a field"));
+            }
         }
         if let Some(d) = &r.destination {
             if !destinations.contains(&d.as_str()) {

@@ -291,6 +291,23 @@ pub struct Identity {
     pub browser_event_id: Option<String>,
 }
 
+/// The identifiers coverage counts (`surety coverage`, the `coverage` alert rule), by the names
+/// of the canonical event's `identity` fields (`any_click_id`: at least one of the click ids).
+pub const COVERAGE_FIELDS: [&str; 12] = [
+    "client_id",
+    "session_id",
+    "user_id",
+    "email",
+    "phone",
+    "gclid",
+    "gbraid",
+    "wbraid",
+    "fbc",
+    "fbp",
+    "li_fat_id",
+    "any_click_id",
+];
+
 /// The personal fields: hashed at ingest, stripped when consent for ad user data is denied.
 pub const PERSONAL_FIELDS: [&str; 7] =
     ["email", "phone", "first_name", "last_name", "street", "gender", "date_of_birth"];

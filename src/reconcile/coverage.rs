@@ -11,25 +11,9 @@ use serde::Serialize;
 
 use super::late::CountError;
 use crate::core::delivery::reason;
+pub use crate::core::event::COVERAGE_FIELDS as FIELDS;
 use crate::core::{ConsentState, DeliveryState, Event};
 use crate::store::{LedgerEntry, Store};
-
-/// The identifiers counted, by the names of the canonical event's `identity` fields
-/// (`any_click_id`: at least one of the click ids).
-pub const FIELDS: [&str; 12] = [
-    "client_id",
-    "session_id",
-    "user_id",
-    "email",
-    "phone",
-    "gclid",
-    "gbraid",
-    "wbraid",
-    "fbc",
-    "fbp",
-    "li_fat_id",
-    "any_click_id",
-];
 
 /// How the rows are grouped.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum, serde::Deserialize)]

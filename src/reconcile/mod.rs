@@ -23,7 +23,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use self::classify::Matcher;
 pub use self::classify::{Platform, Scope, Settings};
 pub use self::read::{parse_day, BadRow};
-pub use self::report::{DestReport, FailOn, Mismatch, Report};
+pub use self::report::{DestReport, FailOn, LastReport, Mismatch, Recorded, Report, Window, KEPT_MISMATCHES};
 pub use self::table::Format;
 use crate::config::{Config, DestinationConfig};
 use crate::import::{parse_map, Mapping};

@@ -153,3 +153,39 @@ impl Report {
         out
     }
 }
+
+/// Mismatches kept with the last report (the largest are listed first by the dashboard).
+pub const KEPT_MISMATCHES: usize = 100;
+
+/// A report as it was answered, and when.
+#[derive(Clone, Debug, Serialize)]
+pub struct Recorded {
+    pub at: DateTime<Utc>,
+    /// The report, its mismatches cut to [`KEPT_MISMATCHES`] (the totals still count all).
+    pub report: Report,
+}
+
+/// The last report `POST /v1/reconcile` answered in this process: the dashboard's reconcile page
+/// shows it and the `reconcile_unexplained` alert rule reads it. Kept in memory only.
+#[derive(Default)]
+pub struct LastReport(std::sync::Mutex<Option<std::sync::Arc<Recorded>>>);
+
+impl LastReport {
+    pub fn record(&self, at: DateTime<Utc>, report: &Report) {
+        let mut largest: Vec<&Mismatch> = report.mismatches.iter().collect();
+        largest.sort_by(|a, b| b.value.unwrap_or(0.0).total_cmp(&a.value.unwrap_or(0.0)));
+        let kept = Report {
+            window: report.window.clone(),
+            totals: report.totals.clone(),
+            destinations: report.destinations.clone(),
+            mismatches: largest.into_iter().take(KEPT_MISMATCHES).cloned().collect(),
+            bad_rows: report.bad_rows.iter().take(KEPT_MISMATCHES).cloned().collect(),
+        };
+        let recorded = std::sync::Arc::new(Recorded { at, report: kept });
+        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(recorded);
+    }
+
+    pub fn get(&self) -> Option<std::sync::Arc<Recorded>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+}

@@ -608,4 +608,12 @@ pub trait Store: Send + Sync {
     /// Drops the bodies of up to `batch` requests sent before `before`, keeping their hash
     /// (`[ledger] keep_request_bodies_days`). Returns how many; call again until 0.
     async fn prune_request_bodies(&self, before: DateTime<Utc>, batch: usize) -> Result<u64, StoreError>;
+    /// Whether this process leads `task` among the processes sharing the ledger (one at a time:
+    /// the alert rules are evaluated by the leader only). Asked again every round; the lead is
+    /// kept while this process lives and its database session holds, and passes on when it does
+    /// not. A SQLite ledger has one serving process: it always leads.
+    async fn lead(&self, task: &'static str) -> Result<bool, StoreError> {
+        let _ = task;
+        Ok(true)
+    }
 }

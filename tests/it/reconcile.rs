@@ -202,3 +202,91 @@ async fn post_reconcile_answers_the_same_report_and_refuses_an_unknown_destinati
     let r = server.post("/v1/reconcile", &body).await;
     assert_eq!(r.status(), 403, "an ingest token may not reconcile");
 }
+
+/// A `multipart/form-data` body built by hand: `(name, file name, content type, content)`.
+fn multipart(parts: &[(&str, Option<&str>, Option<&str>, &str)]) -> (String, String) {
+    let boundary = "surety-test-boundary-7c1f";
+    let mut body = String::new();
+    for (name, file, ctype, content) in parts {
+        body.push_str(&format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\""));
+        if let Some(f) = file {
+            body.push_str(&format!("; filename=\"{f}\""));
+        }
+        body.push_str("\r\n");
+        if let Some(t) = ctype {
+            body.push_str(&format!("Content-Type: {t}\r\n"));
+        }
+        body.push_str(&format!("\r\n{content}\r\n"));
+    }
+    body.push_str(&format!("--{boundary}--\r\n"));
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[tokio::test]
+async fn a_multipart_upload_reconciles_like_the_command_and_the_dashboard_shows_the_last_report() {
+    let server = TestServer::start().await;
+    let now = Utc.timestamp_opt(Utc::now().timestamp(), 0).unwrap();
+    let at = now - Duration::hours(2);
+    for (id, value) in [("M-1", 20.0), ("M-2", 35.0)] {
+        assert_eq!(server.post("/v1/events", &order(id, at, value)).await.status(), 202);
+        server.settled(&event_id(id)).await;
+    }
+    let t = at.to_rfc3339_opts(SecondsFormat::Secs, true);
+    // M-3 never reached Surety; GA4 lost M-2.
+    let source = format!(
+        "subject.type,subject.id,kind,occurred_at,value,currency\norder,M-1,order_paid,{t},20,EUR\n\
+         order,M-2,order_paid,{t},35,EUR\norder,M-3,order_paid,{t},99.5,EUR\n"
+    );
+    let ga4 = format!(
+        "transactionId,date,eventName,purchaseRevenue,eventCount\nM-1,{},purchase,20.00,1\n",
+        at.format("%Y%m%d")
+    );
+    let post = |ctype: String, body: String, token: &'static str| {
+        let http = server.http.clone();
+        let url = server.url("/v1/reconcile");
+        async move { http.post(url).bearer_auth(token).header("content-type", ctype).body(body).send().await.unwrap() }
+    };
+
+    // The dashboard says so before any run.
+    let page = server.get_admin("/?view=reconcile").await.text().await.unwrap();
+    assert!(page.contains("No reconcile has run through this process yet"), "{page}");
+
+    let (ctype, body) = multipart(&[
+        ("source", Some("shop.csv"), Some("text/csv"), &source),
+        ("platforms.ga4-web", Some("ga4.csv"), None, &ga4),
+        ("value_tolerance", None, None, "0.01"),
+    ]);
+    let r = post(ctype, body, crate::support::ADMIN_TOKEN).await;
+    assert_eq!(r.status(), 200);
+    let report: Value = r.json().await.unwrap();
+    let classes = &report["destinations"]["ga4-web"]["classes"];
+    assert_eq!(classes["not_received"], 1, "{report:#}");
+    assert_eq!(classes["missing_at_platform"], 1, "{report:#}");
+    assert_eq!(classes["matched"], 1, "{report:#}");
+
+    // The same files through the JSON body give the same classes.
+    let json_body = json!({
+        "source": {"format": "csv", "content": source},
+        "platforms": {"ga4-web": {"format": "csv", "content": ga4}},
+    });
+    let r = server.post_admin("/v1/reconcile", &json_body).await;
+    assert_eq!(r.json::<Value>().await.unwrap()["destinations"]["ga4-web"]["classes"], *classes);
+
+    // The dashboard shows the last report, its mismatches linked to their timelines.
+    let page = server.get_admin("/?view=reconcile").await.text().await.unwrap();
+    assert!(page.contains("2 unexplained"), "{page}");
+    assert!(page.contains("not_received") && page.contains("missing_at_platform"), "{page}");
+    assert!(page.contains("href=\"/?event=order%3AM-2%3Aorder_paid\""), "{page}");
+
+    // Refusals: no source part, an unknown part, an ingest token.
+    let (ctype, body) = multipart(&[("platforms.ga4-web", Some("ga4.csv"), None, &ga4)]);
+    let r = post(ctype, body, crate::support::ADMIN_TOKEN).await;
+    assert_eq!(r.status(), 422);
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "invalid_reconcile");
+    let (ctype, body) = multipart(&[("source", Some("s.csv"), None, &source), ("sourse", None, None, "x")]);
+    let r = post(ctype, body, crate::support::ADMIN_TOKEN).await;
+    assert_eq!(r.status(), 422);
+    let (ctype, body) = multipart(&[("source", Some("s.csv"), None, &source)]);
+    let r = post(ctype, body, crate::support::INGEST_TOKEN).await;
+    assert_eq!(r.status(), 403);
+}

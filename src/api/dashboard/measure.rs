@@ -16,7 +16,9 @@ const RECENT_ALERTS: usize = 10;
 /// Links between the dashboard's views.
 pub fn write_nav(out: &mut String, current: &str) -> fmt::Result {
     out.push_str("<nav class=\"views\">");
-    for (view, label) in [("", "Overview"), ("late", "Late arrivals"), ("coverage", "Coverage")] {
+    for (view, label) in
+        [("", "Overview"), ("late", "Late arrivals"), ("coverage", "Coverage"), ("reconcile", "Reconcile")]
+    {
         if view == current {
             write!(out, "<b>{label}</b> ")?;
         } else if view.is_empty() {
@@ -34,8 +36,9 @@ pub fn write_alerts(out: &mut String, v: &AlertsView) -> fmt::Result {
     out.push_str("<h2>Alerts</h2>");
     if !v.evaluating {
         out.push_str(
-            "<p class=\"muted\">No <code>[[alerts]]</code> rules are evaluated by this process (README, \
-             \"Alerts\").</p>",
+            "<p class=\"muted\">No <code>[[alerts]]</code> rules are evaluated by this process: none are \
+             configured, <code>alerting.evaluate = false</code>, or another process on the same ledger leads \
+             (README, \"Alerts\").</p>",
         );
         return Ok(());
     }

@@ -8,6 +8,7 @@ mod bodies;
 mod follow_up;
 mod ingest;
 mod intake;
+mod lead;
 mod queries;
 mod queue;
 mod settle;
@@ -37,6 +38,8 @@ const POOL_SIZE: u32 = 16;
 
 pub struct PgStore {
     pool: PgPool,
+    /// Tasks this process leads (`Store::lead`), each on a session of its own.
+    leads: lead::Leads,
 }
 
 impl PgStore {
@@ -50,7 +53,7 @@ impl PgStore {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await.map_err(|e| StoreError::Open(format!("migrating the ledger failed: {e}")))?;
-        Ok(Self { pool })
+        Ok(Self { pool, leads: lead::Leads::default() })
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -212,6 +215,10 @@ impl Store for PgStore {
 
     async fn prune_request_bodies(&self, before: DateTime<Utc>, batch: usize) -> Result<u64, StoreError> {
         bodies::prune_request_bodies(&self.pool, before, batch).await
+    }
+
+    async fn lead(&self, task: &'static str) -> Result<bool, StoreError> {
+        self.leads.lead(&self.pool, task).await
     }
 }
 
