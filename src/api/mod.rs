@@ -9,6 +9,7 @@ pub mod auth;
 pub mod capture;
 mod dashboard;
 mod events;
+pub mod find;
 mod http_metrics;
 mod late;
 mod openapi;
@@ -79,6 +80,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route_layer(middleware::from_fn_with_state((app.clone(), Role::Capture), auth::require))
         .layer(capture::cors(&app.config.auth.capture_origins));
     let admin = Router::new()
+        .route("/v1/events", get(find::list_events))
+        .route("/v1/search", get(find::search))
         .route("/v1/events/{id}", get(admin::get_event))
         .route("/v1/deliveries", get(admin::list_deliveries))
         .route("/v1/deliveries/replay", post(admin::replay))

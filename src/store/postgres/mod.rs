@@ -9,6 +9,7 @@ mod ingest;
 mod intake;
 mod queries;
 mod queue;
+mod search;
 mod settle;
 mod window;
 
@@ -19,6 +20,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
+use super::search::{EventFilter, EventPage, SearchKeys, SearchResult};
 use super::{
     BatchRecord, Claimed, Counts, DeliveryFilter, DeliveryView, DueFollowUp, EventView, IdentityCapture, IngestResult,
     Intake, IntakeResult, PlannedDelivery, Pruned, QueueStat, Receipt, ReceiptFilter, ReceiptView, Recovered,
@@ -207,6 +209,14 @@ impl Store for PgStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    async fn search(&self, keys: SearchKeys) -> Result<SearchResult, StoreError> {
+        search::search(&self.pool, &keys).await
+    }
+
+    async fn list_events(&self, filter: EventFilter) -> Result<EventPage, StoreError> {
+        search::list_events(&self.pool, &filter).await
     }
 }
 

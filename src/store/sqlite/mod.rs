@@ -8,6 +8,7 @@ mod ingest;
 mod intake;
 mod queries;
 mod queue;
+mod search;
 mod settle;
 mod window;
 
@@ -20,6 +21,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
+use super::search::{EventFilter, EventPage, SearchKeys, SearchResult};
 use super::{
     BatchRecord, Claimed, Counts, DeliveryFilter, DeliveryView, DueFollowUp, EventView, IdentityCapture, IngestResult,
     Intake, IntakeResult, PlannedDelivery, Pruned, QueueStat, Receipt, ReceiptFilter, ReceiptView, Recovered,
@@ -37,6 +39,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_receipts.sql"),
     include_str!("migrations/0005_retention.sql"),
     include_str!("migrations/0006_settlements.sql"),
+    include_str!("migrations/0007_search.sql"),
 ];
 /// Most writes folded into one transaction.
 const MAX_GROUP: usize = 512;
@@ -404,6 +407,14 @@ impl Store for SqliteStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.read(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?)).await
+    }
+
+    async fn search(&self, keys: SearchKeys) -> Result<SearchResult, StoreError> {
+        self.read(move |conn| search::search(conn, &keys)).await
+    }
+
+    async fn list_events(&self, filter: EventFilter) -> Result<EventPage, StoreError> {
+        self.read(move |conn| search::list_events(conn, &filter)).await
     }
 
     /// Ready when the ledger answers, its filesystem has room, and — after a failed commit — a
