@@ -303,3 +303,55 @@ event = "123456"
             || page().await.contains("data-destination=\"ga4-web\" data-health=\"delivering\"")
     );
 }
+
+async fn cli(args: Vec<String>) -> (i32, String, String) {
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_surety"))
+            .args(&args)
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("run surety")
+    })
+    .await
+    .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+}
+
+#[tokio::test]
+async fn the_cli_finds_and_lists_what_the_api_does() {
+    let s = TestServer::start().await;
+    if s.postgres.is_some() {
+        return; // the CLI below reads the SQLite file
+    }
+    assert_eq!(s.post("/v1/events", &crate::support::purchase("C1042", 1)).await.status(), 202);
+    s.settled("order:C1042:order_paid").await;
+    let config = s.dir.path().join("cli.toml");
+    std::fs::write(&config, crate::support::config_toml(&s.db, &s.ga4.base_url, "")).unwrap();
+    let config = config.display().to_string();
+    let run = |args: &[&str]| {
+        let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        all.extend(["--config".to_owned(), config.clone()]);
+        cli(all)
+    };
+
+    let (code, out, err) = run(&["events", "find", "JANE.doe@example.com", "--json"]).await;
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["matches"][0]["subject"]["id"], "C1042");
+    assert_eq!(v["matches"][0]["by"], "email");
+    assert!(!out.to_lowercase().contains("jane"), "{out}");
+
+    let (code, out, _) = run(&["events", "find", "C1042"]).await;
+    assert_eq!(code, 0);
+    assert!(out.contains("order:C1042:order_paid") && out.contains("ga4-web"), "{out}");
+    let (code, out, _) = run(&["events", "find", "never.sent@example.com"]).await;
+    assert_eq!((code, out.trim()), (1, "nothing found"));
+
+    let (code, out, err) = run(&["events", "list", "--kind", "order_paid", "--state", "delivered"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("order:C1042:order_paid") && out.contains("delivered"), "{out}");
+    let (code, _, err) = run(&["events", "list", "--cursor", "42"]).await;
+    assert_eq!(code, 2);
+    assert!(err.contains("cursor:"), "{err}");
+}
