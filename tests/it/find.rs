@@ -253,6 +253,10 @@ async fn the_event_list_filters_by_kind_delivery_and_time_and_pages_with_a_curso
         assert_eq!(r.status(), 400, "{bad}");
         assert_eq!(r.json::<Value>().await.unwrap()["code"], "invalid_query", "{bad}");
     }
+    // Admin only, beside ingest's POST on the same path.
+    let r = s.http.get(s.url("/v1/events")).bearer_auth(crate::support::INGEST_TOKEN).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(s.http.get(s.url("/v1/events")).send().await.unwrap().status(), 401);
     // Ingest still posts to the same path.
     assert_eq!(s.post("/v1/events", &crate::support::purchase("L9", 1)).await.status(), 202);
 }
