@@ -5,6 +5,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod find;
+
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
@@ -86,6 +88,18 @@ enum EventsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Find an order's events by an event id, the order (1042 or order:1042), a Stripe, Shopify or
+    /// Segment id, an email or phone (hashed before the lookup, never kept) or a click id.
+    Find {
+        query: String,
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List events, newest first, by kind, source, destination, delivery state and reason, time.
+    List(find::ListArgs),
 }
 
 #[derive(Subcommand)]
@@ -240,6 +254,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        Command::Events(EventsCommand::Find { query, config, json }) => find::find(&query, &config, json),
+        Command::Events(EventsCommand::List(args)) => find::list(args),
         Command::Dlq(DlqCommand::List { config, destination, state, limit, json }) => {
             let config = load(&config)?;
             let filter = DeliveryFilter {

@@ -2,6 +2,8 @@
 //! at `GET /metrics` in OpenMetrics for a scraper that asks for it, else in the Prometheus text
 //! format 0.0.4 (what `curl` and `promtool check metrics` read).
 
+pub mod lanes;
+
 use std::sync::Mutex;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -74,6 +76,8 @@ pub struct Metrics {
     pub http_duration: Family<HttpLabels, Histogram>,
     /// Received minus occurred, for every event stored, by source and kind.
     pub lateness: Family<LatenessLabels, Histogram>,
+    /// What each destination's worker last learnt about its platform (the console's health lines).
+    pub lanes: lanes::Lanes,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -182,6 +186,7 @@ impl Metrics {
             oldest_pending,
             latency,
             circuit_open,
+            lanes: lanes::Lanes::default(),
             http_requests,
             http_duration,
             lateness,

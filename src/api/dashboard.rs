@@ -23,6 +23,8 @@ use crate::store::{Counts, DeliveryFilter, DeliveryView, ReceiptFilter, ReceiptV
 use crate::telemetry::DestinationLabels;
 
 mod act;
+mod find;
+mod health;
 mod measure;
 mod reconcile;
 mod timeline;
@@ -82,6 +84,20 @@ pub async fn page(State(app): State<Arc<App>>, headers: HeaderMap, RawQuery(quer
             reconcile::write_reconcile(&mut body, app.last_reconcile.get().as_deref()).ok();
             (StatusCode::OK, "Reconcile · Surety".to_owned(), false)
         }
+        None if view == "search" => match find::search(&app, &param("q").unwrap_or_default()).await {
+            Ok(html) => {
+                body.push_str(&html);
+                (StatusCode::OK, "Find · Surety".to_owned(), false)
+            }
+            Err(e) => return Problem::from(e).into_response(),
+        },
+        None if view == "events" => match find::events(&app, &param).await {
+            Ok(html) => {
+                body.push_str(&html);
+                (StatusCode::OK, "Events · Surety".to_owned(), false)
+            }
+            Err(e) => return Problem::from(e).into_response(),
+        },
         None if view == "coverage" => {
             let q =
                 crate::reconcile::coverage::CoverageQuery { since: window.0, until: window.1, by: Default::default() };
@@ -101,6 +117,7 @@ pub async fn page(State(app): State<Arc<App>>, headers: HeaderMap, RawQuery(quer
     };
     let generated = format!("{}", now.format("%Y-%m-%d %H:%M:%S UTC"));
     let event_value = Esc(event_id.as_deref().unwrap_or("")).to_string();
+    let q_value = Esc(param("q").as_deref().unwrap_or("")).to_string();
     let script = if refresh {
         format!(
             "<script>setInterval(function(){{if(!document.querySelector('input:focus'))location.reload()}},{});\
@@ -112,7 +129,14 @@ pub async fn page(State(app): State<Arc<App>>, headers: HeaderMap, RawQuery(quer
     };
     let html = fill(
         TEMPLATE,
-        &[("title", &title), ("generated", &generated), ("event", &event_value), ("body", &body), ("refresh", &script)],
+        &[
+            ("title", &title),
+            ("generated", &generated),
+            ("event", &event_value),
+            ("q", &q_value),
+            ("body", &body),
+            ("refresh", &script),
+        ],
     );
     (status, html_headers(), html).into_response()
 }
@@ -246,6 +270,7 @@ async fn overview(app: &App, now: DateTime<Utc>) -> Result<String, crate::store:
     refused.sort_by_key(|r| std::cmp::Reverse(r.last_at));
     refused.truncate(NEWEST);
     let mut out = String::new();
+    health::write(&mut out, &health::lines(app, &counts, now).await?, now).ok();
     write_overview(&mut out, app, &counts, &stuck, &refused, now).ok();
     Ok(out)
 }

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod capture;
 mod dashboard;
 mod events;
+pub mod find;
 mod http_metrics;
 mod late;
 mod openapi;
@@ -72,7 +73,9 @@ pub fn router(app: Arc<App>) -> Router {
     // Bearer auth runs before the handlers' extractors: no path or query is parsed for a caller
     // without credentials.
     let ingest = Router::new()
-        .route("/v1/events", post(events::post_events))
+        // GET is admin's (its handler requires the role); one method router keeps one auth layer
+        // in front of `/v1/events`, so another method is 405 for an ingest token.
+        .route("/v1/events", post(events::post_events).get(find::list_events))
         .route_layer(middleware::from_fn_with_state((app.clone(), Role::Ingest), auth::require));
     // A capture key (public, in the browser) may post identities and nothing else; CORS wraps the
     // auth layer so that a browser's preflight is answered before any credential is asked for.
@@ -81,6 +84,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route_layer(middleware::from_fn_with_state((app.clone(), Role::Capture), auth::require))
         .layer(capture::cors(&app.config.auth.capture_origins));
     let admin = Router::new()
+        .route("/v1/search", get(find::search))
         .route("/v1/events/{id}", get(admin::get_event))
         .route("/v1/deliveries", get(admin::list_deliveries))
         .route("/v1/deliveries/replay", post(admin::replay))

@@ -7,6 +7,7 @@ mod open;
 pub mod postgres;
 mod prepare;
 mod rules;
+pub mod search;
 pub mod sqlite;
 mod views;
 
@@ -616,4 +617,10 @@ pub trait Store: Send + Sync {
         let _ = task;
         Ok(true)
     }
+    /// The subjects a query names — by an event's id, the subject or its id, an alias, a
+    /// receipt id, a search key filed at intake (`search::intake_keys`) — and every event of
+    /// them in event-time order with its deliveries.
+    async fn search(&self, keys: search::SearchKeys) -> Result<search::SearchResult, StoreError>;
+    /// One page of events, newest first, as `filter` says; `next_cursor` continues it.
+    async fn list_events(&self, filter: search::EventFilter) -> Result<search::EventPage, StoreError>;
 }

@@ -46,6 +46,11 @@ impl Breaker {
         }
     }
 
+    /// Until when it claims nothing (past: the next claim probes); none while closed.
+    pub fn open_until(&self) -> Option<Instant> {
+        self.open_until
+    }
+
     /// Whether the circuit is open or probing.
     pub fn is_open(&self) -> bool {
         self.open_until.is_some()

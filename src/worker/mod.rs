@@ -10,6 +10,7 @@
 
 mod breaker;
 mod follow_up;
+mod lanes;
 mod outcome;
 
 use std::collections::HashSet;
@@ -22,6 +23,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub use self::breaker::{Breaker, BreakerPolicy, Gate};
+use self::lanes::tell_lanes;
 pub use self::outcome::settle;
 use crate::config::WorkerConfig;
 use crate::core::delivery::reason;
@@ -30,6 +32,7 @@ use crate::core::retry::RetryPolicy;
 use crate::core::{AttemptOutcome, Claimed, DeliveryState, Outcome};
 use crate::delivery::{DeliveryOutcome, Destination, SendReport};
 use crate::store::{BatchRecord, DeliveryUpdate, Store, StoreError};
+use crate::telemetry::lanes::Lanes;
 use crate::telemetry::{AttemptLabels, DestinationLabels, Metrics};
 
 /// What a worker needs; shared with the rest of the process.
@@ -269,7 +272,7 @@ async fn send(ctx: &WorkerContext, dest: &dyn Destination, batch: Vec<Claimed>, 
     }
     let mut rec = BatchRecord { destination: name.clone(), owner: ctx.owner.clone(), ..BatchRecord::default() };
     let mut pre = dest.preflight(&batch).await;
-    tell_breaker(&name, &pre, breaker);
+    tell_breaker(&name, &pre, breaker, &ctx.metrics.lanes);
     let refused: HashSet<i64> = pre.outcomes.iter().map(|r| r.delivery_id).collect();
     let validated = std::mem::take(&mut pre.validated);
     add_to_record(ctx, dest, &mut rec, pre, &batch, false);
@@ -294,7 +297,7 @@ async fn send(ctx: &WorkerContext, dest: &dyn Destination, batch: Vec<Claimed>, 
                 request: None,
             });
         }
-        tell_breaker(&name, &report, breaker);
+        tell_breaker(&name, &report, breaker, &ctx.metrics.lanes);
         add_to_record(ctx, dest, &mut rec, report, &to_send, true);
     }
     record(ctx, rec).await;
@@ -303,7 +306,7 @@ async fn send(ctx: &WorkerContext, dest: &dyn Destination, batch: Vec<Claimed>, 
 /// What a report says about the platform's health, told to the breaker: a halt (credentials
 /// refused) opens it at once; a report whose every delivery must be retried counts as a failure;
 /// anything the platform answered on its merits is a success.
-fn tell_breaker(destination: &str, report: &SendReport, breaker: &SharedBreaker) {
+fn tell_breaker(destination: &str, report: &SendReport, breaker: &SharedBreaker, lanes: &Lanes) {
     let now = std::time::Instant::now();
     let halt = report.outcomes.iter().find_map(|r| match &r.outcome {
         Outcome::Halt { reason } => Some(reason.as_str()),
@@ -331,6 +334,7 @@ fn tell_breaker(destination: &str, report: &SendReport, breaker: &SharedBreaker)
         }
         b.success();
     }
+    tell_lanes(destination, report, &lock(breaker), lanes, now);
 }
 
 /// Adds a destination's report to the batch's record: its requests, each outcome settled into a

@@ -13,6 +13,7 @@ mod dashboard;
 mod delivery;
 mod destinations;
 mod edge;
+mod find;
 mod fuzz_corpus;
 mod hostile_input;
 mod identity_wait;

@@ -261,8 +261,13 @@ fn input_schemas_list_exactly_the_parsers_fields() {
         assert!(strict, "{parser} is expected to refuse unknown fields");
         assert_eq!(s["additionalProperties"], false, "{documented} must refuse unknown fields");
     }
-    for (parser, path) in [("DeliveryFilter", "/v1/deliveries"), ("ReceiptFilter", "/v1/receipts")] {
-        let (fields, _) = struct_fields("src/store/mod.rs", parser);
+    for (file, parser, path) in [
+        ("src/store/mod.rs", "DeliveryFilter", "/v1/deliveries"),
+        ("src/store/mod.rs", "ReceiptFilter", "/v1/receipts"),
+        ("src/api/find.rs", "ListParams", "/v1/events"),
+        ("src/api/find.rs", "SearchParams", "/v1/search"),
+    ] {
+        let (fields, _) = struct_fields(file, parser);
         let params: BTreeSet<String> = doc["paths"][path]["get"]["parameters"]
             .as_array()
             .expect("parameters")

@@ -16,9 +16,13 @@ const RECENT_ALERTS: usize = 10;
 /// Links between the dashboard's views.
 pub fn write_nav(out: &mut String, current: &str) -> fmt::Result {
     out.push_str("<nav class=\"views\">");
-    for (view, label) in
-        [("", "Overview"), ("late", "Late arrivals"), ("coverage", "Coverage"), ("reconcile", "Reconcile")]
-    {
+    for (view, label) in [
+        ("", "Overview"),
+        ("events", "Events"),
+        ("late", "Late arrivals"),
+        ("coverage", "Coverage"),
+        ("reconcile", "Reconcile"),
+    ] {
         if view == current {
             write!(out, "<b>{label}</b> ")?;
         } else if view.is_empty() {

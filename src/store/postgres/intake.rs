@@ -15,10 +15,12 @@ use crate::core::delivery::reason;
 use crate::core::plan::Planner;
 use crate::store::intake::mapped_detail;
 use crate::store::prepare::EventToStore;
+use crate::store::search::intake_keys;
 use crate::store::{Intake, IntakeResult, StoreError};
 
 pub(super) async fn intake(pool: &PgPool, intake: Intake, planner: Arc<Planner>) -> Result<IntakeResult, StoreError> {
     let Intake { at, mut captures, mut aliases, events, mut receipts, mapped } = intake;
+    let keys = intake_keys(&captures, events.iter(), mapped.as_ref());
     let prepared = prepare_off_thread(events, &planner).await?;
     // Bridge rows are locked in subject order; a subject's own captures keep their order.
     captures.sort_by(|a, b| (&a.subject.kind, &a.subject.id).cmp(&(&b.subject.kind, &b.subject.id)));
@@ -39,6 +41,7 @@ pub(super) async fn intake(pool: &PgPool, intake: Intake, planner: Arc<Planner>)
         receipts.push(receipt);
     }
     receipts_in(&mut tx, &receipts).await?;
+    super::search::record_keys(&mut tx, &keys, at).await?;
     tx.commit().await?;
     Ok(IntakeResult { events, replanned })
 }

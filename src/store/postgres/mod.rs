@@ -11,6 +11,7 @@ mod intake;
 mod lead;
 mod queries;
 mod queue;
+mod search;
 mod settle;
 mod window;
 
@@ -21,6 +22,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
+use super::search::{EventFilter, EventPage, SearchKeys, SearchResult};
 use super::{
     BatchRecord, Claimed, Counts, DeliveryFilter, DeliveryView, DueFollowUp, EventView, IdentityCapture, IngestResult,
     Intake, IntakeResult, PlannedDelivery, Pruned, QueueStat, Receipt, ReceiptFilter, ReceiptView, Recovered,
@@ -219,6 +221,14 @@ impl Store for PgStore {
 
     async fn lead(&self, task: &'static str) -> Result<bool, StoreError> {
         self.leads.lead(&self.pool, task).await
+    }
+
+    async fn search(&self, keys: SearchKeys) -> Result<SearchResult, StoreError> {
+        search::search(&self.pool, &keys).await
+    }
+
+    async fn list_events(&self, filter: EventFilter) -> Result<EventPage, StoreError> {
+        search::list_events(&self.pool, &filter).await
     }
 }
 

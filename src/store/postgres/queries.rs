@@ -317,6 +317,15 @@ pub(super) async fn prune(pool: &PgPool, before: DateTime<Utc>, batch: usize) ->
         limit,
     )
     .await?;
+    // Search keys are other names of subjects too (`store::search`), counted with the aliases.
+    p.aliases += older(
+        &mut tx,
+        "DELETE FROM search_keys WHERE (key, subject_type, subject_id) IN \
+         (SELECT key, subject_type, subject_id FROM search_keys WHERE created_at < $1 LIMIT $2)",
+        cutoff,
+        limit,
+    )
+    .await?;
     p.identities = older(
         &mut tx,
         "DELETE FROM identities WHERE (subject_type, subject_id) IN \

@@ -9,6 +9,7 @@ use super::queries;
 use crate::core::plan::Planner;
 use crate::core::{IdentityCapture, Subject};
 use crate::store::intake::mapped_detail;
+use crate::store::search::intake_keys;
 use crate::store::{IntakeResult, Receipt, StoreError};
 
 /// An [`crate::store::Intake`] with its events already hashed and planned (off the writer).
@@ -23,6 +24,7 @@ pub(super) struct Parts {
 
 pub(super) fn intake(conn: &Connection, parts: Parts, planner: &Planner) -> Result<IntakeResult, StoreError> {
     let Parts { at, captures, aliases, events, receipts, mapped } = parts;
+    let keys = intake_keys(&captures, events.iter().map(|e| &e.event), mapped.as_ref());
     let mut replanned = Vec::new();
     for capture in &captures {
         replanned.extend(ingest::capture_identity(conn, capture, planner, at)?);
@@ -36,5 +38,6 @@ pub(super) fn intake(conn: &Connection, parts: Parts, planner: &Planner) -> Resu
         receipt.detail = Some(mapped_detail(&events));
         queries::record_receipt(conn, &receipt)?;
     }
+    super::search::record_keys(conn, &keys, at)?;
     Ok(IntakeResult { events, replanned })
 }

@@ -9,6 +9,7 @@ mod ingest;
 mod intake;
 mod queries;
 mod queue;
+mod search;
 mod settle;
 mod window;
 
@@ -21,6 +22,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
+use super::search::{EventFilter, EventPage, SearchKeys, SearchResult};
 use super::{
     BatchRecord, Claimed, Counts, DeliveryFilter, DeliveryView, DueFollowUp, EventView, IdentityCapture, IngestResult,
     Intake, IntakeResult, PlannedDelivery, Pruned, QueueStat, Receipt, ReceiptFilter, ReceiptView, Recovered,
@@ -39,6 +41,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_retention.sql"),
     include_str!("migrations/0006_settlements.sql"),
     include_str!("migrations/0007_request_bodies.sql"),
+    include_str!("migrations/0008_search.sql"),
 ];
 /// Most writes folded into one transaction.
 const MAX_GROUP: usize = 512;
@@ -410,6 +413,14 @@ impl Store for SqliteStore {
 
     async fn prune_request_bodies(&self, before: DateTime<Utc>, batch: usize) -> Result<u64, StoreError> {
         self.write(move |conn| bodies::prune_request_bodies(conn, before, batch)).await
+    }
+
+    async fn search(&self, keys: SearchKeys) -> Result<SearchResult, StoreError> {
+        self.read(move |conn| search::search(conn, &keys)).await
+    }
+
+    async fn list_events(&self, filter: EventFilter) -> Result<EventPage, StoreError> {
+        self.read(move |conn| search::list_events(conn, &filter)).await
     }
 
     /// Ready when the ledger answers, its filesystem has room, and — after a failed commit — a

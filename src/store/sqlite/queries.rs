@@ -279,6 +279,9 @@ pub(super) fn prune(conn: &Connection, before: DateTime<Utc>, batch: usize) -> R
     p.aliases = older(
         "DELETE FROM subject_aliases WHERE rowid IN (SELECT rowid FROM subject_aliases WHERE created_at < ?1 LIMIT ?2)",
     )?;
+    // Search keys are other names of subjects too (`store::search`), counted with the aliases.
+    p.aliases +=
+        older("DELETE FROM search_keys WHERE rowid IN (SELECT rowid FROM search_keys WHERE created_at < ?1 LIMIT ?2)")?;
     p.identities =
         older("DELETE FROM identities WHERE rowid IN (SELECT rowid FROM identities WHERE updated_at < ?1 LIMIT ?2)")?;
     p.identity_captures = older(
