@@ -9,16 +9,13 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 pub mod alerts;
-mod ga4;
-pub mod google_ads;
-pub mod linkedin;
-pub mod meta;
 mod secret;
+mod section;
 pub mod sources;
 mod structure;
 
-pub use self::ga4::Ga4Config;
 pub use self::secret::{Secret, SecretValue, MIN_SECRET_CHARS};
+pub use self::section::{problems_of, DestinationConfig, Section, SectionReader, SectionValue};
 pub use self::sources::SourcesConfig;
 use crate::core::plan::{ConsentPurpose, OnPersonalDataDenied};
 use crate::core::retry::RetryPolicy;
@@ -45,7 +42,8 @@ pub struct Config {
     pub retention: RetentionConfig,
     #[serde(default)]
     pub sources: SourcesConfig,
-    #[serde(default)]
+    /// `[[destinations]]`, each read by its platform's [`SectionReader`] (`structure::parse`).
+    #[serde(default, skip_deserializing)]
     pub destinations: Vec<DestinationConfig>,
     /// kind → destination name → route.
     #[serde(default)]
@@ -184,56 +182,6 @@ impl RetentionConfig {
     }
 }
 
-/// One configured destination. `type` selects the platform.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum DestinationConfig {
-    Ga4(Ga4Config),
-    Meta(meta::MetaConfig),
-    GoogleAds(google_ads::GoogleAdsConfig),
-    Linkedin(linkedin::LinkedinConfig),
-}
-
-impl DestinationConfig {
-    pub fn name(&self) -> &str {
-        match self {
-            Self::Ga4(c) => &c.name,
-            Self::Meta(c) => &c.name,
-            Self::GoogleAds(c) => &c.name,
-            Self::Linkedin(c) => &c.name,
-        }
-    }
-
-    /// The longest an event may wait to be sent, in whole days (rounded up).
-    pub fn window_days(&self) -> u64 {
-        match self {
-            Self::Ga4(c) => u64::from(c.window_hours).div_ceil(24),
-            Self::Meta(c) => u64::from(c.window_days),
-            Self::GoogleAds(c) => u64::from(c.window_days),
-            Self::Linkedin(c) => u64::from(c.window_days),
-        }
-    }
-
-    /// The secrets only sending needs.
-    pub fn secrets(&self) -> Vec<&Secret> {
-        match self {
-            Self::Ga4(c) => vec![&c.api_secret],
-            Self::Meta(c) => vec![&c.access_token],
-            Self::GoogleAds(c) => vec![&c.service_account_key],
-            Self::Linkedin(c) => vec![&c.access_token],
-        }
-    }
-
-    pub fn common(&self) -> &Common {
-        match self {
-            Self::Ga4(c) => &c.common,
-            Self::Meta(c) => &c.common,
-            Self::GoogleAds(c) => &c.common,
-            Self::Linkedin(c) => &c.common,
-        }
-    }
-}
-
 mod defaults {
     pub fn concurrency() -> usize {
         8
@@ -320,24 +268,23 @@ pub struct ConfigError {
 }
 
 /// Whether loading reads every secret, or leaves out those only sending needs.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Secrets {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Secrets {
     Read,
+    /// For a command that plans but never sends (`surety import`): a destination's secret that
+    /// cannot be read is no problem (its reference must still be well formed, and every other
+    /// check stands), since nothing is sent with it.
     SkipDestinations,
 }
 
+/// Loading. `Config::load`, `Config::load_for_planning` and `Config::from_toml` are defined in
+/// `crate::platforms` (which sits above this module and knows every platform's section): they
+/// call these with the platform list's [`SectionReader`].
 impl Config {
     /// Defaults, then the file (if any), then `SURETY_…` variables (`__` separates levels:
     /// `SURETY_STORAGE__URL`, `SURETY_SERVER__LISTEN`).
-    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        Self::from_figment(Self::layered(file)?, Secrets::Read)
-    }
-
-    /// As [`Config::load`], for a command that plans but never sends (`surety import`): a
-    /// destination's secret that cannot be read here is no problem (its reference must still be
-    /// well formed, and every other check stands), since nothing is sent with it.
-    pub fn load_for_planning(file: Option<&Path>) -> Result<Self, ConfigError> {
-        Self::from_figment(Self::layered(file)?, Secrets::SkipDestinations)
+    pub fn load_with(file: Option<&Path>, sections: &SectionReader, secrets: Secrets) -> Result<Self, ConfigError> {
+        Self::from_figment(Self::layered(file)?, sections, secrets)
     }
 
     fn layered(file: Option<&Path>) -> Result<Figment, ConfigError> {
@@ -359,35 +306,21 @@ impl Config {
     }
 
     /// Parses a TOML text over the defaults, without the environment (tests, `surety demo`).
-    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        Self::from_figment(Figment::from(Toml::string(DEFAULT_TOML)).merge(Toml::string(text)), Secrets::Read)
+    pub fn from_toml_with(text: &str, sections: &SectionReader) -> Result<Self, ConfigError> {
+        let figment = Figment::from(Toml::string(DEFAULT_TOML)).merge(Toml::string(text));
+        Self::from_figment(figment, sections, Secrets::Read)
     }
 
     /// Structural problems first (every one: see `structure`), then, if the rest parses, every
     /// semantic problem of what was written correctly.
-    fn from_figment(figment: Figment, secrets: Secrets) -> Result<Self, ConfigError> {
-        let parsed = structure::parse(&figment);
+    fn from_figment(figment: Figment, sections: &SectionReader, secrets: Secrets) -> Result<Self, ConfigError> {
+        let parsed = structure::parse(&figment, sections);
         let mut problems = parsed.problems;
         let Some((mut config, figment)) = parsed.config else {
             return Err(ConfigError { problems });
         };
         config.default_consent_purposes(&figment);
-        let unread = |p: &String| {
-            parsed.dropped_destinations.iter().any(|name| p.ends_with(&format!("no destination named '{name}'")))
-        };
-        problems.extend(config.problems().into_iter().filter(|p| !unread(p)));
-        if secrets == Secrets::SkipDestinations {
-            // What an unreadable destination secret is reported as: `destinations.NAME.KEY (REF): WHY`.
-            let unread: Vec<(String, String)> = config
-                .destinations
-                .iter()
-                .flat_map(|d| d.secrets().into_iter().map(move |s| (d.name(), s)))
-                .filter_map(|(name, s)| {
-                    s.resolve().err().map(|e| (format!("destinations.{name}."), format!(" ({}): {e}", s.reference())))
-                })
-                .collect();
-            problems.retain(|p| !unread.iter().any(|(start, end)| p.starts_with(start) && p.ends_with(end)));
-        }
+        problems.extend(config.problems_with(secrets, &parsed.dropped_destinations));
         if problems.is_empty() {
             Ok(config)
         } else {
@@ -415,20 +348,22 @@ impl Config {
             })
             .unwrap_or_default();
         for (i, d) in self.destinations.iter_mut().enumerate() {
-            let common = match d {
-                DestinationConfig::Ga4(_) => continue,
-                DestinationConfig::Meta(c) => &mut c.common,
-                DestinationConfig::GoogleAds(c) => &mut c.common,
-                DestinationConfig::Linkedin(c) => &mut c.common,
-            };
             if !written.get(i).copied().unwrap_or(false) {
-                common.consent.purpose = ConsentPurpose::AdUserData;
+                let purpose = d.default_purpose();
+                d.common_mut().consent.purpose = purpose;
             }
         }
     }
 
     /// Every semantic problem, so `check-config` can explain them all at once.
     pub fn problems(&self) -> Vec<String> {
+        self.problems_with(Secrets::Read, &[])
+    }
+
+    /// As [`Config::problems`]; with [`Secrets::SkipDestinations`], a destination's secret is not
+    /// read; a catalog route to a destination in `dropped` (one the structural pass had to leave
+    /// out, already reported) is not a problem of its own.
+    fn problems_with(&self, secrets: Secrets, dropped: &[String]) -> Vec<String> {
         let mut p = Vec::new();
         if !(self.storage.url.starts_with("sqlite:") || self.is_postgres()) {
             p.push(format!(
@@ -519,12 +454,7 @@ impl Config {
             if d.common().identity_wait_secs >= self.retry.max_age_secs.max(1) {
                 p.push(format!("destinations.{name}.identity_wait_secs: must be less than retry.max_age_secs"));
             }
-            match d {
-                DestinationConfig::Ga4(g) => g.problems(&mut p),
-                DestinationConfig::Meta(m) => m.problems(&mut p),
-                DestinationConfig::GoogleAds(g) => g.problems(&mut p),
-                DestinationConfig::Linkedin(l) => l.problems(&mut p),
-            }
+            section::problems_of(&**d, secrets, &mut p);
         }
         for (kind, routes) in &self.catalog {
             if let Err(e) = Kind::parse(kind) {
@@ -532,30 +462,18 @@ impl Config {
             }
             for (dest, route) in routes {
                 match self.destinations.iter().find(|d| d.name() == dest) {
+                    None if dropped.contains(dest) => {}
                     None => p.push(format!("catalog.{kind}.{dest}: no destination named '{dest}'")),
-                    Some(DestinationConfig::Linkedin(_)) => {
-                        for problem in linkedin::route_problems(route) {
-                            p.push(format!("catalog.{kind}.{dest}: {problem}"));
-                        }
-                    }
-                    Some(DestinationConfig::Meta(_)) => {
-                        if let Some(problem) = route.action_source.as_deref().and_then(meta::action_source_problem) {
-                            p.push(format!("catalog.{kind}.{dest}.action_source: {problem}"));
-                        }
-                    }
-                    Some(DestinationConfig::GoogleAds(g)) => {
-                        if let Some(problem) = g.route_problem(kind, &route.event) {
-                            p.push(format!("catalog.{kind}.{dest}: {problem}"));
-                        }
-                    }
-                    Some(_) => {}
+                    Some(d) => d.route_problems(kind, route, &format!("catalog.{kind}.{dest}"), &mut p),
                 }
                 if route.event.trim().is_empty() {
                     p.push(format!("catalog.{kind}.{dest}.event: must not be empty"));
                 }
             }
         }
-        let names: Vec<&str> = self.destinations.iter().map(|d| d.name()).collect();
+        // A destination left out by the structural pass is known; its own problem is reported.
+        let names: Vec<&str> =
+            self.destinations.iter().map(|d| d.name()).chain(dropped.iter().map(String::as_str)).collect();
         p.extend(alerts::problems(&self.alerting, &self.alerts, &names));
         p
     }
