@@ -15,7 +15,7 @@ pub mod sources;
 mod structure;
 
 pub use self::secret::{Secret, SecretValue, MIN_SECRET_CHARS};
-pub use self::section::{problems_of, DestinationConfig, Section, SectionReader, SectionValue};
+pub use self::section::{problems_of, DestinationConfig, ReadSection, Section, SectionReader, SectionValue};
 pub use self::sources::SourcesConfig;
 use crate::core::plan::{ConsentPurpose, OnPersonalDataDenied};
 use crate::core::retry::RetryPolicy;

@@ -55,7 +55,7 @@ pub trait SectionValue: Any {
     fn clone_box(&self) -> Box<dyn Section>;
     fn as_any(&self) -> &dyn Any;
     /// Its keys as written (for `Serialize`; secrets show their references only).
-    fn to_value(&self) -> Result<Value, figment::Error>;
+    fn to_value(&self) -> Result<Value, Box<figment::Error>>;
 }
 
 impl<T: Section + Clone + Serialize> SectionValue for T {
@@ -67,8 +67,8 @@ impl<T: Section + Clone + Serialize> SectionValue for T {
         self
     }
 
-    fn to_value(&self) -> Result<Value, figment::Error> {
-        Value::serialize(self)
+    fn to_value(&self) -> Result<Value, Box<figment::Error>> {
+        Value::serialize(self).map_err(Box::new)
     }
 }
 
@@ -79,8 +79,11 @@ pub struct SectionReader {
     pub types: &'static [&'static str],
     /// Reads the section (the entry without its `type` key) of a platform in `types`; `None`
     /// for any other `type`.
-    pub read: fn(type_name: &str, section: &Figment) -> Option<Result<Box<dyn Section>, figment::Error>>,
+    pub read: fn(type_name: &str, section: &Figment) -> Option<ReadSection>,
 }
+
+/// A platform's section read, or the first error in it (boxed: figment's error is large).
+pub type ReadSection = Result<Box<dyn Section>, Box<figment::Error>>;
 
 /// One configured destination: its platform's `type` and its section.
 pub struct DestinationConfig {

@@ -85,7 +85,7 @@ fn extract(root: &Value, sections: &SectionReader) -> Result<Config, Vec<figment
             for (i, item) in items.iter().enumerate() {
                 out.push(destination(item, sections).map_err(|mut e| {
                     e.path.splice(0..0, ["destinations".to_owned(), i.to_string()]);
-                    vec![e]
+                    vec![*e]
                 })?);
             }
             out
@@ -103,23 +103,23 @@ fn extract(root: &Value, sections: &SectionReader) -> Result<Config, Vec<figment
 
 /// One `[[destinations]]` entry, read by the platform its `type` names (errors' paths start
 /// inside the entry).
-fn destination(item: &Value, sections: &SectionReader) -> Result<DestinationConfig, figment::Error> {
+fn destination(item: &Value, sections: &SectionReader) -> Result<DestinationConfig, Box<figment::Error>> {
     let Value::Dict(_, dict) = item else {
-        return Err(Kind::InvalidType(item.to_actual(), "a table".into()).into());
+        return Err(Box::new(Kind::InvalidType(item.to_actual(), "a table".into()).into()));
     };
     let type_name = match dict.get("type") {
-        None => return Err(Kind::MissingField("type".into()).into()),
+        None => return Err(Box::new(Kind::MissingField("type".into()).into())),
         Some(Value::String(_, t)) => t,
         Some(other) => {
             let mut e = figment::Error::from(Kind::InvalidType(other.to_actual(), "a string".into()));
             e.path = vec!["type".to_owned()];
-            return Err(e);
+            return Err(Box::new(e));
         }
     };
     let unknown = || {
         let mut e = figment::Error::from(Kind::UnknownVariant(type_name.clone(), sections.types));
         e.path = vec!["type".to_owned()];
-        e
+        Box::new(e)
     };
     let known = sections.types.iter().find(|t| **t == type_name.as_str()).ok_or_else(unknown)?;
     let mut section = dict.clone();

@@ -17,7 +17,7 @@ use futures::future::BoxFuture;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::config::{Config, DestinationConfig, Section, SectionReader};
+use crate::config::{Config, DestinationConfig, ReadSection, Section, SectionReader};
 use crate::core::plan::{Planner, Rules};
 use crate::core::Event;
 use crate::delivery::Destination;
@@ -69,9 +69,9 @@ pub struct Entry {
     pub type_name: &'static str,
     pub label: &'static str,
     pub reports_route_event: bool,
-    read: fn(&Figment) -> Result<Box<dyn Section>, figment::Error>,
+    read: fn(&Figment) -> ReadSection,
     rules: fn(&DestinationConfig) -> Option<Arc<dyn Rules>>,
-    destination: fn(&DestinationConfig) -> Option<anyhow::Result<Arc<dyn Destination>>>,
+    destination: fn(&DestinationConfig) -> Option<Built>,
     pub report_id: fn(&Event) -> Option<String>,
     pub simulate: fn() -> BoxFuture<'static, std::io::Result<Box<dyn Simulator>>>,
 }
@@ -91,19 +91,22 @@ impl Entry {
     }
 }
 
-fn read<P: Platform>(section: &Figment) -> Result<Box<dyn Section>, figment::Error> {
-    section.extract::<P::Config>().map(|c| Box::new(c) as Box<dyn Section>)
+/// An adapter built, or why not.
+type Built = anyhow::Result<Arc<dyn Destination>>;
+
+fn read<P: Platform>(section: &Figment) -> ReadSection {
+    section.extract::<P::Config>().map(|c| Box::new(c) as Box<dyn Section>).map_err(Box::new)
 }
 
 fn rules_for<P: Platform>(config: &DestinationConfig) -> Option<Arc<dyn Rules>> {
     config.section::<P::Config>().map(P::rules)
 }
 
-fn destination_for<P: Platform>(config: &DestinationConfig) -> Option<anyhow::Result<Arc<dyn Destination>>> {
+fn destination_for<P: Platform>(config: &DestinationConfig) -> Option<Built> {
     config.section::<P::Config>().map(P::destination)
 }
 
-fn read_section(type_name: &str, section: &Figment) -> Option<Result<Box<dyn Section>, figment::Error>> {
+fn read_section(type_name: &str, section: &Figment) -> Option<ReadSection> {
     find(type_name).map(|entry| (entry.read)(section))
 }
 
