@@ -37,10 +37,9 @@ pub trait Section: SectionValue + fmt::Debug + Send + Sync {
     }
 }
 
-/// Every problem of one section: its own ([`Section::problems`]), then each secret that cannot be
-/// read — unless `secrets` says sending is not planned ([`Secrets::SkipDestinations`]).
+/// Every problem of one section: each secret that cannot be read — unless `secrets` says sending
+/// is not planned ([`Secrets::SkipDestinations`]) — then its own ([`Section::problems`]).
 pub fn problems_of(section: &dyn Section, secrets: Secrets, p: &mut Vec<String>) {
-    section.problems(p);
     if secrets == Secrets::Read {
         for (key, secret) in section.secrets() {
             if let Err(e) = secret.resolve() {
@@ -48,6 +47,7 @@ pub fn problems_of(section: &dyn Section, secrets: Secrets, p: &mut Vec<String>)
             }
         }
     }
+    section.problems(p);
 }
 
 /// What every section struct has by being `Clone + Serialize + 'static` (implemented once, below).

@@ -16,7 +16,7 @@ fn documented_section(type_name: &str) -> Option<String> {
         let text = text.split("   #").next().unwrap_or(text).trim_end();
         if let Some(table) = text.strip_prefix("[destinations.") {
             out.push_str(&format!("[{table}\n"));
-        } else if text.contains(" = ") && !text.starts_with('(') && !text.starts_with(' ') {
+        } else if text.contains(" = ") && !text.starts_with("type ") && !text.starts_with(['(', ' ']) {
             out.push_str(text);
             out.push('\n');
         }
@@ -70,10 +70,11 @@ fn types_are_listed_once_and_found() {
 
 #[test]
 fn a_configured_destination_reaches_its_platform() {
-    // Any readable file of eight characters or more stands in for the token.
+    let mut token = tempfile::NamedTempFile::new().unwrap();
+    std::io::Write::write_all(&mut token, b"platforms-test-token").unwrap();
     let text = format!(
-        "[[destinations]]\nname = \"li\"\ntype = \"linkedin\"\naccess_token = \"file:{}/Cargo.toml\"\n",
-        env!("CARGO_MANIFEST_DIR")
+        "[[destinations]]\nname = \"li\"\ntype = \"linkedin\"\naccess_token = \"file:{}\"\n",
+        token.path().display()
     );
     let config = crate::config::Config::from_toml(&text).unwrap_or_else(|e| panic!("{e}"));
     let d = &config.destinations[0];
