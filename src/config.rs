@@ -1,7 +1,7 @@
 //! Layered configuration: the commented defaults shipped in the binary, then a TOML file, then
 //! `SURETY_…` environment variables. Validated as a whole at start; secrets cannot be printed.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use figment::providers::{Env, Format, Toml};
@@ -9,26 +9,21 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 pub mod alerts;
-mod ga4;
-pub mod google_ads;
-pub mod linkedin;
-pub mod meta;
+mod check;
 mod secret;
+mod section;
 pub mod sources;
 mod structure;
 
-pub use self::ga4::Ga4Config;
 pub use self::secret::{Secret, SecretValue, MIN_SECRET_CHARS};
+pub use self::section::{problems_of, DestinationConfig, ReadSection, Section, SectionReader, SectionValue};
 pub use self::sources::SourcesConfig;
 use crate::core::plan::{ConsentPurpose, OnPersonalDataDenied};
 use crate::core::retry::RetryPolicy;
-use crate::core::{Kind, Route};
+use crate::core::Route;
 
 /// The commented default configuration, every key documented (`surety check-config --print-default`).
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
-
-/// The longest `retry.max_age_secs` accepted: ten years.
-const MAX_AGE_LIMIT_SECS: u64 = 10 * 365 * 24 * 3600;
 
 /// The sections an environment variable may set (`SURETY_<SECTION>__<KEY>`).
 const SECTIONS: [&str; 9] = ["storage", "server", "auth", "retry", "worker", "log", "sources", "retention", "ledger"];
@@ -47,7 +42,8 @@ pub struct Config {
     pub ledger: LedgerConfig,
     #[serde(default)]
     pub sources: SourcesConfig,
-    #[serde(default)]
+    /// `[[destinations]]`, each read by its platform's [`SectionReader`] (`structure::parse`).
+    #[serde(default, skip_deserializing)]
     pub destinations: Vec<DestinationConfig>,
     /// kind → destination name → route.
     #[serde(default)]
@@ -211,56 +207,6 @@ impl Default for LedgerConfig {
     }
 }
 
-/// One configured destination. `type` selects the platform.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum DestinationConfig {
-    Ga4(Ga4Config),
-    Meta(meta::MetaConfig),
-    GoogleAds(google_ads::GoogleAdsConfig),
-    Linkedin(linkedin::LinkedinConfig),
-}
-
-impl DestinationConfig {
-    pub fn name(&self) -> &str {
-        match self {
-            Self::Ga4(c) => &c.name,
-            Self::Meta(c) => &c.name,
-            Self::GoogleAds(c) => &c.name,
-            Self::Linkedin(c) => &c.name,
-        }
-    }
-
-    /// The longest an event may wait to be sent, in whole days (rounded up).
-    pub fn window_days(&self) -> u64 {
-        match self {
-            Self::Ga4(c) => u64::from(c.window_hours).div_ceil(24),
-            Self::Meta(c) => u64::from(c.window_days),
-            Self::GoogleAds(c) => u64::from(c.window_days),
-            Self::Linkedin(c) => u64::from(c.window_days),
-        }
-    }
-
-    /// The secrets only sending needs.
-    pub fn secrets(&self) -> Vec<&Secret> {
-        match self {
-            Self::Ga4(c) => vec![&c.api_secret],
-            Self::Meta(c) => vec![&c.access_token],
-            Self::GoogleAds(c) => vec![&c.service_account_key],
-            Self::Linkedin(c) => vec![&c.access_token],
-        }
-    }
-
-    pub fn common(&self) -> &Common {
-        match self {
-            Self::Ga4(c) => &c.common,
-            Self::Meta(c) => &c.common,
-            Self::GoogleAds(c) => &c.common,
-            Self::Linkedin(c) => &c.common,
-        }
-    }
-}
-
 mod defaults {
     pub fn concurrency() -> usize {
         8
@@ -347,24 +293,23 @@ pub struct ConfigError {
 }
 
 /// Whether loading reads every secret, or leaves out those only sending needs.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Secrets {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Secrets {
     Read,
+    /// For a command that plans but never sends (`surety import`): a destination's secret that
+    /// cannot be read is no problem (its reference must still be well formed, and every other
+    /// check stands), since nothing is sent with it.
     SkipDestinations,
 }
 
+/// Loading. `Config::load`, `Config::load_for_planning` and `Config::from_toml` are defined in
+/// `crate::platforms` (which sits above this module and knows every platform's section): they
+/// call these with the platform list's [`SectionReader`].
 impl Config {
     /// Defaults, then the file (if any), then `SURETY_…` variables (`__` separates levels:
     /// `SURETY_STORAGE__URL`, `SURETY_SERVER__LISTEN`).
-    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        Self::from_figment(Self::layered(file)?, Secrets::Read)
-    }
-
-    /// As [`Config::load`], for a command that plans but never sends (`surety import`): a
-    /// destination's secret that cannot be read here is no problem (its reference must still be
-    /// well formed, and every other check stands), since nothing is sent with it.
-    pub fn load_for_planning(file: Option<&Path>) -> Result<Self, ConfigError> {
-        Self::from_figment(Self::layered(file)?, Secrets::SkipDestinations)
+    pub fn load_with(file: Option<&Path>, sections: &SectionReader, secrets: Secrets) -> Result<Self, ConfigError> {
+        Self::from_figment(Self::layered(file)?, sections, secrets)
     }
 
     fn layered(file: Option<&Path>) -> Result<Figment, ConfigError> {
@@ -386,35 +331,21 @@ impl Config {
     }
 
     /// Parses a TOML text over the defaults, without the environment (tests, `surety demo`).
-    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        Self::from_figment(Figment::from(Toml::string(DEFAULT_TOML)).merge(Toml::string(text)), Secrets::Read)
+    pub fn from_toml_with(text: &str, sections: &SectionReader) -> Result<Self, ConfigError> {
+        let figment = Figment::from(Toml::string(DEFAULT_TOML)).merge(Toml::string(text));
+        Self::from_figment(figment, sections, Secrets::Read)
     }
 
     /// Structural problems first (every one: see `structure`), then, if the rest parses, every
     /// semantic problem of what was written correctly.
-    fn from_figment(figment: Figment, secrets: Secrets) -> Result<Self, ConfigError> {
-        let parsed = structure::parse(&figment);
+    fn from_figment(figment: Figment, sections: &SectionReader, secrets: Secrets) -> Result<Self, ConfigError> {
+        let parsed = structure::parse(&figment, sections);
         let mut problems = parsed.problems;
         let Some((mut config, figment)) = parsed.config else {
             return Err(ConfigError { problems });
         };
         config.default_consent_purposes(&figment);
-        let unread = |p: &String| {
-            parsed.dropped_destinations.iter().any(|name| p.ends_with(&format!("no destination named '{name}'")))
-        };
-        problems.extend(config.problems().into_iter().filter(|p| !unread(p)));
-        if secrets == Secrets::SkipDestinations {
-            // What an unreadable destination secret is reported as: `destinations.NAME.KEY (REF): WHY`.
-            let unread: Vec<(String, String)> = config
-                .destinations
-                .iter()
-                .flat_map(|d| d.secrets().into_iter().map(move |s| (d.name(), s)))
-                .filter_map(|(name, s)| {
-                    s.resolve().err().map(|e| (format!("destinations.{name}."), format!(" ({}): {e}", s.reference())))
-                })
-                .collect();
-            problems.retain(|p| !unread.iter().any(|(start, end)| p.starts_with(start) && p.ends_with(end)));
-        }
+        problems.extend(config.problems_with(secrets, &parsed.dropped_destinations));
         if problems.is_empty() {
             Ok(config)
         } else {
@@ -442,156 +373,11 @@ impl Config {
             })
             .unwrap_or_default();
         for (i, d) in self.destinations.iter_mut().enumerate() {
-            let common = match d {
-                DestinationConfig::Ga4(_) => continue,
-                DestinationConfig::Meta(c) => &mut c.common,
-                DestinationConfig::GoogleAds(c) => &mut c.common,
-                DestinationConfig::Linkedin(c) => &mut c.common,
-            };
             if !written.get(i).copied().unwrap_or(false) {
-                common.consent.purpose = ConsentPurpose::AdUserData;
+                let purpose = d.default_purpose();
+                d.common_mut().consent.purpose = purpose;
             }
         }
-    }
-
-    /// Every semantic problem, so `check-config` can explain them all at once.
-    pub fn problems(&self) -> Vec<String> {
-        let mut p = Vec::new();
-        if !(self.storage.url.starts_with("sqlite:") || self.is_postgres()) {
-            p.push(format!(
-                "storage.url: '{}' is neither sqlite://PATH nor postgres://USER@HOST:PORT/DATABASE",
-                self.storage.redacted_url()
-            ));
-        }
-        if !["full", "normal"].contains(&self.storage.sqlite_synchronous.as_str()) {
-            p.push("storage.sqlite_synchronous: must be \"full\" or \"normal\"".into());
-        }
-        if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
-            p.push(format!("server.listen: '{}' is not an address such as 127.0.0.1:8080", self.server.listen));
-        }
-        for (key, ms) in [
-            ("header_timeout_ms", self.server.header_timeout_ms),
-            ("body_timeout_ms", self.server.body_timeout_ms),
-            ("idle_timeout_ms", self.server.idle_timeout_ms),
-        ] {
-            if ms == 0 {
-                p.push(format!("server.{key}: must be at least 1"));
-            }
-        }
-        if self.server.max_connections == 0 {
-            p.push("server.max_connections: must be at least 1".into());
-        }
-        if !(1..=1000).contains(&self.server.max_batch_events) {
-            p.push("server.max_batch_events: must be between 1 and 1000".into());
-        }
-        if !["text", "json"].contains(&self.log.format.as_str()) {
-            p.push("log.format: must be \"text\" or \"json\"".into());
-        }
-        if self.retry.max_age_secs > MAX_AGE_LIMIT_SECS {
-            p.push(format!("retry.max_age_secs: at most {MAX_AGE_LIMIT_SECS} (ten years)"));
-        }
-        if self.retry.max_attempts == 0 {
-            p.push("retry.max_attempts: must be at least 1".into());
-        }
-        if self.retry.base_delay_ms > self.retry.max_delay_ms {
-            p.push("retry.base_delay_ms: must not exceed retry.max_delay_ms".into());
-        }
-        if self.worker.claim_batch == 0 || self.worker.lease_secs == 0 {
-            p.push("worker.claim_batch and worker.lease_secs: must be at least 1".into());
-        }
-        for (i, s) in self.auth.ingest_tokens.iter().chain(&self.auth.admin_tokens).enumerate() {
-            if let Err(e) = s.resolve() {
-                p.push(format!("auth token #{} ({}): {e}", i + 1, s.reference()));
-            }
-        }
-        for origin in &self.auth.capture_origins {
-            let ok = url::Url::parse(origin)
-                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.origin().ascii_serialization() == *origin);
-            if !ok {
-                p.push(format!("auth.capture_origins: '{origin}' is not an origin such as https://shop.example"));
-            }
-        }
-        if self.auth.capture_per_minute == 0 {
-            p.push("auth.capture_per_minute: must be at least 1".into());
-        }
-        self.sources.problems(&mut p);
-        if self.ledger.keep_request_bodies_days > LedgerConfig::MAX_KEEP_DAYS {
-            p.push(format!(
-                "ledger.keep_request_bodies_days: {} is more than {} (ten years)",
-                self.ledger.keep_request_bodies_days,
-                LedgerConfig::MAX_KEEP_DAYS
-            ));
-        }
-        if self.retention.keep_days > 0 {
-            if self.retention.batch == 0 || self.retention.interval_secs == 0 {
-                p.push("retention.batch and retention.interval_secs: must be at least 1".into());
-            }
-            // A pruned event that arrives again is a new event to the ledger: it must be outside
-            // every window by then, or it would be sent twice.
-            for d in &self.destinations {
-                let window_days = d.window_days();
-                if u64::from(self.retention.keep_days) <= window_days {
-                    p.push(format!(
-                        "retention.keep_days: {} does not exceed destination '{}''s {window_days}-day window; a pruned \
-                         event arriving again could be sent twice (use more than {window_days}, or 0 to keep everything)",
-                        self.retention.keep_days,
-                        d.name()
-                    ));
-                }
-            }
-        }
-        let mut names = BTreeSet::new();
-        for d in &self.destinations {
-            let name = d.name();
-            if !names.insert(name.to_owned()) {
-                p.push(format!("destinations: the name '{name}' is used twice"));
-            }
-            if d.common().concurrency == 0 {
-                p.push(format!("destinations.{name}.concurrency: must be at least 1"));
-            }
-            // A wait must end before the age limit, so it ends as `no_identity`, never as dead.
-            if d.common().identity_wait_secs >= self.retry.max_age_secs.max(1) {
-                p.push(format!("destinations.{name}.identity_wait_secs: must be less than retry.max_age_secs"));
-            }
-            match d {
-                DestinationConfig::Ga4(g) => g.problems(&mut p),
-                DestinationConfig::Meta(m) => m.problems(&mut p),
-                DestinationConfig::GoogleAds(g) => g.problems(&mut p),
-                DestinationConfig::Linkedin(l) => l.problems(&mut p),
-            }
-        }
-        for (kind, routes) in &self.catalog {
-            if let Err(e) = Kind::parse(kind) {
-                p.push(format!("catalog.{kind}: the kind {e}"));
-            }
-            for (dest, route) in routes {
-                match self.destinations.iter().find(|d| d.name() == dest) {
-                    None => p.push(format!("catalog.{kind}.{dest}: no destination named '{dest}'")),
-                    Some(DestinationConfig::Linkedin(_)) => {
-                        for problem in linkedin::route_problems(route) {
-                            p.push(format!("catalog.{kind}.{dest}: {problem}"));
-                        }
-                    }
-                    Some(DestinationConfig::Meta(_)) => {
-                        if let Some(problem) = route.action_source.as_deref().and_then(meta::action_source_problem) {
-                            p.push(format!("catalog.{kind}.{dest}.action_source: {problem}"));
-                        }
-                    }
-                    Some(DestinationConfig::GoogleAds(g)) => {
-                        if let Some(problem) = g.route_problem(kind, &route.event) {
-                            p.push(format!("catalog.{kind}.{dest}: {problem}"));
-                        }
-                    }
-                    Some(_) => {}
-                }
-                if route.event.trim().is_empty() {
-                    p.push(format!("catalog.{kind}.{dest}.event: must not be empty"));
-                }
-            }
-        }
-        let names: Vec<&str> = self.destinations.iter().map(|d| d.name()).collect();
-        p.extend(alerts::problems(&self.alerting, &self.alerts, &names));
-        p
     }
 
     /// The catalog in the shape planning uses: kind → [(destination, route)].

@@ -2,7 +2,7 @@
 //!
 //! Business events come in (`ingest`, `api`), are committed to the ledger (`store`) with a stable
 //! id, joined to captured identity and planned per destination (`core::plan`), then delivered by
-//! workers (`worker`) through one adapter per platform (`delivery`). ARCHITECTURE.md has the map.
+//! workers (`worker`) through one adapter per platform (`platforms`). ARCHITECTURE.md has the map.
 //!
 //! The entry point is [`run`]: it takes a configuration, a bound listener and a shutdown future,
 //! so tests bind port 0 and stop the service cleanly.
@@ -21,6 +21,7 @@ pub mod demo;
 pub mod fuzzing;
 pub mod import;
 pub mod ingest;
+pub mod platforms;
 pub mod reconcile;
 pub mod serve;
 pub mod sim;
@@ -60,7 +61,7 @@ pub async fn run(
         let lock = lock_ledger(sqlite.path())?;
         (sqlite, Some(lock))
     };
-    let destinations = delivery::build(&config.destinations)?;
+    let destinations = platforms::build(&config.destinations)?;
     for d in &destinations {
         d.attach_ledger(store.clone());
     }

@@ -32,7 +32,7 @@ pub async fn run(events: usize, claim_batch: usize, synchronous: &str, report: &
     );
     let config = Config::from_toml(&toml)?;
     let store: std::sync::Arc<dyn Store> = crate::store::open_sqlite(&config)?;
-    let destinations = crate::delivery::build(&config.destinations)?;
+    let destinations = crate::platforms::build(&config.destinations)?;
     let dest = destinations.first().context("no destination")?.clone();
     let planner = std::sync::Arc::new(crate::delivery::planner(&config, &destinations));
     let occurred = occurred_at();
@@ -158,7 +158,7 @@ fn recording(destination: &str, batch: &[crate::core::Claimed]) -> BatchRecord {
     let updates = batch
         .iter()
         .map(|c| {
-            let part = crate::delivery::ga4::Ga4Event::new(&c.event, &c.route, c.strip_personal);
+            let part = crate::platforms::ga4::Ga4Event::new(&c.event, &c.route, c.strip_personal);
             DeliveryUpdate {
                 delivery_id: c.delivery_id,
                 state: DeliveryState::Delivered,

@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::sim::ga4::{self, Ga4SimState};
+use crate::platforms::ga4::sim::{self as ga4, Ga4SimState};
 
 /// Name of the GA4 destination the delivery scenario configures.
 pub const GA4_DESTINATION: &str = "ga4-bench";

@@ -18,9 +18,9 @@ use super::load::{ingest_batches, BATCH, CLIENT_IDS};
 use super::proc::Cpu;
 use super::scenarios::live_deliveries;
 use super::{Measured, Report};
-use crate::sim::google_ads::GoogleAdsSimState;
-use crate::sim::linkedin::LinkedinSimState;
-use crate::sim::meta::MetaSimState;
+use crate::platforms::google_ads::sim::GoogleAdsSimState;
+use crate::platforms::linkedin::sim::LinkedinSimState;
+use crate::platforms::meta::sim::MetaSimState;
 
 const META_DESTINATION: &str = "meta-bench";
 const GOOGLE_ADS_DESTINATION: &str = "gads-bench";
@@ -91,16 +91,21 @@ impl Sims {
         let ga4 = Sim::start(events, epoch).await?;
         let meta = MetaSimState::new();
         meta.set_recording(false);
-        let meta =
-            Sim::serve(crate::sim::meta::router(meta.clone()), meta, Arrivals::new(events, epoch, META_MARKER)).await?;
+        let meta = Sim::serve(
+            crate::platforms::meta::sim::router(meta.clone()),
+            meta,
+            Arrivals::new(events, epoch, META_MARKER),
+        )
+        .await?;
         let google = GoogleAdsSimState::with_test_key();
         google.set_recording(false);
         let arrivals = Arrivals::new(events, epoch, GOOGLE_ADS_MARKER);
-        let google = Sim::serve(crate::sim::google_ads::router(google.clone()), google, arrivals).await?;
+        let google = Sim::serve(crate::platforms::google_ads::sim::router(google.clone()), google, arrivals).await?;
         let linkedin = LinkedinSimState::new();
         linkedin.set_recording(false);
         let arrivals = Arrivals::new(events, epoch, LINKEDIN_MARKER);
-        let linkedin = Sim::serve(crate::sim::linkedin::router(linkedin.clone()), linkedin, arrivals).await?;
+        let linkedin =
+            Sim::serve(crate::platforms::linkedin::sim::router(linkedin.clone()), linkedin, arrivals).await?;
         Ok(Self { ga4, meta, google, linkedin })
     }
 
@@ -174,7 +179,7 @@ fn more_destinations(sims: &Sims, dir: &std::path::Path, concurrency: usize) -> 
          [catalog.order_paid.{LINKEDIN_DESTINATION}]\nevent = \"104012\"\n",
         meta_token = secret("meta_token", "bench-meta-token")?,
         meta_url = q(sims.meta.base_url.clone()),
-        google_key = secret("google_key.json", crate::sim::google_ads::TEST_SERVICE_ACCOUNT_JSON)?,
+        google_key = secret("google_key.json", crate::platforms::google_ads::sim::TEST_SERVICE_ACCOUNT_JSON)?,
         google_url = q(sims.google.base_url.clone()),
         google_token_url = q(format!("{}/token", sims.google.base_url)),
         li_token = secret("linkedin_token", "bench-linkedin-token")?,

@@ -8,7 +8,7 @@ use figment::providers::{Format, Serialized, Toml};
 use figment::value::{Dict, Tag, Value};
 use figment::Figment;
 
-use super::Config;
+use super::{Config, DestinationConfig, SectionReader};
 
 /// Most parse rounds: every round finds one problem and removes it.
 const MAX_ROUNDS: usize = 100;
@@ -23,7 +23,7 @@ pub(super) struct Parsed {
     pub dropped_destinations: Vec<String>,
 }
 
-pub(super) fn parse(figment: &Figment) -> Parsed {
+pub(super) fn parse(figment: &Figment, sections: &SectionReader) -> Parsed {
     let mut root = match figment.extract::<Dict>() {
         Ok(dict) => Value::Dict(Tag::Default, dict),
         // The file is not TOML at all: the parser's message (with its line and column) is all there is.
@@ -38,7 +38,7 @@ pub(super) fn parse(figment: &Figment) -> Parsed {
     let mut dropped_destinations = Vec::new();
     for _ in 0..MAX_ROUNDS {
         let current = Figment::from(Serialized::defaults(&root));
-        let errors = match current.extract::<Config>() {
+        let errors = match extract(&root, sections) {
             Ok(config) => return Parsed { config: Some((config, current)), problems, dropped_destinations },
             Err(errors) => errors,
         };
@@ -63,6 +63,78 @@ pub(super) fn parse(figment: &Figment) -> Parsed {
         }
     }
     Parsed { config: None, problems, dropped_destinations }
+}
+
+/// The configuration in `root`, or the first error in key order, as one `extract::<Config>()`
+/// would find it: every key but `destinations` through `Config`'s own `Deserialize`, each
+/// destination through its platform's [`SectionReader`] (which sits above this module).
+fn extract(root: &Value, sections: &SectionReader) -> Result<Config, Vec<figment::Error>> {
+    let mut rest = root.clone();
+    let listed = remove_key(&mut rest, "destinations");
+    let config = Figment::from(Serialized::defaults(&rest)).extract::<Config>();
+    // Keys are read in order (a dict is sorted): an error at a key before `destinations` is met first.
+    if let Err(e) = &config {
+        if e.path.first().is_some_and(|key| key.as_str() < "destinations") {
+            return Err(e.clone().into_iter().collect());
+        }
+    }
+    let destinations = match listed {
+        None => Vec::new(),
+        Some(Value::Array(_, items)) => {
+            let mut out = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                out.push(destination(item, sections).map_err(|mut e| {
+                    e.path.splice(0..0, ["destinations".to_owned(), i.to_string()]);
+                    vec![*e]
+                })?);
+            }
+            out
+        }
+        Some(other) => {
+            let mut e = figment::Error::from(Kind::InvalidType(other.to_actual(), "a sequence".into()));
+            e.path = vec!["destinations".to_owned()];
+            return Err(vec![e]);
+        }
+    };
+    let mut config = config.map_err(|e| e.into_iter().collect::<Vec<_>>())?;
+    config.destinations = destinations;
+    Ok(config)
+}
+
+/// One `[[destinations]]` entry, read by the platform its `type` names (errors' paths start
+/// inside the entry).
+fn destination(item: &Value, sections: &SectionReader) -> Result<DestinationConfig, Box<figment::Error>> {
+    let Value::Dict(_, dict) = item else {
+        return Err(Box::new(Kind::InvalidType(item.to_actual(), "a table".into()).into()));
+    };
+    let type_name = match dict.get("type") {
+        None => return Err(Box::new(Kind::MissingField("type".into()).into())),
+        Some(Value::String(_, t)) => t,
+        Some(other) => {
+            let mut e = figment::Error::from(Kind::InvalidType(other.to_actual(), "a string".into()));
+            e.path = vec!["type".to_owned()];
+            return Err(Box::new(e));
+        }
+    };
+    let unknown = || {
+        let mut e = figment::Error::from(Kind::UnknownVariant(type_name.clone(), sections.types));
+        e.path = vec!["type".to_owned()];
+        Box::new(e)
+    };
+    let known = sections.types.iter().find(|t| **t == type_name.as_str()).ok_or_else(unknown)?;
+    let mut section = dict.clone();
+    section.remove("type");
+    let figment = Figment::from(Serialized::defaults(Value::Dict(Tag::Default, section)));
+    let read = (sections.read)(known, &figment).ok_or_else(unknown)?;
+    read.map(|section| DestinationConfig::new(known, section))
+}
+
+/// Takes `key` out of a table, returning its value.
+fn remove_key(root: &mut Value, key: &str) -> Option<Value> {
+    match root {
+        Value::Dict(_, d) => d.remove(key),
+        _ => None,
+    }
 }
 
 /// What to change so the next round gets past a problem.

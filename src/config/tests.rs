@@ -2,6 +2,7 @@ use std::io::Write;
 use std::sync::Mutex;
 
 use super::*;
+use crate::platforms::ga4::config::Ga4Config;
 
 /// Serialises the tests that call `Config::load`, which reads the process's `SURETY_…` variables:
 /// while one of them has such a variable set, no other may load.
@@ -79,7 +80,7 @@ ga4-web = {{ event = "refund" }}
 
     assert_eq!(config.sqlite_path(), Some("data/ledger.db"));
     assert_eq!(config.destinations.len(), 1);
-    let DestinationConfig::Ga4(g) = &config.destinations[0] else { panic!("a GA4 destination") };
+    let Some(g) = config.destinations[0].section::<Ga4Config>() else { panic!("a GA4 destination") };
     assert_eq!(g.name, "ga4-web");
     assert_eq!(g.measurement_id, "G-ABC123");
     assert_eq!(g.base_url, "http://127.0.0.1:9999");
@@ -105,7 +106,7 @@ ga4-web = {{ event = "refund" }}
 fn destination_defaults_apply() {
     let _secret = EnvGuard::set("CFGTEST_DEFAULTS_GA4", "x-secret-value");
     let config = Config::from_toml(&ga4("g", "CFGTEST_DEFAULTS_GA4")).unwrap_or_else(|e| panic!("{e}"));
-    let DestinationConfig::Ga4(g) = &config.destinations[0] else { panic!("a GA4 destination") };
+    let Some(g) = config.destinations[0].section::<Ga4Config>() else { panic!("a GA4 destination") };
     assert_eq!(g.base_url, "https://www.google-analytics.com");
     assert_eq!(g.batch_size, 25);
     assert_eq!(g.window_hours, 72);

@@ -1,12 +1,9 @@
-//! Destinations: one module per platform, each building payloads from stored events, batching
-//! by the platform's rules, sending, and classifying answers into [`Outcome`]s. HTTP clients only;
-//! nothing here knows axum or SQL.
+//! What every destination adapter is ([`Destination`]) and shares (`http`); the adapters
+//! themselves are in `crate::platforms::<p>`, each building payloads from stored events,
+//! batching by the platform's rules, sending, and classifying answers into [`Outcome`]s. HTTP
+//! clients only; nothing here knows axum or SQL.
 
-pub mod ga4;
-pub mod google_ads;
 pub mod http;
-pub mod linkedin;
-pub mod meta;
 pub mod rules_of;
 
 use std::sync::Arc;
@@ -14,7 +11,6 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 
-use crate::config::DestinationConfig;
 use crate::core::plan::{Planner, Rules};
 use crate::core::{Claimed, FollowUp, Outcome, RequestRecord};
 
@@ -82,21 +78,6 @@ pub trait Destination: Send + Sync {
         let _ = platform_request_id;
         Box::pin(async { FollowUp::Error("this destination has no follow-up".into()) })
     }
-}
-
-/// Builds the destinations of a validated configuration (secrets resolved here).
-pub fn build(configs: &[DestinationConfig]) -> anyhow::Result<Vec<Arc<dyn Destination>>> {
-    configs
-        .iter()
-        .map(|c| -> anyhow::Result<Arc<dyn Destination>> {
-            match c {
-                DestinationConfig::Ga4(g) => Ok(Arc::new(ga4::Ga4::new(g)?)),
-                DestinationConfig::Meta(m) => Ok(Arc::new(meta::Meta::new(m)?)),
-                DestinationConfig::GoogleAds(g) => Ok(Arc::new(google_ads::GoogleAds::new(g)?)),
-                DestinationConfig::Linkedin(l) => Ok(Arc::new(linkedin::Linkedin::new(l)?)),
-            }
-        })
-        .collect()
 }
 
 /// The planner for this configuration: its routes, each destination's rules and identity wait.

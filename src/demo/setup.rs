@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use super::{GA4, GOOGLE_ADS, LINKEDIN, META};
-use crate::sim::ga4::Ga4Sim;
-use crate::sim::google_ads::GoogleAdsSim;
-use crate::sim::linkedin::LinkedinSim;
-use crate::sim::meta::MetaSim;
+use crate::platforms::ga4::sim::Ga4Sim;
+use crate::platforms::google_ads::sim::GoogleAdsSim;
+use crate::platforms::linkedin::sim::LinkedinSim;
+use crate::platforms::meta::sim::MetaSim;
 
 /// The bearer token the LinkedIn simulator takes (and the destination sends).
 const LINKEDIN_TOKEN: &str = "demo-linkedin-token";
@@ -27,10 +27,11 @@ pub struct Sims {
 
 impl Sims {
     pub async fn start() -> anyhow::Result<Self> {
-        let ga4 = crate::sim::ga4::start().await.context("cannot start the GA4 simulator")?;
-        let meta = crate::sim::meta::start().await.context("cannot start the Meta simulator")?;
-        let google = crate::sim::google_ads::start().await.context("cannot start the Google Ads simulator")?;
-        let linkedin = crate::sim::linkedin::start().await.context("cannot start the LinkedIn simulator")?;
+        let ga4 = crate::platforms::ga4::sim::start().await.context("cannot start the GA4 simulator")?;
+        let meta = crate::platforms::meta::sim::start().await.context("cannot start the Meta simulator")?;
+        let google =
+            crate::platforms::google_ads::sim::start().await.context("cannot start the Google Ads simulator")?;
+        let linkedin = crate::platforms::linkedin::sim::start().await.context("cannot start the LinkedIn simulator")?;
         linkedin.state().set_access_token(Some(LINKEDIN_TOKEN));
         Ok(Self { ga4, meta, google, linkedin })
     }
@@ -78,7 +79,7 @@ impl Sims {
                  ({} restated by an adjustment, {} retracted to value 0), {} access token(s) issued",
                 g.event_count(),
                 g.accepted_requests(),
-                g.requests_to(crate::sim::google_ads::Endpoint::Status).len(),
+                g.requests_to(crate::platforms::google_ads::sim::Endpoint::Status).len(),
                 g.conversions().len(),
                 g.conversions().iter().filter(|c| c.adjustments > 0).count(),
                 retracted,
@@ -121,7 +122,7 @@ impl Secrets {
         };
         // The Google key is the simulator's public test key, built into the binary: it grants
         // nothing anywhere but at the simulator.
-        let google_key = crate::sim::google_ads::TEST_SERVICE_ACCOUNT_JSON;
+        let google_key = crate::platforms::google_ads::sim::TEST_SERVICE_ACCOUNT_JSON;
         for (path, value) in [
             (&s.ingest, ingest_token),
             (&s.admin, admin_token),

@@ -169,7 +169,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load_for_planning(args.config.as_deref())?;
     let store = crate::store::open(&config).await?;
     // Planning only: no adapter is built, so no destination secret has to resolve here.
-    let planner = Arc::new(crate::delivery::rules_of::planner_from_config(&config));
+    let planner = Arc::new(crate::platforms::planner_from_config(&config));
     let rejects = RejectFile::open(&rejects_path, resume.as_ref().map(|c| c.rejects_len))?;
 
     let (tx, mut rx) = mpsc::channel(IN_FLIGHT);

@@ -11,22 +11,15 @@ use chrono::{DateTime, NaiveDate, Utc};
 use super::read::{PlatformRow, Shape, SourceRow};
 use super::report::{DestReport, Mismatch, Report};
 use crate::core::{DeliveryState, Event};
+use crate::platforms::Entry;
 use crate::store::{LedgerDelivery, LedgerEntry};
-
-/// The platform a destination is, for the id it reports conversions under.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Platform {
-    Ga4,
-    GoogleAds,
-    Meta,
-    Linkedin,
-}
 
 /// What reconcile knows of one destination from the configuration.
 #[derive(Clone, Debug)]
 pub struct Scope {
     pub name: String,
-    pub platform: Platform,
+    /// Its platform: the id its reports name a conversion by, and whether they name the route's event.
+    pub platform: &'static Entry,
     /// The kinds the catalog routes to it.
     pub kinds: HashSet<String>,
     /// The platform event names (conversion actions) those routes use.
@@ -173,7 +166,7 @@ impl Matcher {
     pub fn add_platform(&mut self, dest: &str, shape: Shape, rows: Vec<PlatformRow>) {
         let Some(scope) = self.scopes.iter().find(|s| s.name == dest) else { return };
         // Google Ads reports the conversion action's name, the ledger its id: match on the order.
-        let use_event = shape.has_event && scope.platform != Platform::GoogleAds;
+        let use_event = shape.has_event && scope.platform.reports_route_event;
         let wanted = |r: &PlatformRow| !use_event || r.event.as_deref().is_some_and(|e| scope.route_events.contains(e));
         let mut reported = 0;
         let side = if shape.per_event {
@@ -360,7 +353,7 @@ impl Matcher {
         let day = ev.occurred_at.date_naive();
         match side {
             Side::PerEvent(side) => {
-                let txn = transaction_id(scope.platform, ev)?;
+                let txn = (scope.platform.report_id)(ev)?;
                 let event = if side.use_event { dest_event.as_str() } else { "" };
                 let hash = self.hasher.hash_one((event, txn.as_str()));
                 let taken = side.take(hash, event, &txn);
@@ -604,14 +597,4 @@ impl Matcher {
 /// The order id in a derived `order:{id}:{kind}` event id.
 fn order_id(event_id: &str) -> Option<&str> {
     event_id.strip_prefix("order:")?.rsplit_once(':').map(|(id, _)| id)
-}
-
-/// The id the destination's platform reports this conversion under, as its adapter sends it.
-fn transaction_id(platform: Platform, ev: &Event) -> Option<String> {
-    match platform {
-        Platform::Ga4 => crate::delivery::ga4::transaction_id(ev),
-        Platform::GoogleAds => Some(crate::delivery::google_ads::transaction_id(ev)),
-        Platform::Meta => crate::delivery::meta::order_id(ev).or_else(|| Some(ev.event_id.as_str().to_owned())),
-        Platform::Linkedin => Some(ev.event_id.as_str().to_owned()),
-    }
 }

@@ -21,11 +21,11 @@ use anyhow::Context;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 use self::classify::Matcher;
-pub use self::classify::{Platform, Scope, Settings};
+pub use self::classify::{Scope, Settings};
 pub use self::read::{parse_day, BadRow};
 pub use self::report::{DestReport, FailOn, LastReport, Mismatch, Recorded, Report, Window, KEPT_MISMATCHES};
 pub use self::table::Format;
-use crate::config::{Config, DestinationConfig};
+use crate::config::Config;
 use crate::import::{parse_map, Mapping};
 use crate::store::{Store, StoreError, WindowPage};
 
@@ -125,14 +125,9 @@ pub fn scopes(config: &Config) -> Vec<Scope> {
     config
         .destinations
         .iter()
-        .map(|d| {
+        .filter_map(|d| {
             let name = d.name().to_owned();
-            let platform = match d {
-                DestinationConfig::Ga4(_) => Platform::Ga4,
-                DestinationConfig::Meta(_) => Platform::Meta,
-                DestinationConfig::GoogleAds(_) => Platform::GoogleAds,
-                DestinationConfig::Linkedin(_) => Platform::Linkedin,
-            };
+            let platform = crate::platforms::of(d)?;
             let routes = config.catalog.iter().filter_map(|(kind, r)| r.get(&name).map(|r| (kind, r)));
             let (mut kinds, mut route_events) = (HashSet::new(), HashSet::new());
             for (kind, route) in routes {
@@ -140,7 +135,7 @@ pub fn scopes(config: &Config) -> Vec<Scope> {
                 route_events.insert(route.event.clone());
             }
             let retry_age = Duration::seconds(config.retry.max_age_secs.min(i64::MAX as u64) as i64);
-            Scope { name, platform, kinds, route_events, retry_age }
+            Some(Scope { name, platform, kinds, route_events, retry_age })
         })
         .collect()
 }

@@ -1,11 +1,9 @@
-//! Platform simulators: stand-ins for the platforms Surety cannot reach from tests, `surety demo`
-//! and `surety bench`. Each implements its platform's documented behaviour — validation, limits,
-//! answers, ways of failing — independently of the adapter it tests, and can be told to fail.
-
-pub mod ga4;
-pub mod google_ads;
-pub mod linkedin;
-pub mod meta;
+//! What the platform simulators share: serving on 127.0.0.1 ([`serve`], [`Running`]) and
+//! injected faults ([`Fault`], [`Faults`]). The simulators themselves are stand-ins for the
+//! platforms Surety cannot reach from tests, `surety demo` and `surety bench`, one per platform
+//! in `crate::platforms::<p>::sim`: each implements its platform's documented behaviour —
+//! validation, limits, answers, ways of failing — independently of the adapter it tests, and can
+//! be told to fail.
 
 use std::ops::Deref;
 use std::sync::{Arc, Mutex, PoisonError};

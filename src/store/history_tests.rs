@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::config::Config;
 use crate::core::plan::Planner;
 use crate::core::Subject;
-use crate::sim::google_ads::TEST_SERVICE_ACCOUNT_JSON;
+use crate::platforms::google_ads::sim::TEST_SERVICE_ACCOUNT_JSON;
 use crate::store::Store;
 
 fn config(dir: &tempfile::TempDir) -> Config {
@@ -64,7 +64,7 @@ async fn sqlite_reads_a_subjects_history_in_event_time_order() {
     let dir = tempfile::tempdir().unwrap();
     let config = config(&dir);
     let store: Arc<dyn Store> = crate::store::open_sqlite(&config).unwrap();
-    let planner = Arc::new(crate::delivery::planner(&config, &crate::delivery::build(&config.destinations).unwrap()));
+    let planner = Arc::new(crate::delivery::planner(&config, &crate::platforms::build(&config.destinations).unwrap()));
     assert_eq!(history_of(store, planner).await, expected());
 }
 
@@ -73,6 +73,6 @@ async fn postgres_reads_a_subjects_history_in_event_time_order() {
     let dir = tempfile::tempdir().unwrap();
     let config = config(&dir);
     let store: Arc<dyn Store> = Arc::new(crate::store::postgres::testdb::fresh().await);
-    let planner = Arc::new(crate::delivery::planner(&config, &crate::delivery::build(&config.destinations).unwrap()));
+    let planner = Arc::new(crate::delivery::planner(&config, &crate::platforms::build(&config.destinations).unwrap()));
     assert_eq!(history_of(store, planner).await, expected());
 }

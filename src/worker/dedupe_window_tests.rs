@@ -39,7 +39,7 @@ async fn setup() -> Setup {
     );
     let config = Config::from_toml(&toml).unwrap();
     let store: Arc<dyn Store> = crate::store::open_sqlite(&config).unwrap();
-    let destinations = crate::delivery::build(&config.destinations).unwrap();
+    let destinations = crate::platforms::build(&config.destinations).unwrap();
     let planner = Arc::new(crate::delivery::planner(&config, &destinations));
     let ctx = WorkerContext {
         store,

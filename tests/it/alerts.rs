@@ -176,7 +176,7 @@ async fn evaluating(s: &TestServer) -> bool {
 #[tokio::test]
 async fn one_of_two_processes_on_a_postgres_ledger_evaluates_and_the_lead_passes_on() {
     let url = crate::support::postgres_ledger().await;
-    let ga4 = surety::sim::ga4::start().await.unwrap();
+    let ga4 = surety::platforms::ga4::sim::start().await.unwrap();
     let extra = "[alerting]\ninterval_secs = 1\n\n[[alerts]]\nname = \"depth\"\nwhen = \"queue_depth\"\nabove = 1000\n";
     let a = TestServer::start_postgres(ga4.clone(), &url, extra, |t| t).await;
     let b = TestServer::start_postgres(ga4.clone(), &url, extra, |t| t).await;

@@ -13,6 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["config", "sim", "telemetry"],
     &["store", "serve"],
     &["sources", "delivery"],
+    &["platforms"],
     &["ingest", "worker"],
     &["import"],
     &["reconcile"],

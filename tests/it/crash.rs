@@ -29,7 +29,7 @@ async fn get_event(http: &reqwest::Client, base: &str, id: &str) -> Option<Value
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_stream_loses_no_acknowledged_event() {
-    let ga4 = surety::sim::ga4::start().await.unwrap();
+    let ga4 = surety::platforms::ga4::sim::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (config, base) = write_config(dir.path(), &ga4.base_url, "");
     set_in_config(&config, "sqlite_synchronous = \"normal\"", "sqlite_synchronous = \"full\"");
@@ -96,7 +96,7 @@ async fn sigkill_mid_stream_loses_no_acknowledged_event() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_while_sending_resends_only_what_ga4_dedupes() {
-    let ga4 = surety::sim::ga4::start().await.unwrap();
+    let ga4 = surety::platforms::ga4::sim::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (config, base) = write_config(dir.path(), &ga4.base_url, "");
     set_in_config(&config, "timeout_ms = 2000", "timeout_ms = 60000");
@@ -165,7 +165,7 @@ async fn crash_while_sending_resends_only_what_ga4_dedupes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_in_flight_sends_before_exiting() {
-    let ga4 = surety::sim::ga4::start().await.unwrap();
+    let ga4 = surety::platforms::ga4::sim::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (config, base) = write_config(dir.path(), &ga4.base_url, "");
     set_in_config(&config, "timeout_ms = 2000", "timeout_ms = 60000");

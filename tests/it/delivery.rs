@@ -255,7 +255,7 @@ async fn counts_add_up_across_a_mixed_run() {
 
 #[tokio::test]
 async fn debug_endpoint_validation_marks_deliveries_accepted() {
-    let ga4 = surety::sim::ga4::start().await.unwrap();
+    let ga4 = surety::platforms::ga4::sim::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let s = TestServer::start_custom(dir, ga4, "validate_with_debug_endpoint = true", "").await;
     assert_eq!(s.post("/v1/events", &purchase("v1", 1)).await.status(), 202);
@@ -270,7 +270,7 @@ async fn debug_endpoint_validation_marks_deliveries_accepted() {
 
 #[tokio::test]
 async fn a_sick_destination_does_not_hold_up_a_healthy_one() {
-    let sick = surety::sim::ga4::start().await.unwrap();
+    let sick = surety::platforms::ga4::sim::start().await.unwrap();
     // Slower than the client's timeout: every request to it hangs, then fails.
     sick.set_fault(Some(Fault::Delay(Duration::from_secs(5))));
     let extra = format!(

@@ -7,17 +7,17 @@ use serde_json::json;
 use crate::support::{eventually, TestServer};
 
 struct Others {
-    meta: surety::sim::meta::MetaSim,
-    google: surety::sim::google_ads::GoogleAdsSim,
-    linkedin: surety::sim::linkedin::LinkedinSim,
+    meta: surety::platforms::meta::sim::MetaSim,
+    google: surety::platforms::google_ads::sim::GoogleAdsSim,
+    linkedin: surety::platforms::linkedin::sim::LinkedinSim,
 }
 
 async fn start_all() -> (TestServer, Others) {
-    let meta = surety::sim::meta::start().await.unwrap();
-    let google = surety::sim::google_ads::start().await.unwrap();
-    let linkedin = surety::sim::linkedin::start().await.unwrap();
+    let meta = surety::platforms::meta::sim::start().await.unwrap();
+    let google = surety::platforms::google_ads::sim::start().await.unwrap();
+    let linkedin = surety::platforms::linkedin::sim::start().await.unwrap();
     linkedin.state().set_access_token(Some("li-test-token"));
-    let ga4 = surety::sim::ga4::start().await.unwrap();
+    let ga4 = surety::platforms::ga4::sim::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let secret = |name: &str, value: &str| {
         let path = dir.path().join(name);
@@ -68,7 +68,7 @@ event = "654321"
 "#,
         meta_token = secret("meta-token", "meta-test-token"),
         meta_url = meta.base_url,
-        google_key = secret("google-key.json", surety::sim::google_ads::TEST_SERVICE_ACCOUNT_JSON),
+        google_key = secret("google-key.json", surety::platforms::google_ads::sim::TEST_SERVICE_ACCOUNT_JSON),
         google_url = google.base_url,
         google_token_url = google.token_url,
         li_token = secret("li-token", "li-test-token"),

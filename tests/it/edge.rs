@@ -22,13 +22,13 @@ struct Edge {
     http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
-    ga4: surety::sim::ga4::Ga4Sim,
+    ga4: surety::platforms::ga4::sim::Ga4Sim,
 }
 
 impl Edge {
     async fn start(db: &Path, server: &str) -> Self {
         support::init_env();
-        let ga4 = surety::sim::ga4::start().await.expect("start GA4 simulator");
+        let ga4 = surety::platforms::ga4::sim::start().await.expect("start GA4 simulator");
         let text = support::config_toml(db, &ga4.base_url, "")
             .replace("listen = \"127.0.0.1:0\"", &format!("listen = \"127.0.0.1:0\"\n{server}"));
         let config = surety::config::Config::from_toml(&text).expect("valid test config");

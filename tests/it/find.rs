@@ -263,7 +263,7 @@ async fn the_event_list_filters_by_kind_delivery_and_time_and_pages_with_a_curso
 
 #[tokio::test]
 async fn the_health_line_says_halted_with_the_platforms_error_and_a_true_next_probe() {
-    let linkedin = surety::sim::linkedin::start().await.unwrap();
+    let linkedin = surety::platforms::linkedin::sim::start().await.unwrap();
     linkedin.state().set_access_token(Some("li-right-token"));
     let secrets = tempfile::tempdir().unwrap();
     let token = secrets.path().join("li-token");

@@ -12,14 +12,14 @@ const ID: &str = "order:late1:order_paid";
 /// A server whose GA4 destination waits `wait_secs` for identity, on SQLite or on a fresh
 /// PostgreSQL ledger.
 async fn start(postgres: bool, wait_secs: u64) -> TestServer {
-    let ga4 = surety::sim::ga4::start().await.expect("start GA4 simulator");
+    let ga4 = surety::platforms::ga4::sim::start().await.expect("start GA4 simulator");
     restart(postgres.then(String::new), ga4, tempfile::tempdir().expect("temp dir"), wait_secs).await
 }
 
 /// Starts on `postgres` (a ledger URL; empty: a fresh one) or on SQLite in `dir`.
 async fn restart(
     postgres: Option<String>,
-    ga4: surety::sim::ga4::Ga4Sim,
+    ga4: surety::platforms::ga4::sim::Ga4Sim,
     dir: tempfile::TempDir,
     wait_secs: u64,
 ) -> TestServer {

@@ -49,7 +49,7 @@ fn lines(path: &Path) -> Vec<Value> {
 
 #[tokio::test]
 async fn csv_import_counts_rejects_rows_and_its_events_are_in_the_ledger_and_sent_by_serve() {
-    let ga4 = surety::sim::ga4::start().await.unwrap();
+    let ga4 = surety::platforms::ga4::sim::start().await.unwrap();
     let (dir, config) = setup(&ga4.base_url);
     let (h1, h2) = (ago(1), ago(2));
     let bad_email = format!("order,i3,{h1},5,EUR,not-an-email,555.3,granted,,");

@@ -16,7 +16,7 @@ use std::time::Duration;
 use rand::Rng;
 use serde_json::{json, Value};
 use surety::core::delivery::DeliveryState;
-use surety::sim::ga4::Ga4Sim;
+use surety::platforms::ga4::sim::Ga4Sim;
 use surety::sim::Fault;
 use surety::store::{Counts, Store};
 
@@ -152,7 +152,7 @@ async fn post_until_acked(http: &reqwest::Client, bases: &[String], body: &Value
 
 async fn run(processes: usize, postgres: Option<String>) -> Figures {
     let cycles = cycles();
-    let ga4 = surety::sim::ga4::start().await.unwrap();
+    let ga4 = surety::platforms::ga4::sim::start().await.unwrap();
     // Each answer takes a moment, so every kill finds sends on the wire.
     ga4.set_fault(Some(Fault::Delay(Duration::from_millis(40))));
     let mut cluster = Cluster::start(&ga4, processes, postgres).await;

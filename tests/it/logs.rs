@@ -10,7 +10,7 @@ use crate::support::{eventually, purchase, INGEST_TOKEN};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_delivery_and_the_circuit_are_logged_with_the_platforms_error() {
-    let ga4 = surety::sim::ga4::start().await.unwrap();
+    let ga4 = surety::platforms::ga4::sim::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (config, base) = write_config(dir.path(), &ga4.base_url, "[log]\nformat = \"json\"\n");
     let log_path = dir.path().join("surety.log");

@@ -12,7 +12,7 @@ use crate::support::{postgres_ledger, purchase, TestServer};
 #[tokio::test]
 async fn a_postgres_ledger_ingests_dedupes_and_delivers() {
     let url = postgres_ledger().await;
-    let ga4 = surety::sim::ga4::start().await.unwrap();
+    let ga4 = surety::platforms::ga4::sim::start().await.unwrap();
     let s = TestServer::start_postgres(ga4, &url, "", |t| t).await;
 
     let e = purchase("pg1", 1);
@@ -40,7 +40,7 @@ async fn a_postgres_ledger_ingests_dedupes_and_delivers() {
 #[tokio::test]
 async fn two_processes_on_one_postgres_ledger_send_each_event_once() {
     let url = postgres_ledger().await;
-    let ga4 = surety::sim::ga4::start().await.unwrap();
+    let ga4 = surety::platforms::ga4::sim::start().await.unwrap();
     let a = Arc::new(TestServer::start_postgres(ga4.clone(), &url, "", |t| t).await);
     let b = Arc::new(TestServer::start_postgres(ga4.clone(), &url, "", |t| t).await);
 
@@ -91,7 +91,7 @@ async fn two_processes_on_one_postgres_ledger_send_each_event_once() {
 #[tokio::test]
 async fn a_dead_process_lease_is_taken_over_by_a_live_one() {
     let url = postgres_ledger().await;
-    let ga4 = surety::sim::ga4::start().await.unwrap();
+    let ga4 = surety::platforms::ga4::sim::start().await.unwrap();
     crate::support::init_env();
     let config = surety::config::Config::from_toml(
         &crate::support::config_toml(std::path::Path::new("unused.db"), &ga4.base_url, "")
@@ -99,7 +99,7 @@ async fn a_dead_process_lease_is_taken_over_by_a_live_one() {
     )
     .unwrap();
     let ledger = surety::store::open(&config).await.unwrap();
-    let destinations = surety::delivery::build(&config.destinations).unwrap();
+    let destinations = surety::platforms::build(&config.destinations).unwrap();
     let planner = Arc::new(surety::delivery::planner(&config, &destinations));
     let mut e = purchase("orphan", 1);
     e["event_id"] = json!("orphan-1");

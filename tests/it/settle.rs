@@ -38,7 +38,8 @@ async fn ledger_with_a_refund_in_doubt(dir: &std::path::Path, ga4_base: &str, or
     let db = dir.join("surety.db");
     let config = Config::from_toml(&config_toml(&db, ga4_base, "")).expect("config");
     let store = SqliteStore::open(&db, Synchronous::Normal).expect("open ledger");
-    let planner = Arc::new(surety::delivery::planner(&config, &surety::delivery::build(&config.destinations).unwrap()));
+    let planner =
+        Arc::new(surety::delivery::planner(&config, &surety::platforms::build(&config.destinations).unwrap()));
     let mut refund = purchase(order, 1);
     refund["kind"] = json!("refund_completed");
     let now = chrono::Utc::now();
@@ -76,7 +77,7 @@ async fn worker_has_run(s: &TestServer, order: &str) {
 
 #[tokio::test]
 async fn api_settles_in_doubt_and_dead_deliveries_without_sending_them() {
-    let ga4 = surety::sim::ga4::start().await.unwrap();
+    let ga4 = surety::platforms::ga4::sim::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let refund = ledger_with_a_refund_in_doubt(dir.path(), &ga4.base_url, "doubt1").await;
     let s = TestServer::start_sqlite_in(dir, ga4, "").await;
@@ -197,7 +198,7 @@ async fn api_settles_a_dead_delivery_once_and_refuses_what_needs_no_person() {
 
 #[tokio::test]
 async fn cli_settles_in_doubt_and_dead_deliveries_and_refuses_a_delivered_one() {
-    let ga4 = surety::sim::ga4::start().await.unwrap();
+    let ga4 = surety::platforms::ga4::sim::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let refund = ledger_with_a_refund_in_doubt(dir.path(), &ga4.base_url, "doubt2").await;
     let s = TestServer::start_sqlite_in(dir, ga4, "").await;
@@ -265,7 +266,7 @@ async fn cli_settles_in_doubt_and_dead_deliveries_and_refuses_a_delivered_one() 
 /// the dead-letter list shows those (and the in-doubt and dead ones), by default.
 #[tokio::test]
 async fn dlq_list_shows_every_delivery_that_needs_a_person() {
-    let ga4 = surety::sim::ga4::start().await.unwrap();
+    let ga4 = surety::platforms::ga4::sim::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let refund = ledger_with_a_refund_in_doubt(dir.path(), &ga4.base_url, "doubt3").await;
     let s = TestServer::start_sqlite_in(dir, ga4, "").await;

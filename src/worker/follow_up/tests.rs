@@ -15,7 +15,7 @@ use crate::core::delivery::reason;
 use crate::core::DeliveryState;
 use crate::core::FollowUp;
 use crate::delivery::{Destination, FOLLOW_UP_GIVE_UP_AFTER};
-use crate::sim::google_ads::{GoogleAdsSim, TEST_SERVICE_ACCOUNT_JSON};
+use crate::platforms::google_ads::sim::{GoogleAdsSim, TEST_SERVICE_ACCOUNT_JSON};
 use crate::store::{DeliveryView, Store};
 use crate::telemetry::Metrics;
 use crate::worker::{send, Breaker, WorkerContext};
@@ -29,7 +29,7 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
-    let sim = crate::sim::google_ads::start().await.unwrap();
+    let sim = crate::platforms::google_ads::sim::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("key.json");
     std::fs::File::create(&key).unwrap().write_all(TEST_SERVICE_ACCOUNT_JSON.as_bytes()).unwrap();
@@ -45,7 +45,7 @@ async fn setup() -> Setup {
     );
     let config = Config::from_toml(&toml).unwrap();
     let store: Arc<dyn Store> = crate::store::open_sqlite(&config).unwrap();
-    let destinations = crate::delivery::build(&config.destinations).unwrap();
+    let destinations = crate::platforms::build(&config.destinations).unwrap();
     let planner = Arc::new(crate::delivery::planner(&config, &destinations));
     let ctx = WorkerContext {
         store,
@@ -129,9 +129,13 @@ async fn a_request_google_does_not_know_ends_unconfirmed_and_is_not_asked_about_
         assert!(details.len() == 1 && details[0].starts_with("gave up: "), "{details:?}");
     }
     assert!(!s.still_asked_about(later(24 * 365)).await, "the follow-up ended");
-    let asked = s.sim.requests_to(crate::sim::google_ads::Endpoint::Status).len();
+    let asked = s.sim.requests_to(crate::platforms::google_ads::sim::Endpoint::Status).len();
     assert_eq!(s.round(later(24 * 365)).await, 0);
-    assert_eq!(s.sim.requests_to(crate::sim::google_ads::Endpoint::Status).len(), asked, "Google is not asked again");
+    assert_eq!(
+        s.sim.requests_to(crate::platforms::google_ads::sim::Endpoint::Status).len(),
+        asked,
+        "Google is not asked again"
+    );
     s.sim.shutdown().await;
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use surety::config::Config;
-use surety::sim::ga4::Ga4Sim;
+use surety::platforms::ga4::sim::Ga4Sim;
 use surety::store::sqlite::{SqliteStore, Synchronous};
 use surety::store::{Counts, Store};
 use tempfile::TempDir;
@@ -135,7 +135,7 @@ impl TestServer {
 
     /// `extra` is TOML appended to the test configuration (more catalog entries, …).
     pub async fn start_with(extra: &str) -> Self {
-        let ga4 = surety::sim::ga4::start().await.expect("start GA4 simulator");
+        let ga4 = surety::platforms::ga4::sim::start().await.expect("start GA4 simulator");
         let dir = tempfile::tempdir().expect("temp dir");
         Self::start_in(dir, ga4, extra).await
     }
@@ -171,7 +171,7 @@ impl TestServer {
     /// (keys in the `[auth]` table, …).
     pub async fn start_tuned(extra: &str, tune: impl Fn(String) -> String) -> Self {
         init_env();
-        let ga4 = surety::sim::ga4::start().await.expect("start GA4 simulator");
+        let ga4 = surety::platforms::ga4::sim::start().await.expect("start GA4 simulator");
         let dir = tempfile::tempdir().expect("temp dir");
         let db = dir.path().join("surety.db");
         let text = tune(config_toml(&db, &ga4.base_url, extra));
