@@ -5,6 +5,7 @@
 //! delivery. Times are microseconds since the Unix epoch, as in SQLite.
 
 mod follow_up;
+mod group;
 mod ingest;
 mod intake;
 mod queries;
@@ -19,6 +20,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
+use self::group::Grouper;
 use super::{
     BatchRecord, Claimed, Counts, DeliveryFilter, DeliveryView, DueFollowUp, EventView, IdentityCapture, IngestResult,
     Intake, IntakeResult, PlannedDelivery, Pruned, QueueStat, Receipt, ReceiptFilter, ReceiptView, Recovered,
@@ -36,6 +38,8 @@ const POOL_SIZE: u32 = 16;
 
 pub struct PgStore {
     pool: PgPool,
+    /// Commits concurrent `ingest` calls together.
+    grouper: Grouper,
 }
 
 impl PgStore {
@@ -49,7 +53,8 @@ impl PgStore {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await.map_err(|e| StoreError::Open(format!("migrating the ledger failed: {e}")))?;
-        Ok(Self { pool })
+        let grouper = Grouper::start(pool.clone());
+        Ok(Self { pool, grouper })
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -82,7 +87,8 @@ pub(crate) fn from_us(us: i64) -> DateTime<Utc> {
 #[async_trait]
 impl Store for PgStore {
     async fn ingest(&self, events: Vec<Event>, planner: Arc<Planner>) -> Result<Vec<IngestResult>, StoreError> {
-        ingest::ingest(&self.pool, events, planner).await
+        let prepared = ingest::prepare_off_thread(events, &planner).await?;
+        self.grouper.ingest(&self.pool, prepared, planner).await
     }
 
     async fn intake(&self, intake: Intake, planner: Arc<Planner>) -> Result<IntakeResult, StoreError> {

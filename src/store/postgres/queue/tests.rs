@@ -428,4 +428,5 @@ async fn a_refund_waits_for_its_purchase() {
 }
 
 mod recovery;
+mod rounds;
 mod settle;
