@@ -49,7 +49,7 @@ pub(super) async fn claim(
          SELECT c.id, c.event_id, c.route, c.strip_personal, c.attempts, c.created_at, c.forced, e.body \
          FROM c LEFT JOIN events e ON e.event_id = c.event_id ORDER BY c.id"
     );
-    let rows: Vec<(i64, String, String, bool, i32, i64, bool, Option<String>)> = sqlx::query_as(&sql)
+    let rows: Vec<ClaimRow> = sqlx::query_as(&sql)
         .bind(owner)
         .bind(until)
         .bind(to_us(now))
@@ -73,6 +73,10 @@ pub(super) async fn claim(
     }
     Ok(claimed)
 }
+
+/// A claimed delivery: (id, event id, route JSON, strip_personal, attempts, created_at, forced,
+/// the event's body if stored).
+type ClaimRow = (i64, String, String, bool, i32, i64, bool, Option<String>);
 
 /// The stored events with these ids, by id.
 async fn load_events(conn: &mut PgConnection, ids: &[&str]) -> Result<HashMap<String, Event>, StoreError> {
