@@ -78,16 +78,11 @@ impl ListParams {
         };
         let since = time("since", self.since, false)?;
         let until = time("until", self.until, true)?;
-        if let (Some(s), Some(u)) = (since, until) {
-            if s >= u {
-                return Err("since: must be before until".into());
-            }
-        }
         let limit = self.limit.unwrap_or(DEFAULT_PAGE);
         if !(1..=MAX_PAGE).contains(&limit) {
             return Err(format!("limit: must be 1 to {MAX_PAGE}"));
         }
-        let before_seq = match self.cursor.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
+        let before_seq = match self.cursor.as_deref() {
             Some(c) => Some(parse_cursor(c).ok_or("cursor: not a cursor this list gave (next_cursor)")?),
             None => None,
         };

@@ -87,6 +87,11 @@ pub async fn post_reconcile(State(app): State<Arc<App>>, req: HttpRequest) -> Re
         let body = Bytes::from_request(req, &()).await;
         from_json(&headers, body)?
     };
+    if let Some(bad) = asked.kinds.iter().find(|k| crate::core::Kind::parse(k).is_err()) {
+        return Err(invalid(format!(
+            "kind '{bad}' is not a kind: 1-64 lowercase letters, digits and '_', starting with a letter"
+        )));
+    }
     let since = asked.since.as_deref().map(|s| reconcile::parse_bound(s, false)).transpose().map_err(invalid)?;
     let until = asked.until.as_deref().map(|s| reconcile::parse_bound(s, true)).transpose().map_err(invalid)?;
     let tolerance = asked.value_tolerance.unwrap_or(0.01);

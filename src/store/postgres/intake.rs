@@ -35,7 +35,7 @@ pub(super) async fn intake(pool: &PgPool, intake: Intake, planner: Arc<Planner>)
         replanned.extend(capture_in(&mut tx, capture, &planner, at).await?);
     }
     aliases_in(&mut tx, &mut aliases, at).await?;
-    let events = if prepared.is_empty() { Vec::new() } else { ingest_in(&mut tx, prepared, &planner).await? };
+    let events = if prepared.is_empty() { Vec::new() } else { ingest_in(&mut tx, &prepared, &planner).await? };
     if let Some(mut receipt) = mapped {
         receipt.detail = Some(mapped_detail(&events));
         receipts.push(receipt);

@@ -6,6 +6,7 @@
 
 mod bodies;
 mod follow_up;
+mod group;
 mod ingest;
 mod intake;
 mod lead;
@@ -22,6 +23,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
+use self::group::Grouper;
 use super::search::{EventFilter, EventPage, SearchKeys, SearchResult};
 use super::{
     BatchRecord, Claimed, Counts, DeliveryFilter, DeliveryView, DueFollowUp, EventView, IdentityCapture, IngestResult,
@@ -42,6 +44,8 @@ pub struct PgStore {
     pool: PgPool,
     /// Tasks this process leads (`Store::lead`), each on a session of its own.
     leads: lead::Leads,
+    /// Commits concurrent `ingest` calls together.
+    grouper: Grouper,
 }
 
 impl PgStore {
@@ -55,7 +59,8 @@ impl PgStore {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await.map_err(|e| StoreError::Open(format!("migrating the ledger failed: {e}")))?;
-        Ok(Self { pool, leads: lead::Leads::default() })
+        let grouper = Grouper::start(pool.clone());
+        Ok(Self { pool, leads: lead::Leads::default(), grouper })
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -88,7 +93,8 @@ pub(crate) fn from_us(us: i64) -> DateTime<Utc> {
 #[async_trait]
 impl Store for PgStore {
     async fn ingest(&self, events: Vec<Event>, planner: Arc<Planner>) -> Result<Vec<IngestResult>, StoreError> {
-        ingest::ingest(&self.pool, events, planner).await
+        let prepared = ingest::prepare_off_thread(events, &planner).await?;
+        self.grouper.ingest(&self.pool, prepared, planner).await
     }
 
     async fn intake(&self, intake: Intake, planner: Arc<Planner>) -> Result<IntakeResult, StoreError> {

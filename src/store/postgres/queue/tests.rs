@@ -430,4 +430,5 @@ async fn a_refund_waits_for_its_purchase() {
 
 mod bodies;
 mod recovery;
+mod rounds;
 mod settle;
