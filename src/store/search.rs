@@ -93,7 +93,9 @@ impl SearchKeys {
     /// Reads a query: an email or phone is hashed as ingest hashes it (both schemes), anything
     /// else is looked up as it is. `None` for an empty query.
     pub fn parse(query: &str) -> Option<Self> {
-        let q = query.trim();
+        // Blank as the API's schema says (`\S`, as JSON Schema validators read it): Unicode white
+        // space and the four information separators U+001C–U+001F.
+        let q = query.trim_matches(|c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c));
         if q.is_empty() {
             return None;
         }
@@ -220,8 +222,11 @@ pub fn cursor(seq: i64) -> String {
 }
 
 /// Reads a cursor made by [`cursor`].
+/// Exactly the form [`cursor`] writes (`^e[1-9][0-9]{0,17}$`, as the API's schema says).
 pub fn parse_cursor(s: &str) -> Option<i64> {
-    s.strip_prefix('e').and_then(|n| n.parse::<i64>().ok()).filter(|n| *n > 0)
+    let n = s.strip_prefix('e')?;
+    let digits = !n.is_empty() && n.len() <= 18 && !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit());
+    digits.then(|| n.parse::<i64>().ok()).flatten()
 }
 
 /// The search keys a message files under its subjects: each event's personal fields (hashed),
@@ -412,7 +417,7 @@ mod tests {
     #[test]
     fn cursors_round_trip_and_junk_is_refused() {
         assert_eq!(parse_cursor(&cursor(42)), Some(42));
-        for bad in ["42", "e", "e-1", "e0", "ex"] {
+        for bad in ["42", "e", "e-1", "e0", "ex", "e+5", "e05", "e1234567890123456789", " e5"] {
             assert_eq!(parse_cursor(bad), None, "{bad}");
         }
     }
