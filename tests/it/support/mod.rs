@@ -309,7 +309,7 @@ pub async fn ledger_counts(db: &std::path::Path) -> Counts {
 pub async fn postgres_ledger() -> String {
     let admin = std::env::var("SURETY_TEST_PG").unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".to_owned());
     surety::store::postgres::create_database(&admin, "surety_it").await.unwrap_or_else(|e| {
-        panic!("the PostgreSQL tests need the local server at {admin} (set SURETY_TEST_PG, or run .ci/run): {e}")
+        panic!("the PostgreSQL tests need the local server at {admin} (set SURETY_TEST_PG, or run scripts/test.sh, which starts a throwaway one): {e}")
     })
 }
 
