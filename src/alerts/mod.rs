@@ -13,8 +13,9 @@
 //! process out of it altogether.
 
 mod notify;
+mod read;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Duration, Utc};
@@ -22,13 +23,11 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 pub use self::notify::Notifier;
+#[cfg(test)]
+use self::read::{share_carrying, unexplained, Ended};
+pub use self::read::{Reader, Watched};
 pub use crate::config::alerts::{AlertRule, AlertingConfig, Condition};
 use crate::config::Config;
-use crate::core::DeliveryState;
-use crate::reconcile::coverage::{self, CoverageQuery, CoverageReport, GroupBy};
-use crate::reconcile::{LastReport, Recorded};
-use crate::store::{Store, StoreError};
-use crate::telemetry::Metrics;
 
 /// One rule's value for one destination at one evaluation.
 #[derive(Clone, Debug, PartialEq)]
@@ -272,188 +271,6 @@ impl AlertBook {
             recent: st.recent.iter().cloned().collect(),
         }
     }
-}
-
-/// Delivery counts per destination at one time, for the rejection share over a window.
-#[derive(Clone, Debug, Default)]
-struct Ended {
-    rejected: u64,
-    ended: u64,
-}
-
-/// Reads every rule's value per destination.
-pub struct Reader {
-    destinations: Vec<String>,
-    /// Snapshots of ended-delivery counts, oldest first, kept for the longest window.
-    history: VecDeque<(DateTime<Utc>, HashMap<String, Ended>)>,
-    /// When each destination's circuit was first seen open.
-    open_since: HashMap<String, DateTime<Utc>>,
-}
-
-impl Reader {
-    pub fn new(destinations: Vec<String>) -> Self {
-        Self { destinations, history: VecDeque::new(), open_since: HashMap::new() }
-    }
-
-    pub async fn read(
-        &mut self,
-        rules: &[AlertRule],
-        watched: &Watched,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<Reading>, StoreError> {
-        let (store, metrics) = (watched.store.as_ref(), watched.metrics.as_ref());
-        let last_reconcile = watched.last_reconcile.get();
-        let coverage = coverage_by_window(rules, store, now).await?;
-        let counts = store.counts().await?;
-        let mut per: HashMap<String, HashMap<DeliveryState, u64>> = HashMap::new();
-        for (dest, state, _, n) in &counts.deliveries {
-            let slot = per.entry(dest.clone()).or_default().entry(*state).or_default();
-            *slot = slot.saturating_add(*n);
-        }
-        let ended: HashMap<String, Ended> = per
-            .iter()
-            .map(|(d, s)| {
-                let get = |st: DeliveryState| s.get(&st).copied().unwrap_or(0);
-                let rejected = get(DeliveryState::Rejected);
-                let ended =
-                    [DeliveryState::Delivered, DeliveryState::Rejected, DeliveryState::Dead, DeliveryState::InDoubt]
-                        .into_iter()
-                        .map(get)
-                        .fold(0u64, u64::saturating_add);
-                (d.clone(), Ended { rejected, ended })
-            })
-            .collect();
-        let longest = rules.iter().map(|r| r.window_secs).max().unwrap_or(0);
-        self.history.push_back((now, ended.clone()));
-        while self.history.len() > 2
-            && self
-                .history
-                .get(1)
-                .is_some_and(|(t, _)| now - *t >= Duration::seconds(longest.min(i64::MAX as u64) as i64))
-        {
-            self.history.pop_front();
-        }
-        for d in &self.destinations {
-            if circuit_open(metrics, d) {
-                self.open_since.entry(d.clone()).or_insert(now);
-            } else {
-                self.open_since.remove(d);
-            }
-        }
-        let mut out = Vec::new();
-        for rule in rules {
-            for dest in self.destinations.iter().filter(|d| rule.destination.as_ref().is_none_or(|x| x == *d)) {
-                let states = per.get(dest);
-                let get = |st: DeliveryState| states.and_then(|s| s.get(&st)).copied().unwrap_or(0) as f64;
-                let queue = counts.queues.iter().find(|q| &q.destination == dest);
-                let value = match rule.when {
-                    Condition::Coverage => {
-                        let report = coverage.get(&rule.window_secs);
-                        match report.and_then(|r| share_carrying(r, dest, rule.field.as_deref().unwrap_or_default())) {
-                            Some(share) => share,
-                            // No event routed to it in the window: nothing to judge.
-                            None => continue,
-                        }
-                    }
-                    Condition::ReconcileUnexplained => unexplained(last_reconcile.as_deref(), dest),
-                    Condition::OldestPendingSecs => queue
-                        .and_then(|q| q.oldest)
-                        .map_or(0.0, |o| (now - o).num_milliseconds().max(0) as f64 / 1000.0),
-                    Condition::QueueDepth => queue.map_or(0.0, |q| q.depth as f64),
-                    Condition::Dead => get(DeliveryState::Dead),
-                    Condition::InDoubt => get(DeliveryState::InDoubt),
-                    Condition::NeedsPerson => {
-                        get(DeliveryState::Dead) + get(DeliveryState::InDoubt) + get(DeliveryState::Rejected)
-                    }
-                    Condition::RejectionShare => self.share(dest, rule.window_secs, now, &ended),
-                    Condition::CircuitOpenSecs => {
-                        self.open_since.get(dest).map_or(0.0, |t| (now - *t).num_milliseconds().max(0) as f64 / 1000.0)
-                    }
-                };
-                out.push(Reading { rule: rule.name.clone(), destination: dest.clone(), value });
-            }
-        }
-        Ok(out)
-    }
-
-    /// Rejected / ended over the window, from the oldest snapshot at least `window` old (or the
-    /// oldest there is, right after start).
-    fn share(&self, dest: &str, window: u64, now: DateTime<Utc>, current: &HashMap<String, Ended>) -> f64 {
-        let window = Duration::seconds(window.min(i64::MAX as u64) as i64);
-        let base = self
-            .history
-            .iter()
-            .rev()
-            .find(|(t, _)| now - *t >= window)
-            .or_else(|| self.history.front())
-            .and_then(|(_, m)| m.get(dest).cloned())
-            .unwrap_or_default();
-        let cur = current.get(dest).cloned().unwrap_or_default();
-        let ended = cur.ended.saturating_sub(base.ended);
-        if ended == 0 {
-            0.0
-        } else {
-            cur.rejected.saturating_sub(base.rejected) as f64 / ended as f64
-        }
-    }
-}
-
-/// One coverage report by destination per distinct `window_secs` of the `coverage` rules (each
-/// reads its window's events from the ledger once per evaluation).
-async fn coverage_by_window(
-    rules: &[AlertRule],
-    store: &dyn Store,
-    now: DateTime<Utc>,
-) -> Result<HashMap<u64, CoverageReport>, StoreError> {
-    let mut out = HashMap::new();
-    for rule in rules.iter().filter(|r| r.when == Condition::Coverage) {
-        if out.contains_key(&rule.window_secs) {
-            continue;
-        }
-        let window = Duration::seconds(rule.window_secs.min(i64::MAX as u64 / 1000) as i64);
-        let q = CoverageQuery { since: now - window, until: now, by: GroupBy::Destination };
-        match coverage::coverage(store, &q).await {
-            Ok(r) => {
-                out.insert(rule.window_secs, r);
-            }
-            Err(crate::reconcile::late::CountError::Store(e)) => return Err(e),
-            Err(e) => tracing::warn!(error = %e, rule = %rule.name, "alerts: coverage could not be counted"),
-        }
-    }
-    Ok(out)
-}
-
-/// The share of `dest`'s events carrying `field` (see `config::alerts::COVERAGE_EXTRA`), or
-/// `None` when no event in the window was routed to it.
-fn share_carrying(report: &CoverageReport, dest: &str, field: &str) -> Option<f64> {
-    let row = report.rows.iter().find(|r| r.key == dest).filter(|r| r.events > 0)?;
-    let n = if field == "joined" {
-        row.joined
-    } else if let Some(purpose) = field.strip_prefix("consent.") {
-        row.consent.get(purpose).copied().unwrap_or(0)
-    } else {
-        row.fields.get(field).copied().unwrap_or(0)
-    };
-    Some(n as f64 / row.events as f64)
-}
-
-/// Unexplained mismatches for `dest` in the last reconcile report (0 without one).
-fn unexplained(last: Option<&Recorded>, dest: &str) -> f64 {
-    last.and_then(|r| r.report.destinations.get(dest)).map_or(0.0, |d| d.unexplained as f64)
-}
-
-/// What the rules read: the ledger, this process's gauges, the last reconcile report.
-#[derive(Clone)]
-pub struct Watched {
-    pub store: Arc<dyn Store>,
-    pub metrics: Arc<Metrics>,
-    pub last_reconcile: Arc<LastReport>,
-}
-
-/// Whether this process's worker for `destination` has its circuit open (the `surety_circuit_open` gauge).
-fn circuit_open(metrics: &Metrics, destination: &str) -> bool {
-    let labels = crate::telemetry::DestinationLabels { destination: destination.to_owned() };
-    metrics.circuit_open.get_or_create(&labels).get() > 0
 }
 
 /// Evaluates the rules every `alerting.interval_secs` until cancelled; notifications are sent by

@@ -1,7 +1,11 @@
+use std::collections::HashMap;
+
 use chrono::TimeZone;
 
 use super::*;
 use crate::config::alerts::AlertRule;
+use crate::reconcile::coverage::{CoverageReport, GroupBy};
+use crate::reconcile::LastReport;
 
 fn rule(name: &str, when: Condition, above: f64, for_secs: u64) -> AlertRule {
     AlertRule {

@@ -12,7 +12,7 @@ use super::load::{occurred_at, write_event, BATCH};
 use super::Report;
 use crate::config::Config;
 use crate::core::Event;
-use crate::store::Store;
+use crate::store::{Intake, Store};
 
 /// Times each phase of ingest for `batches` batches of [`BATCH`] events and prints µs per event.
 pub async fn run(batches: usize, synchronous: &str, report: &Report) -> anyhow::Result<()> {
@@ -73,12 +73,13 @@ pub async fn run(batches: usize, synchronous: &str, report: &Report) -> anyhow::
 
         let again = events.clone();
         let clock = Instant::now();
-        let results = store.ingest(events, planner.clone()).await.context("ingest failed")?;
+        let results =
+            store.intake(Intake::of_events(now, events), planner.clone()).await.context("ingest failed")?.events;
         t.store += clock.elapsed();
 
         // The same batch again: every event is a duplicate (hash and look-up, nothing written).
         let clock = Instant::now();
-        store.ingest(again, planner.clone()).await.context("ingest failed")?;
+        store.intake(Intake::of_events(now, again), planner.clone()).await.context("ingest failed")?;
         t.duplicates += clock.elapsed();
 
         let clock = Instant::now();
@@ -97,9 +98,9 @@ pub async fn run(batches: usize, synchronous: &str, report: &Report) -> anyhow::
         ("server: parse_event (shape, time, PII hashing)", t.parse, true),
         ("  of the store: Event::content_hash (dedupe key)", t.hash, false),
         ("  of the store: serialise the event body", t.serialise, false),
-        ("server: Store::ingest, one call at a time", t.store, true),
+        ("server: Store::intake, one call at a time", t.store, true),
         ("server: serialise the answer (approx.)", t.answer, true),
-        ("  (Store::ingest of the same batch again: duplicates)", t.duplicates, false),
+        ("  (Store::intake of the same batch again: duplicates)", t.duplicates, false),
     ];
     let mut server = Duration::ZERO;
     for (name, d, counts) in rows {
@@ -136,7 +137,7 @@ pub async fn run(batches: usize, synchronous: &str, report: &Report) -> anyhow::
     let clock = Instant::now();
     let mut calls = futures::stream::iter(batches_4.into_iter().map(|batch| {
         let (store, planner) = (store.clone(), planner.clone());
-        async move { store.ingest(batch, planner).await }
+        async move { store.intake(Intake::of_events(now, batch), planner).await }
     }))
     .buffer_unordered(4);
     while let Some(r) = calls.next().await {
@@ -144,12 +145,12 @@ pub async fn run(batches: usize, synchronous: &str, report: &Report) -> anyhow::
     }
     let took = clock.elapsed();
     report.line(format!(
-        "    Store::ingest of 1000-event batches, 4 calls at once {:>8.2}  => {:.0} events/s: the store's ceiling",
+        "    Store::intake of 1000-event batches, 4 calls at once {:>8.2}  => {:.0} events/s: the store's ceiling",
         took.as_secs_f64() * 1e6 / count as f64,
         count as f64 / took.as_secs_f64()
     ));
 
-    // The handler's whole work — JSON, parse_event, Store::ingest — for 4 batches at once on
+    // The handler's whole work — JSON, parse_event, Store::intake — for 4 batches at once on
     // the runtime's worker threads, as the API does it, minus HTTP.
     let rounds = batches.max(4);
     let clock = Instant::now();
@@ -179,7 +180,7 @@ pub async fn run(batches: usize, synchronous: &str, report: &Report) -> anyhow::
                     .map(|(i, v)| crate::ingest::canonical::parse_event(v, "api", now, &format!("events[{i}]")))
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| anyhow::anyhow!("a generated event is invalid: {e:?}"))?;
-                let results = store.ingest(events, planner.clone()).await?;
+                let results = store.intake(Intake::of_events(now, events), planner.clone()).await?.events;
                 std::hint::black_box(serde_json::to_vec(&results)?);
             }
             Ok::<_, anyhow::Error>(())
@@ -190,7 +191,7 @@ pub async fn run(batches: usize, synchronous: &str, report: &Report) -> anyhow::
     }
     let took = clock.elapsed();
     report.line(format!(
-        "    handler work (JSON, parse, Store::ingest), 4 tasks {:>8.2}  => {:.0} events/s: the ceiling without HTTP",
+        "    handler work (JSON, parse, Store::intake), 4 tasks {:>8.2}  => {:.0} events/s: the ceiling without HTTP",
         took.as_secs_f64() * 1e6 / (rounds * BATCH) as f64,
         (rounds * BATCH) as f64 / took.as_secs_f64()
     ));
@@ -210,7 +211,7 @@ pub async fn run(batches: usize, synchronous: &str, report: &Report) -> anyhow::
     let clock = Instant::now();
     let mut calls = futures::stream::iter(events.into_iter().map(|e| {
         let (store, planner) = (store.clone(), planner.clone());
-        async move { store.ingest(vec![e], planner).await }
+        async move { store.intake(Intake::of_events(now, vec![e]), planner).await }
     }))
     .buffer_unordered(64);
     while let Some(r) = calls.next().await {
@@ -218,7 +219,7 @@ pub async fn run(batches: usize, synchronous: &str, report: &Report) -> anyhow::
     }
     let took = clock.elapsed();
     report.line(format!(
-        "    Store::ingest of one event per call, 64 calls at once {:>8.2}  => {:.0} events/s through group commit",
+        "    Store::intake of one event per call, 64 calls at once {:>8.2}  => {:.0} events/s through group commit",
         took.as_secs_f64() * 1e6 / singles as f64,
         singles as f64 / took.as_secs_f64()
     ));

@@ -13,7 +13,7 @@ use super::Report;
 use crate::config::Config;
 use crate::core::DeliveryState;
 use crate::core::RequestRecord;
-use crate::store::{BatchRecord, DeliveryUpdate, Store};
+use crate::store::{BatchRecord, DeliveryUpdate, Intake, Store};
 
 /// Times the store work of delivering `events` events to GA4, without the HTTP send:
 /// routed ingest, claim, batching (payload building), mark-sending and recording the outcomes —
@@ -55,7 +55,7 @@ pub async fn run(events: usize, claim_batch: usize, synchronous: &str, report: &
         }
         t.plan += clock.elapsed();
         let clock = Instant::now();
-        store.ingest(batch, planner.clone()).await?;
+        store.intake(Intake::of_events(now, batch), planner.clone()).await?;
         t.ingest += clock.elapsed();
     }
 
@@ -119,7 +119,7 @@ pub async fn run(events: usize, claim_batch: usize, synchronous: &str, report: &
     report.line("    phase                                             µs per event".to_owned());
     let one = t.sequential_events;
     let rows = [
-        ("Store::ingest, routed (prepare + SQL + commit)", per(t.ingest)),
+        ("Store::intake, routed (prepare + SQL + commit)", per(t.ingest)),
         ("  of which Planner::plan (GA4 rules and validation)", per(t.plan)),
         ("Store::claim (reads and decodes the event bodies)", per(t.claim)),
         ("Destination::batches (builds every payload part)", per(t.batch)),

@@ -15,6 +15,7 @@ pub mod fuzz_rows;
 mod progress;
 mod read_csv;
 mod read_ndjson;
+mod reader;
 mod rejects;
 mod rows;
 mod summary;
@@ -35,13 +36,13 @@ use tokio::task::JoinHandle;
 use self::checkpoint::{Checkpoint, PrefixHash};
 use self::read_csv::{CsvOptions, CsvRows};
 use self::read_ndjson::NdjsonRows;
+use self::reader::{read_batches, Batch};
 use self::rejects::RejectFile;
 pub use self::rows::{parse_map, Mapping};
-use self::rows::{Position, ReadError, Reject, Rows};
+use self::rows::{ReadError, Rows};
 use self::summary::{Counts, Summary};
 use crate::config::Config;
-use crate::core::{Event, Kind};
-use crate::ingest::canonical::parse_event;
+use crate::core::Kind;
 use crate::store::{IngestResult, StoreError};
 
 /// Batches committing at once: one prepares (hashing, planning) while the other is written.
@@ -112,15 +113,6 @@ pub struct ImportArgs {
 
 /// A batch's commit (`ingest::intake::import`), running.
 type Commit = JoinHandle<Result<Vec<IngestResult>, StoreError>>;
-
-/// A batch of rows as read: the valid events, the rejected rows, and where the next row starts.
-struct Batch {
-    events: Vec<Event>,
-    rejects: Vec<Reject>,
-    rows: u64,
-    first_line: u64,
-    end: Position,
-}
 
 /// Runs the import; the exit code is 1 when no row of the file was usable.
 pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
@@ -294,51 +286,6 @@ impl Books<'_> {
     }
 }
 
-/// The reader thread: rows → canonical events (or rejects) in batches, until the end of the
-/// input, a read failure, or the importer going away.
-fn read_batches(mut rows: Box<dyn Rows>, source: &str, size: usize, tx: mpsc::Sender<std::io::Result<Batch>>) {
-    loop {
-        let now = Utc::now();
-        let mut batch = Batch {
-            events: Vec::with_capacity(size),
-            rejects: Vec::new(),
-            rows: 0,
-            first_line: 0,
-            end: rows.position(),
-        };
-        let mut done = false;
-        while batch.rows < size as u64 {
-            match rows.next_row() {
-                Ok(Some(row)) => {
-                    if batch.rows == 0 {
-                        batch.first_line = row.line;
-                    }
-                    batch.rows += 1;
-                    match row.value.and_then(|v| parse_event(v, source, now, "")) {
-                        Ok(event) => batch.events.push(event),
-                        Err(errors) => batch.rejects.push(Reject { line: row.line, errors, raw: rows.raw() }),
-                    }
-                }
-                Ok(None) => {
-                    done = true;
-                    break;
-                }
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(e));
-                    return;
-                }
-            }
-        }
-        batch.end = rows.position();
-        if batch.rows > 0 && tx.blocking_send(Ok(batch)).is_err() {
-            return;
-        }
-        if done {
-            return;
-        }
-    }
-}
-
 /// Refuses a checkpoint that does not describe this file as it is now.
 fn check_resume(
     cp: &Checkpoint,
@@ -382,33 +329,4 @@ fn beside(file: &Path, suffix: &str) -> PathBuf {
     let mut name = OsString::from(file.as_os_str());
     name.push(suffix);
     PathBuf::from(name)
-}
-
-#[cfg(test)]
-mod tests {
-    use std::io::Cursor;
-
-    use super::*;
-
-    #[test]
-    fn the_reader_batches_events_and_rejects_with_their_lines_and_where_the_next_row_starts() {
-        let ok = |id: &str| {
-            format!(
-                r#"{{"kind":"order_paid","occurred_at":"2026-01-01T00:00:00Z","subject":{{"type":"o","id":"{id}"}}}}"#
-            )
-        };
-        let text = format!("{}\n{{\"kind\":\"Bad Kind\"}}\n\n{}\n", ok("1"), ok("2"));
-        let rows = NdjsonRows::open(Cursor::new(text.clone().into_bytes()), Mapping::default(), None, None).unwrap();
-        let (tx, mut rx) = mpsc::channel(8);
-        read_batches(Box::new(rows), "crm", 2, tx);
-        let first = rx.try_recv().unwrap().unwrap();
-        assert_eq!((first.rows, first.first_line, first.events.len()), (2, 1, 1));
-        assert_eq!(first.events[0].source, "crm");
-        assert_eq!((first.rejects[0].line, first.rejects[0].raw.as_str()), (2, "{\"kind\":\"Bad Kind\"}"));
-        assert_eq!(first.rejects[0].errors[0].field, "occurred_at", "the canonical parser's first error");
-        assert_eq!(first.end, Position { offset: (ok("1").len() + 1 + 20) as u64, line: 3 });
-        let second = rx.try_recv().unwrap().unwrap();
-        assert_eq!((second.rows, second.first_line, second.end.offset), (1, 4, text.len() as u64));
-        assert!(rx.try_recv().is_err(), "the channel closes at the end of the input");
-    }
 }

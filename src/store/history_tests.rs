@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::core::plan::Planner;
 use crate::core::Subject;
 use crate::platforms::google_ads::sim::TEST_SERVICE_ACCOUNT_JSON;
-use crate::store::Store;
+use crate::store::{Intake, Store};
 
 fn config(dir: &tempfile::TempDir) -> Config {
     let key = dir.path().join("key.json");
@@ -47,7 +47,7 @@ async fn history_of(store: Arc<dyn Store>, planner: Arc<Planner>) -> Vec<(String
         event("other", "refund_completed", "1043", 4),
         event("unrouted", "order_shipped", "1042", 3),
     ] {
-        store.ingest(vec![e], planner.clone()).await.unwrap();
+        store.intake(Intake::of_events(Utc::now(), vec![e]), planner.clone()).await.unwrap();
     }
     let subject = Subject { kind: "order".into(), id: "1042".into() };
     let history = store.subject_history(&subject, "gads").await.unwrap();

@@ -16,13 +16,32 @@ pub struct Intake {
     pub captures: Vec<IdentityCapture>,
     /// Other names for subjects (`stripe:pi_…` → `order:1042`); the first one recorded stays.
     pub aliases: Vec<(String, Subject)>,
-    /// Deduplicated by `event_id`, joined from the identity bridge and planned, as `Store::ingest`.
+    /// Deduplicated by `event_id`, joined from the identity bridge and planned.
     pub events: Vec<Event>,
     /// Receipts recorded as they are.
     pub receipts: Vec<Receipt>,
     /// A receipt whose detail the store writes as what the events became (`evt_1 accepted, …`),
     /// known only inside the transaction.
     pub mapped: Option<Receipt>,
+}
+
+impl Intake {
+    /// Events alone (a `POST /v1/events` body, an import batch), received at `at`.
+    pub fn of_events(at: DateTime<Utc>, events: Vec<Event>) -> Self {
+        Self { at, events, ..Self::default() }
+    }
+
+    /// One identity capture alone, received at `at`. It merges into the subject's bridge entry
+    /// (fields merge; history is kept) and re-plans the deliveries `awaiting_identity` of the
+    /// capture's subject and of the subject it is an alias of (`IntakeResult::replanned`).
+    pub fn of_capture(at: DateTime<Utc>, capture: IdentityCapture) -> Self {
+        Self { at, captures: vec![capture], ..Self::default() }
+    }
+
+    /// Other names for subjects alone, recorded at `at`; the first one recorded stays.
+    pub fn of_aliases(at: DateTime<Utc>, aliases: Vec<(String, Subject)>) -> Self {
+        Self { at, aliases, ..Self::default() }
+    }
 }
 
 /// What the ledger made of an [`Intake`].

@@ -129,7 +129,7 @@ async fn a_message_is_kept_whole_or_not_at_all(store: &dyn Store, refuse_receipt
 /// The capture of a failed message did not reach the bridge either: an event of its subject
 /// ingested afterwards finds no client id to join.
 async fn the_failed_capture_left_no_identity(store: &dyn Store) {
-    let results = store.ingest(vec![event()], planner()).await.unwrap();
+    let results = store.intake(Intake::of_events(Utc::now(), vec![event()]), planner()).await.unwrap().events;
     assert_eq!(results[0].status, IngestStatus::Accepted);
     let view = store.event(&event().event_id.to_string()).await.unwrap().unwrap();
     assert_eq!(view.event.identity.client_id, None);

@@ -510,22 +510,10 @@ pub struct LedgerDelivery {
 /// The ledger. Every write is committed before the call returns.
 #[async_trait]
 pub trait Store: Send + Sync {
-    /// Commits events (deduplicated by `event_id`), joined from the identity bridge and planned,
-    /// in one transaction. Results are in input order.
-    async fn ingest(&self, events: Vec<Event>, planner: Arc<Planner>) -> Result<Vec<IngestResult>, StoreError>;
     /// Commits one received message whole, in one transaction: its identity captures (each as
     /// `capture_identity` does, in order), its aliases, its events (as `ingest` does, joined with
     /// the captures just made) and its receipts. On error nothing of it is kept.
     async fn intake(&self, intake: Intake, planner: Arc<Planner>) -> Result<IntakeResult, StoreError>;
-    /// Adds an identity capture to the bridge (fields merge; history is kept) and, in the same
-    /// transaction, re-plans the subject's deliveries `awaiting_identity` (the capture's subject
-    /// and the subject it is an alias of): the bridge is joined onto their events and each is
-    /// planned again (due at once if pending). Returns what those deliveries became.
-    async fn capture_identity(
-        &self,
-        capture: IdentityCapture,
-        planner: Arc<Planner>,
-    ) -> Result<Vec<PlannedDelivery>, StoreError>;
     /// Leases up to `limit` due deliveries of one destination to `owner`.
     async fn claim(
         &self,
@@ -579,15 +567,11 @@ pub trait Store: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
     /// When the next pending delivery of a destination is due.
-    /// Records what sources handed over; per receipt, whether it was the first time.
-    async fn record_receipts(&self, receipts: Vec<Receipt>) -> Result<Vec<bool>, StoreError>;
     async fn receipts(&self, filter: ReceiptFilter) -> Result<Vec<ReceiptView>, StoreError>;
     /// Deletes, in one transaction, up to `batch` ended events received before `before` with
     /// their history, and up to `batch` rows each of older requests, receipts, aliases and
     /// identity captures. Call again until it returns nothing (`Pruned::is_empty`).
     async fn prune(&self, before: DateTime<Utc>, batch: usize) -> Result<Pruned, StoreError>;
-    /// Remembers other names for subjects (`stripe:pi_…` → `order:1042`); the first one stays.
-    async fn record_aliases(&self, aliases: Vec<(String, Subject)>) -> Result<(), StoreError>;
     async fn resolve_alias(&self, alias: &str) -> Result<Option<Subject>, StoreError>;
     /// Every event of `subject` (disputes and refunds that named the payment were stored under
     /// it through its aliases) that has a delivery to `destination`, with that delivery's

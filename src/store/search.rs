@@ -7,13 +7,14 @@
 //! ingest stores anyway, under both platforms' normalisations; a raw email or phone in a query is
 //! hashed the same way before it is looked up, and never kept.
 
+mod keys;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::Value;
 
+pub use self::keys::{intake_keys, receipt_event_ids};
 use crate::core::pii::{hash_email, hash_phone, Hashed, Sha256Hex};
-use crate::core::{DeliveryState, Event, Identity, IdentityCapture, Subject};
-use crate::store::Receipt;
+use crate::core::{DeliveryState, Event, Subject};
 
 /// Most subjects one search lists events of.
 pub const MAX_SUBJECTS: usize = 20;
@@ -229,96 +230,6 @@ pub fn parse_cursor(s: &str) -> Option<i64> {
     digits.then(|| n.parse::<i64>().ok()).flatten()
 }
 
-/// The search keys a message files under its subjects: each event's personal fields (hashed),
-/// click ids, user id and the ids its source gave (refund, dispute, payment intent), each
-/// capture's, and the message's own receipt id under its events' subjects.
-pub fn intake_keys<'a>(
-    captures: &[IdentityCapture],
-    events: impl Iterator<Item = &'a Event>,
-    mapped: Option<&Receipt>,
-) -> Vec<(String, Subject)> {
-    let mut out: Vec<(String, Subject)> = Vec::new();
-    let mut add = |key: String, subject: &Subject| {
-        if !out.iter().any(|(k, s)| *k == key && s == subject) {
-            out.push((key, subject.clone()));
-        }
-    };
-    for c in captures {
-        for key in identity_keys(&c.identity) {
-            add(key, &c.subject);
-        }
-    }
-    for e in events {
-        for key in identity_keys(&e.identity) {
-            add(key, &e.subject);
-        }
-        for key in source_ids(e) {
-            add(format!("id:{key}"), &e.subject);
-        }
-        if let Some(r) = mapped {
-            add(format!("id:{}", r.receipt_id), &e.subject);
-        }
-    }
-    out
-}
-
-fn identity_keys(id: &Identity) -> Vec<String> {
-    let mut keys = Vec::new();
-    for (prefix, field) in [("email", &id.email), ("phone", &id.phone)] {
-        if let Some(h) = field {
-            keys.push(format!("{prefix}:{}", h.google.as_str()));
-            if h.meta != h.google {
-                keys.push(format!("{prefix}:{}", h.meta.as_str()));
-            }
-        }
-    }
-    for click in [&id.gclid, &id.gbraid, &id.wbraid, &id.li_fat_id, &id.fbc].into_iter().flatten() {
-        keys.push(format!("click:{click}"));
-    }
-    if let Some(fbclid) = id.fbc.as_deref().and_then(fbclid) {
-        keys.push(format!("click:{fbclid}"));
-    }
-    if let Some(u) = &id.user_id {
-        keys.push(format!("user_id:{u}"));
-    }
-    keys
-}
-
-/// The fbclid inside Meta's `_fbc` value `fb.{subdomain index}.{creation time}.{fbclid}`.
-fn fbclid(fbc: &str) -> Option<&str> {
-    let mut parts = fbc.splitn(4, '.');
-    (parts.next() == Some("fb")).then_some(())?;
-    parts.next()?;
-    parts.next()?;
-    parts.next().filter(|s| !s.is_empty())
-}
-
-/// The ids a source gave parts of the event: what follows `{type}:{id}:{kind}:` in a derived id
-/// (Stripe refund `re_…` and dispute `dp_…`, Shopify refund id), and the Stripe payment intent
-/// and customer it named.
-fn source_ids(e: &Event) -> Vec<String> {
-    let mut ids = Vec::new();
-    let prefix = format!("{}:{}:{}:", e.subject.kind, e.subject.id, e.kind.as_str());
-    if let Some(rest) = e.event_id.as_str().strip_prefix(&prefix).filter(|r| !r.is_empty()) {
-        ids.push(rest.to_owned());
-    }
-    for attr in ["stripe_payment_intent", "stripe_customer"] {
-        if let Some(Value::String(v)) = e.attributes.get(attr) {
-            ids.push(v.clone());
-        }
-    }
-    ids
-}
-
-/// The event ids a `mapped` receipt's detail names (`evt_1 accepted, evt_2 duplicate`).
-pub fn receipt_event_ids(detail: &str) -> Vec<String> {
-    detail
-        .split(", ")
-        .filter_map(|part| part.rsplit_once(' ').map(|(id, _)| id.to_owned()))
-        .filter(|id| !id.is_empty())
-        .collect()
-}
-
 /// A `deliveries` row as a list shows it (times already converted by the store).
 pub(super) struct SummaryRow {
     pub id: i64,
@@ -375,50 +286,4 @@ pub(super) fn add_match(matches: &mut Vec<SearchMatch>, by: MatchedBy, subject: 
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_email_query_is_hashed_under_both_schemes_and_not_kept() {
-        let k = SearchKeys::parse("  Jane.Doe@GMAIL.com ").unwrap();
-        let h = hash_email("Jane.Doe@GMAIL.com").unwrap();
-        assert!(k.keys.contains(&format!("email:{}", h.google.as_str())));
-        assert!(k.keys.contains(&format!("email:{}", h.meta.as_str())));
-        assert!(k.keys.iter().filter(|k| k.starts_with("email:")).all(|k| !k.contains("jane")));
-        assert!(SearchKeys::parse("   ").is_none());
-    }
-
-    #[test]
-    fn a_phone_query_is_hashed_and_a_short_number_is_an_id() {
-        let k = SearchKeys::parse("+49 151 2345 6789").unwrap();
-        let h = hash_phone("+4915123456789").unwrap();
-        assert!(k.keys.contains(&format!("phone:{}", h.google.as_str())));
-        let k = SearchKeys::parse("1042").unwrap();
-        assert!(!k.keys.iter().any(|k| k.starts_with("phone:")));
-        assert_eq!(k.subject, None);
-        let k = SearchKeys::parse("order:1042").unwrap();
-        assert_eq!(k.subject, Some(Subject { kind: "order".into(), id: "1042".into() }));
-        assert!(k.aliases.contains(&"stripe:order:1042".to_owned()));
-    }
-
-    #[test]
-    fn fbclid_is_the_last_part_of_fbc() {
-        assert_eq!(fbclid("fb.1.1554763741205.AbCdEf.gh"), Some("AbCdEf.gh"));
-        assert_eq!(fbclid("fb.1.1554763741205"), None);
-        assert_eq!(fbclid("xx.1.2.abc"), None);
-    }
-
-    #[test]
-    fn receipt_details_name_their_event_ids() {
-        assert_eq!(receipt_event_ids("a:1 accepted, b 2 duplicate"), ["a:1", "b 2"]);
-        assert!(receipt_event_ids("").is_empty());
-    }
-
-    #[test]
-    fn cursors_round_trip_and_junk_is_refused() {
-        assert_eq!(parse_cursor(&cursor(42)), Some(42));
-        for bad in ["42", "e", "e-1", "e0", "ex", "e+5", "e05", "e1234567890123456789", " e5"] {
-            assert_eq!(parse_cursor(bad), None, "{bad}");
-        }
-    }
-}
+mod tests;

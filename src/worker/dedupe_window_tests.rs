@@ -15,7 +15,7 @@ use super::{end_unsendable, send, Breaker, Checks};
 use crate::config::Config;
 use crate::core::delivery::reason;
 use crate::core::DeliveryState;
-use crate::store::{DeliveryFilter, Store};
+use crate::store::{DeliveryFilter, Intake, Store};
 use crate::telemetry::Metrics;
 use crate::worker::WorkerContext;
 
@@ -64,7 +64,8 @@ impl Setup {
             "consent": {"ad_user_data": "granted", "ad_personalization": "granted", "analytics": "granted"},
         });
         let event = crate::ingest::canonical::parse_event(body, "api", now, "").unwrap();
-        let planned = self.ctx.store.ingest(vec![event], self.ctx.planner.clone()).await.unwrap();
+        let planned =
+            self.ctx.store.intake(Intake::of_events(now, vec![event]), self.ctx.planner.clone()).await.unwrap().events;
         assert_eq!(planned[0].deliveries[0].state, DeliveryState::Pending, "{planned:?}");
     }
 

@@ -124,17 +124,19 @@ async fn capture_through_an_alias(postgres: bool) {
 async fn surety_alias(s: &TestServer, alias: &str) {
     use surety::store::Store;
     let subject = surety::core::Subject { kind: "order".into(), id: "late1".into() };
+    let aliases = surety::store::Intake::of_aliases(chrono::Utc::now(), vec![(alias.into(), subject)]);
+    let planner = std::sync::Arc::new(surety::core::plan::Planner::default());
     match &s.postgres {
         Some(url) => {
             let store = surety::store::postgres::PgStore::connect(url).await.unwrap();
-            store.record_aliases(vec![(alias.into(), subject)]).await.unwrap();
+            store.intake(aliases, planner).await.unwrap();
         }
         None => {
             // One serving process holds the SQLite writer; a second store on the file is fine
             // for one short write (WAL, busy timeout).
             let store = surety::store::sqlite::SqliteStore::open(&s.db, surety::store::sqlite::Synchronous::Normal)
                 .expect("open the ledger");
-            store.record_aliases(vec![(alias.into(), subject)]).await.unwrap();
+            store.intake(aliases, planner).await.unwrap();
         }
     }
 }

@@ -103,8 +103,9 @@ async fn a_dead_process_lease_is_taken_over_by_a_live_one() {
     let planner = Arc::new(surety::delivery::planner(&config, &destinations));
     let mut e = purchase("orphan", 1);
     e["event_id"] = json!("orphan-1");
-    let event = surety::ingest::canonical::parse_event(e, "api", chrono::Utc::now(), "").unwrap();
-    ledger.ingest(vec![event], planner).await.unwrap();
+    let now = chrono::Utc::now();
+    let event = surety::ingest::canonical::parse_event(e, "api", now, "").unwrap();
+    ledger.intake(surety::store::Intake::of_events(now, vec![event]), planner).await.unwrap();
     let lease = std::time::Duration::from_secs(1);
     let claimed = ledger.claim("ga4-web", 10, lease, "process-that-dies", chrono::Utc::now()).await.unwrap();
     assert_eq!(claimed.len(), 1);

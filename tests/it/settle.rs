@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use surety::config::Config;
 use surety::sim::Fault;
 use surety::store::sqlite::{SqliteStore, Synchronous};
-use surety::store::Store;
+use surety::store::{Intake, Store};
 
 use crate::support::{config_toml, init_env, purchase, TestServer};
 
@@ -45,7 +45,7 @@ async fn ledger_with_a_refund_in_doubt(dir: &std::path::Path, ga4_base: &str, or
     let now = chrono::Utc::now();
     let event = surety::ingest::canonical::parse_event(refund, "api", now, "").expect("a valid event");
     let id = event.event_id.as_str().to_owned();
-    store.ingest(vec![event], planner.clone()).await.expect("ingest");
+    store.intake(Intake::of_events(now, vec![event]), planner.clone()).await.expect("ingest");
     let claimed = store.claim("ga4-web", 10, Duration::from_secs(30), "crashed", now).await.expect("claim");
     let ids: Vec<i64> = claimed.iter().map(|c| c.delivery_id).collect();
     assert_eq!(ids.len(), 1);

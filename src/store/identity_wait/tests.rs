@@ -6,14 +6,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
-use chrono::Duration;
+use chrono::{Duration, Utc};
 
 use crate::core::delivery::reason;
 use crate::core::plan::{ConsentPolicy, ConsentPurpose, OnPersonalDataDenied, Planner, Rules};
 use crate::core::{Consent, ConsentState, DeliveryState, Event, EventId, Identity, Kind, Route, Subject};
 use crate::store::postgres::testdb;
 use crate::store::sqlite::{SqliteStore, Synchronous};
-use crate::store::{IdentityCapture, PlannedDelivery, Store};
+use crate::store::{IdentityCapture, IngestResult, Intake, PlannedDelivery, Store, StoreError};
 
 /// GA4-like: needs a client id; consent for analytics, not assumed.
 struct NeedsClient(ConsentPolicy);
@@ -101,6 +101,20 @@ fn planned(state: DeliveryState, reason: Option<&'static str>) -> Vec<PlannedDel
     vec![PlannedDelivery { destination: "ga4".into(), state, reason }]
 }
 
+/// Events alone through `Store::intake`: what became of each.
+async fn ingest(store: &dyn Store, events: Vec<Event>, planner: Arc<Planner>) -> Result<Vec<IngestResult>, StoreError> {
+    store.intake(Intake::of_events(Utc::now(), events), planner).await.map(|r| r.events)
+}
+
+/// One capture alone through `Store::intake`: the deliveries it re-planned.
+async fn capture_identity(
+    store: &dyn Store,
+    capture: IdentityCapture,
+    planner: Arc<Planner>,
+) -> Result<Vec<PlannedDelivery>, StoreError> {
+    store.intake(Intake::of_capture(Utc::now(), capture), planner).await.map(|r| r.replanned)
+}
+
 const LEASE: StdDuration = StdDuration::from_secs(30);
 
 /// The scenarios, on any store.
@@ -108,7 +122,7 @@ async fn scenarios(store: &dyn Store) {
     let planner = planner();
 
     // Event first: pending, awaiting identity, not due.
-    let r = store.ingest(vec![webhook("1", Duration::zero())], planner.clone()).await.unwrap();
+    let r = ingest(store, vec![webhook("1", Duration::zero())], planner.clone()).await.unwrap();
     assert_eq!(r[0].deliveries, planned(DeliveryState::Pending, Some(reason::AWAITING_IDENTITY)));
     let id = "order:1:order_paid";
     let v = store.event(id).await.unwrap().unwrap();
@@ -117,7 +131,7 @@ async fn scenarios(store: &dyn Store) {
     assert!(store.claim("ga4", 10, LEASE, "w", chrono::Utc::now()).await.unwrap().is_empty());
 
     // The capture joins and re-plans: due at once, with the captured identity and consent.
-    let r = store.capture_identity(capture(order("1"), ConsentState::Granted), planner.clone()).await.unwrap();
+    let r = capture_identity(store, capture(order("1"), ConsentState::Granted), planner.clone()).await.unwrap();
     assert_eq!(r, planned(DeliveryState::Pending, None));
     let claimed = store.claim("ga4", 10, LEASE, "w", chrono::Utc::now()).await.unwrap();
     assert_eq!(claimed.len(), 1);
@@ -131,29 +145,32 @@ async fn scenarios(store: &dyn Store) {
     assert_eq!(v.attempts.iter().map(|a| a.outcome.as_str()).collect::<Vec<_>>(), ["identity_joined"]);
 
     // Consent still applies on re-plan: a capture that denies it ends the delivery.
-    store.ingest(vec![webhook("2", Duration::zero())], planner.clone()).await.unwrap();
-    let r = store.capture_identity(capture(order("2"), ConsentState::Denied), planner.clone()).await.unwrap();
+    ingest(store, vec![webhook("2", Duration::zero())], planner.clone()).await.unwrap();
+    let r = capture_identity(store, capture(order("2"), ConsentState::Denied), planner.clone()).await.unwrap();
     assert_eq!(r, planned(DeliveryState::Skipped, Some(reason::CONSENT_DENIED)));
     let v = store.event("order:2:order_paid").await.unwrap().unwrap();
     assert_eq!((v.deliveries[0].state, v.deliveries[0].next_attempt_at), (DeliveryState::Skipped, None));
 
     // A capture for an alias of the subject re-plans the subject's deliveries.
-    store.ingest(vec![webhook("3", Duration::zero())], planner.clone()).await.unwrap();
-    store.record_aliases(vec![("stripe:pi_3".into(), order("3"))]).await.unwrap();
+    ingest(store, vec![webhook("3", Duration::zero())], planner.clone()).await.unwrap();
+    store
+        .intake(Intake::of_aliases(Utc::now(), vec![("stripe:pi_3".into(), order("3"))]), planner.clone())
+        .await
+        .unwrap();
     let alias = Subject { kind: "stripe".into(), id: "pi_3".into() };
-    let r = store.capture_identity(capture(alias, ConsentState::Granted), planner.clone()).await.unwrap();
+    let r = capture_identity(store, capture(alias, ConsentState::Granted), planner.clone()).await.unwrap();
     assert_eq!(r, planned(DeliveryState::Pending, None));
 
     // A wait that has ended is left to the worker (it ends it no_identity): the capture is late.
-    store.ingest(vec![webhook("4", Duration::minutes(20))], planner.clone()).await.unwrap();
-    let r = store.capture_identity(capture(order("4"), ConsentState::Granted), planner.clone()).await.unwrap();
+    ingest(store, vec![webhook("4", Duration::minutes(20))], planner.clone()).await.unwrap();
+    let r = capture_identity(store, capture(order("4"), ConsentState::Granted), planner.clone()).await.unwrap();
     assert_eq!(r, vec![]);
     let v = store.event("order:4:order_paid").await.unwrap().unwrap();
     assert_eq!(v.deliveries[0].reason.as_deref(), Some(reason::AWAITING_IDENTITY));
     assert_eq!(v.event.identity.client_id, None, "a late capture joins nothing onto the event");
 
     // A capture of a subject whose delivery is on its way (or sent) changes nothing.
-    let r = store.capture_identity(capture(order("1"), ConsentState::Granted), planner.clone()).await.unwrap();
+    let r = capture_identity(store, capture(order("1"), ConsentState::Granted), planner.clone()).await.unwrap();
     assert_eq!(r, vec![]);
 }
 
@@ -179,9 +196,11 @@ async fn racing(store: Arc<dyn Store>) {
         let id = format!("race{n}");
         let (s, p) = (store.clone(), planner.clone());
         let event = webhook(&id, Duration::zero());
-        tasks.spawn(async move { s.ingest(vec![event], p).await.map(|_| ()) });
+        tasks.spawn(async move { ingest(&*s, vec![event], p).await.map(|_| ()) });
         let (s, p) = (store.clone(), planner.clone());
-        tasks.spawn(async move { s.capture_identity(capture(order(&id), ConsentState::Granted), p).await.map(|_| ()) });
+        tasks.spawn(
+            async move { capture_identity(&*s, capture(order(&id), ConsentState::Granted), p).await.map(|_| ()) },
+        );
     }
     while let Some(done) = tasks.join_next().await {
         done.unwrap().unwrap();

@@ -1,6 +1,6 @@
 //! `Store::intake` on PostgreSQL: a message's captures, aliases, events and receipts in one
-//! transaction. The pieces are the ones `ingest`, `capture_identity`, `record_aliases` and
-//! `record_receipts` run on their own; what is added is the lock order: every identity-wait lock
+//! transaction. The pieces are `ingest::{capture_in, aliases_in, ingest_in, receipts_in}`, each
+//! inside the caller's transaction; what is added is the lock order: every identity-wait lock
 //! the message needs is taken first, in key order (exclusive for a capture's subjects, shared for
 //! an event that may wait), so two messages sharing subjects wait for each other, never deadlock.
 //! Later requests for a lock the transaction already holds return at once.
@@ -60,3 +60,6 @@ async fn lock_first(tx: &mut PgConnection, exclusive: &[i64], prepared: &[EventT
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

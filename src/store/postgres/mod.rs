@@ -6,7 +6,6 @@
 
 mod bodies;
 mod follow_up;
-mod group;
 mod ingest;
 mod intake;
 mod lead;
@@ -23,12 +22,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
-use self::group::Grouper;
 use super::search::{EventFilter, EventPage, SearchKeys, SearchResult};
 use super::{
-    BatchRecord, Claimed, Counts, DeliveryFilter, DeliveryView, DueFollowUp, EventView, IdentityCapture, IngestResult,
-    Intake, IntakeResult, PlannedDelivery, Pruned, QueueStat, Receipt, ReceiptFilter, ReceiptView, Recovered,
-    ReplayReport, ReplaySelector, SettleOutcome, Settlement, Store, StoreError,
+    BatchRecord, Claimed, Counts, DeliveryFilter, DeliveryView, DueFollowUp, EventView, Intake, IntakeResult, Pruned,
+    QueueStat, ReceiptFilter, ReceiptView, Recovered, ReplayReport, ReplaySelector, SettleOutcome, Settlement, Store,
+    StoreError,
 };
 use super::{LedgerEntry, WindowPage};
 use crate::core::plan::Planner;
@@ -44,8 +42,6 @@ pub struct PgStore {
     pool: PgPool,
     /// Tasks this process leads (`Store::lead`), each on a session of its own.
     leads: lead::Leads,
-    /// Commits concurrent `ingest` calls together.
-    grouper: Grouper,
 }
 
 impl PgStore {
@@ -59,8 +55,7 @@ impl PgStore {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await.map_err(|e| StoreError::Open(format!("migrating the ledger failed: {e}")))?;
-        let grouper = Grouper::start(pool.clone());
-        Ok(Self { pool, leads: lead::Leads::default(), grouper })
+        Ok(Self { pool, leads: lead::Leads::default() })
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -92,21 +87,8 @@ pub(crate) fn from_us(us: i64) -> DateTime<Utc> {
 
 #[async_trait]
 impl Store for PgStore {
-    async fn ingest(&self, events: Vec<Event>, planner: Arc<Planner>) -> Result<Vec<IngestResult>, StoreError> {
-        let prepared = ingest::prepare_off_thread(events, &planner).await?;
-        self.grouper.ingest(&self.pool, prepared, planner).await
-    }
-
     async fn intake(&self, intake: Intake, planner: Arc<Planner>) -> Result<IntakeResult, StoreError> {
         intake::intake(&self.pool, intake, planner).await
-    }
-
-    async fn capture_identity(
-        &self,
-        capture: IdentityCapture,
-        planner: Arc<Planner>,
-    ) -> Result<Vec<PlannedDelivery>, StoreError> {
-        ingest::capture_identity(&self.pool, capture, &planner, Utc::now()).await
     }
 
     async fn claim(
@@ -184,20 +166,12 @@ impl Store for PgStore {
         follow_up::record(&self.pool, request_id, answer, again, now).await
     }
 
-    async fn record_receipts(&self, receipts: Vec<Receipt>) -> Result<Vec<bool>, StoreError> {
-        ingest::record_receipts(&self.pool, receipts).await
-    }
-
     async fn receipts(&self, filter: ReceiptFilter) -> Result<Vec<ReceiptView>, StoreError> {
         queries::receipts(&self.pool, filter).await
     }
 
     async fn prune(&self, before: DateTime<Utc>, batch: usize) -> Result<Pruned, StoreError> {
         queries::prune(&self.pool, before, batch).await
-    }
-
-    async fn record_aliases(&self, aliases: Vec<(String, Subject)>) -> Result<(), StoreError> {
-        ingest::record_aliases(&self.pool, aliases, Utc::now()).await
     }
 
     async fn resolve_alias(&self, alias: &str) -> Result<Option<Subject>, StoreError> {

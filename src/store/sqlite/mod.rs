@@ -24,9 +24,9 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::search::{EventFilter, EventPage, SearchKeys, SearchResult};
 use super::{
-    BatchRecord, Claimed, Counts, DeliveryFilter, DeliveryView, DueFollowUp, EventView, IdentityCapture, IngestResult,
-    Intake, IntakeResult, PlannedDelivery, Pruned, QueueStat, Receipt, ReceiptFilter, ReceiptView, Recovered,
-    ReplayReport, ReplaySelector, SettleOutcome, Settlement, Store, StoreError,
+    BatchRecord, Claimed, Counts, DeliveryFilter, DeliveryView, DueFollowUp, EventView, Intake, IntakeResult, Pruned,
+    QueueStat, ReceiptFilter, ReceiptView, Recovered, ReplayReport, ReplaySelector, SettleOutcome, Settlement, Store,
+    StoreError,
 };
 use super::{LedgerEntry, WindowPage};
 use crate::core::plan::Planner;
@@ -272,24 +272,11 @@ pub(crate) fn from_us(us: i64) -> DateTime<Utc> {
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn ingest(&self, events: Vec<Event>, planner: Arc<Planner>) -> Result<Vec<IngestResult>, StoreError> {
-        let prepared = prepare(events, &planner).await?;
-        self.write(move |conn| ingest::ingest(conn, prepared, &planner)).await
-    }
-
     async fn intake(&self, intake: Intake, planner: Arc<Planner>) -> Result<IntakeResult, StoreError> {
         let Intake { at, captures, aliases, events, receipts, mapped } = intake;
         let events = prepare(events, &planner).await?;
         let parts = intake::Parts { at, captures, aliases, events, receipts, mapped };
         self.write(move |conn| intake::intake(conn, parts, &planner)).await
-    }
-
-    async fn capture_identity(
-        &self,
-        capture: IdentityCapture,
-        planner: Arc<Planner>,
-    ) -> Result<Vec<PlannedDelivery>, StoreError> {
-        self.write(move |conn| ingest::capture_identity(conn, &capture, &planner, Utc::now())).await
     }
 
     async fn claim(
@@ -372,20 +359,12 @@ impl Store for SqliteStore {
         self.write(move |conn| follow_up::record(conn, request_id, &answer, again, now)).await
     }
 
-    async fn record_receipts(&self, receipts: Vec<Receipt>) -> Result<Vec<bool>, StoreError> {
-        self.write(move |conn| receipts.iter().map(|r| queries::record_receipt(conn, r)).collect()).await
-    }
-
     async fn receipts(&self, filter: ReceiptFilter) -> Result<Vec<ReceiptView>, StoreError> {
         self.read(move |conn| queries::receipts(conn, &filter)).await
     }
 
     async fn prune(&self, before: DateTime<Utc>, batch: usize) -> Result<Pruned, StoreError> {
         self.write(move |conn| queries::prune(conn, before, batch)).await
-    }
-
-    async fn record_aliases(&self, aliases: Vec<(String, Subject)>) -> Result<(), StoreError> {
-        self.write(move |conn| queries::record_aliases(conn, &aliases, Utc::now())).await
     }
 
     async fn resolve_alias(&self, alias: &str) -> Result<Option<Subject>, StoreError> {

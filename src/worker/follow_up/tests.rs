@@ -16,7 +16,7 @@ use crate::core::DeliveryState;
 use crate::core::FollowUp;
 use crate::delivery::{Destination, FOLLOW_UP_GIVE_UP_AFTER};
 use crate::platforms::google_ads::sim::{GoogleAdsSim, TEST_SERVICE_ACCOUNT_JSON};
-use crate::store::{DeliveryView, Store};
+use crate::store::{DeliveryView, Intake, Store};
 use crate::telemetry::Metrics;
 use crate::worker::{send, Breaker, WorkerContext};
 
@@ -76,7 +76,7 @@ impl Setup {
                 crate::ingest::canonical::parse_event(body, "api", now, "").unwrap()
             })
             .collect();
-        self.ctx.store.ingest(events, self.ctx.planner.clone()).await.unwrap();
+        self.ctx.store.intake(Intake::of_events(Utc::now(), events), self.ctx.planner.clone()).await.unwrap();
         let claimed = self.ctx.store.claim("gads", 100, Duration::from_secs(60), "test", Utc::now()).await.unwrap();
         assert_eq!(claimed.len(), orders.len());
         let breaker = Arc::new(Mutex::new(Breaker::new(self.ctx.breaker.clone())));

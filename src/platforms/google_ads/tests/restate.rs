@@ -106,7 +106,7 @@ async fn ledger(dir: &tempfile::TempDir, events: &[&Event]) -> std::sync::Arc<dy
     let planner =
         std::sync::Arc::new(crate::delivery::planner(&config, &crate::platforms::build(&config.destinations).unwrap()));
     let events: Vec<Event> = events.iter().map(|e| (*e).clone()).collect();
-    store.ingest(events, planner).await.unwrap();
+    store.intake(crate::store::Intake::of_events(chrono::Utc::now(), events), planner).await.unwrap();
     store
 }
 

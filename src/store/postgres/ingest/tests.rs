@@ -4,15 +4,15 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use chrono::{Duration, TimeZone};
+use chrono::{DateTime, Duration, TimeZone, Utc};
 use sqlx::PgPool;
 
 use super::*;
 use crate::core::delivery::reason;
 use crate::core::plan::{ConsentPolicy, ConsentPurpose, OnPersonalDataDenied, Rules};
-use crate::core::{ConsentState, EventId, Kind, Route};
+use crate::core::{ConsentState, EventId, IdentityCapture, Kind, Route, Subject};
 use crate::store::postgres::{testdb, PgStore};
-use crate::store::Store;
+use crate::store::{Intake, Receipt, Store};
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 20, 12, 0, 0).unwrap()
@@ -149,13 +149,25 @@ fn statuses(results: &[IngestResult]) -> Vec<(&str, IngestStatus)> {
 }
 
 async fn capture(store: &PgStore, subject: Subject, identity: Identity, consent: Consent, at: DateTime<Utc>) {
-    store
-        .capture_identity(
-            IdentityCapture { subject, captured_at: at, identity, consent, from_browser: false },
-            planner(),
-        )
-        .await
-        .unwrap();
+    let capture = IdentityCapture { subject, captured_at: at, identity, consent, from_browser: false };
+    store.intake(Intake::of_capture(Utc::now(), capture), planner()).await.unwrap();
+}
+
+/// Events alone through `Store::intake`: what became of each.
+async fn ingest(store: &PgStore, events: Vec<Event>, planner: Arc<Planner>) -> Result<Vec<IngestResult>, StoreError> {
+    store.intake(Intake::of_events(Utc::now(), events), planner).await.map(|r| r.events)
+}
+
+/// Receipts in a transaction of their own; per receipt, whether it was the first time.
+async fn record_receipts(store: &PgStore, receipts: Vec<Receipt>) -> Vec<bool> {
+    let mut tx = store.pool().begin().await.unwrap();
+    let first = receipts_in(&mut tx, &receipts).await.unwrap();
+    tx.commit().await.unwrap();
+    first
+}
+
+async fn record_aliases(store: &PgStore, aliases: Vec<(String, Subject)>) -> Result<(), StoreError> {
+    store.intake(Intake::of_aliases(Utc::now(), aliases), planner()).await.map(|_| ())
 }
 
 fn order(id: &str) -> Subject {
@@ -168,7 +180,7 @@ fn order(id: &str) -> Subject {
 async fn a_new_event_is_stored_with_one_delivery_per_planned_destination() {
     let store = testdb::fresh().await;
     let e = with_client(event("1042"), "555.777");
-    let results = store.ingest(vec![e.clone()], planner()).await.unwrap();
+    let results = ingest(&store, vec![e.clone()], planner()).await.unwrap();
 
     let planned = |destination: &str, state, reason| PlannedDelivery { destination: destination.into(), state, reason };
     assert_eq!(
@@ -223,7 +235,7 @@ async fn an_unrouted_event_is_stored_without_deliveries() {
     let mut e = event("7");
     e.kind = Kind::parse("lead_created").unwrap();
     e.event_id = EventId::derive(&e.subject, &e.kind);
-    let results = store.ingest(vec![e], planner()).await.unwrap();
+    let results = ingest(&store, vec![e], planner()).await.unwrap();
     assert_eq!(statuses(&results), vec![("order:7:lead_created", IngestStatus::Accepted)]);
     assert!(results[0].deliveries.is_empty());
     let (_, routed, _) = stored(store.pool(), "order:7:lead_created").await.unwrap();
@@ -235,18 +247,18 @@ async fn an_unrouted_event_is_stored_without_deliveries() {
 async fn a_redelivery_is_a_duplicate_and_a_restatement_a_conflict_that_keeps_the_original() {
     let store = testdb::fresh().await;
     let original = with_client(event("1042"), "555.777");
-    store.ingest(vec![original.clone()], planner()).await.unwrap();
+    ingest(&store, vec![original.clone()], planner()).await.unwrap();
 
     let mut again = original.clone();
     again.received_at = now() + Duration::minutes(5);
-    let results = store.ingest(vec![again], planner()).await.unwrap();
+    let results = ingest(&store, vec![again], planner()).await.unwrap();
     assert_eq!(statuses(&results), vec![("order:1042:order_paid", IngestStatus::Duplicate)]);
     assert!(results[0].deliveries.is_empty());
 
     let mut restated = original.clone();
     restated.value = Some(99.0);
     restated.received_at = now() + Duration::minutes(9);
-    let results = store.ingest(vec![restated.clone()], planner()).await.unwrap();
+    let results = ingest(&store, vec![restated.clone()], planner()).await.unwrap();
     assert_eq!(statuses(&results), vec![("order:1042:order_paid", IngestStatus::Conflict)]);
 
     let (hash, _, body) = stored(store.pool(), "order:1042:order_paid").await.unwrap();
@@ -276,7 +288,7 @@ async fn a_batch_repeating_an_id_keeps_the_first_and_answers_in_input_order() {
     let mut a_restated = a.clone();
     a_restated.value = Some(1.0);
     let b = with_client(event("1"), "1.1");
-    let results = store.ingest(vec![a.clone(), b, a_restated, a.clone()], planner()).await.unwrap();
+    let results = ingest(&store, vec![a.clone(), b, a_restated, a.clone()], planner()).await.unwrap();
     assert_eq!(
         statuses(&results),
         vec![
@@ -310,7 +322,7 @@ async fn the_subject_entry_fills_what_the_event_lacks_and_the_plan_is_redone() {
 
     let mut e = event("1042");
     e.identity.session_id = Some("own".into());
-    let results = store.ingest(vec![e], planner()).await.unwrap();
+    let results = ingest(&store, vec![e], planner()).await.unwrap();
     // Without the bridge's client id, ga4 would have been skipped for no identity.
     assert_eq!(results[0].deliveries[0].state, DeliveryState::Pending);
     assert_eq!(deliveries(store.pool(), "order:1042:order_paid").await[0].state, "pending");
@@ -334,7 +346,7 @@ async fn the_user_entry_joins_after_the_subject_entry_named_the_user() {
     let user = Identity { client_id: Some("8.8".into()), user_id: Some("u1".into()), ..Identity::default() };
     capture(&store, Subject { kind: "user".into(), id: "u1".into() }, user, Consent::default(), now()).await;
 
-    let results = store.ingest(vec![event("9"), event("10")], planner()).await.unwrap();
+    let results = ingest(&store, vec![event("9"), event("10")], planner()).await.unwrap();
     assert_eq!(results[0].deliveries[0].state, DeliveryState::Pending);
     assert_eq!(results[1].deliveries[0].state, DeliveryState::Skipped, "order 10 names no user");
     let (_, _, body) = stored(store.pool(), "order:9:order_paid").await.unwrap();
@@ -358,9 +370,9 @@ async fn overlapping_batches_from_two_tasks_store_each_event_once() {
         let (s1, s2, p) = (store.clone(), store.clone(), planner());
         let t1 = tokio::spawn({
             let p = p.clone();
-            async move { s1.ingest(first, p).await }
+            async move { ingest(&s1, first, p).await }
         });
-        let t2 = tokio::spawn(async move { s2.ingest(second, p).await });
+        let t2 = tokio::spawn(async move { ingest(&s2, second, p).await });
         let (r1, r2) = (t1.await.unwrap().unwrap(), t2.await.unwrap().unwrap());
 
         assert_eq!(r1.len(), 60);
@@ -490,13 +502,11 @@ fn receipt(id: &str, at: DateTime<Utc>) -> Receipt {
 #[tokio::test]
 async fn receipts_are_new_once_and_redeliveries_are_counted() {
     let store = testdb::fresh().await;
-    let first = store
-        .record_receipts(vec![receipt("evt_2", now()), receipt("evt_1", now()), receipt("evt_2", now())])
-        .await
-        .unwrap();
+    let first =
+        record_receipts(&store, vec![receipt("evt_2", now()), receipt("evt_1", now()), receipt("evt_2", now())]).await;
     assert_eq!(first, vec![true, true, false]);
     let later = now() + Duration::minutes(3);
-    assert_eq!(store.record_receipts(vec![receipt("evt_2", later)]).await.unwrap(), vec![false]);
+    assert_eq!(record_receipts(&store, vec![receipt("evt_2", later)]).await, vec![false]);
 
     let rows: Vec<(String, i64, i64, i64)> =
         sqlx::query_as("SELECT receipt_id, first_at, last_at, times FROM receipts ORDER BY receipt_id")
@@ -521,8 +531,8 @@ async fn receipts_are_new_once_and_redeliveries_are_counted() {
 #[tokio::test]
 async fn the_first_alias_stays() {
     let store = testdb::fresh().await;
-    store.record_aliases(vec![("stripe:pi_1".into(), order("1")), ("stripe:pi_1".into(), order("2"))]).await.unwrap();
-    store.record_aliases(vec![("stripe:pi_1".into(), order("3")), ("stripe:pi_2".into(), order("4"))]).await.unwrap();
+    record_aliases(&store, vec![("stripe:pi_1".into(), order("1")), ("stripe:pi_1".into(), order("2"))]).await.unwrap();
+    record_aliases(&store, vec![("stripe:pi_1".into(), order("3")), ("stripe:pi_2".into(), order("4"))]).await.unwrap();
     assert_eq!(store.resolve_alias("stripe:pi_1").await.unwrap(), Some(order("1")));
     assert_eq!(store.resolve_alias("stripe:pi_2").await.unwrap(), Some(order("4")));
     assert_eq!(store.resolve_alias("stripe:pi_3").await.unwrap(), None);

@@ -1,5 +1,5 @@
-//! Group commit on a real PostgreSQL: many concurrent `ingest` calls, answered each with its own
-//! results; each event stored once; one call's failure is its own.
+//! Concurrent intake on a real PostgreSQL: many `Store::intake` calls at once, answered each with
+//! its own results; each event stored once; one call's failure is its own.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,7 +9,7 @@ use chrono::{TimeZone, Utc};
 use crate::core::plan::Planner;
 use crate::core::{Event, EventId, Kind, Subject};
 use crate::store::postgres::testdb;
-use crate::store::{IngestStatus, Store};
+use crate::store::{IngestStatus, Intake, Store};
 
 fn event(order: u32, value: f64) -> Event {
     let subject = Subject { kind: "order".into(), id: order.to_string() };
@@ -46,7 +46,9 @@ async fn concurrent_calls_are_each_answered_for_their_own_events_and_each_event_
         let (store, planner) = (store.clone(), planner.clone());
         let value = if i >= 180 { 2.0 } else { 1.0 };
         let e = event(i % 60, value);
-        tasks.spawn(async move { (i, e.clone(), store.ingest(vec![e], planner).await.unwrap()) });
+        tasks.spawn(async move {
+            (i, e.clone(), store.intake(Intake::of_events(Utc::now(), vec![e]), planner).await.unwrap().events)
+        });
     }
     let mut by_order: BTreeMap<u32, Vec<(Event, IngestStatus)>> = BTreeMap::new();
     while let Some(done) = tasks.join_next().await {
@@ -82,7 +84,9 @@ async fn a_call_the_ledger_refuses_fails_alone() {
             // PostgreSQL text cannot hold a NUL: this call's insert fails.
             e.source = "a\0b".into();
         }
-        tasks.spawn(async move { (i, store.ingest(vec![e], planner).await) });
+        tasks.spawn(async move {
+            (i, store.intake(Intake::of_events(Utc::now(), vec![e]), planner).await.map(|r| r.events))
+        });
     }
     while let Some(done) = tasks.join_next().await {
         let (i, result) = done.unwrap();
