@@ -93,6 +93,14 @@ async fn validate_mode_counts_nothing_and_a_replay_after_going_live_delivers_onc
     let ingests = ads.requests_to(AdsEndpoint::Ingest);
     assert!(ingests.iter().all(|r| r.body.as_ref().is_some_and(|b| b["validateOnly"] == json!(true))), "{ingests:?}");
 
+    // The console's health line says which destinations validate.
+    let page = s.get_admin("/").await.text().await.unwrap();
+    for name in ["ga4-web", "meta", "google-ads"] {
+        assert!(page.contains(&format!("data-destination=\"{name}\" data-health")), "{name}");
+    }
+    assert_eq!(page.matches("data-mode=\"validate\"").count(), 3, "{page}");
+    assert!(page.contains(">validate mode</span>"));
+
     // A refusal is a verdict too: still validate_only, with what the platform said.
     meta.expire_token();
     assert_eq!(s.post("/v1/events", &purchase("v2", 1)).await.status(), 202);
@@ -118,6 +126,39 @@ async fn validate_mode_counts_nothing_and_a_replay_after_going_live_delivers_onc
     let again = replay_skipped(&s).await;
     assert_eq!(again["replayed"], json!([]));
     assert_eq!(s.ga4.event_count(), 2);
+}
+
+#[tokio::test]
+async fn without_a_validation_route_validate_mode_checks_locally_and_says_so() {
+    let linkedin = surety::platforms::linkedin::sim::start().await.unwrap();
+    let ga4 = surety::platforms::ga4::sim::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        r#"
+[[destinations]]
+name = "linkedin"
+type = "linkedin"
+access_token = "{token}"
+base_url = "{url}"
+mode = "validate"
+
+[catalog.order_paid.linkedin]
+event = "123456"
+"#,
+        token = secret(dir.path(), "li-token", "li-test-token"),
+        url = linkedin.base_url,
+    );
+    let s = TestServer::start_custom(dir, ga4, "", &extra).await;
+    assert_eq!(s.post("/v1/events", &purchase("li1", 1)).await.status(), 202);
+    let mut states = s.settled("order:li1:order_paid").await;
+    states.sort();
+    assert_eq!(states, ["ga4-web:delivered:sent", "linkedin:skipped:validate_only"]);
+    let rows = deliveries(&s, "order:li1:order_paid").await;
+    let row = rows.iter().find(|d| d["destination"] == "linkedin").unwrap();
+    let said = row["messages"].to_string();
+    assert!(said.contains("LinkedIn has no validation route") && said.contains("local checks only"), "{row}");
+    assert!(linkedin.requests().is_empty(), "nothing was sent to LinkedIn");
+    assert_eq!(linkedin.conversion_count(), 0);
 }
 
 fn refund(order: &str) -> Value {
@@ -157,6 +198,8 @@ async fn a_sample_holds_back_kinds_and_subjects_until_a_replay_under_a_wider_sam
     let held = deliveries(&s, &format!("order:{outside}:order_paid")).await;
     assert!(held[0]["messages"].to_string().contains("share = 0.5"), "{held:?}");
     assert_eq!(s.ga4.event_count(), 1);
+    let page = s.get_admin("/").await.text().await.unwrap();
+    assert!(page.contains("data-mode=\"live\"") && page.contains("sample: kinds order_paid; share 50%"), "{page}");
 
     // Replayed under the same sample: planned again, and held back again.
     let report = replay_skipped(&s).await;
@@ -220,7 +263,8 @@ async fn surety(args: Vec<String>) -> std::process::Output {
         .unwrap()
 }
 
-/// Four destinations on four simulators; Meta's pixel unknown, LinkedIn's rule missing.
+/// Five destinations on four simulators: Meta's pixel unknown, LinkedIn's rule missing, one GA4
+/// secret unset.
 async fn four(
     dir: &std::path::Path,
 ) -> (String, MetaSim, GoogleAdsSim, LinkedinSim, surety::platforms::ga4::sim::Ga4Sim) {
@@ -240,8 +284,16 @@ base_url = "{li_url}"
 
 [catalog.order_paid.linkedin]
 event = "654321"
+
+[[destinations]]
+name = "ga4-unset"
+type = "ga4"
+measurement_id = "G-OTHER1"
+api_secret = "env:SURETY_IT_NEVER_SET_SECRET"
+base_url = "{ga4_url}"
 "#,
         meta_and_ads = meta_and_ads(dir, &meta, &ads, ""),
+        ga4_url = ga4.base_url,
         li_token = secret(dir, "li-token", "li-test-token"),
         li_url = linkedin.base_url,
     );
@@ -273,6 +325,11 @@ async fn destinations_test_says_per_destination_what_works_and_what_does_not() {
     let g = by("google-ads");
     assert_eq!(g["ok"], json!(true), "{g}");
     assert!(g["checks"].to_string().contains("conversion action 111"), "{g}");
+    // A secret that cannot be read fails that destination only.
+    let unset = by("ga4-unset");
+    assert_eq!(unset["ok"], json!(false));
+    assert_eq!(unset["checks"][0]["check"], "secrets and settings");
+    assert!(unset["checks"][0]["detail"].as_str().unwrap().contains("SURETY_IT_NEVER_SET_SECRET"), "{unset}");
     let l = by("linkedin");
     assert_eq!(l["ok"], json!(false), "{l}");
     assert!(l["checks"].to_string().contains("no such conversion rule (HTTP 404)"), "{l}");

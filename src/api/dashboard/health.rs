@@ -231,6 +231,32 @@ mod tests {
     }
 
     #[test]
+    fn the_line_says_the_mode_and_the_sample() {
+        let now = Utc::now();
+        let line = |mode, sample: Option<&str>| Line {
+            destination: "meta".into(),
+            health: Health::Delivering,
+            last_error: None,
+            next_try: None,
+            depth: 0,
+            oldest: None,
+            dead: 0,
+            rejected: 0,
+            in_doubt: 0,
+            mode,
+            sample: sample.map(str::to_owned),
+        };
+        let mut out = String::new();
+        write(&mut out, &[line(Some("validate"), Some("kinds order_paid; share 10%"))], now).unwrap();
+        assert!(out.contains("data-mode=\"validate\""), "{out}");
+        assert!(out.contains(">validate mode</span>") && out.contains("sample: kinds order_paid; share 10%"), "{out}");
+        let mut out = String::new();
+        write(&mut out, &[line(Some("live"), None), line(None, None)], now).unwrap();
+        assert!(out.contains("<span class=\"muted\">live</span>") && !out.contains("validate mode"), "{out}");
+        assert!(!out.contains("sample:"), "{out}");
+    }
+
+    #[test]
     fn a_paused_destination_never_shows_a_next_try_in_the_past() {
         let now = Utc::now();
         let past = now - chrono::Duration::hours(1);

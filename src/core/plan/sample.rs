@@ -56,7 +56,8 @@ impl Sample {
             parts.push(format!("kinds {}", kinds.join(", ")));
         }
         if let Some(share) = self.share {
-            parts.push(format!("share {}%", share * 100.0));
+            // Rounded to a millionth of a share: 0.07 reads 7%, not 7.000000000000001%.
+            parts.push(format!("share {}%", (share * 1e6).round() / 1e4));
         }
         if parts.is_empty() {
             "no limit".to_owned()
@@ -95,6 +96,13 @@ mod tests {
         assert_ne!(a, subject_position("order", "1043"));
         // The type is part of the subject: a customer 1042 is another subject.
         assert_ne!(a, subject_position("customer", "1042"));
+    }
+
+    #[test]
+    fn a_sample_reads_as_a_person_writes_it() {
+        let s = Sample { kinds: Some(vec!["order_paid".into(), "lead_qualified".into()]), share: Some(0.07) };
+        assert_eq!(s.describe(), "kinds order_paid, lead_qualified; share 7%");
+        assert_eq!(Sample::default().describe(), "no limit");
     }
 
     #[test]
