@@ -54,6 +54,23 @@ event = "111"
     )
 }
 
+/// Stops `s` and starts it again on the same ledger (SQLite file or PostgreSQL database) and
+/// simulator, with the GA4 destination at its defaults and `extra` added: the configuration
+/// changed, nothing re-ingested.
+async fn restart(s: TestServer, extra: &str) -> TestServer {
+    let postgres = s.postgres.clone();
+    let (dir, ga4) = s.stop().await;
+    match postgres {
+        Some(url) => {
+            let mut s = TestServer::start_postgres(ga4, &url, extra, |text| text).await;
+            // The secret files live in the first folder: keep it.
+            s.dir = dir;
+            s
+        }
+        None => TestServer::start_custom(dir, ga4, "", extra).await,
+    }
+}
+
 async fn deliveries(s: &TestServer, id: &str) -> Vec<Value> {
     s.event(id).await["deliveries"].as_array().unwrap().clone()
 }
@@ -112,8 +129,7 @@ async fn validate_mode_counts_nothing_and_a_replay_after_going_live_delivers_onc
     meta.accept_any_token();
 
     // Live now: restart with the same ledger, and release what validate mode held back.
-    let (dir, ga4) = s.stop().await;
-    let s = TestServer::start_custom(dir, ga4, "", &live).await;
+    let s = restart(s, &live).await;
     let report = replay_skipped(&s).await;
     assert_eq!(report["replayed"].as_array().unwrap().len(), 6, "{report}");
     for id in ["order:v1:order_paid", "order:v2:order_paid"] {
@@ -210,8 +226,7 @@ async fn a_sample_holds_back_kinds_and_subjects_until_a_replay_under_a_wider_sam
     assert_eq!(s.ga4.event_count(), 1);
 
     // The sample widened: restart, replay, and what it held back is sent, once each.
-    let (dir, ga4) = s.stop().await;
-    let s = TestServer::start_custom(dir, ga4, "", "").await;
+    let s = restart(s, "").await;
     replay_skipped(&s).await;
     for id in [
         format!("order:{inside}:refund_completed"),
