@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod destinations;
 mod find;
 
 use anyhow::Context;
@@ -75,6 +76,16 @@ enum Command {
     Late(crate::reconcile::late::LateArgs),
     /// Coverage: what each event carried (ids, click ids, consent) and what became of it per destination.
     Coverage(crate::reconcile::coverage::CoverageArgs),
+    /// The configured destinations: check credentials and settings against the platforms.
+    #[command(subcommand)]
+    Destinations(DestinationsCommand),
+}
+
+#[derive(Subcommand)]
+enum DestinationsCommand {
+    /// Check each destination's (or NAME's) secrets, credentials and settings against its platform
+    /// without creating a conversion; exit 0 when all pass, 1 when one fails, 2 on a usage error.
+    Test(destinations::TestArgs),
 }
 
 #[derive(Subcommand)]
@@ -118,7 +129,8 @@ enum DlqCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Put dead deliveries (or those in --state, or --id) back in the queue.
+    /// Put dead deliveries (or those in --state, or --id) back in the queue; `--state skipped`
+    /// releases what a roll-out held back (validate_only, not_sampled) under the current config.
     Replay {
         #[command(flatten)]
         config: ConfigArg,
@@ -442,6 +454,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Reconcile(args) => crate::reconcile::cli(args),
         Command::Late(args) => crate::reconcile::late::cli(args),
         Command::Coverage(args) => crate::reconcile::coverage::cli(args),
+        Command::Destinations(DestinationsCommand::Test(args)) => destinations::test(args),
     }
 }
 

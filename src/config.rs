@@ -10,11 +10,13 @@ use serde::{Deserialize, Serialize};
 
 pub mod alerts;
 mod check;
+pub mod rollout;
 mod secret;
 mod section;
 pub mod sources;
 mod structure;
 
+pub use self::rollout::Mode;
 pub use self::secret::{Secret, SecretValue, MIN_SECRET_CHARS};
 pub use self::section::{problems_of, DestinationConfig, ReadSection, Section, SectionReader, SectionValue};
 pub use self::sources::SourcesConfig;
@@ -239,6 +241,12 @@ pub struct Common {
     /// before it ends `skipped:no_identity`. 0: skipped at once.
     #[serde(default = "defaults::identity_wait_secs")]
     pub identity_wait_secs: u64,
+    /// `live` sends; `validate` checks each payload against the platform and counts nothing.
+    #[serde(default)]
+    pub mode: Mode,
+    /// `[destinations.sample]`: only these kinds and/or this share of subjects are sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample: Option<crate::core::plan::Sample>,
 }
 
 impl Default for Common {
@@ -249,6 +257,8 @@ impl Default for Common {
             requests_per_minute: None,
             consent: ConsentConfig::default(),
             identity_wait_secs: defaults::identity_wait_secs(),
+            mode: Mode::Live,
+            sample: None,
         }
     }
 }

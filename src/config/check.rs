@@ -116,6 +116,15 @@ impl Config {
             if d.common().identity_wait_secs >= self.retry.max_age_secs.max(1) {
                 p.push(format!("destinations.{name}.identity_wait_secs: must be less than retry.max_age_secs"));
             }
+            if let Some(sample) = &d.common().sample {
+                let routed: Vec<&str> = self
+                    .catalog
+                    .iter()
+                    .filter(|(_, routes)| routes.contains_key(name))
+                    .map(|(kind, _)| kind.as_str())
+                    .collect();
+                super::rollout::sample_problems(name, sample, &routed, &mut p);
+            }
             section::problems_of(&**d, secrets, &mut p);
         }
         for (kind, routes) in &self.catalog {

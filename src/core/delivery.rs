@@ -94,6 +94,16 @@ pub mod reason {
     /// A Google Ads adjustment that would restate the value the conversion already has (a
     /// chargeback after a full refund): Google would refuse the repeat as a duplicate.
     pub const ALREADY_RESTATED: &str = "already_restated";
+    /// The destination runs in `mode = "validate"`: the delivery was built and checked against
+    /// the platform's validation route (its verdict in the detail), and nothing was counted.
+    /// `surety dlq replay` releases it once the destination is live.
+    pub const VALIDATE_ONLY: &str = "validate_only";
+    /// The destination's `sample` holds this delivery back (another kind, or a subject outside
+    /// the sampled share). `surety dlq replay` releases it once the sample admits it.
+    pub const NOT_SAMPLED: &str = "not_sampled";
+    /// Skipped reasons a plain (unforced) replay releases: held back by a roll-out setting, not
+    /// by anything about the event itself.
+    pub const RELEASABLE: [&str; 2] = [VALIDATE_ONLY, NOT_SAMPLED];
 }
 
 /// How a catalog entry routes a kind to one destination.

@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 use super::delivery::{reason, DeliveryState, Route};
 use super::event::{Consent, ConsentState, Event, Identity};
 
+mod sample;
+pub use self::sample::{subject_in_share, subject_position, Sample};
+
 /// Which consent a destination needs before anything is sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -84,11 +87,25 @@ pub struct Planner {
     rules: BTreeMap<String, Arc<dyn Rules>>,
     /// destination → how long a delivery lacking identity waits for a capture (none: not at all).
     identity_waits: BTreeMap<String, Duration>,
+    /// destination → its roll-out `sample` (none: everything).
+    samples: BTreeMap<String, Sample>,
 }
 
 impl Planner {
     pub fn new(catalog: BTreeMap<String, Vec<(String, Route)>>, rules: BTreeMap<String, Arc<dyn Rules>>) -> Self {
-        Self { catalog, rules, identity_waits: BTreeMap::new() }
+        Self { catalog, rules, identity_waits: BTreeMap::new(), samples: BTreeMap::new() }
+    }
+
+    /// Sets each destination's `sample`: what it does not admit is planned `skipped:not_sampled`.
+    pub fn with_samples(mut self, samples: BTreeMap<String, Sample>) -> Self {
+        self.samples = samples;
+        self
+    }
+
+    /// Why `destination`'s sample holds `event` back, if it does (the worker asks again of what a
+    /// replay released: the sample may have changed since).
+    pub fn sampled_out(&self, destination: &str, event: &Event) -> Option<String> {
+        self.samples.get(destination)?.refusal(event)
     }
 
     /// Sets how long each destination waits for an identity that arrives after the event
@@ -107,7 +124,8 @@ impl Planner {
     /// onto the event (`None`: the destination is no longer configured).
     pub fn replan(&self, event: &Event, destination: &str, route: &Route, now: DateTime<Utc>) -> Option<Planned> {
         let rules = self.rules.get(destination)?;
-        Some(plan_one(destination, route, rules.as_ref(), self.identity_wait(destination), event, now))
+        let sample = self.samples.get(destination);
+        Some(plan_one(destination, route, rules.as_ref(), self.identity_wait(destination), sample, event, now))
     }
 
     pub fn rules(&self, destination: &str) -> Option<&Arc<dyn Rules>> {
@@ -123,7 +141,8 @@ impl Planner {
             .iter()
             .filter_map(|(dest, route)| {
                 let rules = self.rules.get(dest)?;
-                Some(plan_one(dest, route, rules.as_ref(), self.identity_wait(dest), event, now))
+                let sample = self.samples.get(dest);
+                Some(plan_one(dest, route, rules.as_ref(), self.identity_wait(dest), sample, event, now))
             })
             .collect()
     }
@@ -134,6 +153,7 @@ fn plan_one(
     route: &Route,
     rules: &dyn Rules,
     identity_wait: Duration,
+    sample: Option<&Sample>,
     event: &Event,
     now: DateTime<Utc>,
 ) -> Planned {
@@ -205,6 +225,11 @@ fn plan_one(
     // window a server copy would be counted beside the browser's.
     if let Some(why) = past_browser_dedupe(rules, event, route, now) {
         return end(planned, DeliveryState::Skipped, reason::BROWSER_TRACKED, vec![why]);
+    }
+    // The roll-out's sample: only what would otherwise be sent (or wait) is held back, so a
+    // replay after the sample widens sends nothing the checks above would have stopped.
+    if let Some(why) = sample.and_then(|s| s.refusal(event)) {
+        return end(planned, DeliveryState::Skipped, reason::NOT_SAMPLED, vec![why]);
     }
     if awaiting {
         // Validated when the capture re-plans it; ended by the worker if none comes.

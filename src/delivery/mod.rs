@@ -5,6 +5,7 @@
 
 pub mod http;
 pub mod rules_of;
+pub mod validate_mode;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +13,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 
 use crate::core::plan::{Planner, Rules};
-use crate::core::{Claimed, FollowUp, Outcome, RequestRecord};
+use crate::core::{Claimed, FollowUp, Outcome, RequestRecord, Route};
 
 /// What became of one delivery of a batch: its [`Outcome`], with what was sent for it.
 #[derive(Clone, Debug, PartialEq)]
@@ -42,6 +43,21 @@ pub struct SendReport {
 /// promises the processing status "about 30 minutes" after the send and documents no retention:
 /// a day is 48 times that, long past any delay it describes.
 pub const FOLLOW_UP_GIVE_UP_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// One check of `surety destinations test`: what was checked, whether it holds, and what the
+/// platform said (or what the check cannot tell).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Check {
+    pub check: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+impl Check {
+    pub fn new(check: impl Into<String>, ok: bool, detail: impl Into<String>) -> Self {
+        Self { check: check.into(), ok, detail: detail.into() }
+    }
+}
 
 /// A configured platform target.
 pub trait Destination: Send + Sync {
@@ -77,6 +93,18 @@ pub trait Destination: Send + Sync {
     fn follow_up<'a>(&'a self, platform_request_id: &'a str) -> BoxFuture<'a, FollowUp> {
         let _ = platform_request_id;
         Box::pin(async { FollowUp::Error("this destination has no follow-up".into()) })
+    }
+    /// `surety destinations test`: checks the credentials and settings against the platform
+    /// without creating a conversion (its validation route, a test event, a lookup). `routes`:
+    /// the catalog's routes to this destination (conversion actions, conversion rules).
+    fn check<'a>(&'a self, routes: &'a [Route]) -> BoxFuture<'a, Vec<Check>>;
+    /// `mode = "validate"`: checks a batch against the platform's validation route without
+    /// anything counted, and says per delivery what the platform made of it: the outcome a send
+    /// would have had (`Delivered` = valid, `Rejected`, `Halt`, `Retry`), read by
+    /// [`validate_mode::verdict`]. Nothing is sent for real. The default, for a platform with
+    /// no validation route: the payload built and the local rules run.
+    fn validate_only<'a>(&'a self, batch: &'a [Claimed]) -> BoxFuture<'a, SendReport> {
+        Box::pin(async move { validate_mode::locally(self.rules().as_ref(), batch, "no validation route") })
     }
 }
 

@@ -1,4 +1,4 @@
-//! The planner from a configuration's routes and identity waits, given each destination's pure
+//! The planner from a configuration's routes, identity waits and samples, given each destination's pure
 //! `Rules`: from built adapters (`super::planner`, `surety serve`) or from configuration alone
 //! (`crate::platforms::planner_from_config`, `surety import`).
 
@@ -20,5 +20,7 @@ pub fn planner_with(config: &Config, rules: BTreeMap<String, Arc<dyn Rules>>) ->
             )
         })
         .collect();
-    Planner::new(config.routes(), rules).with_identity_waits(waits)
+    let samples =
+        config.destinations.iter().filter_map(|d| Some((d.name().to_owned(), d.common().sample.clone()?))).collect();
+    Planner::new(config.routes(), rules).with_identity_waits(waits).with_samples(samples)
 }

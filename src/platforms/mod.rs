@@ -17,9 +17,10 @@ use futures::future::BoxFuture;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::config::{Config, DestinationConfig, ReadSection, Section, SectionReader};
+use crate::config::{Config, DestinationConfig, Mode, ReadSection, Section, SectionReader};
 use crate::core::plan::{Planner, Rules};
 use crate::core::Event;
+use crate::delivery::validate_mode::ValidateMode;
 use crate::delivery::Destination;
 
 /// Every platform, in the order `type`s are listed in messages. Adding one: its folder, and one
@@ -134,16 +135,27 @@ pub fn of(config: &DestinationConfig) -> Option<&'static Entry> {
     find(config.type_name())
 }
 
-/// Builds the destinations of a validated configuration (secrets resolved here).
+/// Builds the destinations of a validated configuration (secrets resolved here); one in
+/// `mode = "validate"` validates instead of sending ([`ValidateMode`]).
 pub fn build(configs: &[DestinationConfig]) -> anyhow::Result<Vec<Arc<dyn Destination>>> {
     configs
         .iter()
         .map(|c| {
-            of(c).and_then(|entry| (entry.destination)(c)).unwrap_or_else(|| {
-                Err(anyhow::anyhow!("destinations.{}: no platform of type '{}'", c.name(), c.type_name()))
+            let built = build_one(c)?;
+            Ok(match c.common().mode {
+                Mode::Live => built,
+                Mode::Validate => Arc::new(ValidateMode::new(built)) as Arc<dyn Destination>,
             })
         })
         .collect()
+}
+
+/// One destination's adapter as its platform builds it, whatever its `mode` (`surety
+/// destinations test` checks it either way).
+pub fn build_one(config: &DestinationConfig) -> anyhow::Result<Arc<dyn Destination>> {
+    of(config).and_then(|entry| (entry.destination)(config)).unwrap_or_else(|| {
+        Err(anyhow::anyhow!("destinations.{}: no platform of type '{}'", config.name(), config.type_name()))
+    })
 }
 
 /// One destination's planning rules, as its adapter would use them, from its settings alone.

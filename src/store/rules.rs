@@ -17,6 +17,9 @@ pub(crate) fn replay_refusal(state: DeliveryState, reason: Option<&str>, force: 
             Some("settled by a person: replay with force to send it anyway")
         }
         DeliveryState::Delivered if !force => Some("already delivered: replay with force to send it again"),
+        // Held back by a roll-out setting (validate mode, a sample), not by anything about the
+        // event: released by a plain replay, and re-planned under the configuration of the time.
+        DeliveryState::Skipped if reason.is_some_and(|r| reason::RELEASABLE.contains(&r)) => None,
         DeliveryState::Skipped if !force => {
             Some("skipped by the plan: replay with force to send it anyway (the time window still applies)")
         }
@@ -145,6 +148,19 @@ mod tests {
             assert_eq!(replay_refusal(state, Some(reason::SETTLED_BY_PERSON), true), None);
         }
         assert_eq!(replay_refusal(DeliveryState::Dead, Some("attempts_exhausted"), false), None);
+    }
+
+    #[test]
+    fn what_a_roll_out_held_back_is_released_without_force_and_no_other_skip_is() {
+        for why in [reason::VALIDATE_ONLY, reason::NOT_SAMPLED] {
+            assert_eq!(replay_refusal(DeliveryState::Skipped, Some(why), false), None, "{why}");
+        }
+        for why in [reason::CONSENT_DENIED, reason::OUTSIDE_WINDOW, reason::NO_IDENTITY, reason::BROWSER_TRACKED] {
+            let refusal = replay_refusal(DeliveryState::Skipped, Some(why), false);
+            assert!(refusal.is_some_and(|r| r.contains("skipped by the plan")), "{why}: {refusal:?}");
+        }
+        // Live ones stay refused whatever their reason.
+        assert!(replay_refusal(DeliveryState::Pending, Some(reason::NOT_SAMPLED), false).is_some());
     }
 
     fn capture(

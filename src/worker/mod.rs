@@ -196,8 +196,9 @@ enum Checks {
 }
 
 /// Ends, without sending, what must not be sent any more: events now outside the destination's
-/// window (never re-timed), browser-tracked ones past the platform's dedupe window, deliveries
-/// past their age limit, and payloads the platform's rules now refuse. This is the one place
+/// window (never re-timed), browser-tracked ones past the platform's dedupe window, what the
+/// destination's sample holds back (a replay of `not_sampled` under an unchanged sample),
+/// deliveries past their age limit, and payloads the platform's rules now refuse. This is the one place
 /// the window is checked after planning: on what is claimed, and again (`Checks::Time`) on each
 /// batch just before it is sent (a batch may wait for a permit or the pace), so no adapter
 /// checks it.
@@ -227,6 +228,8 @@ async fn end_unsendable(
             request: None,
             forced: c.forced,
         };
+        // A replay released what the sample held back: the sample as configured now decides.
+        let sampled_out = (checks == Checks::All).then(|| ctx.planner.sampled_out(name, &c.event)).flatten();
         if outside_window(&c.event, rules.window(), now) {
             updates.push(end(DeliveryState::Skipped, AttemptOutcome::Skipped, reason::OUTSIDE_WINDOW, vec![]));
         } else if let Some(why) = past_browser_dedupe(rules.as_ref(), &c.event, &c.route, now) {
@@ -236,6 +239,8 @@ async fn end_unsendable(
             // A wait for identity that ended with no capture (it is claimed when its wait ends):
             // never sent without the identity the platform needs.
             updates.push(end(DeliveryState::Skipped, AttemptOutcome::Skipped, reason::NO_IDENTITY, vec![]));
+        } else if let Some(why) = sampled_out {
+            updates.push(end(DeliveryState::Skipped, AttemptOutcome::Skipped, reason::NOT_SAMPLED, vec![why]));
         } else if now - c.created_at > outcome::max_age(&ctx.retry) {
             updates.push(end(DeliveryState::Dead, AttemptOutcome::Dead, reason::AGE_EXHAUSTED, vec![]));
         } else if checks == Checks::Time {
@@ -250,7 +255,7 @@ async fn end_unsendable(
         }
     }
     // Counted as the planner's skips are when ingest plans them.
-    for u in updates.iter().filter(|u| u.reason.as_deref() == Some(reason::NO_IDENTITY)) {
+    for u in updates.iter().filter(|u| matches!(u.reason.as_deref(), Some(reason::NO_IDENTITY | reason::NOT_SAMPLED))) {
         ctx.metrics.delivery(name, u.state.as_str(), u.reason.as_deref());
     }
     if !updates.is_empty() {

@@ -29,5 +29,6 @@ mod operator;
 mod packaging;
 mod postgres;
 mod reconcile;
+mod rollout;
 mod settle;
 mod sources;

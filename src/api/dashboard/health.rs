@@ -1,7 +1,8 @@
 //! The first thing the overview shows: one health line per destination — delivering, retrying,
 //! circuit open, halted (credentials refused) or failing — with the last error the platform gave
 //! and when, the next probe or attempt as it truly stands (never a time already past), the queue
-//! and its oldest delivery, and what waits for a person (dead, rejected, in doubt).
+//! and its oldest delivery, what waits for a person (dead, rejected, in doubt), and its roll-out
+//! (`validate` mode, `sample` limits).
 
 use std::collections::BTreeSet;
 use std::fmt::{self, Write};
@@ -88,6 +89,10 @@ pub struct Line {
     pub dead: u64,
     pub rejected: u64,
     pub in_doubt: u64,
+    /// Its roll-out: `live` or `validate`, and its sample (none for a destination no longer
+    /// configured).
+    pub mode: Option<&'static str>,
+    pub sample: Option<String>,
 }
 
 pub async fn lines(app: &App, c: &Counts, now: DateTime<Utc>) -> Result<Vec<Line>, StoreError> {
@@ -101,6 +106,7 @@ pub async fn lines(app: &App, c: &Counts, now: DateTime<Utc>) -> Result<Vec<Line
             c.deliveries.iter().filter(|(d, s, ..)| d == name && *s == state).map(|(.., n)| *n).sum()
         };
         let due = if queue.is_some_and(|q| q.depth > 0) { app.store.next_due(name).await? } else { None };
+        let common = app.config.destinations.iter().find(|d| d.name() == name).map(|d| d.common());
         out.push(Line {
             destination: name.to_owned(),
             health: Health::of(lane.as_ref()),
@@ -111,9 +117,27 @@ pub async fn lines(app: &App, c: &Counts, now: DateTime<Utc>) -> Result<Vec<Line
             dead: count(DeliveryState::Dead),
             rejected: count(DeliveryState::Rejected),
             in_doubt: count(DeliveryState::InDoubt),
+            mode: common.map(|c| c.mode.as_str()),
+            sample: common.and_then(|c| c.sample.as_ref()).map(|s| s.describe()),
         });
     }
     Ok(out)
+}
+
+/// The destination's roll-out under its name: `validate mode` (marked), `live`, and its sample.
+fn rollout(out: &mut String, l: &Line) -> fmt::Result {
+    match l.mode {
+        Some("validate") => out.push_str(
+            "<br><span class=\"warn\" title=\"checked against the platform, nothing counted: \
+             skipped:validate_only\">validate mode</span>",
+        ),
+        Some(mode) => write!(out, "<br><span class=\"muted\">{mode}</span>")?,
+        None => {}
+    }
+    if let Some(sample) = &l.sample {
+        write!(out, " <span class=\"muted\" title=\"the rest: skipped:not_sampled\">sample: {}</span>", Esc(sample))?;
+    }
+    Ok(())
 }
 
 /// A link to the event list of one destination's deliveries in a state.
@@ -144,13 +168,14 @@ pub fn write(out: &mut String, lines: &[Line], now: DateTime<Utc>) -> fmt::Resul
     for l in lines {
         write!(
             out,
-            "<tr data-destination=\"{}\" data-health=\"{}\"><td>{}</td><td><span class=\"{}\">{}</span></td><td>",
+            "<tr data-destination=\"{}\" data-health=\"{}\" data-mode=\"{}\"><td>{}",
             Esc(&l.destination),
             l.health.label(),
+            l.mode.unwrap_or(""),
             Esc(&l.destination),
-            l.health.class(),
-            l.health.label()
         )?;
+        rollout(out, l)?;
+        write!(out, "</td><td><span class=\"{}\">{}</span></td><td>", l.health.class(), l.health.label())?;
         match &l.last_error {
             Some(e) => {
                 write!(out, "{} <span class=\"muted\">({}, {} ago)</span>", Esc(&e.message), e.outcome, age(now, e.at))?
@@ -203,6 +228,32 @@ mod tests {
         assert_eq!(Health::of(Some(&failing)), Health::Failing);
         let recovered = LaneState { last_error: err(earlier, "rejected"), last_success: Some(t), ..Default::default() };
         assert_eq!(Health::of(Some(&recovered)), Health::Delivering);
+    }
+
+    #[test]
+    fn the_line_says_the_mode_and_the_sample() {
+        let now = Utc::now();
+        let line = |mode, sample: Option<&str>| Line {
+            destination: "meta".into(),
+            health: Health::Delivering,
+            last_error: None,
+            next_try: None,
+            depth: 0,
+            oldest: None,
+            dead: 0,
+            rejected: 0,
+            in_doubt: 0,
+            mode,
+            sample: sample.map(str::to_owned),
+        };
+        let mut out = String::new();
+        write(&mut out, &[line(Some("validate"), Some("kinds order_paid; share 10%"))], now).unwrap();
+        assert!(out.contains("data-mode=\"validate\""), "{out}");
+        assert!(out.contains(">validate mode</span>") && out.contains("sample: kinds order_paid; share 10%"), "{out}");
+        let mut out = String::new();
+        write(&mut out, &[line(Some("live"), None), line(None, None)], now).unwrap();
+        assert!(out.contains("<span class=\"muted\">live</span>") && !out.contains("validate mode"), "{out}");
+        assert!(!out.contains("sample:"), "{out}");
     }
 
     #[test]

@@ -623,3 +623,69 @@ fn unstated_ad_user_data_strips_personal_fields_unless_assumed_granted() {
     };
     assert!(!plan_single(assumed, route(false), &e).strip_personal);
 }
+
+// ---- the roll-out's sample ----
+
+fn sampled_planner(sample: Sample) -> Planner {
+    let mut catalog = BTreeMap::new();
+    catalog.insert("order_paid".to_owned(), vec![("dest".to_owned(), route(false))]);
+    catalog.insert("refund_completed".to_owned(), vec![("dest".to_owned(), route(false))]);
+    let mut all: BTreeMap<String, Arc<dyn Rules>> = BTreeMap::new();
+    all.insert("dest".into(), Arc::new(TestRules::default()));
+    Planner::new(catalog, all).with_samples(BTreeMap::from([("dest".to_owned(), sample)]))
+}
+
+fn for_subject(kind: &str, id: &str) -> Event {
+    let mut e = event(kind);
+    e.subject = Subject { kind: "order".into(), id: id.into() };
+    e.event_id = EventId::derive(&e.subject, &e.kind);
+    e
+}
+
+#[test]
+fn a_sample_of_kinds_holds_back_the_other_kinds() {
+    let planner = sampled_planner(Sample { kinds: Some(vec!["order_paid".into()]), share: None });
+    let paid = planner.plan(&event("order_paid"), now());
+    assert_eq!(paid[0].state, DeliveryState::Pending, "{paid:?}");
+    let refund = planner.plan(&event("refund_completed"), now());
+    assert_skipped(&refund[0], reason::NOT_SAMPLED);
+    assert!(refund[0].messages[0].contains("kinds = [order_paid]"), "{:?}", refund[0].messages);
+    assert_eq!(planner.sampled_out("dest", &event("refund_completed")), Some(refund[0].messages[0].clone()));
+    assert_eq!(planner.sampled_out("other", &event("refund_completed")), None);
+}
+
+#[test]
+fn a_share_sends_every_event_of_a_subject_the_same_way() {
+    let planner = sampled_planner(Sample { kinds: None, share: Some(0.3) });
+    let (mut admitted, mut held) = (0, 0);
+    for id in 0..200 {
+        let id = id.to_string();
+        let paid = &planner.plan(&for_subject("order_paid", &id), now())[0];
+        let refund = &planner.plan(&for_subject("refund_completed", &id), now())[0];
+        assert_eq!(paid.state, refund.state, "subject {id}: {paid:?} / {refund:?}");
+        assert_eq!(paid.state == DeliveryState::Pending, subject_in_share("order", &id, 0.3));
+        match paid.state {
+            DeliveryState::Pending => admitted += 1,
+            _ => {
+                assert_skipped(paid, reason::NOT_SAMPLED);
+                held += 1;
+            }
+        }
+    }
+    assert!(admitted > 20 && held > 80, "admitted {admitted}, held {held}");
+}
+
+#[test]
+fn a_sample_holds_back_only_what_would_be_sent() {
+    let planner = sampled_planner(Sample { kinds: Some(vec!["refund_completed".into()]), share: None });
+    // Consent denied stays consent_denied: a replay of not_sampled must never skip consent.
+    let mut denied = event("order_paid");
+    denied.consent.analytics = Some(ConsentState::Denied);
+    assert_skipped(&planner.plan(&denied, now())[0], reason::CONSENT_DENIED);
+    let mut old = event("order_paid");
+    old.occurred_at = now() - Duration::hours(100);
+    assert_skipped(&planner.plan(&old, now())[0], reason::OUTSIDE_WINDOW);
+    // No limit set: everything passes.
+    let open = sampled_planner(Sample::default());
+    assert_eq!(open.plan(&event("order_paid"), now())[0].state, DeliveryState::Pending);
+}

@@ -11,6 +11,7 @@
 //! claimed only for events the debug endpoint validated just before the send.
 
 mod batch;
+mod check;
 pub mod config;
 mod payload;
 pub mod sim;
@@ -185,10 +186,15 @@ impl Ga4 {
     }
 
     async fn do_preflight(&self, batch: &[Claimed]) -> SendReport {
-        let mut report = SendReport::default();
         if !self.preflight_enabled {
-            return report;
+            return SendReport::default();
         }
+        self.debug_check(batch).await
+    }
+
+    /// Each batch to `/debug/mp/collect`: the refused with their outcome, the rest `validated`.
+    async fn debug_check(&self, batch: &[Claimed]) -> SendReport {
+        let mut report = SendReport::default();
         let (live, parts) = self.parts(batch);
         for group in batch::split(&parts, self.batch_size) {
             let members: Vec<&Ga4Event> = group.iter().map(|&i| &parts[i]).collect();
@@ -313,6 +319,15 @@ impl Destination for Ga4 {
 
     fn send<'a>(&'a self, batch: &'a [Claimed], validated: &'a [i64]) -> BoxFuture<'a, SendReport> {
         self.do_send(batch, validated).boxed()
+    }
+
+    /// The routes change nothing: the debug endpoint takes any event name.
+    fn check<'a>(&'a self, _routes: &'a [Route]) -> BoxFuture<'a, Vec<crate::delivery::Check>> {
+        self.do_check().boxed()
+    }
+
+    fn validate_only<'a>(&'a self, batch: &'a [Claimed]) -> BoxFuture<'a, SendReport> {
+        self.do_validate_only(batch).boxed()
     }
 }
 

@@ -31,6 +31,7 @@
 mod answer;
 mod auth;
 mod batch;
+mod check;
 pub mod config;
 mod pace;
 mod payload;
@@ -203,6 +204,14 @@ impl Destination for GoogleAds {
 
     fn follow_up<'a>(&'a self, platform_request_id: &'a str) -> BoxFuture<'a, FollowUp> {
         async move { status::follow_up(&self.check_status(platform_request_id).await) }.boxed()
+    }
+
+    fn check<'a>(&'a self, routes: &'a [crate::core::Route]) -> BoxFuture<'a, Vec<crate::delivery::Check>> {
+        self.do_check(routes).boxed()
+    }
+
+    fn validate_only<'a>(&'a self, batch: &'a [Claimed]) -> BoxFuture<'a, SendReport> {
+        self.do_validate_only(batch).boxed()
     }
 }
 

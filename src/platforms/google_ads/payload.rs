@@ -306,8 +306,9 @@ pub fn destinations(actions: &[&str], accounts: &Accounts) -> Value {
 }
 
 /// The body of one request: its destinations, `encoding` (required with `userData`; hashes
-/// are hex), and the events in order.
-pub fn request_body(parts: &[&IngestEvent], accounts: &Accounts) -> Vec<u8> {
+/// are hex), and the events in order; with `validate_only`, `validateOnly: true`: Google checks
+/// the request (fast-fail errors included) and ingests nothing (docs/platforms.md §Google Ads).
+pub fn request_body(parts: &[&IngestEvent], accounts: &Accounts, validate_only: bool) -> Vec<u8> {
     let destinations = destinations(&actions(parts), accounts).to_string();
     let events_len: usize = parts.iter().map(|p| p.event_json.len() + 1).sum();
     let mut body = String::with_capacity(destinations.len() + events_len + 64);
@@ -320,6 +321,10 @@ pub fn request_body(parts: &[&IngestEvent], accounts: &Accounts) -> Vec<u8> {
         }
         body.push_str(&p.event_json);
     }
-    body.push_str("]}");
+    body.push(']');
+    if validate_only {
+        body.push_str(",\"validateOnly\":true");
+    }
+    body.push('}');
     body.into_bytes()
 }

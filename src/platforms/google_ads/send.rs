@@ -21,6 +21,11 @@ use crate::platforms::google_ads::config::Retraction;
 
 impl GoogleAds {
     pub(super) async fn do_send(&self, batch: &[Claimed]) -> SendReport {
+        self.send_mode(batch, false).await
+    }
+
+    /// Sends, or with `validate_only` asks Google to check the requests and ingest nothing.
+    pub(super) async fn send_mode(&self, batch: &[Claimed], validate_only: bool) -> SendReport {
         let mut report = SendReport::default();
         let mut live = Vec::with_capacity(batch.len());
         let mut parts = Vec::with_capacity(batch.len());
@@ -43,7 +48,10 @@ impl GoogleAds {
                         report.outcomes.push(result(live[i], &parts[i], outcome.clone(), None));
                     }
                 }
-                None => halted = self.send_group(&live, &parts, group, &mut refreshed, &mut report).await,
+                None => {
+                    let group = Group { members: group, validate_only };
+                    halted = self.send_group(&live, &parts, group, &mut refreshed, &mut report).await;
+                }
             }
         }
         report
@@ -100,10 +108,11 @@ impl GoogleAds {
         &self,
         live: &[&Claimed],
         parts: &[IngestEvent],
-        mut members: Vec<usize>,
+        group: Group,
         refreshed: &mut bool,
         report: &mut SendReport,
     ) -> Option<Outcome> {
+        let Group { mut members, validate_only } = group;
         let all = |report: &mut SendReport, members: &[usize], outcome: Outcome, request: Option<usize>| {
             for &i in members {
                 report.outcomes.push(result(live[i], &parts[i], outcome.clone(), request));
@@ -131,7 +140,7 @@ impl GoogleAds {
             let members_parts: Vec<&IngestEvent> = members.iter().map(|&i| &parts[i]).collect();
             let actions: Vec<&str> = members_parts.iter().map(|p| p.action.as_str()).collect();
             let order = payload::actions(&members_parts);
-            let body = payload::request_body(&members_parts, &self.accounts);
+            let body = payload::request_body(&members_parts, &self.accounts, validate_only);
             let mut ex = self.post_ingest(&bearer, body).await;
             let verdict = answer::read_ingest(&ex, &actions, &order);
             tracing::debug!(destination = %self.name, events = members.len(), status = ?ex.record.status,
@@ -147,6 +156,7 @@ impl GoogleAds {
             match verdict {
                 RequestVerdict::Accepted { request_id, warnings } => {
                     let detail = match &request_id {
+                        _ if validate_only => "validateOnly: Google found no error in the request".to_owned(),
                         Some(id) => format!("accepted for processing; requestId={id}"),
                         None => "accepted for processing; the answer named no requestId".to_owned(),
                     };
@@ -224,6 +234,13 @@ impl GoogleAds {
         exchange.record.body = kept;
         exchange
     }
+}
+
+/// One request's worth of events (indices into the batch's parts), and whether Google is only to
+/// validate them.
+struct Group {
+    members: Vec<usize>,
+    validate_only: bool,
 }
 
 /// Puts the request id at the head of an excerpt that lost it to truncation.

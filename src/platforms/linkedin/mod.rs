@@ -11,6 +11,7 @@
 //! third-party integrations use), the `eventId` dedupe window, the rate limits.
 
 mod answer;
+mod check;
 pub mod config;
 mod payload;
 pub mod sim;
@@ -110,6 +111,10 @@ pub struct Linkedin {
     rules: Arc<LinkedinRules>,
     client: reqwest::Client,
     url: String,
+    /// The same headers without the batch method, for `GET /rest/conversions/{id}` (`check`).
+    lookup: reqwest::Client,
+    /// `{base_url}/rest/conversions/`.
+    rules_url: String,
     batch_size: usize,
     concurrency: usize,
 }
@@ -139,8 +144,11 @@ impl Linkedin {
         Ok(Self {
             name: config.name.clone(),
             rules: Arc::new(LinkedinRules::new(config)),
-            client: client(timeout, &token, &config.linkedin_version).with_context(|| key("access_token"))?,
+            client: client(timeout, &token, &config.linkedin_version, Some("BATCH_CREATE"))
+                .with_context(|| key("access_token"))?,
             url: url.into(),
+            lookup: client(timeout, &token, &config.linkedin_version, None).with_context(|| key("access_token"))?,
+            rules_url: format!("{base}{}", check::RULES_PATH),
             batch_size: config.batch_size.clamp(1, MAX_BATCH_SIZE),
             concurrency: config.common.concurrency.max(1),
         })
@@ -193,8 +201,13 @@ impl Linkedin {
 }
 
 /// A client like [`http::client`] that sends LinkedIn's headers with every request: the token,
-/// the version, the Rest.li protocol and the batch method.
-fn client(timeout: Duration, token: &SecretValue, version: &str) -> anyhow::Result<reqwest::Client> {
+/// the version, the Rest.li protocol and the Rest.li method, if any.
+fn client(
+    timeout: Duration,
+    token: &SecretValue,
+    version: &str,
+    method: Option<&'static str>,
+) -> anyhow::Result<reqwest::Client> {
     let mut headers = HeaderMap::new();
     // The error names no value: a token with characters a header cannot carry is reported as such.
     let mut auth = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
@@ -203,7 +216,9 @@ fn client(timeout: Duration, token: &SecretValue, version: &str) -> anyhow::Resu
     headers.insert(AUTHORIZATION, auth);
     headers.insert(HeaderName::from_static("linkedin-version"), HeaderValue::from_str(version)?);
     headers.insert(HeaderName::from_static("x-restli-protocol-version"), HeaderValue::from_static("2.0.0"));
-    headers.insert(HeaderName::from_static("x-restli-method"), HeaderValue::from_static("BATCH_CREATE"));
+    if let Some(method) = method {
+        headers.insert(HeaderName::from_static("x-restli-method"), HeaderValue::from_static(method));
+    }
     Ok(reqwest::Client::builder()
         .use_rustls_tls()
         .timeout(timeout)
@@ -248,6 +263,16 @@ impl Destination for Linkedin {
 
     fn send<'a>(&'a self, batch: &'a [Claimed], _validated: &'a [i64]) -> BoxFuture<'a, SendReport> {
         self.do_send(batch).boxed()
+    }
+
+    fn check<'a>(&'a self, routes: &'a [Route]) -> BoxFuture<'a, Vec<crate::delivery::Check>> {
+        self.do_check(routes).boxed()
+    }
+
+    /// LinkedIn documents no validation route for conversions: built and checked locally.
+    fn validate_only<'a>(&'a self, batch: &'a [Claimed]) -> BoxFuture<'a, SendReport> {
+        let report = crate::delivery::validate_mode::locally(self.rules.as_ref(), batch, check::NO_VALIDATION_ROUTE);
+        futures::future::ready(report).boxed()
     }
 }
 

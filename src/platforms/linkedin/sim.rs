@@ -15,6 +15,8 @@
 //!   on its values and answers its own status: 201 (kept) or 422 with an `error`.
 //! - More than 5,000 elements (configurable; LinkedIn's limit is unpublished) → 400.
 //! - A request quota (throttling) → 429 without `Retry-After`, as LinkedIn publishes none.
+//! - `GET /rest/conversions/{id}` looks up a conversion rule behind the same gates (token, version,
+//!   quota): 200 with the rule, 403 for a rule of another ad account, 404 for none; nothing counted.
 //! - Kept conversions are listed as received; [`LinkedinSimState::unique_conversions`] is what
 //!   LinkedIn would count after deduplicating on (`conversion`, `eventId`).
 
@@ -108,6 +110,17 @@ struct Settings {
     quota: Option<u64>,
     /// The next `n` elements that pass validation answer this status instead of 201.
     element_fault: Option<(u32, u16)>,
+    /// Conversion rule id → its access (`None`: any numeric id is an enabled rule).
+    rules: Option<std::collections::BTreeMap<String, RuleAccess>>,
+}
+
+/// How the simulated token sees a conversion rule (`GET /rest/conversions/{id}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RuleAccess {
+    Enabled,
+    Disabled,
+    /// The rule belongs to an ad account the token has no role on: 403.
+    Forbidden,
 }
 
 impl LinkedinSimState {
@@ -152,6 +165,11 @@ impl LinkedinSimState {
     /// After `n` more requests, answer 429 until the quota is lifted (`None`).
     pub fn set_request_quota(&self, n: Option<u64>) {
         self.settings().quota = n;
+    }
+
+    /// Only these conversion rules exist (others answer 404 to a lookup).
+    pub fn set_conversion_rules(&self, rules: &[(&str, RuleAccess)]) {
+        self.settings().rules = Some(rules.iter().map(|(id, a)| ((*id).to_owned(), *a)).collect());
     }
 
     /// Keep requests and conversions (the default), or only count them.
@@ -227,6 +245,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub fn router(state: LinkedinSimState) -> Router {
     Router::new()
         .route("/rest/conversionEvents", post(handle::conversion_events))
+        .route("/rest/conversions/{id}", axum::routing::get(handle::conversion_rule))
         .layer(DefaultBodyLimit::max(64 << 20))
         .with_state(state)
 }

@@ -64,7 +64,8 @@ pub struct MetaConfig {
     #[serde(default = "default_window_days")]
     pub window_days: u32,
     /// Sends every request with this `test_event_code`: events show in Events Manager's Test
-    /// Events tab. For set-up only; remove it in production.
+    /// Events tab. For set-up only; remove it in production. `mode = "validate"` and `surety
+    /// destinations test` send test events with it (with a made-up code when it is absent).
     #[serde(default)]
     pub test_event_code: Option<String>,
     /// `action_source` for catalog entries that do not name one.

@@ -16,6 +16,7 @@
 //! A 2xx is "accepted" when Meta's `events_received` equals the number of events sent.
 
 mod answer;
+mod check;
 pub mod config;
 mod normalize;
 mod payload;
@@ -198,6 +199,15 @@ impl Destination for Meta {
 
     fn send<'a>(&'a self, batch: &'a [Claimed], _validated: &'a [i64]) -> BoxFuture<'a, SendReport> {
         self.do_send(batch).boxed()
+    }
+
+    /// The routes change nothing: a pixel takes any event name.
+    fn check<'a>(&'a self, _routes: &'a [Route]) -> BoxFuture<'a, Vec<crate::delivery::Check>> {
+        self.do_check().boxed()
+    }
+
+    fn validate_only<'a>(&'a self, batch: &'a [Claimed]) -> BoxFuture<'a, SendReport> {
+        self.do_validate_only(batch).boxed()
     }
 }
 

@@ -32,6 +32,11 @@ impl Meta {
     }
 
     pub(super) async fn do_send(&self, batch: &[Claimed]) -> SendReport {
+        self.send_with(batch, self.test_event_code.as_deref()).await
+    }
+
+    /// Sends with this `test_event_code` (validate mode: always one).
+    pub(super) async fn send_with(&self, batch: &[Claimed], test_event_code: Option<&str>) -> SendReport {
         let mut report = SendReport::default();
         let live: Vec<(&Claimed, ServerEvent)> = batch
             .iter()
@@ -51,7 +56,7 @@ impl Meta {
                 continue;
             }
             let members: Vec<&ServerEvent> = live[range.clone()].iter().map(|(_, p)| p).collect();
-            let body = payload::request_body(&members, self.test_event_code.as_deref());
+            let body = payload::request_body(&members, test_event_code);
             let exchange = self.post(body).await;
             tracing::debug!(destination = %self.name, events = range.len(), status = ?exchange.status(),
                 duration_ms = exchange.record.duration.as_millis() as u64, "Meta events");

@@ -312,3 +312,21 @@ async fn the_router_can_be_mounted() {
     assert_eq!(state.event_count(), 1);
     server.abort();
 }
+
+/// As Google warns: the validation server checks the payload, never whether the `api_secret` is
+/// right (it only needs one), so `surety destinations test` cannot claim to have checked it.
+#[tokio::test]
+async fn debug_takes_any_api_secret_and_reports_nothing() {
+    let sim = start().await.unwrap();
+    let mut body = valid();
+    let ts = Utc::now().timestamp_micros();
+    body["timestamp_micros"] = json!(ts);
+    body["events"][0]["timestamp_micros"] = json!(ts);
+    let r = post(&sim, "/debug/mp/collect", "measurement_id=G-X1&api_secret=not-the-real-one", body.to_string()).await;
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"validationMessages": []}));
+    let r = post(&sim, "/debug/mp/collect", "measurement_id=G-X1", body.to_string()).await;
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(answer["validationMessages"][0]["fieldPath"], json!("api_secret"), "{answer}");
+    assert_eq!(sim.event_count(), 0);
+    sim.shutdown().await;
+}

@@ -84,7 +84,11 @@ pub(super) async fn ingest(State(state): State<GoogleAdsSimState>, headers: Head
             }
             Some(request) => {
                 let violations = validate(request);
-                if !violations.is_empty() {
+                if let Some(account) = state.unreachable_account(request) {
+                    let message = format!("The caller does not have permission to access operating account {account}.");
+                    let reason = Some("PERMISSION_DENIED");
+                    (rpc_error(StatusCode::FORBIDDEN, "PERMISSION_DENIED", &message, reason, &[]), None)
+                } else if !violations.is_empty() {
                     let message = "There was a problem with the request.";
                     let r = rpc_error(
                         StatusCode::BAD_REQUEST,

@@ -118,6 +118,8 @@ pub(super) struct Inner {
     pub accepted: AtomicU64,
     pub event_count: AtomicU64,
     pub faulted: AtomicU64,
+    /// The operating accounts the service account may reach (`None`: any).
+    pub accounts: Mutex<Option<Vec<String>>>,
 }
 
 /// The simulator's shared state. Cheap to clone.
@@ -152,8 +154,28 @@ impl GoogleAdsSimState {
                 accepted: AtomicU64::new(0),
                 event_count: AtomicU64::new(0),
                 faulted: AtomicU64::new(0),
+                accounts: Mutex::new(None),
             }),
         })
+    }
+
+    /// The service account may reach only these operating accounts (ten digits): a request
+    /// naming another is answered 403 `PERMISSION_DENIED`, validate-only or not.
+    pub fn only_accounts(&self, accounts: &[&str]) {
+        *lock(&self.inner.accounts) = Some(accounts.iter().map(|a| (*a).to_owned()).collect());
+    }
+
+    /// The operating account of a request's destinations that the service account may not
+    /// reach, if any.
+    pub(super) fn unreachable_account(&self, request: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
+        let allowed = lock(&self.inner.accounts);
+        let allowed = allowed.as_ref()?;
+        let destinations = request.get("destinations").and_then(serde_json::Value::as_array)?;
+        destinations
+            .iter()
+            .filter_map(|d| d.pointer("/operatingAccount/accountId").and_then(serde_json::Value::as_str))
+            .find(|id| !allowed.iter().any(|a| a == id))
+            .map(str::to_owned)
     }
 
     /// A simulator that trusts the committed test key (`TEST_SERVICE_ACCOUNT_JSON`).

@@ -341,3 +341,40 @@ async fn a_second_identical_restatement_is_a_duplicate_transaction_id() {
     assert_eq!((c.value, c.adjustments, c.duplicates), (Some(0.0), 1, 1));
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn validate_only_checks_everything_and_keeps_nothing() {
+    let sim = start().await.unwrap();
+    let client = reqwest::Client::new();
+    let ingest = format!("{}/v1/events:ingest", sim.base_url);
+    let bearer = format!("Bearer {}", token(&sim, &client).await);
+    let post = |body: Value| {
+        let (client, ingest, bearer) = (client.clone(), ingest.clone(), bearer.clone());
+        async move {
+            let r = client.post(ingest).header("authorization", bearer).json(&body).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let mut valid = request(vec![event("1")]);
+    valid["validateOnly"] = json!(true);
+    let (code, body) = post(valid.clone()).await;
+    assert_eq!((code, body), (200, json!({})), "no requestId: nothing to ask about later");
+    assert_eq!((sim.event_count(), sim.received_events().len()), (0, 0));
+
+    let mut bad = event("2");
+    bad["currency"] = json!("euro");
+    let mut invalid = request(vec![bad]);
+    invalid["validateOnly"] = json!(true);
+    let (code, body) = post(invalid).await;
+    assert_eq!(code, 400);
+    assert_eq!(body["error"]["details"][1]["fieldViolations"][0]["field"], "events[0].currency");
+
+    // An operating account the service account cannot reach is refused, validate-only or not.
+    sim.only_accounts(&["9999999999"]);
+    let (code, body) = post(valid).await;
+    assert_eq!(code, 403);
+    assert_eq!(body["error"]["status"], "PERMISSION_DENIED");
+    assert!(body["error"]["message"].as_str().unwrap().contains("1234567890"));
+    assert_eq!(sim.event_count(), 0);
+    sim.shutdown().await;
+}

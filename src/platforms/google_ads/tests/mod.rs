@@ -3,6 +3,7 @@
 
 mod auth;
 mod batch;
+mod check;
 mod payload;
 mod restate;
 mod rules;

@@ -134,7 +134,7 @@ fn a_request_names_each_conversion_action_once_in_order() {
         IngestEvent::new(&purchase("3"), &route("222"), false, &shape),
     ];
     let refs: Vec<&IngestEvent> = parts.iter().collect();
-    let body = request_body(&refs, &accounts());
+    let body = request_body(&refs, &accounts(), false);
     assert_eq!(check_body(&body), Vec::<String>::new());
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["encoding"], "HEX");
@@ -154,7 +154,7 @@ fn a_request_names_each_conversion_action_once_in_order() {
     assert_eq!(v["events"][1]["destinationReferences"], json!(["111"]));
 
     let no_login = Accounts { login_customer_id: None, ..accounts() };
-    let v: serde_json::Value = serde_json::from_slice(&request_body(&refs, &no_login)).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&request_body(&refs, &no_login, false)).unwrap();
     assert!(v["destinations"][0].get("loginAccount").is_none());
 }
 
@@ -165,9 +165,9 @@ fn an_events_bytes_do_not_depend_on_its_batch() {
     let a = IngestEvent::new(&e, &route(ACTION), false, &shape);
     let b = IngestEvent::new(&e.clone(), &route(ACTION), false, &shape);
     assert_eq!(a.event_sha256, b.event_sha256);
-    let alone = request_body(&[&a], &accounts());
+    let alone = request_body(&[&a], &accounts(), false);
     let other = IngestEvent::new(&purchase("2"), &route("5"), false, &shape);
-    let shared = request_body(&[&other, &a], &accounts());
+    let shared = request_body(&[&other, &a], &accounts(), false);
     let text = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap();
     assert!(text(&alone).contains(&a.event_json));
     assert!(text(&shared).contains(&a.event_json));

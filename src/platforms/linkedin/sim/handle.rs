@@ -5,14 +5,16 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::validate::{schema, values};
-use super::{lock, LinkedinSimState, ReceivedConversion, ReceivedRequest, DEFAULT_MAX_BATCH, DEFAULT_OLDEST_VERSION};
+use super::{
+    lock, LinkedinSimState, ReceivedConversion, ReceivedRequest, RuleAccess, DEFAULT_MAX_BATCH, DEFAULT_OLDEST_VERSION,
+};
 use crate::sim::Fault;
 
 /// LinkedIn's error body.
@@ -62,6 +64,45 @@ pub(super) async fn conversion_events(
         tokio::time::sleep(delay).await;
     }
     response
+}
+
+/// `GET /rest/conversions/{id}`: a conversion rule, as the token sees it. Not a conversion.
+pub(super) async fn conversion_rule(
+    State(state): State<LinkedinSimState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let request = ReceivedRequest {
+        authorization: header("authorization"),
+        linkedin_version: header("linkedin-version"),
+        protocol_version: header("x-restli-protocol-version"),
+        method: header("x-restli-method"),
+        body: None,
+        received_at: Utc::now(),
+        status: 0,
+        element_statuses: Vec::new(),
+    };
+    if let Some(refusal) = gate(&state, &request) {
+        return refusal;
+    }
+    let access = match &state.settings().rules {
+        None if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) => Some(RuleAccess::Enabled),
+        None => None,
+        Some(rules) => rules.get(&id).copied(),
+    };
+    match access {
+        None => error(StatusCode::NOT_FOUND, 404, &format!("Not found: conversion {id}")),
+        Some(RuleAccess::Forbidden) => {
+            error(StatusCode::FORBIDDEN, 100, "Not enough permissions to access: conversions.GET.20240101")
+        }
+        Some(access) => {
+            let body = json!({"id": id.parse::<i64>().unwrap_or_default(), "name": format!("Rule {id}"),
+                "enabled": access == RuleAccess::Enabled, "conversionMethod": "CONVERSIONS_API",
+                "account": "urn:li:sponsoredAccount:12345"});
+            (StatusCode::OK, axum::Json(body)).into_response()
+        }
+    }
 }
 
 fn process(state: &LinkedinSimState, request: &mut ReceivedRequest, body: &[u8]) -> Response {

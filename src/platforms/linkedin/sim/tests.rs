@@ -325,3 +325,34 @@ async fn the_router_can_be_mounted() {
     assert_eq!(state.conversion_count(), 1);
     server.abort();
 }
+
+async fn get_rule(sim: &LinkedinSim, id: &str, token: &str) -> (u16, Value) {
+    let r = client()
+        .get(format!("{}/rest/conversions/{id}", sim.base_url))
+        .header("authorization", format!("Bearer {token}"))
+        .header("linkedin-version", "202511")
+        .header("x-restli-protocol-version", "2.0.0")
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn a_conversion_rule_lookup_answers_as_linkedin_and_counts_nothing() {
+    let sim = start().await.unwrap();
+    let (status, rule) = get_rule(&sim, "104012", "t0ken").await;
+    assert_eq!(status, 200);
+    assert_eq!((rule["id"].clone(), rule["enabled"].clone()), (json!(104012), json!(true)));
+    sim.set_conversion_rules(&[("1", RuleAccess::Enabled), ("2", RuleAccess::Disabled), ("3", RuleAccess::Forbidden)]);
+    assert_eq!(get_rule(&sim, "2", "t0ken").await.1["enabled"], json!(false));
+    assert_eq!(get_rule(&sim, "3", "t0ken").await.0, 403);
+    let (status, answer) = get_rule(&sim, "104012", "t0ken").await;
+    assert_eq!(status, 404);
+    assert_eq!(answer["status"], json!(404));
+    sim.set_access_token(Some("another"));
+    assert_eq!(get_rule(&sim, "1", "t0ken").await.0, 401);
+    assert_eq!(sim.conversion_count(), 0);
+    sim.shutdown().await;
+}

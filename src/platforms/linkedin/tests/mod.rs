@@ -1,6 +1,7 @@
 //! Tests of the LinkedIn adapter: element shape, rules, and answers (against the simulator).
 
 mod answer;
+mod check;
 mod payload;
 mod rules;
 mod send;

@@ -3,7 +3,9 @@
 //! request with a Graph API error (code 100) naming the first bad event and field when any
 //! event is invalid, and otherwise answers `{"events_received", "messages", "fbtrace_id"}`.
 //! It keeps what it received and the dedupe view Meta applies (`event_id` + `event_name`,
-//! browser and server alike), and can be told to fail: generic faults, Graph API errors by code,
+//! browser and server alike); events sent with a `test_event_code` go to the Test Events view
+//! only (not counted, not deduplicated); a pixel it does not know is refused (code 100/33).
+//! It can be told to fail: generic faults, Graph API errors by code,
 //! a rotated or expired token, events it refuses.
 //!
 //! Source of the behaviour: developers.facebook.com/docs/marketing-api/conversions-api
@@ -99,7 +101,19 @@ fn process(
         status: 200,
         error_code: None,
     };
-    let verdict = check_request(state, token.as_deref(), parsed.as_ref(), now);
+    let verdict = check_request(state, token.as_deref(), parsed.as_ref(), now).and_then(|data| {
+        let known = lock(&state.inner.pixels).as_ref().is_none_or(|p| p.contains(&pixel_id));
+        if known {
+            Ok(data)
+        } else {
+            let mut e = GraphError::for_code(100, Some(33), None);
+            e.message = format!(
+                "Unsupported post request. Object with ID '{pixel_id}' does not exist, cannot be loaded due to \
+                 missing permissions, or does not support this operation."
+            );
+            Err(e)
+        }
+    });
     let response = match verdict {
         Err(error) => {
             state.inner.rejected_requests.fetch_add(1, Ordering::Relaxed);
@@ -182,7 +196,9 @@ fn check_request<'a>(
 }
 
 fn accept(state: &MetaSimState, pixel_id: &str, data: &[Value], test_event_code: Option<&str>, now: DateTime<Utc>) {
-    state.inner.event_count.fetch_add(data.len() as u64, Ordering::Relaxed);
+    // Test events go to the Test Events tool: not counted, and no part of the dedupe view.
+    let counter = if test_event_code.is_some() { &state.inner.test_events } else { &state.inner.event_count };
+    counter.fetch_add(data.len() as u64, Ordering::Relaxed);
     let recording = !state.inner.not_recording.load(Ordering::Relaxed);
     let mut seen = lock(&state.inner.seen);
     let mut events = lock(&state.inner.events);
@@ -191,7 +207,8 @@ fn accept(state: &MetaSimState, pixel_id: &str, data: &[Value], test_event_code:
         let event_name = text("event_name").unwrap_or_default();
         let event_id = text("event_id");
         // Without an event_id Meta has nothing to dedupe on.
-        let duplicate = event_id.as_ref().is_some_and(|id| !seen.insert((id.clone(), event_name.clone())));
+        let duplicate = test_event_code.is_none()
+            && event_id.as_ref().is_some_and(|id| !seen.insert((id.clone(), event_name.clone())));
         if duplicate {
             state.inner.deduplicated.fetch_add(1, Ordering::Relaxed);
         }

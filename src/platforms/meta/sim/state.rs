@@ -83,6 +83,10 @@ pub(super) struct Inner {
     pub(super) token: Mutex<TokenMode>,
     /// event_id → why Meta refuses it (stand-in for refusals no documented rule predicts).
     pub(super) refused: Mutex<BTreeMap<String, String>>,
+    /// Events of accepted requests that carried a `test_event_code`: shown in Test Events only.
+    pub(super) test_events: AtomicU64,
+    /// The pixels this token may post to (`None`: any).
+    pub(super) pixels: Mutex<Option<HashSet<String>>>,
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -147,6 +151,18 @@ impl MetaSimState {
         }
     }
 
+    /// Only these pixel ids exist (for this token): a request to another is answered as Meta
+    /// answers an unknown object, code 100 subcode 33.
+    pub fn only_pixels(&self, pixels: &[&str]) {
+        *lock(&self.inner.pixels) = Some(pixels.iter().map(|p| (*p).to_owned()).collect());
+    }
+
+    /// Events received with a `test_event_code`: they go to Events Manager's Test Events tool
+    /// and are not counted in [`Self::event_count`] (docs/platforms.md §Meta).
+    pub fn test_event_count(&self) -> u64 {
+        self.inner.test_events.load(Ordering::Relaxed)
+    }
+
     /// Keep requests and events (the default), or only count them.
     pub fn set_recording(&self, on: bool) {
         self.inner.not_recording.store(!on, Ordering::Relaxed);
@@ -162,7 +178,7 @@ impl MetaSimState {
         self.inner.rejected_requests.load(Ordering::Relaxed)
     }
 
-    /// Events of accepted requests (duplicates included), without copying them.
+    /// Events of accepted requests (duplicates included; test events not), without copying them.
     pub fn event_count(&self) -> u64 {
         self.inner.event_count.load(Ordering::Relaxed)
     }
@@ -192,9 +208,10 @@ impl MetaSimState {
         lock(&self.inner.events).iter().filter(|e| e.event_name == name).cloned().collect()
     }
 
-    /// The server events Meta keeps: received ones that duplicate nothing earlier.
+    /// The server events Meta keeps: received ones that duplicate nothing earlier (test events
+    /// are not kept).
     pub fn unique_events(&self) -> Vec<ReceivedEvent> {
-        lock(&self.inner.events).iter().filter(|e| !e.duplicate).cloned().collect()
+        lock(&self.inner.events).iter().filter(|e| !e.duplicate && e.test_event_code.is_none()).cloned().collect()
     }
 
     /// Forgets requests, events, dedupe keys and counters (faults, tokens and refusals stay).
@@ -208,6 +225,7 @@ impl MetaSimState {
             &self.inner.accepted_requests,
             &self.inner.rejected_requests,
             &self.inner.event_count,
+            &self.inner.test_events,
             &self.inner.faulted,
         ];
         for c in counters {

@@ -136,14 +136,14 @@ fn fresh() -> Value {
 #[tokio::test]
 async fn accepts_valid_events_and_answers_events_received() {
     let sim = start().await.unwrap();
-    let (status, answer) = post(&sim, Some("tok"), &json!({"data": [fresh(), fresh()], "test_event_code": "T1"})).await;
+    let (status, answer) = post(&sim, Some("tok"), &json!({"data": [fresh(), fresh()]})).await;
     assert_eq!(status, 200);
     assert_eq!(answer["events_received"], json!(2));
     assert_eq!(answer["messages"], json!([]));
     assert!(answer["fbtrace_id"].as_str().is_some_and(|t| !t.is_empty()));
     assert_eq!((sim.request_count(), sim.event_count()), (1, 2));
     let got = sim.received_events();
-    assert_eq!(got[0].test_event_code.as_deref(), Some("T1"));
+    assert_eq!(got[0].test_event_code, None);
     assert_eq!(got[0].pixel_id, "123");
     assert!(!got[0].duplicate && got[1].duplicate, "same event_id and event_name: Meta keeps one");
     assert_eq!(sim.unique_events().len(), 1);
@@ -261,4 +261,32 @@ async fn browser_events_dedupe_server_ones_and_clear_forgets() {
     sim.clear();
     assert_eq!((sim.event_count(), sim.deduplicated_count(), sim.requests().len()), (0, 0, 0));
     sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn test_events_are_received_but_neither_counted_nor_deduplicated() {
+    let sim = start().await.unwrap();
+    let (status, answer) = post(&sim, Some("tok"), &json!({"data": [fresh(), fresh()], "test_event_code": "T1"})).await;
+    assert_eq!(status, 200);
+    assert_eq!(answer["events_received"], json!(2));
+    assert_eq!((sim.event_count(), sim.test_event_count()), (0, 2));
+    assert_eq!(sim.received_events()[0].test_event_code.as_deref(), Some("T1"));
+    assert!(sim.unique_events().is_empty());
+    assert_eq!(sim.deduplicated_count(), 0);
+    // The same event sent for real afterwards is the first of its kind.
+    let (status, _) = post(&sim, Some("tok"), &json!({"data": [fresh()]})).await;
+    assert_eq!(status, 200);
+    assert_eq!((sim.event_count(), sim.unique_events().len(), sim.deduplicated_count()), (1, 1, 0));
+}
+
+#[tokio::test]
+async fn an_unknown_pixel_is_refused_as_meta_refuses_an_unknown_object() {
+    let sim = start().await.unwrap();
+    sim.only_pixels(&["999"]);
+    let (status, answer) = post(&sim, Some("tok"), &json!({"data": [fresh()], "test_event_code": "T1"})).await;
+    assert_eq!(status, 400);
+    assert_eq!(answer["error"]["code"], json!(100));
+    assert_eq!(answer["error"]["error_subcode"], json!(33));
+    assert!(answer["error"]["message"].as_str().unwrap().contains("Object with ID '123' does not exist"));
+    assert_eq!(sim.test_event_count(), 0);
 }

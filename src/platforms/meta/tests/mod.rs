@@ -2,6 +2,7 @@
 //! batching, and answers (against the simulator).
 
 mod answer;
+mod check;
 mod payload;
 mod send;
 mod validate;
