@@ -286,7 +286,6 @@ async fn the_console_in_chromium_says_what_is_wrong_above_the_fold_and_replays_t
             return {rows, charts, innerHeight: window.innerHeight, innerWidth: window.innerWidth};
         })()"#,
     );
-    eprintln!("OVERVIEW {overview:#}");
     assert_eq!((overview["innerWidth"].as_u64(), overview["innerHeight"].as_u64()), (Some(1400), Some(1000)));
     let row = |d: &str| overview["rows"].as_array().unwrap().iter().find(|r| r["destination"] == d).cloned().expect(d);
     let (halted, rejecting, healthy) = (row("google-ads"), row("meta"), row("ga4-web"));
@@ -361,10 +360,6 @@ async fn the_console_in_chromium_says_what_is_wrong_above_the_fold_and_replays_t
 
     // Let late console messages arrive, then: none was an error, on any page.
     b.eval("new Promise(r => setTimeout(() => r(true), 300))");
-    eprintln!(
-        "EVENTS {}",
-        b.events.iter().map(|e| e["method"].as_str().unwrap_or("").to_owned()).collect::<Vec<_>>().join(",")
-    );
     assert!(b.errors.is_empty(), "console errors: {:#?}", b.errors);
     drop(b);
     s.stop().await;
