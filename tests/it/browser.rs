@@ -2,8 +2,9 @@
 //! Surety with three destinations: Google Ads halted (its token endpoint refuses the credentials),
 //! Meta rejecting an event, GA4 healthy. At 1400×1000 the health lines say so with the
 //! platform's error text and sit above the fold with the deliveries-over-time charts; the rejected
-//! event's page replays it through its form (a new attempt, recorded as the console's user); the
-//! form without its CSRF token is refused; and no page logs a console error.
+//! event's page refuses its replay form with the CSRF token taken out (403 `csrf_refused`, nothing
+//! changed) and replays it through the form as served (a new attempt, recorded as the console's
+//! user), as a POST without the token is refused; and no page logs a console error.
 //!
 //! The protocol goes over `--remote-debugging-pipe` (fd 3 in, fd 4 out, NUL-separated JSON)
 //! rather than a WebSocket on `--remote-debugging-port`: the same CDP messages with no port to
@@ -306,18 +307,38 @@ async fn the_console_in_chromium_says_what_is_wrong_above_the_fold_and_replays_t
         assert!(bottom <= f64::from(HEIGHT), "below the fold at 1400×1000: {el}");
     }
 
-    // The rejected event's page: replay Meta's delivery through its form.
-    b.open(&s.url(&format!("/?event={}", urlencode(id))));
-    let clicked = b.eval(&format!(
-        r#"(() => {{
-            const form = [...document.querySelectorAll('form[action="/console/replay"]')]
-                .find(f => f.querySelector('input[name=delivery_id]').value === '{meta_delivery}');
-            if (!form) return false;
-            form.querySelector('button[type=submit]').click();
-            return true;
-        }})()"#
-    ));
-    assert_eq!(clicked, true, "the rejected delivery has a replay form");
+    // The rejected event's page: Meta's replay form with its CSRF token taken out is refused,
+    // and changes nothing. (The browser reports the 403 answer as a failed load, and on that
+    // problem+json document, which is no HTML page with an icon, asks for /favicon.ico: those
+    // errors are expected here, and only those.)
+    let page = s.url(&format!("/?event={}", urlencode(id)));
+    let submit = |drop_token: bool| {
+        format!(
+            r#"(() => {{
+                const form = [...document.querySelectorAll('form[action="/console/replay"]')]
+                    .find(f => f.querySelector('input[name=delivery_id]').value === '{meta_delivery}');
+                if (!form) return false;
+                if ({drop_token}) form.querySelector('input[name=csrf]').remove();
+                form.querySelector('button[type=submit]').click();
+                return true;
+            }})()"#
+        )
+    };
+    b.open(&page);
+    assert_eq!(b.eval(&submit(true)), true, "the rejected delivery has a replay form");
+    b.wait_for("Page.loadEventFired");
+    let refused = b.eval("new Promise(r => setTimeout(() => r(document.body.innerText), 300))");
+    assert!(refused.as_str().unwrap().contains("csrf_refused"), "{refused}");
+    let expected: Vec<String> = b.errors.drain(..).collect();
+    assert!(
+        expected.iter().all(|e| e.contains("status of 403") || e.contains("/favicon.ico")),
+        "only the refused form's load failed: {expected:#?}"
+    );
+    assert_eq!(delivery(&s.event(id).await, "meta")["state"], "rejected", "nothing was replayed");
+
+    // With its token: replayed, and back on the event's page.
+    b.open(&page);
+    assert_eq!(b.eval(&submit(false)), true);
     b.wait_for("Page.loadEventFired");
     let landed = b.eval("location.pathname + location.search");
     assert_eq!(landed, format!("/?event={}", urlencode(id)).as_str(), "back on the event's page");
