@@ -313,6 +313,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 ReplaySelector { delivery_ids: ids, destination, dry_run, ..Default::default() }
             };
+            let selector = ReplaySelector { by: Some(cli_user()), ..selector };
             let report = runtime()?.block_on(async {
                 crate::store::open_existing(&config)
                     .await?
@@ -458,7 +459,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Who settles from the command line: `cli:<OS user>` (`USER`, `LOGNAME` or `USERNAME`).
+/// Who settles or replays from the command line: `cli:<OS user>` (`USER`, `LOGNAME` or `USERNAME`).
 fn cli_user() -> String {
     let user = ["USER", "LOGNAME", "USERNAME"]
         .iter()

@@ -81,6 +81,12 @@ pub async fn run(
     }
     let wake: Vec<Arc<Notify>> = destinations.iter().map(|_| Arc::new(Notify::new())).collect();
     let metrics = Arc::new(Metrics::new());
+    if config.server.workers {
+        // Their follow-up counters at 0 from the first scrape (the workers ask, in this process).
+        for d in destinations.iter().filter(|d| d.follow_up_after().is_some()) {
+            metrics.follows_up(d.name());
+        }
+    }
     let alerts = Arc::new(alerts::AlertBook::from_config(&config));
     let last_reconcile = Arc::new(reconcile::LastReport::default());
     let app = Arc::new(App {

@@ -13,7 +13,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::core::QueueStat;
+use crate::core::{FollowUp, QueueStat};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct EventLabels {
@@ -55,6 +55,17 @@ pub struct HttpLabels {
     pub status: String,
 }
 
+/// A platform's final answer about a request it took for processing (Google's status follow-ups).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConfirmationLabels {
+    pub destination: String,
+    /// `accepted`, `partial`, `failed` (the platform said so) or `unconfirmed` (it never did).
+    pub result: String,
+}
+
+/// Every `result` a confirmation can have: each is present at 0 before the first.
+pub const CONFIRMATION_RESULTS: [&str; 4] = ["accepted", "partial", "failed", "unconfirmed"];
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: String,
@@ -76,6 +87,10 @@ pub struct Metrics {
     pub http_duration: Family<HttpLabels, Histogram>,
     /// Received minus occurred, for every event stored, by source and kind.
     pub lateness: Family<LatenessLabels, Histogram>,
+    /// Status questions asked of a platform about requests it took for processing.
+    pub follow_up_polls: Family<DestinationLabels, Counter>,
+    /// The platform's final answers to them, and requests given up as unconfirmed.
+    pub follow_up_confirmations: Family<ConfirmationLabels, Counter>,
     /// What each destination's worker last learnt about its platform (the console's health lines).
     pub lanes: lanes::Lanes,
 }
@@ -172,6 +187,20 @@ impl Metrics {
             "Time from an event's occurrence to its receipt by Surety, for every event stored, by source and kind",
             lateness.clone(),
         );
+        let follow_up_polls = Family::<DestinationLabels, Counter>::default();
+        registry.register(
+            "follow_up_polls",
+            "Status questions asked of a platform about requests it took for processing (Google Ads' \
+             requestStatus follow-ups), by destination; every destination with follow-ups, 0 before the first",
+            follow_up_polls.clone(),
+        );
+        let follow_up_confirmations = Family::<ConfirmationLabels, Counter>::default();
+        registry.register(
+            "follow_up_confirmations",
+            "Requests whose processing a follow-up settled, by destination and result: accepted, partial or failed \
+             as the platform said, or unconfirmed when it never said within the give-up age",
+            follow_up_confirmations.clone(),
+        );
         let build = Family::<BuildLabels, Gauge>::default();
         registry.register("build_info", "Always 1; the version of the running binary as a label", build.clone());
         build.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION").to_owned() }).set(1);
@@ -190,7 +219,34 @@ impl Metrics {
             http_requests,
             http_duration,
             lateness,
+            follow_up_polls,
+            follow_up_confirmations,
         }
+    }
+
+    /// A destination whose requests are followed up: its follow-up counters exist from now on,
+    /// at 0, so that rates and absences can be told apart from the first scrape.
+    pub fn follows_up(&self, destination: &str) {
+        drop(self.follow_up_polls.get_or_create(&DestinationLabels { destination: destination.to_owned() }));
+        for result in CONFIRMATION_RESULTS {
+            let labels = ConfirmationLabels { destination: destination.to_owned(), result: result.to_owned() };
+            drop(self.follow_up_confirmations.get_or_create(&labels));
+        }
+    }
+
+    /// One follow-up asked, and what it settled: a final answer is a confirmation; "not yet" and
+    /// a failed question are polls only.
+    pub fn follow_up(&self, destination: &str, answer: &FollowUp) {
+        self.follow_up_polls.get_or_create(&DestinationLabels { destination: destination.to_owned() }).inc();
+        let result = match answer {
+            FollowUp::Accepted => "accepted",
+            FollowUp::Partial { .. } => "partial",
+            FollowUp::Failed { .. } => "failed",
+            FollowUp::Unconfirmed(_) => "unconfirmed",
+            FollowUp::NotYet | FollowUp::Error(_) => return,
+        };
+        let labels = ConfirmationLabels { destination: destination.to_owned(), result: result.to_owned() };
+        self.follow_up_confirmations.get_or_create(&labels).inc();
     }
 
     /// Refreshes the gauges from the ledger, then renders everything in OpenMetrics. Every

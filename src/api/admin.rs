@@ -87,6 +87,7 @@ pub async fn replay(
         destination: req.destination,
         state: req.state,
         dry_run: req.dry_run,
+        by: Some(app.auth.who(&headers)),
     };
     if s.delivery_ids.is_empty() && s.event_id.is_none() && s.destination.is_none() && s.state.is_none() {
         return Err(Problem::new(

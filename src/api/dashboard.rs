@@ -1,6 +1,6 @@
-//! The dashboard at `GET /`: one server-rendered page over the ledger (admin role) — totals, the
-//! per-destination "adds up" table, queues and circuits, the newest dead letters and refused
-//! receipts, and one event's timeline at `GET /?event=ID`. No assets, no framework: the template
+//! The dashboard at `GET /`: one server-rendered page over the ledger (admin role) — the
+//! per-destination health lines and deliveries-over-time charts, totals, the "adds up" table,
+//! queues and circuits, the newest dead letters and refused receipts, and one event's timeline at `GET /?event=ID`. No assets, no framework: the template
 //! (`dashboard.html`) is filled in one pass with values escaped here, so nothing from the ledger
 //! is ever read as markup. Secrets are never rendered (the page reads only the ledger and the
 //! destinations' names).
@@ -23,6 +23,7 @@ use crate::store::{Counts, DeliveryFilter, DeliveryView, ReceiptFilter, ReceiptV
 use crate::telemetry::DestinationLabels;
 
 mod act;
+mod chart;
 mod find;
 mod health;
 mod measure;
@@ -270,7 +271,12 @@ async fn overview(app: &App, now: DateTime<Utc>) -> Result<String, crate::store:
     refused.sort_by_key(|r| std::cmp::Reverse(r.last_at));
     refused.truncate(NEWEST);
     let mut out = String::new();
-    health::write(&mut out, &health::lines(app, &counts, now).await?, now).ok();
+    let lines = health::lines(app, &counts, now).await?;
+    health::write(&mut out, &lines, now).ok();
+    let since = crate::store::over_time::since(now, chart::HOURS);
+    let hourly = app.store.deliveries_over_time(since).await?;
+    let names: Vec<&str> = lines.iter().map(|l| l.destination.as_str()).collect();
+    chart::write(&mut out, &names, &hourly, since).ok();
     write_overview(&mut out, app, &counts, &stuck, &refused, now).ok();
     Ok(out)
 }

@@ -1,5 +1,6 @@
-//! `GET /v1/late-arrivals`, `GET /v1/coverage` and `GET /v1/alerts` (admin): `surety late`, `surety coverage`
-//! and the alert book over HTTP — the measurement loop, read only.
+//! `GET /v1/late-arrivals`, `GET /v1/coverage`, `GET /v1/alerts` and `GET /v1/deliveries/over-time`
+//! (admin): `surety late`, `surety coverage`, the alert book and the console's charts over HTTP —
+//! the measurement loop, read only.
 
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ use crate::alerts::AlertsView;
 use crate::api::App;
 use crate::reconcile::coverage::{self, CoverageQuery, CoverageReport, GroupBy};
 use crate::reconcile::late::{self, CountError, LateReport};
+use crate::store::over_time::{self, HourCounts, MAX_HOURS};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -87,4 +89,39 @@ impl From<CountError> for Problem {
 pub async fn get_alerts(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Json<AlertsView>, Problem> {
     app.auth.require(&headers, Role::Admin)?;
     Ok(Json(app.alerts.view()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverTimeParams {
+    hours: Option<u32>,
+}
+
+/// What `GET /v1/deliveries/over-time` answers: the window and its non-empty hours.
+#[derive(serde::Serialize)]
+pub struct OverTime {
+    /// The first hour of the window (UTC, a whole hour).
+    since: chrono::DateTime<Utc>,
+    hours: u32,
+    /// Per destination and hour with anything in it, by destination then hour.
+    counts: Vec<HourCounts>,
+}
+
+/// `GET /v1/deliveries/over-time?hours=N` (admin): the console's charts as JSON — per
+/// destination and UTC hour of the last N (1 to 168, default 24, the current hour included),
+/// deliveries that ended delivered or failed, and attempts that ended in a retry.
+pub async fn get_over_time(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    query: Result<Query<OverTimeParams>, QueryRejection>,
+) -> Result<Json<OverTime>, Problem> {
+    app.auth.require(&headers, Role::Admin)?;
+    let Query(p) = query.map_err(|e| invalid(e.body_text()))?;
+    let hours = p.hours.unwrap_or(24);
+    if !(1..=MAX_HOURS).contains(&hours) {
+        return Err(invalid(format!("hours: must be 1 to {MAX_HOURS}")));
+    }
+    let since = over_time::since(Utc::now(), hours);
+    let counts = app.store.deliveries_over_time(since).await?;
+    Ok(Json(OverTime { since, hours, counts }))
 }

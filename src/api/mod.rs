@@ -89,6 +89,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/deliveries", get(admin::list_deliveries))
         .route("/v1/deliveries/replay", post(admin::replay))
         .route("/v1/deliveries/settle", post(admin::settle))
+        .route("/v1/deliveries/over-time", get(late::get_over_time))
         .route("/v1/receipts", get(admin::list_receipts))
         .route("/v1/late-arrivals", get(late::get_late_arrivals))
         .route("/v1/coverage", get(late::get_coverage))

@@ -264,6 +264,8 @@ struct ReplayDoc {
     previous_reason: Option<String>,
     #[serde(default)]
     forced: bool,
+    #[serde(default)]
+    by: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -333,6 +335,7 @@ impl From<EventDoc> for EventView {
                     previous_state: r.previous_state,
                     previous_reason: r.previous_reason,
                     forced: r.forced,
+                    by: r.by,
                 })
                 .collect(),
             settlements: d.settlements,

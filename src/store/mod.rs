@@ -4,6 +4,7 @@
 mod identity_wait;
 mod intake;
 mod open;
+pub mod over_time;
 pub mod postgres;
 mod prepare;
 mod rules;
@@ -245,6 +246,10 @@ pub struct ReplaySelector {
     /// Say what would be replayed and refused, and change nothing.
     #[serde(default)]
     pub dry_run: bool,
+    /// Who replays, for the record (`replays.replayed_by`): set by the caller from the
+    /// credential (`admin token #k`, `console:<user>`, `cli`), never read from a request body.
+    #[serde(skip)]
+    pub by: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -405,6 +410,10 @@ pub struct ReplayView {
     pub previous_state: String,
     pub previous_reason: Option<String>,
     pub forced: bool,
+    /// Who replayed it (`admin token #k`, `console:<user>`, `cli`); absent for replays recorded
+    /// before the ledger kept it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -607,4 +616,8 @@ pub trait Store: Send + Sync {
     async fn search(&self, keys: search::SearchKeys) -> Result<search::SearchResult, StoreError>;
     /// One page of events, newest first, as `filter` says; `next_cursor` continues it.
     async fn list_events(&self, filter: search::EventFilter) -> Result<search::EventPage, StoreError>;
+    /// Per destination and UTC hour from `since` on: deliveries that ended delivered or failed
+    /// and attempts that ended in a retry (`over_time`). Two range scans over partial indexes:
+    /// bounded by the window, not by the ledger's size.
+    async fn deliveries_over_time(&self, since: DateTime<Utc>) -> Result<Vec<over_time::HourCounts>, StoreError>;
 }

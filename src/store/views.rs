@@ -216,10 +216,11 @@ impl std::fmt::Display for EventView {
             for r in v.replays.iter().filter(|r| r.delivery_id == d.id) {
                 writeln!(
                     f,
-                    "    {} replayed from {}{}",
+                    "    {} replayed from {}{}{}",
                     r.at.to_rfc3339(),
                     r.previous_state,
-                    if r.forced { " (FORCED)" } else { "" }
+                    if r.forced { " (FORCED)" } else { "" },
+                    r.by.as_deref().map(|b| format!(" by {b}")).unwrap_or_default()
                 )?;
             }
             for a in v.attempts.iter().filter(|a| a.delivery_id == d.id) {

@@ -15,6 +15,7 @@ use super::WorkerContext;
 use crate::core::FollowUp;
 use crate::delivery::Destination;
 use crate::store::Store;
+use crate::telemetry::Metrics;
 
 /// Requests asked about per round.
 const ROUND: usize = 50;
@@ -23,7 +24,7 @@ const ROUND: usize = 50;
 pub(super) async fn run(ctx: WorkerContext, dest: Arc<dyn Destination>, after: Duration, cancel: CancellationToken) {
     let poll = Duration::from_millis(ctx.config.poll_interval_ms);
     while !cancel.is_cancelled() {
-        if round(ctx.store.as_ref(), dest.as_ref(), after, Utc::now()).await == 0 {
+        if round(ctx.store.as_ref(), &ctx.metrics, dest.as_ref(), after, Utc::now()).await == 0 {
             tokio::select! {
                 _ = tokio::time::sleep(poll) => {}
                 _ = cancel.cancelled() => {}
@@ -34,7 +35,14 @@ pub(super) async fn run(ctx: WorkerContext, dest: Arc<dyn Destination>, after: D
 
 /// Asks about the requests due at `now` (at most [`ROUND`]) and records each answer; returns how
 /// many were due. `after` is the destination's first delay ([`Destination::follow_up_after`]).
-pub(super) async fn round(store: &dyn Store, dest: &dyn Destination, after: Duration, now: DateTime<Utc>) -> usize {
+/// Each question and each final answer is counted in `metrics`.
+pub(super) async fn round(
+    store: &dyn Store,
+    metrics: &Metrics,
+    dest: &dyn Destination,
+    after: Duration,
+    now: DateTime<Utc>,
+) -> usize {
     let name = dest.name();
     let due = match store.due_follow_ups(name, now, ROUND).await {
         Ok(due) => due,
@@ -47,6 +55,7 @@ pub(super) async fn round(store: &dyn Store, dest: &dyn Destination, after: Dura
     for d in &due {
         let answer = dest.follow_up(&d.platform_request_id).await;
         let answer = close_unanswered(answer, d.sent_at, now, give_up);
+        metrics.follow_up(name, &answer);
         if let FollowUp::Unconfirmed(why) = &answer {
             tracing::warn!(destination = %name, platform_request_id = %d.platform_request_id, reason = %why,
                 "follow-up given up: the deliveries stay delivered, marked processing_unknown");

@@ -130,6 +130,7 @@ async fn replay_and_settle_from_the_console_need_the_forms_token_and_keep_the_le
     let v = s.event(id).await;
     let replays = v["replays"].as_array().unwrap();
     assert_eq!(replays.len(), 2);
+    assert_eq!((replays[0]["by"].as_str(), replays[1]["by"].as_str()), (Some("console:ops"), Some("console:ops")));
     assert_eq!(
         (replays[1]["forced"].as_bool(), replays[1]["previous_state"].as_str()),
         (Some(true), Some("delivered"))
@@ -137,7 +138,10 @@ async fn replay_and_settle_from_the_console_need_the_forms_token_and_keep_the_le
     let last = v["attempts"].as_array().unwrap().last().unwrap().clone();
     assert_eq!((last["attempt"].as_u64(), last["forced"].as_bool()), (Some(6), Some(true)), "{v}");
     let (_, html) = page(&s, id).await;
-    assert!(html.contains("<b>forced replay</b> from delivered:sent"), "the forced replay is on the page: {html}");
+    assert!(
+        html.contains("<b>forced replay</b> from delivered:sent by <span class=\"by\">console:ops</span>"),
+        "the forced replay and who made it are on the page: {html}"
+    );
 }
 
 #[tokio::test]

@@ -181,3 +181,50 @@ async fn the_measurement_pages_show_alerts_a_lateness_chart_and_coverage() {
     let console_errors: Vec<&str> = log.lines().filter(|l| l.contains("CONSOLE")).collect();
     assert!(console_errors.is_empty(), "{console_errors:#?}");
 }
+
+/// The charts' figures over the API: per destination and hour, delivered, failed (rejected, dead,
+/// in_doubt) and attempts that ended in a retry; the same on the overview as one chart per
+/// destination; a window out of 1 to 168 hours is refused.
+#[tokio::test]
+async fn deliveries_over_time_count_what_ended_per_hour_on_the_api_and_the_charts() {
+    let s = TestServer::start().await;
+    assert_eq!(s.post("/v1/events", &purchase("ot-1", 1)).await.status(), 202);
+    assert_eq!(s.settled("order:ot-1:order_paid").await, ["ga4-web:delivered:sent"]);
+    s.ga4.set_fault(Some(Fault::Status(500)));
+    assert_eq!(s.post("/v1/events", &purchase("ot-2", 1)).await.status(), 202);
+    assert_eq!(s.settled("order:ot-2:order_paid").await, ["ga4-web:dead:attempts_exhausted"]);
+    let dead = s.event("order:ot-2:order_paid").await;
+    let retries = dead["attempts"].as_array().unwrap().iter().filter(|a| a["outcome"] == "retry").count() as u64;
+    assert!(retries >= 3, "{dead}");
+
+    let r = s.get_admin("/v1/deliveries/over-time?hours=24").await;
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["hours"], 24);
+    let counts = v["counts"].as_array().unwrap();
+    assert!(counts.iter().all(|c| c["destination"] == "ga4-web"), "{v}");
+    // Summed over the hours: the test may straddle an hour's end.
+    let sum = |k: &str| counts.iter().map(|c| c[k].as_u64().unwrap()).sum::<u64>();
+    assert_eq!((sum("delivered"), sum("retried"), sum("failed")), (1, retries, 1), "{v}");
+    let since = chrono::DateTime::parse_from_rfc3339(v["since"].as_str().unwrap()).unwrap();
+    assert_eq!(since.timestamp() % 3600, 0, "the window starts on a whole hour");
+    assert!(chrono::Utc::now().timestamp() - since.timestamp() <= 24 * 3600);
+
+    for bad in ["hours=0", "hours=169", "hours=ten", "hours=24&days=1"] {
+        let r = s.get_admin(&format!("/v1/deliveries/over-time?{bad}")).await;
+        assert_eq!(r.status(), 400, "{bad}");
+        assert_eq!(r.json::<serde_json::Value>().await.unwrap()["code"], "invalid_query", "{bad}");
+    }
+    let r = s.http.get(s.url("/v1/deliveries/over-time")).bearer_auth(INGEST_TOKEN).send().await.unwrap();
+    assert_eq!(r.status(), 403, "admin only");
+
+    let (status, _, html) = browse(&s, "/").await;
+    assert_eq!(status, 200);
+    let chart = html.split("<figure class=\"over-time\" data-destination=\"ga4-web\">").nth(1).expect("a chart");
+    let chart = &chart[..chart.find("</figure>").unwrap()];
+    assert!(chart.contains(&format!("1 delivered · {retries} retried · 1 failed")), "{chart}");
+    assert!(chart.contains("class=\"bar delivered\"") && chart.contains("class=\"bar failed\""), "{chart}");
+    let health = html.find("<table class=\"health\">").unwrap();
+    assert!(health < html.find("<figure class=\"over-time\"").unwrap(), "the charts follow the health lines");
+    assert!(html.find("<figure class=\"over-time\"").unwrap() < html.find("<h2>Ledger</h2>").unwrap());
+}

@@ -199,6 +199,7 @@ async fn replaying_a_delivered_delivery_is_refused_unless_forced_and_forced_is_l
     let v = s.event(id).await;
     assert_eq!(v["replays"][0]["forced"], true);
     assert_eq!(v["replays"][0]["previous_state"], "delivered");
+    assert_eq!(v["replays"][0]["by"], "admin token #1", "who replayed: the API's admin token");
     let forced: Vec<bool> = v["attempts"].as_array().unwrap().iter().map(|a| a["forced"].as_bool().unwrap()).collect();
     assert_eq!(forced, [false, true], "the forced send is marked as such");
     assert_eq!(s.ga4.received_events().len(), 2);

@@ -6,6 +6,7 @@ mod support;
 mod alert_rules;
 mod alerts;
 mod architecture;
+mod browser;
 mod capture;
 mod console;
 mod crash;

@@ -80,8 +80,9 @@ async fn http_requests_are_counted_and_timed_by_route_pattern_and_status() {
     s.stop().await;
 }
 
-#[tokio::test]
-async fn promtool_finds_nothing_to_lint() {
+/// `promtool check metrics` on `text`: panics with what it said unless it found nothing; says it
+/// skipped where promtool is not installed.
+fn promtool_check(text: &str) {
     let Ok(found) = Command::new("sh").args(["-c", "command -v promtool"]).output() else {
         eprintln!("skipped: promtool check metrics (no sh)");
         return;
@@ -90,11 +91,6 @@ async fn promtool_finds_nothing_to_lint() {
         eprintln!("skipped: promtool check metrics (promtool is not installed: run scripts/install_promtool.sh)");
         return;
     }
-    let s = TestServer::start().await;
-    assert_eq!(s.post("/v1/events", &purchase("p1", 1)).await.status(), 202);
-    s.settled("order:p1:order_paid").await;
-    let (_, text) = scrape(&s, None).await;
-    s.stop().await;
     let mut child = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
@@ -106,6 +102,16 @@ async fn promtool_finds_nothing_to_lint() {
     let out = child.wait_with_output().unwrap();
     let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success() && said.trim().is_empty(), "promtool check metrics:\n{said}\n---\n{text}");
+}
+
+#[tokio::test]
+async fn promtool_finds_nothing_to_lint() {
+    let s = TestServer::start().await;
+    assert_eq!(s.post("/v1/events", &purchase("p1", 1)).await.status(), 202);
+    s.settled("order:p1:order_paid").await;
+    let (_, text) = scrape(&s, None).await;
+    s.stop().await;
+    promtool_check(&text);
 }
 
 #[tokio::test]
@@ -128,4 +134,70 @@ async fn each_stored_event_is_counted_by_how_late_it_arrived() {
     assert_eq!(bucket("21600.0").as_deref(), Some("1"), "{text}");
     assert!(text.lines().any(|l| l == r#"surety_event_lateness_seconds_count{source="api",kind="order_paid"} 1"#));
     s.stop().await;
+}
+
+/// Google Ads' status follow-ups are counted: every question asked, and every final answer by its
+/// result; both present at 0 before the first, for the destination that has follow-ups only.
+#[tokio::test]
+async fn google_ads_status_follow_ups_are_counted_as_polls_and_confirmations() {
+    let google = surety::platforms::google_ads::sim::start().await.unwrap();
+    // Two "still processing" answers before the result: three polls, one confirmation.
+    google.state().set_processing_polls(2);
+    let ga4 = surety::platforms::ga4::sim::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("google-key.json");
+    std::fs::write(&key, surety::platforms::google_ads::sim::TEST_SERVICE_ACCOUNT_JSON).unwrap();
+    let extra = format!(
+        r#"
+[[destinations]]
+name = "google-ads"
+type = "google_ads"
+customer_id = "123-456-7890"
+service_account_key = "file:{key}"
+base_url = "{url}"
+token_url = "{token_url}"
+status_poll_delay_secs = 0
+
+[catalog.order_paid.google-ads]
+event = "111"
+"#,
+        key = key.display(),
+        url = google.base_url,
+        token_url = google.token_url,
+    );
+    let s = TestServer::start_custom(dir, ga4, "", &extra).await;
+    let (_, idle) = scrape(&s, None).await;
+    let mut zeros = vec![r#"surety_follow_up_polls_total{destination="google-ads"} 0"#.to_owned()];
+    for result in ["accepted", "partial", "failed", "unconfirmed"] {
+        zeros.push(format!(r#"surety_follow_up_confirmations_total{{destination="google-ads",result="{result}"}} 0"#));
+    }
+    for line in &zeros {
+        assert!(idle.lines().any(|l| l == line), "no line {line:?} in:\n{idle}");
+    }
+    assert!(!idle.contains(r#"surety_follow_up_polls_total{destination="ga4-web"}"#), "GA4 has no follow-ups");
+    for family in ["surety_follow_up_polls_total", "surety_follow_up_confirmations_total"] {
+        let help = idle.lines().find_map(|l| l.strip_prefix(&format!("# HELP {family} ")));
+        assert!(help.is_some_and(|h| h.len() > 40), "{family} has help text");
+    }
+
+    assert_eq!(s.post("/v1/events", &purchase("fu-1", 1)).await.status(), 202);
+    crate::support::eventually("Google Ads confirms the request processed", || async {
+        let v = s.event("order:fu-1:order_paid").await;
+        v["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["destination"] == "google-ads" && d["reason"] == "accepted")
+    })
+    .await;
+    let (_, text) = scrape(&s, None).await;
+    let value = |line: &str| text.lines().find_map(|l| l.strip_prefix(line)).map(|v| v.trim().to_owned());
+    assert_eq!(value(r#"surety_follow_up_polls_total{destination="google-ads"} "#).as_deref(), Some("3"), "{text}");
+    let confirmed = r#"surety_follow_up_confirmations_total{destination="google-ads",result="accepted"} "#;
+    assert_eq!(value(confirmed).as_deref(), Some("1"), "{text}");
+    let failed = r#"surety_follow_up_confirmations_total{destination="google-ads",result="failed"} "#;
+    assert_eq!(value(failed).as_deref(), Some("0"));
+    promtool_check(&text);
+    s.stop().await;
+    google.shutdown().await;
 }

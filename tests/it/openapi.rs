@@ -266,6 +266,7 @@ fn input_schemas_list_exactly_the_parsers_fields() {
         ("src/store/mod.rs", "ReceiptFilter", "/v1/receipts"),
         ("src/api/find.rs", "ListParams", "/v1/events"),
         ("src/api/find.rs", "SearchParams", "/v1/search"),
+        ("src/api/late.rs", "OverTimeParams", "/v1/deliveries/over-time"),
     ] {
         let (fields, _) = struct_fields(file, parser);
         let params: BTreeSet<String> = doc["paths"][path]["get"]["parameters"]

@@ -80,6 +80,11 @@ async fn cli_shows_timelines_lists_and_replays_dead_letters() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("replayed 1"));
     assert_eq!(s.settled("order:cli1:order_paid").await, ["ga4-web:delivered:sent"]);
+    let by = s.event("order:cli1:order_paid").await["replays"][0]["by"].clone();
+    assert!(by.as_str().is_some_and(|b| b.starts_with("cli:")), "who replayed: the command line's user: {by}");
+    let out = surety(&["events", "show", "order:cli1:order_paid"], &config);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("replayed from dead by {}", by.as_str().unwrap())), "{text}");
 
     let out = surety(&["events", "show", "no-such-event"], &config);
     assert_eq!(out.status.code(), Some(1));

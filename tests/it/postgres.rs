@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::support::{postgres_ledger, purchase, TestServer};
 
@@ -33,6 +33,11 @@ async fn a_postgres_ledger_ingests_dedupes_and_delivers() {
     assert_eq!(s.ga4.received_events().len(), 1);
     let c = s.counts().await;
     assert_eq!((c.events, c.conflicts), (1, 1));
+    // The console's charts read the same ledger: one delivered, nothing else.
+    let hours: Value = s.get_admin("/v1/deliveries/over-time").await.json().await.unwrap();
+    let counts = hours["counts"].as_array().unwrap();
+    let sum = |k: &str| counts.iter().map(|c| c[k].as_u64().unwrap()).sum::<u64>();
+    assert_eq!((sum("delivered"), sum("retried"), sum("failed")), (1, 0, 0), "{hours}");
 }
 
 /// Two processes, one PostgreSQL ledger, one platform: events posted to either are each sent

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use base64::Engine;
 use bytes::Bytes;
 use chrono::Utc;
 
@@ -26,6 +27,9 @@ struct Form {
     /// The request's headers with Basic credentials read as a bearer token.
     auth: HeaderMap,
     fields: Vec<(String, String)>,
+    /// Who acts, for a replay's record: `console:<Basic user>`, or `console:<admin token #k>`
+    /// when the form came with a bearer token.
+    by: String,
 }
 
 impl Form {
@@ -58,6 +62,7 @@ async fn read(app: &App, request: Request) -> Result<Form, Response> {
     let basic = basic_as_bearer(headers);
     let auth = basic.unwrap_or_else(|| headers.clone());
     app.auth.require(&auth, Role::Admin).map_err(challenge)?;
+    let by = format!("console:{}", basic_user(headers).unwrap_or_else(|| app.auth.who(&auth)));
     // A browser says where a request comes from; another site's page is refused before its token
     // is even looked at.
     let site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()).unwrap_or("none");
@@ -83,9 +88,24 @@ async fn read(app: &App, request: Request) -> Result<Form, Response> {
     })?;
     let fields: Vec<(String, String)> =
         url::form_urlencoded::parse(&body).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
-    let form = Form { auth, fields };
+    let form = Form { auth, fields, by };
     app.auth.check_csrf(&form.auth, form.get("csrf"), Utc::now()).map_err(|why| csrf_refused(why.as_str().into()))?;
     Ok(form)
+}
+
+/// The user name of `Authorization: Basic …` (any name is accepted; only the password is
+/// checked), for the record of who acted from the console: at most 64 characters, control
+/// characters dropped.
+fn basic_user(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let (user, _) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
+    let user: String = user.chars().filter(|c| !c.is_control()).take(64).collect();
+    (!user.trim().is_empty()).then(|| user.trim().to_owned())
 }
 
 fn csrf_refused(detail: String) -> Response {
@@ -144,8 +164,12 @@ pub async fn replay(State(app): State<Arc<App>>, request: Request) -> Response {
         let event_id = form.required("event")?.to_owned();
         let force = form.get("force").is_some_and(|v| matches!(v, "1" | "on" | "true"));
         check_event(&app, &event_id, id).await?;
-        let selector =
-            ReplaySelector { delivery_ids: vec![id], event_id: Some(event_id.clone()), ..Default::default() };
+        let selector = ReplaySelector {
+            delivery_ids: vec![id],
+            event_id: Some(event_id.clone()),
+            by: Some(form.by.clone()),
+            ..Default::default()
+        };
         let report =
             app.store.replay(selector, force, Utc::now()).await.map_err(|e| Problem::from(e).into_response())?;
         if let Some(refusal) = report.refused.first() {
@@ -156,8 +180,7 @@ pub async fn replay(State(app): State<Arc<App>>, request: Request) -> Response {
             );
             return Err(page(StatusCode::CONFLICT, "Not replayed", &event_id, &message));
         }
-        let by = app.auth.who(&form.auth);
-        tracing::info!(delivery = id, forced = force, by = %by, source = "console", "deliveries replayed");
+        tracing::info!(delivery = id, forced = force, by = %form.by, source = "console", "deliveries replayed");
         app.wake_workers();
         Ok(back_to(&event_id))
     };

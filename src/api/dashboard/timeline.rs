@@ -266,12 +266,13 @@ fn write_lines(out: &mut String, v: &EventView) -> fmt::Result {
             Line::Attempt(a) => write_attempt(out, a)?,
             Line::Replay(r) => write!(
                 out,
-                "<tr class=\"replay\"><td>{}</td><td class=\"n\">{}</td><td colspan=\"6\">{} from {}{}</td></tr>",
+                "<tr class=\"replay\"><td>{}</td><td class=\"n\">{}</td><td colspan=\"6\">{} from {}{}{}</td></tr>",
                 time(r.at),
                 r.delivery_id,
                 if r.forced { "<b>forced replay</b>" } else { "replayed" },
                 Esc(&r.previous_state),
                 r.previous_reason.as_deref().map(|x| format!(":{}", Esc(x))).unwrap_or_default(),
+                r.by.as_deref().map(|b| format!(" by <span class=\"by\">{}</span>", Esc(b))).unwrap_or_default(),
             )?,
             Line::Settlement(st) => write!(
                 out,

@@ -9,6 +9,7 @@ mod follow_up;
 mod ingest;
 mod intake;
 mod lead;
+mod over_time;
 mod queries;
 mod queue;
 mod search;
@@ -209,6 +210,13 @@ impl Store for PgStore {
 
     async fn list_events(&self, filter: EventFilter) -> Result<EventPage, StoreError> {
         search::list_events(&self.pool, &filter).await
+    }
+
+    async fn deliveries_over_time(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<super::over_time::HourCounts>, StoreError> {
+        over_time::deliveries_over_time(&self.pool, since).await
     }
 }
 

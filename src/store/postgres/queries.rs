@@ -101,7 +101,7 @@ async fn event_rows(conn: &mut PgConnection, event_id: &str) -> Result<Option<Ev
     })
     .collect::<Result<Vec<_>, StoreError>>()?;
     let replays = sqlx::query(
-        "SELECT r.delivery_id, r.at, r.previous_state, r.previous_reason, r.forced FROM replays r \
+        "SELECT r.delivery_id, r.at, r.previous_state, r.previous_reason, r.forced, r.replayed_by FROM replays r \
          JOIN deliveries d ON d.id = r.delivery_id WHERE d.event_id = $1 ORDER BY r.id",
     )
     .bind(event_id)
@@ -115,6 +115,7 @@ async fn event_rows(conn: &mut PgConnection, event_id: &str) -> Result<Option<Ev
             previous_state: r.try_get(2)?,
             previous_reason: r.try_get(3)?,
             forced: r.try_get(4)?,
+            by: r.try_get(5)?,
         })
     })
     .collect::<Result<Vec<_>, StoreError>>()?;

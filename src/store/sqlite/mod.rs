@@ -7,6 +7,7 @@ mod bodies;
 mod follow_up;
 mod ingest;
 mod intake;
+mod over_time;
 mod queries;
 mod queue;
 mod search;
@@ -42,6 +43,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_settlements.sql"),
     include_str!("migrations/0007_request_bodies.sql"),
     include_str!("migrations/0008_search.sql"),
+    include_str!("migrations/0009_replayed_by.sql"),
+    include_str!("migrations/0010_over_time.sql"),
 ];
 /// Most writes folded into one transaction.
 const MAX_GROUP: usize = 512;
@@ -400,6 +403,13 @@ impl Store for SqliteStore {
 
     async fn list_events(&self, filter: EventFilter) -> Result<EventPage, StoreError> {
         self.read(move |conn| search::list_events(conn, &filter)).await
+    }
+
+    async fn deliveries_over_time(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<super::over_time::HourCounts>, StoreError> {
+        self.read(move |conn| over_time::deliveries_over_time(conn, since)).await
     }
 
     /// Ready when the ledger answers, its filesystem has room, and — after a failed commit — a

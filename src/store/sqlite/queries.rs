@@ -71,7 +71,7 @@ pub(super) fn event(conn: &Connection, event_id: &str) -> Result<Option<EventVie
         .collect::<Result<Vec<_>, _>>()?;
     let replays = conn
         .prepare_cached(
-            "SELECT r.delivery_id, r.at, r.previous_state, r.previous_reason, r.forced FROM replays r \
+            "SELECT r.delivery_id, r.at, r.previous_state, r.previous_reason, r.forced, r.replayed_by FROM replays r \
              JOIN deliveries d ON d.id = r.delivery_id WHERE d.event_id = ?1 ORDER BY r.id",
         )?
         .query_map([event_id], |r| {
@@ -81,6 +81,7 @@ pub(super) fn event(conn: &Connection, event_id: &str) -> Result<Option<EventVie
                 previous_state: r.get(2)?,
                 previous_reason: r.get(3)?,
                 forced: r.get(4)?,
+                by: r.get(5)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;

@@ -261,9 +261,10 @@ pub(super) fn replay(
         )?
         .execute(params![id, now_us, force && state == DeliveryState::Delivered])?;
         conn.prepare_cached(
-            "INSERT INTO replays (delivery_id, at, previous_state, previous_reason, forced) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO replays (delivery_id, at, previous_state, previous_reason, forced, replayed_by) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?
-        .execute(params![id, now_us, state.as_str(), previous_reason, force])?;
+        .execute(params![id, now_us, state.as_str(), previous_reason, force, sel.by])?;
         report.replayed.push(id);
     }
     Ok(report)

@@ -90,7 +90,7 @@ impl Setup {
     }
 
     async fn round(&self, now: DateTime<Utc>) -> usize {
-        round(self.ctx.store.as_ref(), self.dest.as_ref(), Duration::ZERO, now).await
+        round(self.ctx.store.as_ref(), &self.ctx.metrics, self.dest.as_ref(), Duration::ZERO, now).await
     }
 
     async fn delivery(&self, order: &str) -> DeliveryView {

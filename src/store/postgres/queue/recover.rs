@@ -129,13 +129,15 @@ pub(in crate::store::postgres) async fn replay(
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "INSERT INTO replays (delivery_id, at, previous_state, previous_reason, forced) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO replays (delivery_id, at, previous_state, previous_reason, forced, replayed_by) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(id)
         .bind(now_us)
         .bind(state.as_str())
         .bind(previous_reason)
         .bind(force)
+        .bind(sel.by.as_deref())
         .execute(&mut *tx)
         .await?;
         report.replayed.push(id);
