@@ -14,11 +14,8 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use self::sim::{Arrivals, Marker, Sim};
+pub use self::sim::Sim;
 use crate::config::Config;
-
-/// Name of the GA4 destination the delivery scenario configures.
-pub const GA4_DESTINATION: &str = "ga4-bench";
 
 /// A Surety serving on 127.0.0.1 with its ledger in a temp folder, stopped by [`Server::stop`].
 pub struct Server {
@@ -38,7 +35,7 @@ pub struct ServerSpec<'a> {
     /// `full` (durable, the default) or `normal`.
     pub synchronous: &'a str,
     /// `[worker]` and destination settings, or none for an ingest-only server.
-    pub delivery: Option<DeliverySpec<'a>>,
+    pub delivery: Option<DeliverySpec>,
     /// Serve from a runtime of its own (as a separate process would) rather than the client's:
     /// on one runtime a client task and the server task it wakes tend to share a worker thread
     /// (tokio's LIFO slot is not stolen), which leaves cores idle.
@@ -47,12 +44,10 @@ pub struct ServerSpec<'a> {
     pub postgres: Option<&'a str>,
 }
 
-pub struct DeliverySpec<'a> {
-    pub ga4_base_url: &'a str,
+pub struct DeliverySpec {
     pub claim_batch: usize,
-    pub concurrency: usize,
-    /// More `[[destinations]]` and their catalog routes (TOML), appended after GA4's.
-    pub more: Option<String>,
+    /// The `[[destinations]]` and their catalog routes (TOML, [`Sim::destination_toml`]).
+    pub destinations: String,
 }
 
 impl Server {
@@ -72,23 +67,10 @@ impl Server {
             quote(spec.synchronous),
         );
         if let Some(d) = &spec.delivery {
-            // The secret lives in a file of the temp folder: no inline secret, and no process-wide
+            // Secrets live in files of a temp folder: no inline secret, and no process-wide
             // environment variable to set while other threads may read the environment.
-            let secret = dir.path().join("ga4_api_secret");
-            std::fs::write(&secret, "bench-secret\n").context("cannot write the GA4 secret file")?;
-            toml.push_str(&format!(
-                "\n[worker]\nclaim_batch = {claim}\npoll_interval_ms = 200\n\n\
-                 [[destinations]]\nname = \"{GA4_DESTINATION}\"\ntype = \"ga4\"\nmeasurement_id = \"G-BENCH01\"\n\
-                 api_secret = {secret}\nbase_url = {base}\nconcurrency = {conc}\n\n\
-                 [catalog.order_paid]\n{GA4_DESTINATION} = {{ event = \"purchase\" }}\n",
-                claim = d.claim_batch,
-                secret = quote(&format!("file:{}", secret.display())),
-                base = quote(d.ga4_base_url),
-                conc = d.concurrency,
-            ));
-            if let Some(more) = &d.more {
-                toml.push_str(more);
-            }
+            toml.push_str(&format!("\n[worker]\nclaim_batch = {}\npoll_interval_ms = 200\n", d.claim_batch));
+            toml.push_str(&d.destinations);
         }
         let config = Config::from_toml(&toml)?;
         let serving = config.clone();
@@ -225,6 +207,15 @@ pub fn grouped(n: f64) -> String {
         out.push(c);
     }
     out
+}
+
+/// `a, b, c and d`.
+pub fn human_list(items: &[&str]) -> String {
+    match items.split_last() {
+        Some((last, [])) => (*last).to_owned(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => String::new(),
+    }
 }
 
 #[cfg(test)]

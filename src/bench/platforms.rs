@@ -1,10 +1,9 @@
-//! d. Ingest → delivered to all four platforms at once: every `order_paid` is routed to GA4,
-//! Meta, Google Ads and LinkedIn simulators, each destination with its own worker and
-//! concurrency. Reports delivered events/s per destination (first ingest request to the last
-//! event its simulator took) and checks each one: its simulator took every event exactly once,
-//! and the ledger holds every delivery delivered — and accepted where the platform says so (Meta's
-//! `events_received`, LinkedIn's per-element 201, Google's `requestStatus:retrieve`; GA4's
-//! production endpoint confirms nothing).
+//! d. Ingest → delivered to every platform of `platforms::ALL` at once: every `order_paid` is
+//! routed to each platform's simulator, each destination with its own worker and concurrency.
+//! Reports delivered events/s per destination (first ingest request to the last event its
+//! simulator took) and checks each one: its simulator took every event exactly once, and the
+//! ledger holds every delivery delivered — and accepted where the platform says so
+//! (`Showcase::accepts`, after its later confirmation if it gives one: `Showcase::confirms_later`).
 
 mod sims;
 
@@ -15,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use serde::Serialize;
 
-use self::sims::{more_destinations, Sims, GOOGLE_ADS_DESTINATION};
+use self::sims::Sims;
 use super::harness::{self, DeliverySpec, Percentiles, Server, ServerSpec};
 use super::load::{ingest_batches, BATCH, CLIENT_IDS};
 use super::proc::Cpu;
@@ -37,7 +36,7 @@ pub struct Platforms {
 /// One destination's share of the scenario.
 #[derive(Clone, Debug, Serialize)]
 pub struct DestinationRate {
-    pub destination: &'static str,
+    pub destination: String,
     pub platform: &'static str,
     pub events: u64,
     /// From the first ingest request to the last event the simulator took.
@@ -55,14 +54,14 @@ pub struct DestinationRate {
     pub check_passed: bool,
 }
 
-/// d. Ingest in batches, wait until every delivery ended and Google confirmed what it took, then
-/// check and rate each destination.
+/// d. Ingest in batches, wait until every delivery ended and the platforms that confirm later
+/// confirmed what they took, then check and rate each destination.
 pub async fn delivered_everywhere(p: &Platforms, report: &Report) -> anyhow::Result<(Measured, Vec<DestinationRate>)> {
     let epoch = Instant::now();
     let secrets = tempfile::Builder::new().prefix("surety-bench-").tempdir().context("cannot create a temp folder")?;
     let sims = Sims::start(p.events, epoch).await?;
-    let more = match more_destinations(&sims, secrets.path(), p.concurrency) {
-        Ok(m) => m,
+    let destinations = match sims.destinations(secrets.path(), p.concurrency) {
+        Ok(d) => d,
         Err(e) => {
             sims.stop().await;
             return Err(e);
@@ -70,12 +69,7 @@ pub async fn delivered_everywhere(p: &Platforms, report: &Report) -> anyhow::Res
     };
     let spec = ServerSpec {
         synchronous: &p.synchronous,
-        delivery: Some(DeliverySpec {
-            ga4_base_url: &sims.ga4.base_url,
-            claim_batch: p.claim_batch,
-            concurrency: p.concurrency,
-            more: Some(more),
-        }),
+        delivery: Some(DeliverySpec { claim_batch: p.claim_batch, destinations }),
         own_runtime: p.own_runtime,
         postgres: p.postgres.as_deref(),
     };
@@ -86,7 +80,7 @@ pub async fn delivered_everywhere(p: &Platforms, report: &Report) -> anyhow::Res
             return Err(e);
         }
     };
-    let destinations = sims.lanes().len();
+    let destinations = sims.lanes.len();
     report.line(format!(
         "    {} order_paid events, each to {destinations} destinations ({} deliveries), {} client ids, batches of \
          {BATCH} from {} clients",
@@ -95,11 +89,9 @@ pub async fn delivered_everywhere(p: &Platforms, report: &Report) -> anyhow::Res
         CLIENT_IDS.min(p.events as u64),
         p.clients
     ));
-    report.line(
-        "    Google Ads requests_per_minute is lifted to 60,000 to measure Surety, not Google's quota (300 \
-         requests/min per project, which would cap it at 5 requests/s)"
-            .to_owned(),
-    );
+    for note in sims.lanes.iter().filter_map(|sim| sim.platform.showcase.bench_note) {
+        report.line(format!("    {note}"));
+    }
     report.line("    configuration used (over the shipped defaults; secrets are files):".to_owned());
     for l in server.toml.lines().filter(|l| !l.trim().is_empty()) {
         report.line(format!("      {l}"));
@@ -119,7 +111,7 @@ async fn deliver_all(
     epoch: Instant,
     report: &Report,
 ) -> anyhow::Result<(Measured, Vec<DestinationRate>)> {
-    let lanes = sims.lanes();
+    let lanes = &sims.lanes;
     let n = p.events as u64;
     let sent_at: Arc<Vec<AtomicU64>> = Arc::new((0..p.events.div_ceil(BATCH)).map(|_| AtomicU64::new(0)).collect());
     let cpu = Cpu::now();
@@ -135,12 +127,12 @@ async fn deliver_all(
     let client = harness::client(4)?;
     let deadline = Instant::now() + Duration::from_secs(120) + Duration::from_millis(80 * p.events as u64);
     loop {
-        let all_arrived = lanes.iter().all(|l| (l.received)() >= n);
+        let all_arrived = lanes.iter().all(|l| l.sim.received() >= n);
         if all_arrived && !live_deliveries(&client, &server.base_url).await? {
             break;
         }
         if Instant::now() > deadline {
-            let got: Vec<String> = lanes.iter().map(|l| format!("{} {}", l.destination, (l.received)())).collect();
+            let got: Vec<String> = lanes.iter().map(|l| format!("{} {}", l.destination, l.sim.received())).collect();
             bail!(
                 "FAIL: deliveries still pending after {:.0} s (of {n} events the simulators took: {})",
                 started.elapsed().as_secs_f64(),
@@ -152,13 +144,19 @@ async fn deliver_all(
     let elapsed = started.elapsed();
     let cpu = Cpu::since(cpu);
 
-    // Google took the requests "for processing"; its status check then confirms them.
+    // A platform that confirms later took the requests "for processing"; its status check then
+    // confirms them.
     let ledger = server.ledger().await?;
     let confirm_started = Instant::now();
     let confirm_deadline = confirm_started + Duration::from_secs(60) + Duration::from_millis(p.events as u64);
     let mut counts = ledger.counts().await?;
-    while count(&counts, GOOGLE_ADS_DESTINATION, "delivered", Some("accepted")) < n && Instant::now() < confirm_deadline
-    {
+    let unconfirmed = |counts: &crate::store::Counts| {
+        lanes
+            .iter()
+            .filter(|l| l.platform.showcase.confirms_later.is_some())
+            .any(|l| count(counts, &l.destination, "delivered", Some("accepted")) < n)
+    };
+    while unconfirmed(&counts) && Instant::now() < confirm_deadline {
         tokio::time::sleep(Duration::from_millis(250)).await;
         counts = ledger.counts().await?;
     }
@@ -169,7 +167,7 @@ async fn deliver_all(
     let mut rates = Vec::with_capacity(lanes.len());
     let mut extra = vec![format!(
         "ingest phase {:.2} s ({} events/s, per-request p99 {:.1} ms); every delivery ended after {:.2} s; \
-         Google confirmed processing {:.2} s later",
+         the later confirmations came {:.2} s after",
         ingested.as_secs_f64(),
         harness::grouped(p.events as f64 / ingested.as_secs_f64()),
         Percentiles::of(&ingest.latency).p99,
@@ -177,7 +175,7 @@ async fn deliver_all(
         confirmed_after.as_secs_f64()
     )];
     let mut failures = Vec::new();
-    for lane in &lanes {
+    for lane in lanes {
         let mut latency = harness::histogram();
         for k in 0..p.events {
             if let Some(at) = lane.arrivals.get(k) {
@@ -188,16 +186,19 @@ async fn deliver_all(
         let _ = all_latency.add(&latency);
         let last = lane.arrivals.last().unwrap_or(start_us);
         let seconds = (last.saturating_sub(start_us) as f64 / 1e6).max(1e-6);
-        let (received, requests) = ((lane.received)(), (lane.requests)());
+        let (received, requests) = (lane.sim.received(), lane.sim.requests());
         let (arrived, repeats, unknown) = (
             lane.arrivals.arrived() as u64,
             lane.arrivals.repeats.load(Ordering::Relaxed),
             lane.arrivals.unknown.load(Ordering::Relaxed),
         );
-        let delivered = count(&counts, lane.destination, "delivered", None);
-        let accepted = lane.accepted_reason.map(|r| count(&counts, lane.destination, "delivered", Some(r)));
-        let ended_otherwise: u64 =
-            ["rejected", "skipped", "dead", "in_doubt"].iter().map(|s| count(&counts, lane.destination, s, None)).sum();
+        let delivered = count(&counts, &lane.destination, "delivered", None);
+        let accepted =
+            lane.platform.showcase.accepts.then(|| count(&counts, &lane.destination, "delivered", Some("accepted")));
+        let ended_otherwise: u64 = ["rejected", "skipped", "dead", "in_doubt"]
+            .iter()
+            .map(|s| count(&counts, &lane.destination, s, None))
+            .sum();
         let passed = received == n
             && arrived == n
             && repeats == 0
@@ -205,8 +206,8 @@ async fn deliver_all(
             && delivered == n
             && accepted.is_none_or(|a| a == n);
         let rate = DestinationRate {
-            destination: lane.destination,
-            platform: lane.platform,
+            destination: lane.destination.clone(),
+            platform: lane.platform.label,
             events: n,
             seconds,
             per_second: n as f64 / seconds,
@@ -219,7 +220,7 @@ async fn deliver_all(
         extra.push(format!(
             "{:<10} {} events/s delivered ({:.2} s to the last), latency p50 {:.1} ms p99 {:.1} ms; {} requests \
              ({:.1} events each)",
-            lane.platform,
+            lane.platform.label,
             harness::grouped(rate.per_second),
             seconds,
             rate.latency_ms.p50,
@@ -229,7 +230,7 @@ async fn deliver_all(
         ));
         let acceptance = match accepted {
             Some(a) => format!(", {} accepted", harness::grouped(a as f64)),
-            None => " (GA4 confirms nothing: reason sent)".to_owned(),
+            None => format!(" ({} confirms nothing: reason sent)", lane.platform.label),
         };
         extra.push(format!(
             "{:<10} check: simulator took {} events, {} repeated, {} missing; ledger {} delivered{acceptance}, {} \
@@ -243,7 +244,7 @@ async fn deliver_all(
             if passed { "OK" } else { "FAIL" }
         ));
         if !passed {
-            failures.push(lane.platform);
+            failures.push(lane.platform.label);
         }
         rates.push(rate);
     }

@@ -1,5 +1,5 @@
 //! The three measurements: batched ingest, single-event ingest, and ingest→delivered against the
-//! GA4 simulator. Each starts its own server with an empty ledger, so one scenario's ledger size
+//! simulator of the first platform of `platforms::ALL`. Each starts its own server with an empty ledger, so one scenario's ledger size
 //! does not slow the next.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
 
-use super::harness::{self, DeliverySpec, Percentiles, Server, ServerSpec, Sim, GA4_DESTINATION};
+use super::harness::{self, DeliverySpec, Percentiles, Server, ServerSpec, Sim};
 use super::load::{ingest_batches, merge, occurred_at, splitmix, write_event, BATCH, CLIENT_IDS};
 use super::proc::Cpu;
 use super::{Measured, Report};
@@ -35,7 +35,8 @@ pub struct Delivered {
     pub events: usize,
     pub clients: usize,
     pub claim_batch: usize,
-    pub ga4_concurrency: usize,
+    /// Its destination's `concurrency`.
+    pub concurrency: usize,
     pub synchronous: String,
     pub own_runtime: bool,
     /// A PostgreSQL server to measure instead of SQLite (a fresh database is created in it).
@@ -166,23 +167,24 @@ async fn healthz_rate(
     Ok(requests as f64 / started.elapsed().as_secs_f64())
 }
 
-/// c. Ingest in batches, then wait until the ledger holds every delivery as ended; the GA4
-/// simulator must have received each event exactly once.
+/// c. Ingest in batches, then wait until the ledger holds every delivery as ended; the first
+/// platform's simulator must have received each event exactly once.
 pub async fn delivered(p: &Delivered, report: &Report) -> anyhow::Result<Measured> {
     let epoch = Instant::now();
-    let sim = Sim::start(p.events, epoch).await?;
-    let server = Server::start(&ServerSpec {
-        synchronous: &p.synchronous,
-        delivery: Some(DeliverySpec {
-            ga4_base_url: &sim.base_url,
-            claim_batch: p.claim_batch,
-            concurrency: p.ga4_concurrency,
-            more: None,
-        }),
-        own_runtime: p.own_runtime,
-        postgres: p.postgres.as_deref(),
-    })
-    .await;
+    let secrets = tempfile::Builder::new().prefix("surety-bench-").tempdir().context("cannot create a temp folder")?;
+    let sim = Sim::start(&crate::platforms::ALL[0], p.events, epoch).await?;
+    let server = match sim.destination_toml(secrets.path(), p.concurrency) {
+        Ok(destinations) => {
+            Server::start(&ServerSpec {
+                synchronous: &p.synchronous,
+                delivery: Some(DeliverySpec { claim_batch: p.claim_batch, destinations }),
+                own_runtime: p.own_runtime,
+                postgres: p.postgres.as_deref(),
+            })
+            .await
+        }
+        Err(e) => Err(e),
+    };
     let server = match server {
         Ok(s) => s,
         Err(e) => {
@@ -190,13 +192,15 @@ pub async fn delivered(p: &Delivered, report: &Report) -> anyhow::Result<Measure
             return Err(e);
         }
     };
+    let event = sim.platform.showcase.route("order_paid").map_or("", |r| r.event);
     report.line(format!(
-        "    {} order_paid events -> GA4 'purchase', {} client ids, batches of {BATCH} from {} clients",
+        "    {} order_paid events -> {} '{event}', {} client ids, batches of {BATCH} from {} clients",
         harness::grouped(p.events as f64),
+        sim.platform.label,
         CLIENT_IDS.min(p.events as u64),
         p.clients
     ));
-    report.line("    configuration used (over the shipped defaults):".to_owned());
+    report.line("    configuration used (over the shipped defaults; secrets are files):".to_owned());
     for l in server.toml.lines().filter(|l| !l.trim().is_empty()) {
         report.line(format!("      {l}"));
     }
@@ -230,7 +234,7 @@ async fn deliver_all(
     let deadline = Instant::now() + Duration::from_secs(120) + Duration::from_millis(20 * p.events as u64);
     let mut last_check = Instant::now();
     loop {
-        let all_arrived = sim.state.event_count() >= p.events as u64;
+        let all_arrived = sim.sim.received() >= p.events as u64;
         if all_arrived || last_check.elapsed() > Duration::from_secs(1) {
             last_check = Instant::now();
             if !live_deliveries(&client, &server.base_url).await? {
@@ -241,7 +245,7 @@ async fn deliver_all(
             bail!(
                 "FAIL: deliveries still pending after {:.0} s ({} of {} events reached the simulator)",
                 started.elapsed().as_secs_f64(),
-                sim.state.event_count(),
+                sim.sim.received(),
                 p.events
             );
         }
@@ -252,14 +256,14 @@ async fn deliver_all(
 
     let metrics =
         client.get(format!("{}/metrics", server.base_url)).send().await.context("GET /metrics failed")?.text().await?;
-    let dest = format!("destination=\"{GA4_DESTINATION}\"");
+    let dest = format!("destination=\"{}\"", sim.destination);
     let delivered = harness::metric_sum(&metrics, "surety_deliveries_total", &[&dest, "state=\"delivered\""]) as u64;
     let ended_otherwise: u64 = ["rejected", "skipped", "dead", "in_doubt"]
         .iter()
         .map(|s| harness::metric_sum(&metrics, "surety_deliveries_total", &[&dest, &format!("state=\"{s}\"")]) as u64)
         .sum();
-    let received = sim.state.event_count();
-    let requests = sim.state.request_count();
+    let received = sim.sim.received();
+    let requests = sim.sim.requests();
     let repeats = sim.arrivals.repeats.load(Ordering::Relaxed);
     let unknown = sim.arrivals.unknown.load(Ordering::Relaxed);
 
@@ -281,7 +285,8 @@ async fn deliver_all(
             (elapsed - ingested).as_secs_f64()
         ),
         format!(
-            "GA4 requests {} ({:.1} events per request on average, at most 25)",
+            "{} requests {} ({:.1} events per request on average)",
+            sim.platform.label,
             harness::grouped(requests as f64),
             received as f64 / requests.max(1) as f64
         ),
@@ -314,7 +319,7 @@ async fn deliver_all(
         count: p.events as u64,
         seconds: elapsed.as_secs_f64(),
         latency: Percentiles::of(&latency),
-        latency_of: "per event, ingest request sent -> GA4 simulator received",
+        latency_of: "per event, ingest request sent -> the platform simulator received",
         cpu,
         extra,
     })

@@ -170,7 +170,7 @@ pub fn event_id(event: &Value, a: &Answer) -> String {
     format!("{}:{}:{}", s("/subject/type"), s("/subject/id"), s("/kind"))
 }
 
-/// "planned: pending at ga4-web, meta; skipped:no_identity at linkedin" or "routed nowhere", from
+/// "planned: pending at d1, d2; skipped:no_identity at d3" or "routed nowhere", from
 /// an ingest answer.
 pub fn planned(body: &Value) -> String {
     let deliveries = body.get("deliveries").and_then(Value::as_array).cloned().unwrap_or_default();

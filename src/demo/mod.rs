@@ -1,8 +1,9 @@
-//! `surety demo`: a small shop's day played through a real Surety against four platform
-//! simulators — GA4, Meta, Google Ads and LinkedIn.
+//! `surety demo`: a small shop's day played through a real Surety against a simulator of every
+//! platform of `platforms::ALL`.
 //!
 //! It starts the simulators and the service (`crate::run`, SQLite in a temp folder or `--db`) with
-//! one destination per simulator ([`setup`]), plays the day through the public HTTP API only
+//! one destination per simulator ([`setup`]; each platform writes its own section and says its
+//! routes, `platforms::Simulator` and `platforms::Showcase`), plays the day through the public HTTP API only
 //! ([`script`], [`outage`]), reads every event back and prints what happened per destination and
 //! totals that add up ([`report`]), then leaves the service up until ctrl-c (or exits with
 //! `--exit`). The tour checks itself: an outcome other than the one described makes it fail.
@@ -25,15 +26,9 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use self::setup::{Secrets, Sims, LEAD_ACTION, PURCHASE_ACTION};
+use self::setup::{Secrets, Sims, KINDS};
 use crate::config::Config;
-
-/// The demo's destinations, one per simulator.
-pub const GA4: &str = "ga4-web";
-pub const META: &str = "meta";
-pub const GOOGLE_ADS: &str = "google-ads";
-pub const LINKEDIN: &str = "linkedin";
-pub const DESTINATIONS: [&str; 4] = [GA4, META, GOOGLE_ADS, LINKEDIN];
+use crate::platforms::ALL;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct DemoArgs {
@@ -83,7 +78,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     };
 
     if !args.exit && !interrupted && !demo.server.is_finished() {
-        hints(&demo.api, &demo.db, &demo.config_file, args.db.is_some());
+        hints(&demo.api, &demo.db, &demo.config_file, args.db.is_some(), &demo.sims);
         tokio::select! {
             _ = &mut signal => println!("\nstopping…"),
             _ = &mut demo.server => {}
@@ -116,7 +111,7 @@ impl Demo {
         let secrets = Secrets::write(dir.path(), &ingest_token, &admin_token)?;
         let listener = bind(args.listen).await?;
         let addr = listener.local_addr()?;
-        let config_text = setup::config_toml(&db, addr, &secrets, &sims);
+        let config_text = setup::config_toml(&db, addr, &secrets, &sims)?;
         let config = Config::from_toml(&config_text)?;
         let config_file = dir.path().join("surety.toml");
         std::fs::write(&config_file, &config_text)
@@ -169,33 +164,66 @@ async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
 fn intro(addr: SocketAddr, db: &Path, sims: &Sims) {
     println!("Surety demo: a small shop's day, played through Surety's real HTTP API.\n");
     println!("  Surety      http://{addr}   ledger: {} (SQLite)", db.display());
-    println!("  Four built-in simulators stand in for the platforms, one destination each:");
-    println!("  {GA4:<11} GA4 Measurement Protocol at {}: measurement id G-DEMO2024; each batch is", sims.ga4.base_url);
-    println!("              checked at /debug/mp/collect first, so a delivery can say \"accepted\", not just \"sent\"");
-    println!("  {META:<11} Meta Conversions API at {}: pixel 1234567890", sims.meta.base_url);
     println!(
-        "  {GOOGLE_ADS:<11} Google Ads (Data Manager API) at {}: customer 123-456-7890, OAuth with",
-        sims.google.base_url
+        "  {} built-in simulators stand in for the platforms, one destination each:",
+        count_word(sims.lanes.len())
     );
-    println!(
-        "              a service-account key; a 200 is \"sent\", and requestStatus:retrieve later says \"accepted\""
-    );
-    println!("  {LINKEDIN:<11} LinkedIn Conversions API at {}", sims.linkedin.base_url);
+    for lane in &sims.lanes {
+        for (i, line) in lane.sim.introduce().iter().enumerate() {
+            println!("  {:<11} {line}", if i == 0 { lane.name } else { "" });
+        }
+    }
     println!("  retries     fast for the demo: backoff from 0.4 s, at most 2 s apart, 10 attempts; a destination's");
     println!("              circuit opens after 3 failed requests in a row, for 1 s at first");
     println!("\n  The catalog: which business events go where, and as what");
-    println!("                        {GA4:<14} {META:<10} {GOOGLE_ADS:<25} {LINKEDIN}");
-    println!("    order_paid          purchase       Purchase   action {PURCHASE_ACTION:<18} rule 104012");
-    println!("    refund_completed    refund         —          adjustment of {PURCHASE_ACTION:<11} —");
-    println!("    chargeback_opened   chargeback     —          retraction of {PURCHASE_ACTION:<11} —");
-    println!("    lead_qualified      qualify_lead   Lead       action {LEAD_ACTION:<18} rule 104013");
+    let widths: Vec<usize> = sims
+        .lanes
+        .iter()
+        .map(|l| l.platform.showcase.routes.iter().map(|r| r.shown.len()).max().unwrap_or(0).max(l.name.len()) + 3)
+        .collect();
+    let row = |first: &str, cells: Vec<&str>| {
+        let mut line = format!("    {first:<20}");
+        for (cell, width) in cells.iter().zip(&widths) {
+            line.push_str(&format!("{cell:<width$}"));
+        }
+        println!("{}", line.trim_end());
+    };
+    row("", sims.lanes.iter().map(|l| l.name).collect());
+    for kind in KINDS {
+        row(kind, sims.lanes.iter().map(|l| l.platform.showcase.route(kind).map_or("—", |r| r.shown)).collect());
+    }
     println!("    fulfillment_failed  nothing: an operational state, kept in the ledger, never sent");
     println!("  (no browser tag sends purchases: bank transfers are confirmed days after checkout)");
-    println!("\n  Before sending, each delivery is checked in order: consent (GA4: analytics; the ad platforms:");
-    println!("  ad_user_data), browser overlap, identity (GA4 needs a client_id; the others a hashed email or a");
-    println!(
-        "  click id), time window (GA4 72 h, Meta 7 days, Google Ads and LinkedIn 90 days), the platform's rules."
-    );
+    let by = |what: fn(&crate::platforms::Showcase) -> String| {
+        let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
+        for p in ALL {
+            let key = what(&p.showcase);
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, labels)) => labels.push(p.label),
+                None => groups.push((key, vec![p.label])),
+            }
+        }
+        groups.iter().map(|(k, labels)| format!("{}: {k}", labels.join(", "))).collect::<Vec<_>>().join("; ")
+    };
+    println!("\n  Before sending, each delivery is checked in order:");
+    println!("    consent ({}), browser overlap,", by(|s| s.consent.to_owned()));
+    println!("    identity ({}),", by(|s| s.identity.to_owned()));
+    println!("    time window ({}), the platform's rules.", by(|s| window(s.window_hours)));
+}
+
+/// `72 h`, or `7 days` when whole days.
+fn window(hours: u32) -> String {
+    if hours % 24 == 0 && hours > 72 {
+        format!("{} days", hours / 24)
+    } else {
+        format!("{hours} h")
+    }
+}
+
+/// `Four`, as a sentence starts.
+fn count_word(n: usize) -> String {
+    const WORDS: [&str; 9] = ["No", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight"];
+    WORDS.get(n).map_or_else(|| n.to_string(), |w| (*w).to_owned())
 }
 
 async fn wait_ready(api: &api::Api, server: &tokio::task::JoinHandle<anyhow::Result<()>>) -> anyhow::Result<()> {
@@ -214,13 +242,18 @@ async fn wait_ready(api: &api::Api, server: &tokio::task::JoinHandle<anyhow::Res
     }
 }
 
-fn hints(api: &api::Api, db: &Path, config_file: &Path, kept: bool) {
+fn hints(api: &api::Api, db: &Path, config_file: &Path, kept: bool, sims: &Sims) {
+    // A destination worth a look on its own: one that confirms later, if any.
+    let lanes = &sims.lanes;
+    let shown = lanes.iter().find(|l| l.platform.showcase.confirms_later.is_some()).or(lanes.first());
     let auth = format!("-H 'authorization: Bearer {}'", api.admin_token);
     println!("\nSurety is still running at {}. Look around (admin token {}):", api.base, api.admin_token);
     println!("  the dashboard: open {}/ in a browser (any user name, the admin token as password)", api.base);
     println!("  curl {auth} {}/v1/events/order:1042:order_paid", api.base);
     println!("  curl {auth} '{}/v1/deliveries?state=skipped'", api.base);
-    println!("  curl {auth} '{}/v1/deliveries?destination={GOOGLE_ADS}'", api.base);
+    if let Some(lane) = shown {
+        println!("  curl {auth} '{}/v1/deliveries?destination={}'", api.base, lane.name);
+    }
     println!("  curl {}/metrics", api.base);
     println!(
         "  post your own: curl {} -H 'authorization: Bearer {}' -H 'content-type: application/json' \\\n    \

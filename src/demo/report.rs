@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use super::api::Api;
 use super::script::{Expect, Expected, Tour};
+use super::setup::destinations;
 use super::setup::Sims;
-use super::{DESTINATIONS, GOOGLE_ADS};
 use crate::core::DeliveryState;
 use crate::store::{EventView, Routing};
 
@@ -74,7 +74,7 @@ pub async fn print(api: &Api, sims: &Sims, tour: &Tour) -> anyhow::Result<Summar
     }
 
     for (id, why) in [
-        (&tour.outage_event, "the GA4 outage: failed attempts, backoff, then delivery — each attempt recorded"),
+        (&tour.outage_event, "the outage: failed attempts, backoff, then delivery — each attempt recorded"),
         (&tour.late_event, "the late bank transfer: event time (sent to each platform) vs processing time"),
     ] {
         if let Some(v) = id.as_ref().and_then(|id| views.iter().find(|v| v.event.event_id.as_str() == id)) {
@@ -180,7 +180,8 @@ fn totals(views: &[EventView], tour: &Tour, sims: &Sims, mismatches: &mut Vec<St
     println!("\n══ Totals for this tour, per destination (they add up: nothing disappears) ══\n");
     println!("  events        {events} = routed {routed} + not_routed {}", events - routed);
     let mut all = Tally::default();
-    for dest in DESTINATIONS {
+    let known = destinations();
+    for &dest in &known {
         let t = by_dest.get(dest).cloned().unwrap_or_default();
         print_tally(dest, &t);
         check_tally(dest, &t, tour, mismatches);
@@ -189,11 +190,11 @@ fn totals(views: &[EventView], tour: &Tour, sims: &Sims, mismatches: &mut Vec<St
             *all.states.entry(s).or_default() += n;
         }
     }
-    for dest in by_dest.keys().filter(|d| !DESTINATIONS.contains(&d.as_str())) {
+    for dest in by_dest.keys().filter(|d| !known.contains(&d.as_str())) {
         mismatches.push(format!("{dest}: a destination the tour does not know"));
     }
     println!("  {:-<13}", "");
-    print_tally("all four", &all);
+    print_tally("all", &all);
 
     let answers: Vec<&str> = tour.events.iter().flat_map(|t| &t.answers).map(String::as_str).collect();
     let mut words: BTreeMap<&str, usize> = BTreeMap::new();
@@ -232,7 +233,7 @@ fn print_tally(dest: &str, t: &Tally) {
 
 /// The checks a destination's totals must pass: states add up to what was planned, nothing is
 /// left pending, the tour planned exactly what it expected there, the simulator received one
-/// event per delivered delivery, and Google confirmed every delivery it took.
+/// event per delivered delivery, and a platform that confirms later confirmed every delivery it took.
 fn check_tally(dest: &str, t: &Tally, tour: &Tour, mismatches: &mut Vec<String>) {
     let sum: u64 = ENDED.iter().chain(["pending"].iter()).map(|s| t.count(s)).sum();
     if sum != t.planned {
@@ -253,7 +254,9 @@ fn check_tally(dest: &str, t: &Tally, tour: &Tour, mismatches: &mut Vec<String>)
             ));
         }
     }
-    if dest == GOOGLE_ADS {
+    let confirms_later =
+        crate::platforms::ALL.iter().any(|p| p.showcase.demo_name == dest && p.showcase.confirms_later.is_some());
+    if confirms_later {
         let sent = t.reasons.get("delivered:sent").copied().unwrap_or(0);
         if sent > 0 {
             mismatches.push(format!("{dest}: {sent} deliveries never had their processing confirmed"));

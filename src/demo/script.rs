@@ -2,8 +2,10 @@
 //! payments, a bank transfer confirmed two days late, a refund, a redelivered webhook, a
 //! conflicting restatement, a back-office import with an 80-hour-old and an anonymous order, a
 //! kind the catalog does not route, a declined consent, a lead, a chargeback, a refused replay,
-//! a GA4 outage with its recovery ([`super::outage`]), and Google confirming what it processed.
-//! Every event goes to up to four destinations; each step says what it expects of each.
+//! an outage of the first platform with its recovery ([`super::outage`]), and the platforms that
+//! confirm processing later confirming it. Every event goes to each destination the catalog routes
+//! its kind to; each step says what it expects of each, from what the platform says of itself
+//! (`platforms::Showcase`). The narration names the platforms as the shop's day meets them.
 
 mod steps;
 
@@ -15,7 +17,7 @@ use serde_json::{json, Value};
 use self::steps::free_shift;
 pub(super) use self::steps::{order_paid, post, post_stripe, step, stripe_payment};
 use super::api::{planned, Api};
-use super::{DESTINATIONS, GA4, GOOGLE_ADS, LINKEDIN, META};
+use crate::platforms::{Showcase, ALL};
 
 /// What the tour expects of one delivery.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,14 +30,17 @@ pub enum Expect {
 /// Empty: the kind is routed nowhere (`not_routed`).
 pub type Expected = Vec<(&'static str, Expect)>;
 
-/// The same outcome at every destination.
-pub(super) fn everywhere(e: Expect) -> Expected {
-    DESTINATIONS.iter().map(|d| (*d, e)).collect()
+/// The same outcome at every destination the catalog routes `kind` to.
+pub(super) fn everywhere(kind: &str, e: Expect) -> Expected {
+    routed(kind, |_| e)
 }
 
-/// One outcome for GA4, another for the three ad platforms.
-fn ga4_then_ads(ga4: Expect, ads: Expect) -> Expected {
-    vec![(GA4, ga4), (META, ads), (GOOGLE_ADS, ads), (LINKEDIN, ads)]
+/// An outcome per destination the catalog routes `kind` to, from what its platform says of itself.
+fn routed(kind: &str, expect: impl Fn(&Showcase) -> Expect) -> Expected {
+    ALL.iter()
+        .filter(|p| p.showcase.route(kind).is_some())
+        .map(|p| (p.showcase.demo_name, expect(&p.showcase)))
+        .collect()
 }
 
 const DELIVERED: Expect = Expect::Delivered;
@@ -140,7 +145,7 @@ pub async fn play(api: &Api) -> anyhow::Result<(Tour, Ids, DateTime<Utc>)> {
          checkout capture, and plans one delivery per destination.",
     );
     let story = "paid by card (Stripe webhook); identity joined from checkout; sent to all four";
-    post_stripe(api, &mut tour, &card_1042, story, everywhere(DELIVERED), "accepted").await?;
+    post_stripe(api, &mut tour, &card_1042, story, everywhere("order_paid", DELIVERED), "accepted").await?;
 
     let bank_1043 = order_paid(&o(1043), &at(now, 48 * 60), 129.00, "bank_transfer", None);
     step(
@@ -149,7 +154,7 @@ pub async fn play(api: &Api) -> anyhow::Result<(Tour, Ids, DateTime<Utc>)> {
          window: GA4's 72 h is the shortest), and that is the time each platform gets — not \"now\".",
     );
     let story = "bank transfer confirmed 2 days late";
-    let late = post(api, &mut tour, &bank_1043, story, everywhere(DELIVERED), 202).await?;
+    let late = post(api, &mut tour, &bank_1043, story, everywhere("order_paid", DELIVERED), 202).await?;
     tour.late_event = Some(late);
 
     let refund = json!({
@@ -166,18 +171,18 @@ pub async fn play(api: &Api) -> anyhow::Result<(Tour, Ids, DateTime<Utc>)> {
     );
     first_reach_the_platforms(api, &mut tour, "order 1042's purchase").await?;
     let story = "refunded: GA4 'refund', Google Ads conversion restated to 0";
-    post(api, &mut tour, &refund, story, vec![(GA4, DELIVERED), (GOOGLE_ADS, DELIVERED)], 202).await?;
+    post(api, &mut tour, &refund, story, everywhere("refund_completed", DELIVERED), 202).await?;
 
     step("5. Stripe redelivers order 1042's payment webhook — the same event, byte for byte, signed anew.");
-    post_stripe(api, &mut tour, &card_1042, "", everywhere(DELIVERED), "duplicate").await?;
+    post_stripe(api, &mut tour, &card_1042, "", everywhere("order_paid", DELIVERED), "duplicate").await?;
     say("    (a duplicate: nothing new is created and nothing is sent again, to any platform)");
 
     let first_1044 = order_paid(&o(1044), &at(now, 110), 120.00, "card", None);
     let restated_1044 = order_paid(&o(1044), &at(now, 110), 100.00, "card", None);
     step("6. Order 1044 is paid (120.00 EUR). Later a second message arrives for the same payment with 100.00.");
     let story = "paid; then restated with a different value";
-    post(api, &mut tour, &first_1044, story, everywhere(DELIVERED), 202).await?;
-    post(api, &mut tour, &restated_1044, "", everywhere(DELIVERED), 409).await?;
+    post(api, &mut tour, &first_1044, story, everywhere("order_paid", DELIVERED), 202).await?;
+    post(api, &mut tour, &restated_1044, "", everywhere("order_paid", DELIVERED), 409).await?;
     say("    (a conflict: the original stands and the attempt is recorded; a changed value is a new kind of");
     say("    event, such as a restatement, never an overwrite)");
 
@@ -193,7 +198,7 @@ pub async fn play(api: &Api) -> anyhow::Result<(Tour, Ids, DateTime<Utc>)> {
     let declined = order_paid(&o(1045), &at(now, 85), 45.00, "card", None);
     step("8. Order 1045 is paid. Its shopper declined consent at checkout (analytics and ad user data).");
     let story = "shopper declined consent: sent nowhere";
-    post(api, &mut tour, &declined, story, everywhere(Expect::Skipped("consent_denied")), 202).await?;
+    post(api, &mut tour, &declined, story, everywhere("order_paid", Expect::Skipped("consent_denied")), 202).await?;
 
     step(
         "9. The back office imports two orders in one batch ({\"events\": [...]}), answered per item:\n   \
@@ -223,11 +228,11 @@ pub async fn play(api: &Api) -> anyhow::Result<(Tour, Ids, DateTime<Utc>)> {
     let stories: [(&'static str, Expected); 2] = [
         (
             "80 h old: outside GA4's window (never re-timed), inside the others'",
-            ga4_then_ads(Expect::Skipped("outside_window"), DELIVERED),
+            routed("order_paid", |s| if s.window_hours < 80 { Expect::Skipped("outside_window") } else { DELIVERED }),
         ),
         (
             "phone order: no client_id for GA4; the ad platforms match the hashed email",
-            ga4_then_ads(Expect::Skipped("no_identity"), DELIVERED),
+            routed("order_paid", |s| if s.needs_client_id { Expect::Skipped("no_identity") } else { DELIVERED }),
         ),
     ];
     for (r, (story, expect)) in results.iter().zip(stories) {
@@ -246,7 +251,7 @@ pub async fn play(api: &Api) -> anyhow::Result<(Tour, Ids, DateTime<Utc>)> {
     });
     step("10. Sales qualifies lead L-311 (a wholesale enquiry from the shop's form) in the CRM.");
     let story = "CRM lead qualified; joined by lead id; a lead conversion everywhere";
-    post(api, &mut tour, &lead, story, everywhere(DELIVERED), 202).await?;
+    post(api, &mut tour, &lead, story, everywhere("lead_qualified", DELIVERED), 202).await?;
 
     let chargeback = json!({
         "kind": "chargeback_opened", "occurred_at": at(now, 20),
@@ -260,7 +265,7 @@ pub async fn play(api: &Api) -> anyhow::Result<(Tour, Ids, DateTime<Utc>)> {
     );
     first_reach_the_platforms(api, &mut tour, "order 1044's purchase").await?;
     let story = "chargeback: custom GA4 event, Google Ads conversion retracted";
-    post(api, &mut tour, &chargeback, story, vec![(GA4, DELIVERED), (GOOGLE_ADS, DELIVERED)], 202).await?;
+    post(api, &mut tour, &chargeback, story, everywhere("chargeback_opened", DELIVERED), 202).await?;
 
     say("\n   … the workers deliver in the background, one per destination; waiting until nothing is pending …");
     if !api.wait_idle(Duration::from_secs(20)).await? {
@@ -271,7 +276,7 @@ pub async fn play(api: &Api) -> anyhow::Result<(Tour, Ids, DateTime<Utc>)> {
     let paid_1042 = format!("order:{}:order_paid", o(1042));
     let a = api.admin_post("/v1/deliveries/replay", &json!({"event_id": paid_1042})).await?;
     let refused = a.body.get("refused").and_then(Value::as_array).cloned().unwrap_or_default();
-    if refused.len() == DESTINATIONS.len() {
+    if refused.len() == everywhere("order_paid", DELIVERED).len() {
         say(&format!(
             "    → refused at all {} destinations: {}\n    (no double success: only a replay with \"force\": true sends it again, and it is logged as forced)",
             refused.len(),
@@ -293,26 +298,27 @@ async fn first_reach_the_platforms(api: &Api, tour: &mut Tour, what: &str) -> an
     Ok(())
 }
 
-/// Google's processing status turns "sent" into "accepted": waits (bounded) until it has.
+/// A platform's processing status turns "sent" into "accepted": for each platform that confirms
+/// later, waits (bounded) until it has.
 pub async fn confirmations(api: &Api, tour: &mut Tour) -> anyhow::Result<()> {
-    step(
-        "15. Google Ads confirms what it processed. events:ingest answering 200 means \"accepted for\n    \
-         processing\": those deliveries are 'delivered:sent'. Surety asks requestStatus:retrieve (Google: about\n    \
-         30 minutes later; the simulator: at once) and settles each request's deliveries as accepted,\n    \
-         partially_accepted or processing_failed — or, if Google never says, processing_unknown after 24 h.",
-    );
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let delivered = api.deliveries(GOOGLE_ADS, "delivered").await?;
-        let waiting = delivered.iter().filter(|d| d.get("reason").and_then(Value::as_str) == Some("sent")).count();
-        if waiting == 0 {
-            say(&format!("    → all {} Google Ads deliveries confirmed processed", delivered.len()));
-            return Ok(());
+    for platform in ALL {
+        let Some(story) = platform.showcase.confirms_later else { continue };
+        step(&format!("15. {story}"));
+        let (name, label) = (platform.showcase.demo_name, platform.label);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let delivered = api.deliveries(name, "delivered").await?;
+            let waiting = delivered.iter().filter(|d| d.get("reason").and_then(Value::as_str) == Some("sent")).count();
+            if waiting == 0 {
+                say(&format!("    → all {} {label} deliveries confirmed processed", delivered.len()));
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                tour.surprises.push(format!("{waiting} {label} deliveries were still unconfirmed after 20 s"));
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        if std::time::Instant::now() > deadline {
-            tour.surprises.push(format!("{waiting} Google Ads deliveries were still unconfirmed after 20 s"));
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    Ok(())
 }

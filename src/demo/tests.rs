@@ -1,8 +1,16 @@
 //! The whole tour, as `surety demo --exit` plays it: it must go as described at all four
-//! destinations, and its totals must add up and match what each simulator received.
+//! destinations, and its totals must add up and match what each simulator received. The numbers
+//! are the story's, per destination, so this test names the platforms (the demo itself does not).
 
-use super::setup::PURCHASE_ACTION;
-use super::{Demo, DemoArgs, DESTINATIONS, GA4, GOOGLE_ADS, LINKEDIN, META};
+use super::setup::destinations;
+use super::{Demo, DemoArgs};
+use crate::platforms::google_ads::sim::GoogleAdsSim;
+use crate::platforms::google_ads::PURCHASE_ACTION;
+
+const GA4: &str = "ga4-web";
+const META: &str = "meta";
+const GOOGLE_ADS: &str = "google-ads";
+const LINKEDIN: &str = "linkedin";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tour_goes_as_described_at_all_four_destinations() {
@@ -13,14 +21,17 @@ async fn the_tour_goes_as_described_at_all_four_destinations() {
     let written = crate::config::Config::from_toml(&written).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(written.sqlite_path().map(std::path::PathBuf::from), Some(demo.db.clone()));
     let summary = demo.tour().await;
-    let google = demo.sims.google.state().clone();
-    let ga4_faults = demo.sims.ga4.fault_count();
+    let lane = demo.sims.lane(GOOGLE_ADS).expect("a Google Ads lane");
+    let google = lane.sim.as_any().downcast_ref::<GoogleAdsSim>().expect("the Google Ads simulator").state().clone();
+    let ga4 = demo.sims.lane(GA4).expect("a GA4 lane");
+    assert_eq!(demo.sims.outage().unwrap().name, GA4, "the outage is GA4's");
+    let ga4_faults = ga4.sim.faulted();
     demo.stop().await.unwrap();
     let summary = summary.unwrap();
     assert!(summary.mismatches.is_empty(), "the tour differs from its story: {:#?}", summary.mismatches);
 
     let names: Vec<&str> = summary.by_destination.keys().map(String::as_str).collect();
-    let mut expected_names = DESTINATIONS.to_vec();
+    let mut expected_names = destinations();
     expected_names.sort_unstable();
     assert_eq!(names, expected_names, "one destination per simulator");
 

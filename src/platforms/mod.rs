@@ -10,6 +10,7 @@ pub mod linkedin;
 mod load;
 pub mod meta;
 
+use std::path::Path;
 use std::sync::Arc;
 
 use figment::Figment;
@@ -22,6 +23,7 @@ use crate::core::plan::{Planner, Rules};
 use crate::core::Event;
 use crate::delivery::validate_mode::ValidateMode;
 use crate::delivery::Destination;
+pub use crate::sim::{Fault, Marker, SimOptions};
 
 /// Every platform, in the order `type`s are listed in messages. Adding one: its folder, and one
 /// line here (`tests::every_platform_is_complete` checks the rest: default section, simulator,
@@ -51,8 +53,63 @@ pub trait Platform: 'static {
     fn destination(config: &Self::Config) -> anyhow::Result<Arc<dyn Destination>>;
     /// The id its reports name this conversion by, as its adapter sends it (reconcile).
     fn report_id(event: &Event) -> Option<String>;
+    /// How `surety demo` and `surety bench` show it.
+    const SHOWCASE: Showcase;
+
     /// Starts its simulator on 127.0.0.1.
-    fn simulate() -> BoxFuture<'static, std::io::Result<Box<dyn Simulator>>>;
+    fn simulate(options: SimOptions) -> BoxFuture<'static, std::io::Result<Box<dyn Simulator>>>;
+}
+
+/// What `surety demo` and `surety bench` need to know of a platform to show it (each platform's
+/// `showcase.rs`); with its [`Simulator`], they iterate [`ALL`] and name no platform.
+#[derive(Clone, Copy, Debug)]
+pub struct Showcase {
+    /// The demo's destination name.
+    pub demo_name: &'static str,
+    /// The demo's and the bench's catalog routes to it.
+    pub routes: &'static [ShowRoute],
+    /// Where its requests name the conversions they carry (the bench's arrival layer).
+    pub marker: Marker,
+    /// Whether the ledger says `accepted` (rather than `sent`) once it took a delivery.
+    pub accepts: bool,
+    /// How it confirms processing after the send, told as a step of the tour; `None` if the
+    /// answer to the send is all it says.
+    pub confirms_later: Option<&'static str>,
+    /// The time window the tour's 80-hour-old order meets, in hours.
+    pub window_hours: u32,
+    /// Whether it matches a conversion by a browser's `client_id` only (the phone order has none).
+    pub needs_client_id: bool,
+    /// Which consent it needs, and which identity, as the tour's introduction says them.
+    pub consent: &'static str,
+    pub identity: &'static str,
+    /// What `surety bench` says of its configuration, if anything (a lifted quota).
+    pub bench_note: Option<&'static str>,
+}
+
+/// A catalog route: business event `kind` is sent to the platform as `event` (with `extra` TOML
+/// keys of the route), which the demo's catalog table shows as `shown`.
+#[derive(Clone, Copy, Debug)]
+pub struct ShowRoute {
+    pub kind: &'static str,
+    pub event: &'static str,
+    pub extra: &'static str,
+    pub shown: &'static str,
+}
+
+impl Showcase {
+    /// Its route for business event `kind`, if the catalog has one.
+    pub fn route(&self, kind: &str) -> Option<&'static ShowRoute> {
+        self.routes.iter().find(|r| r.kind == kind)
+    }
+}
+
+/// What the destination a simulator configures is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// `surety demo`: every check the platform offers, shown.
+    Tour,
+    /// `surety bench`: Surety measured, not the platform's quota.
+    Load,
 }
 
 /// A running simulator, whatever its platform (the typed ones are in each `<p>::sim`).
@@ -61,7 +118,34 @@ pub trait Simulator: Send + Sync {
     fn base_url(&self) -> &str;
     /// Conversions it took.
     fn received(&self) -> u64;
+    /// Requests carrying conversions that it took.
+    fn requests(&self) -> u64;
+    /// Requests it answered with an injected fault.
+    fn faulted(&self) -> u64;
+    /// Every request meets `fault` from now on; `None` heals.
+    fn set_fault(&self, fault: Option<Fault>);
+    /// The `[[destinations]]` section of a destination `name` pointing at it (its secrets written
+    /// to files under `dir`), without the common keys.
+    fn destination_toml(&self, name: &str, dir: &Path, purpose: Purpose) -> std::io::Result<String>;
+    /// What the demo's introduction says of it.
+    fn introduce(&self) -> Vec<String>;
+    /// What it took, in its platform's words (one line of the demo's report).
+    fn describe(&self) -> String;
+    /// The typed simulator, for tests that look closer.
+    fn as_any(&self) -> &dyn std::any::Any;
     fn shutdown(&self) -> BoxFuture<'_, ()>;
+}
+
+/// A secret written to `dir/name`, as a `file:` reference in TOML.
+pub fn secret_file(dir: &Path, name: &str, value: &str) -> std::io::Result<String> {
+    let path = dir.join(name);
+    std::fs::write(&path, value)?;
+    Ok(toml_string(&format!("file:{}", path.display())))
+}
+
+/// `s` as a TOML string.
+pub fn toml_string(s: &str) -> String {
+    toml::Value::String(s.to_owned()).to_string()
 }
 
 /// One line of [`ALL`]: a [`Platform`]'s parts, callable without knowing its type.
@@ -74,7 +158,8 @@ pub struct Entry {
     rules: fn(&DestinationConfig) -> Option<Arc<dyn Rules>>,
     destination: fn(&DestinationConfig) -> Option<Built>,
     pub report_id: fn(&Event) -> Option<String>,
-    pub simulate: fn() -> BoxFuture<'static, std::io::Result<Box<dyn Simulator>>>,
+    pub showcase: Showcase,
+    pub simulate: fn(SimOptions) -> BoxFuture<'static, std::io::Result<Box<dyn Simulator>>>,
 }
 
 impl Entry {
@@ -87,6 +172,7 @@ impl Entry {
             rules: rules_for::<P>,
             destination: destination_for::<P>,
             report_id: P::report_id,
+            showcase: P::SHOWCASE,
             simulate: P::simulate,
         }
     }

@@ -50,7 +50,7 @@ fn every_platform_has_a_section_in_docs_platforms_md() {
 #[tokio::test]
 async fn every_platform_has_a_simulator() {
     for entry in ALL {
-        let sim = (entry.simulate)().await.unwrap_or_else(|e| panic!("{}: {e}", entry.type_name));
+        let sim = (entry.simulate)(Default::default()).await.unwrap_or_else(|e| panic!("{}: {e}", entry.type_name));
         assert!(sim.base_url().starts_with("http://127.0.0.1:"), "{}", sim.base_url());
         assert_eq!(sim.received(), 0, "{}", entry.type_name);
         sim.shutdown().await;

@@ -62,6 +62,42 @@ impl<S> Deref for Running<S> {
     }
 }
 
+/// How a simulator is started: keeping what it received or counting only, and with what layer
+/// around its routes (`surety bench` notes when each event arrives).
+#[derive(Clone, Default)]
+pub struct SimOptions {
+    /// Count only: keep no request bodies (a long benchmark would hold them all).
+    pub counting_only: bool,
+    /// Wraps the simulator's routes before they are served.
+    pub wrap: Option<Arc<dyn Fn(Router) -> Router + Send + Sync>>,
+}
+
+impl SimOptions {
+    /// `router`, wrapped if asked.
+    pub fn apply(&self, router: Router) -> Router {
+        match &self.wrap {
+            Some(wrap) => wrap(router),
+            None => router,
+        }
+    }
+}
+
+/// Where a platform's requests name the conversions they carry: how such a request's path ends
+/// (`/debug/…` paths excepted) and what precedes a conversion's number (the benchmark's order
+/// number, or the Surety event id `order:N:…`) in its body.
+#[derive(Clone, Copy, Debug)]
+pub struct Marker {
+    pub path: &'static str,
+    pub key: &'static str,
+}
+
+impl Marker {
+    /// Whether a request to `path` carries conversions.
+    pub fn matches(&self, path: &str) -> bool {
+        path.ends_with(self.path) && !path.starts_with("/debug/")
+    }
+}
+
 /// A way for a simulated platform to misbehave.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fault {

@@ -2,9 +2,10 @@
 //! reached it (`Arrivals`, found in the body by a `Marker`), so latency is known per event and an
 //! event taken twice shows.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use axum::body::Body;
@@ -12,40 +13,59 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::Router;
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
-use crate::platforms::ga4::sim::{self as ga4, Ga4SimState};
+use crate::platforms::{toml_string, Entry, Purpose, SimOptions, Simulator};
+use crate::sim::Marker;
 
-/// A platform simulator behind a layer that notes when each event (by the benchmark's event
-/// number, which every payload carries) reached it and was taken, so ingest→platform latency is
-/// known per event, and an event taken twice shows.
-pub struct Sim<S = Ga4SimState> {
-    pub base_url: String,
-    pub state: S,
+/// A platform's simulator (`platforms::Entry::simulate`, counting only) behind a layer that
+/// notes when each event (by the benchmark's event number, which every payload carries) reached
+/// it and was taken, so ingest→platform latency is known per event, and an event taken twice shows.
+pub struct Sim {
+    pub platform: &'static Entry,
+    /// The name of the destination pointed at it: `<type>-bench`.
+    pub destination: String,
+    pub sim: Box<dyn Simulator>,
     pub arrivals: Arc<Arrivals>,
-    stop: CancellationToken,
-    task: JoinHandle<()>,
 }
 
-/// Where a platform's requests name the events they carry.
-#[derive(Clone, Copy, Debug)]
-pub struct Marker {
-    /// How the path of a request carrying events ends (`/debug/…` paths excepted).
-    pub path: &'static str,
-    /// What precedes an event's number in such a request's body.
-    pub key: &'static str,
-}
+impl Sim {
+    /// Starts `platform`'s simulator on 127.0.0.1:0 behind the arrival-noting layer.
+    pub async fn start(platform: &'static Entry, events: usize, epoch: Instant) -> anyhow::Result<Self> {
+        let arrivals = Arc::new(Arrivals::new(events, epoch, platform.showcase.marker));
+        let layer = arrivals.clone();
+        let wrap =
+            move |router: Router| router.layer(axum::middleware::from_fn_with_state(layer.clone(), note_arrival));
+        let options = SimOptions { counting_only: true, wrap: Some(Arc::new(wrap)) };
+        let sim = (platform.simulate)(options)
+            .await
+            .with_context(|| format!("cannot start the {} simulator", platform.label))?;
+        let destination = format!("{}-bench", platform.type_name.replace('_', "-"));
+        Ok(Self { platform, destination, sim, arrivals })
+    }
 
-impl Marker {
-    fn matches(&self, path: &str) -> bool {
-        path.ends_with(self.path) && !path.starts_with("/debug/")
+    /// Its destination's section (secrets written under `dir`) with `concurrency`, and the
+    /// catalog route of `order_paid` to it, as TOML.
+    pub fn destination_toml(&self, dir: &Path, concurrency: usize) -> anyhow::Result<String> {
+        let section = self
+            .sim
+            .destination_toml(&self.destination, dir, Purpose::Load)
+            .with_context(|| format!("cannot write the {} destination's secrets", self.platform.label))?;
+        let route = self
+            .platform
+            .showcase
+            .route("order_paid")
+            .with_context(|| format!("{} has no route for order_paid", self.platform.label))?;
+        Ok(format!(
+            "\n{section}concurrency = {concurrency}\n\n[catalog.order_paid.{}]\nevent = {}\n",
+            self.destination,
+            toml_string(route.event)
+        ))
+    }
+
+    pub async fn stop(self) {
+        self.sim.shutdown().await;
     }
 }
-
-/// GA4: `params.transaction_id` is the order number.
-pub const GA4_MARKER: Marker = Marker { path: "/mp/collect", key: "\"transaction_id\":\"" };
 
 /// Arrival time of each event, in microseconds since `epoch` (0 = not arrived), and how many
 /// arrived more than once. Only requests the simulator answered 2xx count.
@@ -130,41 +150,6 @@ async fn note_arrival(State(arrivals): State<Arc<Arrivals>>, request: Request, n
     }
 }
 
-impl Sim<Ga4SimState> {
-    /// Serves the GA4 simulator's routes on 127.0.0.1:0, counting only (no request bodies kept).
-    pub async fn start(events: usize, epoch: Instant) -> anyhow::Result<Self> {
-        let state = Ga4SimState::new();
-        state.set_recording(false);
-        Self::serve(ga4::router(state.clone()), state, Arrivals::new(events, epoch, GA4_MARKER)).await
-    }
-}
-
-impl<S> Sim<S> {
-    /// Serves a simulator's `router` on 127.0.0.1:0 behind the arrival-noting layer.
-    pub async fn serve(router: Router, state: S, arrivals: Arrivals) -> anyhow::Result<Self> {
-        let arrivals = Arc::new(arrivals);
-        let app = router.layer(axum::middleware::from_fn_with_state(arrivals.clone(), note_arrival));
-        let listener = TcpListener::bind("127.0.0.1:0").await.context("cannot bind the simulator")?;
-        let base_url = format!("http://{}", listener.local_addr()?);
-        let stop = CancellationToken::new();
-        let signal = stop.clone().cancelled_owned();
-        let task = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(signal).await {
-                eprintln!("a simulator stopped: {e}");
-            }
-        });
-        Ok(Self { base_url, state, arrivals, stop, task })
-    }
-
-    pub async fn stop(self) {
-        self.stop.cancel();
-        let mut task = self.task;
-        if tokio::time::timeout(Duration::from_secs(5), &mut task).await.is_err() {
-            task.abort();
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::Ordering;
@@ -172,15 +157,17 @@ mod tests {
 
     use super::*;
 
+    const MARKER: Marker = Marker { path: "/mp/collect", key: "\"transaction_id\":\"" };
+
     #[test]
-    fn notes_each_transaction_id() {
-        let a = Arrivals::new(3, Instant::now(), GA4_MARKER);
+    fn notes_each_event_number() {
+        let a = Arrivals::new(3, Instant::now(), MARKER);
         a.note(br#"{"events":[{"params":{"transaction_id":"0"}},{"params":{"transaction_id":"2"}}]}"#, 5);
         a.note(br#"{"events":[{"params":{"transaction_id":"2"}},{"params":{"transaction_id":"9"}}]}"#, 6);
         assert_eq!((a.get(0), a.get(1), a.get(2)), (Some(5), None, Some(6)));
         assert_eq!(a.repeats.load(Ordering::Relaxed), 1);
         assert_eq!(a.unknown.load(Ordering::Relaxed), 1);
         assert_eq!((a.arrived(), a.last()), (2, Some(6)));
-        assert!(GA4_MARKER.matches("/mp/collect") && !GA4_MARKER.matches("/debug/mp/collect"));
+        assert!(MARKER.matches("/mp/collect") && !MARKER.matches("/debug/mp/collect"));
     }
 }

@@ -14,6 +14,7 @@ mod batch;
 mod check;
 pub mod config;
 mod payload;
+mod showcase;
 pub mod sim;
 mod validate;
 
@@ -334,6 +335,7 @@ impl Destination for Ga4 {
 impl super::Platform for Ga4 {
     const TYPE: &'static str = "ga4";
     const LABEL: &'static str = "GA4";
+    const SHOWCASE: super::Showcase = showcase::SHOWCASE;
     type Config = Ga4Config;
 
     fn rules(config: &Ga4Config) -> Arc<dyn Rules> {
@@ -348,21 +350,7 @@ impl super::Platform for Ga4 {
         transaction_id(event)
     }
 
-    fn simulate() -> BoxFuture<'static, std::io::Result<Box<dyn super::Simulator>>> {
-        async { sim::start().await.map(|s| Box::new(s) as Box<dyn super::Simulator>) }.boxed()
-    }
-}
-
-impl super::Simulator for sim::Ga4Sim {
-    fn base_url(&self) -> &str {
-        &self.base_url
-    }
-
-    fn received(&self) -> u64 {
-        self.event_count()
-    }
-
-    fn shutdown(&self) -> BoxFuture<'_, ()> {
-        self.shutdown().boxed()
+    fn simulate(options: super::SimOptions) -> BoxFuture<'static, std::io::Result<Box<dyn super::Simulator>>> {
+        showcase::simulate(options)
     }
 }

@@ -38,7 +38,10 @@ mod payload;
 mod restate;
 mod rules;
 mod send;
+mod showcase;
 pub mod sim;
+
+pub use self::showcase::{LEAD_ACTION, PURCHASE_ACTION};
 mod status;
 mod validate;
 
@@ -218,6 +221,7 @@ impl Destination for GoogleAds {
 impl super::Platform for GoogleAds {
     const TYPE: &'static str = "google_ads";
     const LABEL: &'static str = "Google Ads";
+    const SHOWCASE: super::Showcase = showcase::SHOWCASE;
     const REPORTS_ROUTE_EVENT: bool = false;
     type Config = GoogleAdsConfig;
 
@@ -233,21 +237,7 @@ impl super::Platform for GoogleAds {
         Some(transaction_id(event))
     }
 
-    fn simulate() -> BoxFuture<'static, std::io::Result<Box<dyn super::Simulator>>> {
-        async { sim::start().await.map(|s| Box::new(s) as Box<dyn super::Simulator>) }.boxed()
-    }
-}
-
-impl super::Simulator for sim::GoogleAdsSim {
-    fn base_url(&self) -> &str {
-        &self.base_url
-    }
-
-    fn received(&self) -> u64 {
-        self.event_count()
-    }
-
-    fn shutdown(&self) -> BoxFuture<'_, ()> {
-        self.shutdown().boxed()
+    fn simulate(options: super::SimOptions) -> BoxFuture<'static, std::io::Result<Box<dyn super::Simulator>>> {
+        showcase::simulate(options)
     }
 }

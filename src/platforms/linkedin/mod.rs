@@ -14,6 +14,7 @@ mod answer;
 mod check;
 pub mod config;
 mod payload;
+mod showcase;
 pub mod sim;
 mod validate;
 
@@ -279,6 +280,7 @@ impl Destination for Linkedin {
 impl super::Platform for Linkedin {
     const TYPE: &'static str = "linkedin";
     const LABEL: &'static str = "LinkedIn";
+    const SHOWCASE: super::Showcase = showcase::SHOWCASE;
     type Config = LinkedinConfig;
 
     fn rules(config: &LinkedinConfig) -> Arc<dyn Rules> {
@@ -293,21 +295,7 @@ impl super::Platform for Linkedin {
         Some(event.event_id.as_str().to_owned())
     }
 
-    fn simulate() -> BoxFuture<'static, std::io::Result<Box<dyn super::Simulator>>> {
-        async { sim::start().await.map(|s| Box::new(s) as Box<dyn super::Simulator>) }.boxed()
-    }
-}
-
-impl super::Simulator for sim::LinkedinSim {
-    fn base_url(&self) -> &str {
-        &self.base_url
-    }
-
-    fn received(&self) -> u64 {
-        self.conversion_count()
-    }
-
-    fn shutdown(&self) -> BoxFuture<'_, ()> {
-        self.shutdown().boxed()
+    fn simulate(options: super::SimOptions) -> BoxFuture<'static, std::io::Result<Box<dyn super::Simulator>>> {
+        showcase::simulate(options)
     }
 }

@@ -21,6 +21,7 @@ pub mod config;
 mod normalize;
 mod payload;
 mod send;
+mod showcase;
 pub mod sim;
 mod validate;
 
@@ -214,6 +215,7 @@ impl Destination for Meta {
 impl super::Platform for Meta {
     const TYPE: &'static str = "meta";
     const LABEL: &'static str = "Meta";
+    const SHOWCASE: super::Showcase = showcase::SHOWCASE;
     type Config = MetaConfig;
 
     fn rules(config: &MetaConfig) -> Arc<dyn Rules> {
@@ -229,21 +231,7 @@ impl super::Platform for Meta {
         order_id(event).or_else(|| Some(event.event_id.as_str().to_owned()))
     }
 
-    fn simulate() -> BoxFuture<'static, std::io::Result<Box<dyn super::Simulator>>> {
-        async { sim::start().await.map(|s| Box::new(s) as Box<dyn super::Simulator>) }.boxed()
-    }
-}
-
-impl super::Simulator for sim::MetaSim {
-    fn base_url(&self) -> &str {
-        &self.base_url
-    }
-
-    fn received(&self) -> u64 {
-        self.event_count()
-    }
-
-    fn shutdown(&self) -> BoxFuture<'_, ()> {
-        self.shutdown().boxed()
+    fn simulate(options: super::SimOptions) -> BoxFuture<'static, std::io::Result<Box<dyn super::Simulator>>> {
+        showcase::simulate(options)
     }
 }

@@ -141,13 +141,21 @@ pub async fn start() -> std::io::Result<GoogleAdsSim> {
 
 /// Serves `state` on a free port of 127.0.0.1; assertions must name this server's `/token`.
 pub async fn start_with(state: GoogleAdsSimState) -> std::io::Result<GoogleAdsSim> {
+    serve(state, &crate::sim::SimOptions::default()).await
+}
+
+/// Serves `state` on a free port of 127.0.0.1 as `options` say (routes wrapped, bodies kept or not).
+pub async fn serve(state: GoogleAdsSimState, options: &crate::sim::SimOptions) -> std::io::Result<GoogleAdsSim> {
+    if options.counting_only {
+        state.set_recording(false);
+    }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let base_url = format!("http://{addr}");
     let token_url = format!("{base_url}/token");
     state.set_audience(Some(token_url.clone()));
     let stop = CancellationToken::new();
-    let app = router(state.clone());
+    let app = options.apply(router(state.clone()));
     let signal = stop.clone().cancelled_owned();
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(signal).await {
