@@ -22,10 +22,10 @@ use self::harness::Percentiles;
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
     /// Smaller run, for a quick look (a 20k events, b 10k requests, c 20k deliveries, d 5k events
-    /// to each of four platforms).
+    /// to each platform).
     #[arg(long)]
     pub quick: bool,
-    /// Events for the batched-ingest (a), delivery (c) and four-platform (d) scenarios
+    /// Events for the batched-ingest (a), delivery (c) and every-platform (d) scenarios
     /// [default: 200000, 100000 and 25000].
     #[arg(long, value_name = "N")]
     pub events: Option<usize>,
@@ -384,7 +384,7 @@ fn summary(rows: &[Row], report: &Report) {
     if rows.iter().any(|r| !r.destinations.is_empty()) {
         report.line(
             "  d: per destination, delivered events/s from the first ingest request to the last event its \
-             simulator took; the four share the run"
+             simulator took; the destinations share the run"
                 .to_owned(),
         );
     }

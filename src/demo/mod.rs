@@ -213,7 +213,7 @@ fn intro(addr: SocketAddr, db: &Path, sims: &Sims) {
 
 /// `72 h`, or `7 days` when whole days.
 fn window(hours: u32) -> String {
-    if hours % 24 == 0 && hours > 72 {
+    if hours.is_multiple_of(24) && hours > 72 {
         format!("{} days", hours / 24)
     } else {
         format!("{hours} h")

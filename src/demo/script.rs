@@ -144,7 +144,7 @@ pub async fn play(api: &Api) -> anyhow::Result<(Tour, Ids, DateTime<Utc>)> {
          from the Stripe event, joins client_id, session_id, the hashed email and consent from the\n   \
          checkout capture, and plans one delivery per destination.",
     );
-    let story = "paid by card (Stripe webhook); identity joined from checkout; sent to all four";
+    let story = "paid by card (Stripe webhook); identity joined from checkout; sent everywhere";
     post_stripe(api, &mut tour, &card_1042, story, everywhere("order_paid", DELIVERED), "accepted").await?;
 
     let bank_1043 = order_paid(&o(1043), &at(now, 48 * 60), 129.00, "bank_transfer", None);

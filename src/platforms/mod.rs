@@ -57,7 +57,7 @@ pub trait Platform: 'static {
     const SHOWCASE: Showcase;
 
     /// Starts its simulator on 127.0.0.1.
-    fn simulate(options: SimOptions) -> BoxFuture<'static, std::io::Result<Box<dyn Simulator>>>;
+    fn simulate(options: SimOptions) -> Starting;
 }
 
 /// What `surety demo` and `surety bench` need to know of a platform to show it (each platform's
@@ -148,6 +148,9 @@ pub fn toml_string(s: &str) -> String {
     toml::Value::String(s.to_owned()).to_string()
 }
 
+/// A simulator starting on 127.0.0.1.
+pub type Starting = BoxFuture<'static, std::io::Result<Box<dyn Simulator>>>;
+
 /// One line of [`ALL`]: a [`Platform`]'s parts, callable without knowing its type.
 #[derive(Clone, Copy, Debug)]
 pub struct Entry {
@@ -159,7 +162,7 @@ pub struct Entry {
     destination: fn(&DestinationConfig) -> Option<Built>,
     pub report_id: fn(&Event) -> Option<String>,
     pub showcase: Showcase,
-    pub simulate: fn(SimOptions) -> BoxFuture<'static, std::io::Result<Box<dyn Simulator>>>,
+    pub simulate: fn(SimOptions) -> Starting,
 }
 
 impl Entry {

@@ -84,3 +84,36 @@ fn a_configured_destination_reaches_its_platform() {
     assert_eq!(built.len(), 1);
     assert_eq!(built[0].name(), "li");
 }
+
+/// What the demo and the bench build from `Showcase` and `Simulator` alone: for every platform,
+/// a destination section for each purpose that configuration accepts, with the catalog's routes,
+/// and distinct demo names.
+#[tokio::test]
+async fn every_platform_can_be_shown_by_the_demo_and_the_bench() {
+    let names: BTreeSet<&str> = ALL.iter().map(|e| e.showcase.demo_name).collect();
+    assert_eq!(names.len(), ALL.len(), "demo names are distinct");
+    for entry in ALL {
+        let showcase = &entry.showcase;
+        assert!(showcase.route("order_paid").is_some(), "{}: the bench routes order_paid", entry.type_name);
+        assert!(!showcase.marker.path.is_empty() && !showcase.marker.key.is_empty(), "{}", entry.type_name);
+        let sim = (entry.simulate)(SimOptions { counting_only: true, wrap: None }).await.unwrap();
+        assert!(!sim.introduce().is_empty() && !sim.describe().is_empty(), "{}", entry.type_name);
+        for purpose in [Purpose::Tour, Purpose::Load] {
+            let dir = tempfile::tempdir().unwrap();
+            let name = showcase.demo_name;
+            let section = sim.destination_toml(name, dir.path(), purpose).unwrap();
+            let routes: String = showcase
+                .routes
+                .iter()
+                .map(|r| format!("[catalog.{}]\n{name} = {{ event = {}{} }}\n", r.kind, toml_string(r.event), r.extra))
+                .collect();
+            let text = format!("[storage]\nurl = \"sqlite://{}/x.db\"\n\n{section}\n{routes}", dir.path().display());
+            let config =
+                Config::from_toml(&text).unwrap_or_else(|e| panic!("{} {purpose:?}: {e}\n{text}", entry.type_name));
+            assert_eq!(config.destinations.len(), 1);
+            assert_eq!(config.destinations[0].type_name(), entry.type_name);
+            build(&config.destinations).unwrap_or_else(|e| panic!("{} {purpose:?}: {e}", entry.type_name));
+        }
+        sim.shutdown().await;
+    }
+}

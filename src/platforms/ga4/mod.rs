@@ -350,7 +350,7 @@ impl super::Platform for Ga4 {
         transaction_id(event)
     }
 
-    fn simulate(options: super::SimOptions) -> BoxFuture<'static, std::io::Result<Box<dyn super::Simulator>>> {
+    fn simulate(options: super::SimOptions) -> super::Starting {
         showcase::simulate(options)
     }
 }

@@ -7,7 +7,9 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 
 use super::sim::{self, Ga4Sim, Ga4SimState};
-use crate::platforms::{secret_file, toml_string, Fault, Marker, Purpose, ShowRoute, Showcase, SimOptions, Simulator};
+use crate::platforms::{
+    secret_file, toml_string, Fault, Marker, Purpose, ShowRoute, Showcase, SimOptions, Simulator, Starting,
+};
 
 pub(super) const SHOWCASE: Showcase = Showcase {
     demo_name: "ga4-web",
@@ -32,7 +34,7 @@ pub(super) const SHOWCASE: Showcase = Showcase {
     bench_note: None,
 };
 
-pub(super) fn simulate(options: SimOptions) -> BoxFuture<'static, std::io::Result<Box<dyn Simulator>>> {
+pub(super) fn simulate(options: SimOptions) -> Starting {
     async move {
         let state = Ga4SimState::new();
         state.set_recording(!options.counting_only);

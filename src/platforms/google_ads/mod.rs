@@ -237,7 +237,7 @@ impl super::Platform for GoogleAds {
         Some(transaction_id(event))
     }
 
-    fn simulate(options: super::SimOptions) -> BoxFuture<'static, std::io::Result<Box<dyn super::Simulator>>> {
+    fn simulate(options: super::SimOptions) -> super::Starting {
         showcase::simulate(options)
     }
 }

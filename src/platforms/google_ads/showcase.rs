@@ -8,7 +8,9 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 
 use super::sim::{self, Endpoint, GoogleAdsSim, GoogleAdsSimState};
-use crate::platforms::{secret_file, toml_string, Fault, Marker, Purpose, ShowRoute, Showcase, SimOptions, Simulator};
+use crate::platforms::{
+    secret_file, toml_string, Fault, Marker, Purpose, ShowRoute, Showcase, SimOptions, Simulator, Starting,
+};
 
 /// Conversion actions (the Data Manager API's `productDestinationId`) of the demo's catalog.
 pub const PURCHASE_ACTION: &str = "555000111";
@@ -44,7 +46,7 @@ pub(super) const SHOWCASE: Showcase = Showcase {
     ),
 };
 
-pub(super) fn simulate(options: SimOptions) -> BoxFuture<'static, std::io::Result<Box<dyn Simulator>>> {
+pub(super) fn simulate(options: SimOptions) -> Starting {
     async move {
         let running = sim::serve(GoogleAdsSimState::with_test_key(), &options).await?;
         Ok(Box::new(running) as Box<dyn Simulator>)

@@ -295,7 +295,7 @@ impl super::Platform for Linkedin {
         Some(event.event_id.as_str().to_owned())
     }
 
-    fn simulate(options: super::SimOptions) -> BoxFuture<'static, std::io::Result<Box<dyn super::Simulator>>> {
+    fn simulate(options: super::SimOptions) -> super::Starting {
         showcase::simulate(options)
     }
 }

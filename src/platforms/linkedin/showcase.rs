@@ -8,7 +8,9 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 
 use super::sim::{self, LinkedinSim, LinkedinSimState};
-use crate::platforms::{secret_file, toml_string, Fault, Marker, Purpose, ShowRoute, Showcase, SimOptions, Simulator};
+use crate::platforms::{
+    secret_file, toml_string, Fault, Marker, Purpose, ShowRoute, Showcase, SimOptions, Simulator, Starting,
+};
 
 /// The bearer token the tour's simulator takes (and its destination sends).
 const TOKEN: &str = "demo-linkedin-token";
@@ -32,7 +34,7 @@ pub(super) const SHOWCASE: Showcase = Showcase {
     bench_note: None,
 };
 
-pub(super) fn simulate(options: SimOptions) -> BoxFuture<'static, std::io::Result<Box<dyn Simulator>>> {
+pub(super) fn simulate(options: SimOptions) -> Starting {
     async move {
         let state = LinkedinSimState::new();
         state.set_recording(!options.counting_only);

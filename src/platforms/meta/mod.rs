@@ -231,7 +231,7 @@ impl super::Platform for Meta {
         order_id(event).or_else(|| Some(event.event_id.as_str().to_owned()))
     }
 
-    fn simulate(options: super::SimOptions) -> BoxFuture<'static, std::io::Result<Box<dyn super::Simulator>>> {
+    fn simulate(options: super::SimOptions) -> super::Starting {
         showcase::simulate(options)
     }
 }

@@ -8,7 +8,9 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 
 use super::sim::{self, MetaSim, MetaSimState};
-use crate::platforms::{secret_file, toml_string, Fault, Marker, Purpose, ShowRoute, Showcase, SimOptions, Simulator};
+use crate::platforms::{
+    secret_file, toml_string, Fault, Marker, Purpose, ShowRoute, Showcase, SimOptions, Simulator, Starting,
+};
 
 pub(super) const SHOWCASE: Showcase = Showcase {
     demo_name: "meta",
@@ -29,7 +31,7 @@ pub(super) const SHOWCASE: Showcase = Showcase {
     bench_note: None,
 };
 
-pub(super) fn simulate(options: SimOptions) -> BoxFuture<'static, std::io::Result<Box<dyn Simulator>>> {
+pub(super) fn simulate(options: SimOptions) -> Starting {
     async move {
         let state = MetaSimState::new();
         state.set_recording(!options.counting_only);
