@@ -70,6 +70,8 @@ enum Command {
     },
     /// Backfill canonical events from a CSV or NDJSON file into the ledger (resumable).
     Import(crate::import::ImportArgs),
+    /// What `surety import FILE` would do, writing nothing: invalid rows with their lines and what each destination would get.
+    Validate(crate::import::ValidateArgs),
     /// Compare the source of truth, the ledger and the platforms' reports; explain every difference.
     Reconcile(crate::reconcile::ReconcileArgs),
     /// Late arrivals per event day: what came after the day ended, what was too late, what changed.
@@ -452,6 +454,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Import(args) => runtime()?.block_on(crate::import::run(args)),
+        Command::Validate(args) => crate::import::validate(args),
         Command::Reconcile(args) => crate::reconcile::cli(args),
         Command::Late(args) => crate::reconcile::late::cli(args),
         Command::Coverage(args) => crate::reconcile::coverage::cli(args),
