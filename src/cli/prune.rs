@@ -3,8 +3,7 @@
 
 use std::process::ExitCode;
 
-use super::runtime;
-use super::{load, ConfigArg};
+use super::{load, runtime, ConfigArg};
 
 pub fn run(config: &ConfigArg, older_than_days: Option<u32>, json: bool) -> anyhow::Result<ExitCode> {
     let mut config = load(config)?;

@@ -25,8 +25,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub use self::breaker::{Breaker, BreakerPolicy, Gate};
-use self::report::{add_to_record, record, tell_breaker};
 pub use self::outcome::settle;
+use self::report::{add_to_record, record, tell_breaker};
 use crate::config::WorkerConfig;
 use crate::core::delivery::reason;
 use crate::core::plan::{outside_window, past_browser_dedupe, Planner};
