@@ -267,7 +267,10 @@ fn validate_reports_what_the_import_would_do_and_writes_nothing() {
     let out = surety(&["validate", good.to_str().unwrap(), "--json"], &config);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!((report["rows"].as_u64(), report["valid"].as_u64(), report["invalid"].as_u64()), (Some(2), Some(2), Some(0)));
+    assert_eq!(
+        (report["rows"].as_u64(), report["valid"].as_u64(), report["invalid"].as_u64()),
+        (Some(2), Some(2), Some(0))
+    );
     // These rows state no consent: the report says GA4 would skip both, before anything is written.
     assert_eq!(report["destinations"]["ga4-web"]["ended"]["skipped:consent_denied"], 2, "{report:#}");
 
@@ -278,5 +281,7 @@ fn validate_reports_what_the_import_would_do_and_writes_nothing() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("invalid    1") && text.contains("line 2: "), "{text}");
     assert!(!dir.path().join("surety.db").exists(), "validate created no ledger");
-    assert!(!dir.path().join("bad.ndjson.checkpoint").exists() && !dir.path().join("bad.ndjson.rejects.ndjson").exists());
+    assert!(
+        !dir.path().join("bad.ndjson.checkpoint").exists() && !dir.path().join("bad.ndjson.rejects.ndjson").exists()
+    );
 }
