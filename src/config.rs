@@ -10,17 +10,18 @@ use serde::{Deserialize, Serialize};
 
 pub mod alerts;
 mod check;
+mod common;
 pub mod rollout;
 mod secret;
 mod section;
 pub mod sources;
 mod structure;
 
+pub use self::common::{Common, ConsentConfig};
 pub use self::rollout::Mode;
 pub use self::secret::{Secret, SecretValue, MIN_SECRET_CHARS};
 pub use self::section::{problems_of, DestinationConfig, ReadSection, Section, SectionReader, SectionValue};
 pub use self::sources::SourcesConfig;
-use crate::core::plan::{ConsentPurpose, OnPersonalDataDenied};
 use crate::core::retry::RetryPolicy;
 use crate::core::Route;
 
@@ -206,92 +207,6 @@ impl LedgerConfig {
 impl Default for LedgerConfig {
     fn default() -> Self {
         Self { keep_request_bodies_days: 7 }
-    }
-}
-
-mod defaults {
-    pub fn concurrency() -> usize {
-        8
-    }
-    pub fn timeout_ms() -> u64 {
-        10_000
-    }
-    pub fn identity_wait_secs() -> u64 {
-        900
-    }
-}
-
-/// Settings every destination has.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Common {
-    /// Most requests in flight to this destination at once.
-    #[serde(default = "defaults::concurrency")]
-    pub concurrency: usize,
-    /// Per-request timeout.
-    #[serde(default = "defaults::timeout_ms")]
-    pub timeout_ms: u64,
-    /// Most requests per minute to this destination (none: no limit beyond `concurrency`).
-    #[serde(default)]
-    pub requests_per_minute: Option<u32>,
-    #[serde(default)]
-    pub consent: ConsentConfig,
-    /// How long a delivery whose event lacks the identity this destination needs waits for an
-    /// identity capture of its subject (from the event's receipt), pending `awaiting_identity`,
-    /// before it ends `skipped:no_identity`. 0: skipped at once.
-    #[serde(default = "defaults::identity_wait_secs")]
-    pub identity_wait_secs: u64,
-    /// `live` sends; `validate` checks each payload against the platform and counts nothing.
-    #[serde(default)]
-    pub mode: Mode,
-    /// `[destinations.sample]`: only these kinds and/or this share of subjects are sent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sample: Option<crate::core::plan::Sample>,
-}
-
-impl Default for Common {
-    fn default() -> Self {
-        Self {
-            concurrency: defaults::concurrency(),
-            timeout_ms: defaults::timeout_ms(),
-            requests_per_minute: None,
-            consent: ConsentConfig::default(),
-            identity_wait_secs: defaults::identity_wait_secs(),
-            mode: Mode::Live,
-            sample: None,
-        }
-    }
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ConsentConfig {
-    /// The consent without which nothing is sent: `analytics` or `ad_user_data`.
-    pub purpose: ConsentPurpose,
-    /// When `ad_user_data` is denied: `strip` the personal fields and send, or `skip`.
-    pub on_personal_data_denied: OnPersonalDataDenied,
-    /// Treat consent an event does not state as granted.
-    pub assume_granted: bool,
-}
-
-impl ConsentConfig {
-    /// The policy planning applies.
-    pub fn policy(&self) -> crate::core::plan::ConsentPolicy {
-        crate::core::plan::ConsentPolicy {
-            purpose: self.purpose,
-            on_personal_data_denied: self.on_personal_data_denied,
-            assume_granted: self.assume_granted,
-        }
-    }
-}
-
-impl Default for ConsentConfig {
-    fn default() -> Self {
-        Self {
-            purpose: ConsentPurpose::Analytics,
-            on_personal_data_denied: OnPersonalDataDenied::Strip,
-            assume_granted: false,
-        }
     }
 }
 

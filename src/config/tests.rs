@@ -2,6 +2,7 @@ use std::io::Write;
 use std::sync::Mutex;
 
 use super::*;
+use crate::core::plan::{ConsentPurpose, OnPersonalDataDenied};
 use crate::platforms::ga4::config::Ga4Config;
 
 /// Serialises the tests that call `Config::load`, which reads the process's `SURETY_…` variables:

@@ -7,15 +7,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use futures::FutureExt;
 
 use super::{Check, DeliveryOutcome, Destination, SendReport};
 use crate::core::delivery::reason;
-use crate::core::plan::Rules;
-use chrono::{DateTime, Utc};
-
 use crate::core::pii::hash_email;
+use crate::core::plan::Rules;
 use crate::core::{
     Claimed, Consent, ConsentState, Currency, Event, EventId, FollowUp, Identity, Kind, Outcome, Route, Subject,
 };

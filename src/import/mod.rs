@@ -19,6 +19,7 @@ mod reader;
 mod rejects;
 mod rows;
 mod summary;
+mod validate;
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
@@ -41,6 +42,7 @@ use self::rejects::RejectFile;
 pub use self::rows::{parse_map, Mapping};
 use self::rows::{ReadError, Rows};
 use self::summary::{Counts, Summary};
+pub use self::validate::{validate, ValidateArgs};
 use crate::config::Config;
 use crate::core::Kind;
 use crate::store::{IngestResult, StoreError};
@@ -118,20 +120,8 @@ type Commit = JoinHandle<Result<Vec<IngestResult>, StoreError>>;
 pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let file = args.file.as_path();
-    let format = match args.format.or_else(|| Format::of(file)) {
-        Some(f) => f,
-        None => anyhow::bail!(
-            "cannot tell the format of {} from its extension: give --format csv or --format ndjson",
-            file.display()
-        ),
-    };
-    if let Some(k) = &args.kind {
-        Kind::parse(k).map_err(|m| anyhow::anyhow!("--kind {k}: {m}"))?;
-    }
-    if args.source.trim().is_empty() || args.source.trim() != args.source {
-        anyhow::bail!("--source must be a name without surrounding whitespace");
-    }
-    let Ok(delimiter) = u8::try_from(args.delimiter) else { anyhow::bail!("--delimiter must be one ASCII character") };
+    let Input { format, delimiter } =
+        Input::check(file, args.format, args.kind.as_deref(), &args.source, args.delimiter)?;
     let checkpoint_path = args.checkpoint.clone().unwrap_or_else(|| beside(file, ".checkpoint"));
     let rejects_path = args.rejects.clone().unwrap_or_else(|| beside(file, ".rejects.ndjson"));
 
@@ -144,18 +134,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
         check_resume(cp, format, &mut prefix, file, &checkpoint_path)?;
     }
     let at = resume.as_ref().map(Checkpoint::position);
-    let mapping = Mapping::new(&args.map);
-    let kind = args.kind.as_deref();
-    let rows: Box<dyn Rows> = match format {
-        Format::Csv => {
-            let options = CsvOptions { delimiter, mapping: &mapping, default_kind: kind };
-            Box::new(CsvRows::open(input, &options, at).map_err(|e| read_error(e, file))?)
-        }
-        Format::Ndjson => Box::new(
-            NdjsonRows::open(input, mapping.clone(), kind, at)
-                .with_context(|| format!("cannot read {}", file.display()))?,
-        ),
-    };
+    let rows = open_rows(input, file, Input { format, delimiter }, &args.map, args.kind.as_deref(), at)?;
 
     // Destination secrets are not read: the import plans deliveries, `surety serve` sends them.
     let config = Config::load_for_planning(args.config.as_deref())?;
@@ -311,6 +290,59 @@ fn check_resume(
         return Err(changed());
     }
     Ok(())
+}
+
+/// What the import and `surety validate` check about their flags before reading a row.
+#[derive(Clone, Copy)]
+struct Input {
+    format: Format,
+    delimiter: u8,
+}
+
+impl Input {
+    fn check(
+        file: &Path,
+        format: Option<Format>,
+        kind: Option<&str>,
+        source: &str,
+        delimiter: char,
+    ) -> anyhow::Result<Self> {
+        let Some(format) = format.or_else(|| Format::of(file)) else {
+            anyhow::bail!(
+                "cannot tell the format of {} from its extension: give --format csv or --format ndjson",
+                file.display()
+            )
+        };
+        if let Some(k) = kind {
+            Kind::parse(k).map_err(|m| anyhow::anyhow!("--kind {k}: {m}"))?;
+        }
+        if source.trim().is_empty() || source.trim() != source {
+            anyhow::bail!("--source must be a name without surrounding whitespace");
+        }
+        let Ok(delimiter) = u8::try_from(delimiter) else { anyhow::bail!("--delimiter must be one ASCII character") };
+        Ok(Self { format, delimiter })
+    }
+}
+
+/// The rows of `input` (the file `file`), from `at` on.
+fn open_rows(
+    input: File,
+    file: &Path,
+    how: Input,
+    map: &[(String, String)],
+    kind: Option<&str>,
+    at: Option<rows::Position>,
+) -> anyhow::Result<Box<dyn Rows>> {
+    let mapping = Mapping::new(map);
+    Ok(match how.format {
+        Format::Csv => {
+            let options = CsvOptions { delimiter: how.delimiter, mapping: &mapping, default_kind: kind };
+            Box::new(CsvRows::open(input, &options, at).map_err(|e| read_error(e, file))?)
+        }
+        Format::Ndjson => Box::new(
+            NdjsonRows::open(input, mapping, kind, at).with_context(|| format!("cannot read {}", file.display()))?,
+        ),
+    })
 }
 
 fn read_error(e: ReadError, file: &Path) -> anyhow::Error {

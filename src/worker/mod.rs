@@ -5,13 +5,15 @@
 //!
 //! The chain, from a platform's answer to a ledger row: the adapter reads each answer
 //! (`delivery::http::Exchange`) into an [`Outcome`] per delivery, handed back as a
-//! [`SendReport`] of [`DeliveryOutcome`]s; [`settle`] turns each into a [`DeliveryUpdate`]; the
-//! updates and the requests made go to `Store::record` as one [`BatchRecord`].
+//! [`SendReport`](crate::delivery::SendReport) of [`DeliveryOutcome`]s; [`settle`] turns each
+//! into a [`DeliveryUpdate`]; the updates and the requests made go to `Store::record` as one
+//! [`BatchRecord`] (`report`: the breaker told, the outcomes settled, the record written).
 
 mod breaker;
 mod follow_up;
 mod lanes;
 mod outcome;
+mod report;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -23,17 +25,16 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub use self::breaker::{Breaker, BreakerPolicy, Gate};
-use self::lanes::tell_lanes;
 pub use self::outcome::settle;
+use self::report::{add_to_record, record, tell_breaker};
 use crate::config::WorkerConfig;
 use crate::core::delivery::reason;
 use crate::core::plan::{outside_window, past_browser_dedupe, Planner};
 use crate::core::retry::RetryPolicy;
 use crate::core::{AttemptOutcome, Claimed, DeliveryState, Outcome};
-use crate::delivery::{DeliveryOutcome, Destination, SendReport};
+use crate::delivery::{DeliveryOutcome, Destination};
 use crate::store::{BatchRecord, DeliveryUpdate, Store, StoreError};
-use crate::telemetry::lanes::Lanes;
-use crate::telemetry::{AttemptLabels, DestinationLabels, Metrics};
+use crate::telemetry::{DestinationLabels, Metrics};
 
 /// What a worker needs; shared with the rest of the process.
 #[derive(Clone)]
@@ -306,139 +307,6 @@ async fn send(ctx: &WorkerContext, dest: &dyn Destination, batch: Vec<Claimed>, 
         add_to_record(ctx, dest, &mut rec, report, &to_send, true);
     }
     record(ctx, rec).await;
-}
-
-/// What a report says about the platform's health, told to the breaker: a halt (credentials
-/// refused) opens it at once; a report whose every delivery must be retried counts as a failure;
-/// anything the platform answered on its merits is a success.
-fn tell_breaker(destination: &str, report: &SendReport, breaker: &SharedBreaker, lanes: &Lanes) {
-    let now = std::time::Instant::now();
-    let halt = report.outcomes.iter().find_map(|r| match &r.outcome {
-        Outcome::Halt { reason } => Some(reason.as_str()),
-        _ => None,
-    });
-    let retry_reasons: Vec<&str> = report
-        .outcomes
-        .iter()
-        .filter_map(|r| match &r.outcome {
-            Outcome::Retry { reason, .. } => Some(reason.as_str()),
-            _ => None,
-        })
-        .collect();
-    if let Some(halt) = halt {
-        tracing::error!(destination, reason = %halt, "destination halted: fix its credentials; deliveries wait");
-        lock(breaker).halt(now, halt);
-    } else if !report.outcomes.is_empty() && retry_reasons.len() == report.outcomes.len() {
-        if lock(breaker).failure(now, retry_reasons[0]) {
-            tracing::warn!(destination, reason = %retry_reasons[0], "circuit open: pausing this destination");
-        }
-    } else if !report.outcomes.is_empty() || !report.requests.is_empty() {
-        let mut b = lock(breaker);
-        if b.is_open() {
-            tracing::info!(destination, "circuit closed: the platform answers again");
-        }
-        b.success();
-    }
-    tell_lanes(destination, report, &lock(breaker), lanes, now);
-}
-
-/// Adds a destination's report to the batch's record: its requests, each outcome settled into a
-/// ledger update, and the metrics.
-fn add_to_record(
-    ctx: &WorkerContext,
-    dest: &dyn Destination,
-    rec: &mut BatchRecord,
-    report: SendReport,
-    batch: &[Claimed],
-    sent: bool,
-) {
-    let offset = rec.requests.len();
-    if let Some(after) = dest.follow_up_after() {
-        let at = Utc::now() + chrono::Duration::from_std(after).unwrap_or(chrono::Duration::MAX);
-        rec.follow_ups.extend(report.follow_ups.iter().map(|(i, id)| (i + offset, id.clone(), at)));
-    }
-    for r in &report.requests {
-        let code = r.status.map_or_else(|| "none".to_owned(), |s| s.to_string());
-        ctx.metrics
-            .attempts
-            .get_or_create(&AttemptLabels { destination: rec.destination.clone(), status_code: code })
-            .inc();
-    }
-    rec.requests.extend(report.requests.into_iter().map(|mut r| {
-        if !ctx.keep_request_bodies {
-            r.body = None;
-        }
-        r
-    }));
-    let now = Utc::now();
-    for DeliveryOutcome { delivery_id, outcome, payload_sha256, request } in report.outcomes {
-        let Some(claimed) = batch.iter().find(|c| c.delivery_id == delivery_id) else {
-            tracing::warn!(delivery_id, "destination reported on a delivery not in the batch");
-            continue;
-        };
-        let jitter: f64 = rand::random();
-        let update = settle(&outcome, claimed, &ctx.retry, now, jitter);
-        if update.state.is_ended() {
-            ctx.metrics.delivery(&rec.destination, update.state.as_str(), update.reason.as_deref());
-        }
-        if matches!(update.state, DeliveryState::Rejected | DeliveryState::Dead | DeliveryState::InDoubt) {
-            // One line per delivery that now needs a person, with what the platform said.
-            tracing::warn!(
-                destination = %rec.destination,
-                delivery_id,
-                event_id = %claimed.event.event_id,
-                state = update.state.as_str(),
-                reason = update.reason.as_deref().unwrap_or(""),
-                error = %update.messages.join("; "),
-                "delivery ended {}: it needs a person (surety dlq list)",
-                update.state.as_str()
-            );
-        }
-        if update.state == DeliveryState::Delivered {
-            let secs = (now - claimed.event.received_at).num_milliseconds().max(0) as f64 / 1000.0;
-            ctx.metrics
-                .latency
-                .get_or_create(&DestinationLabels { destination: rec.destination.clone() })
-                .observe(secs);
-        }
-        rec.updates.push(DeliveryUpdate {
-            attempted: sent || outcome.is_retry(),
-            payload_sha256,
-            request: request.map(|i| i + offset),
-            ..update
-        });
-    }
-}
-
-/// Records, retrying until it is written: the sends already happened, so the outcome is kept and
-/// written again rather than dropped (dropping it would leave the rows to lease recovery, which
-/// settles them as in doubt or sends them again). The delay stays short (at most a second), so
-/// once the ledger can commit again the outcome lands before the lease recovery looks (a lease
-/// lasts `lease_secs`). Only a closed store ends it early: the process is going away, and crash
-/// recovery settles the rows at the next start.
-#[tracing::instrument(name = "record", skip_all,
-    fields(destination = %batch.destination, updates = batch.updates.len(), requests = batch.requests.len()))]
-async fn record(ctx: &WorkerContext, batch: BatchRecord) {
-    if batch.updates.is_empty() && batch.requests.is_empty() {
-        return;
-    }
-    let mut attempt = 0u32;
-    loop {
-        attempt += 1;
-        match ctx.store.record(batch.clone(), Utc::now()).await {
-            Ok(()) => return,
-            Err(StoreError::Closed) => {
-                tracing::error!("the store closed before outcomes were recorded");
-                return;
-            }
-            Err(e) => {
-                if attempt == 1 || attempt.is_multiple_of(30) {
-                    tracing::error!(attempt, error = %e, "recording outcomes failed; retrying");
-                }
-                tokio::time::sleep(Duration::from_millis((50 * u64::from(attempt)).min(1000))).await;
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -249,41 +249,23 @@ fn the_file_cycle_check_reads_grouped_imports() {
 /// `tests/` folders) may be longer.
 const MAX_LINES: usize = 400;
 
-/// Production files allowed over [`MAX_LINES`] for now: other branches were editing them when the
-/// limit became a check. Each is split once those branches are merged, and leaves this list then
-/// (the test fails on an entry that no longer needs to be here).
-const OVER_MAX_LINES_FOR_NOW: &[&str] = &[
-    "src/api/dashboard.rs",
-    "src/cli.rs",
-    "src/config.rs",
-    "src/store/mod.rs",
-    "src/store/sqlite/mod.rs",
-    "src/worker/mod.rs",
-];
-
 #[test]
 fn no_production_file_is_over_400_lines() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files = Vec::new();
     source_files(&root.join("src"), &mut files);
     assert!(files.iter().any(|f| f.ends_with("store/mod.rs")), "the walk reads the production files");
-    let mut long = BTreeSet::new();
+    let mut over = BTreeSet::new();
     for file in &files {
         let lines = std::fs::read_to_string(file).unwrap().lines().count();
         if lines > MAX_LINES {
-            long.insert((file.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/"), lines));
+            let name = file.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
+            over.insert(format!("{name}: {lines} lines"));
         }
     }
-    let over: Vec<String> = long
-        .iter()
-        .filter(|(f, _)| !OVER_MAX_LINES_FOR_NOW.contains(&f.as_str()))
-        .map(|(f, n)| format!("{f}: {n} lines"))
-        .collect();
     assert!(
         over.is_empty(),
         "production files over {MAX_LINES} lines; split them into submodules:\n{}",
-        over.join("\n")
+        over.into_iter().collect::<Vec<_>>().join("\n")
     );
-    let stale: Vec<&&str> = OVER_MAX_LINES_FOR_NOW.iter().filter(|f| !long.iter().any(|(l, _)| l == **f)).collect();
-    assert!(stale.is_empty(), "within {MAX_LINES} lines now: remove from OVER_MAX_LINES_FOR_NOW: {stale:?}");
 }

@@ -256,3 +256,32 @@ async fn import_plans_without_resolving_destination_secrets() {
     assert_eq!(s["accepted"], json!(1), "{s:#}");
     assert_eq!(s["deliveries"], json!({"ga4-web:pending": 1}), "planned as serve would");
 }
+
+/// `surety validate FILE`: what the import would do, writing nothing — the ledger is not even
+/// created; exit 0 when every row is valid, 1 with each bad row's line when one is not.
+#[test]
+fn validate_reports_what_the_import_would_do_and_writes_nothing() {
+    let (dir, config) = setup("http://127.0.0.1:9");
+    let good = dir.path().join("good.ndjson");
+    std::fs::write(&good, ndjson_row(1) + &ndjson_row(2)).unwrap();
+    let out = surety(&["validate", good.to_str().unwrap(), "--json"], &config);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (report["rows"].as_u64(), report["valid"].as_u64(), report["invalid"].as_u64()),
+        (Some(2), Some(2), Some(0))
+    );
+    // These rows state no consent: the report says GA4 would skip both, before anything is written.
+    assert_eq!(report["destinations"]["ga4-web"]["ended"]["skipped:consent_denied"], 2, "{report:#}");
+
+    let bad = dir.path().join("bad.ndjson");
+    std::fs::write(&bad, ndjson_row(3) + "{\"kind\": \"order_paid\"}\n").unwrap();
+    let out = surety(&["validate", bad.to_str().unwrap()], &config);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("invalid    1") && text.contains("line 2: "), "{text}");
+    assert!(!dir.path().join("surety.db").exists(), "validate created no ledger");
+    assert!(
+        !dir.path().join("bad.ndjson.checkpoint").exists() && !dir.path().join("bad.ndjson.rejects.ndjson").exists()
+    );
+}

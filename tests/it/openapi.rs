@@ -262,8 +262,8 @@ fn input_schemas_list_exactly_the_parsers_fields() {
         assert_eq!(s["additionalProperties"], false, "{documented} must refuse unknown fields");
     }
     for (file, parser, path) in [
-        ("src/store/mod.rs", "DeliveryFilter", "/v1/deliveries"),
-        ("src/store/mod.rs", "ReceiptFilter", "/v1/receipts"),
+        ("src/store/read.rs", "DeliveryFilter", "/v1/deliveries"),
+        ("src/store/read.rs", "ReceiptFilter", "/v1/receipts"),
         ("src/api/find.rs", "ListParams", "/v1/events"),
         ("src/api/find.rs", "SearchParams", "/v1/search"),
         ("src/api/late.rs", "OverTimeParams", "/v1/deliveries/over-time"),
