@@ -54,7 +54,7 @@ enum Command {
     /// The dead-letter queue: deliveries that need a person (dead, rejected, in_doubt); replay or settle them.
     #[command(subcommand)]
     Dlq(dlq::DlqCommand),
-    /// A self-contained tour: a small shop's day through simulators of all four platforms.
+    /// A self-contained tour: a small shop's day through a simulator of every platform.
     Demo(crate::demo::DemoArgs),
     /// Measure ingest and delivery throughput, latency and memory on this machine.
     Bench(crate::bench::BenchArgs),
