@@ -94,9 +94,11 @@ impl SearchKeys {
     /// Reads a query: an email or phone is hashed as ingest hashes it (both schemes), anything
     /// else is looked up as it is. `None` for an empty query.
     pub fn parse(query: &str) -> Option<Self> {
-        // Blank as the API's schema says (`\S`, as JSON Schema validators read it): Unicode white
-        // space and the four information separators U+001C–U+001F.
-        let q = query.trim_matches(|c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c));
+        // Blank as the API's schema spells it out (an explicit class, since JSON Schema
+        // validators and generators disagree on what `\S` excludes): Unicode White_Space, the
+        // four information separators U+001C–U+001F, and U+FEFF.
+        let q =
+            query.trim_matches(|c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c) || c == '\u{feff}');
         if q.is_empty() {
             return None;
         }

@@ -44,3 +44,15 @@ fn cursors_round_trip_and_junk_is_refused() {
         assert_eq!(parse_cursor(bad), None, "{bad}");
     }
 }
+
+/// Blank is what the API's schema spells out for `q`: Unicode White_Space (U+0085 included),
+/// the information separators U+001C–U+001F and U+FEFF; a zero-width space is a character.
+#[test]
+fn a_query_is_blank_exactly_as_the_schema_says() {
+    for blank in ["\u{85}", "\u{1c}\u{1f}", "\u{feff}", "\u{a0}\u{3000}", "\t\n\u{b}\u{c}\r "] {
+        assert!(SearchKeys::parse(blank).is_none(), "{blank:?} is blank");
+    }
+    for not_blank in ["\u{200b}", "\u{85}1042"] {
+        assert!(SearchKeys::parse(not_blank).is_some(), "{not_blank:?} is not blank");
+    }
+}
