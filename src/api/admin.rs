@@ -65,6 +65,7 @@ struct ReplayRequest {
     event_id: Option<String>,
     destination: Option<String>,
     state: Option<crate::core::DeliveryState>,
+    reason: Option<String>,
     #[serde(default)]
     force: bool,
     #[serde(default)]
@@ -86,15 +87,21 @@ pub async fn replay(
         event_id: req.event_id,
         destination: req.destination,
         state: req.state,
+        reason: req.reason,
         dry_run: req.dry_run,
         by: Some(app.auth.who(&headers)),
     };
-    if s.delivery_ids.is_empty() && s.event_id.is_none() && s.destination.is_none() && s.state.is_none() {
+    if s.delivery_ids.is_empty()
+        && s.event_id.is_none()
+        && s.destination.is_none()
+        && s.state.is_none()
+        && s.reason.is_none()
+    {
         return Err(Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_replay",
             "Invalid replay request",
-            "name what to replay: delivery_ids, event_id, destination and/or state",
+            "name what to replay: delivery_ids, event_id, destination, state and/or reason",
         ));
     }
     let report = app.store.replay(s, req.force, Utc::now()).await?;

@@ -37,6 +37,10 @@ pub enum DlqCommand {
         ids: Vec<i64>,
         #[arg(long, default_value = "dead")]
         state: DeliveryState,
+        /// Only deliveries that ended with this reason (`--state skipped --reason validate_only`
+        /// releases what a roll-out held back, and nothing else).
+        #[arg(long)]
+        reason: Option<String>,
         /// Also replay delivered or skipped deliveries, settled ones too (recorded as forced).
         #[arg(long)]
         force: bool,
@@ -68,8 +72,8 @@ pub enum DlqCommand {
 pub fn run(command: DlqCommand) -> anyhow::Result<ExitCode> {
     match command {
         DlqCommand::List { config, destination, state, limit, json } => list(&config, destination, state, limit, json),
-        DlqCommand::Replay { config, destination, ids, state, force, dry_run, json } => {
-            replay(&config, destination, ids, state, Flags { force, dry_run, json })
+        DlqCommand::Replay { config, destination, ids, state, reason, force, dry_run, json } => {
+            replay(&config, Narrow { destination, state, reason }, ids, Flags { force, dry_run, json })
         }
         DlqCommand::Settle { config, id, settled_as, note } => settle(&config, id, settled_as, note),
     }
@@ -119,19 +123,22 @@ fn list(
     Ok(ExitCode::SUCCESS)
 }
 
-fn replay(
-    config: &ConfigArg,
+/// What `dlq replay` narrows to besides ids: the destination, the state (when no id is named)
+/// and the reason.
+struct Narrow {
     destination: Option<String>,
-    ids: Vec<i64>,
     state: DeliveryState,
-    flags: Flags,
-) -> anyhow::Result<ExitCode> {
+    reason: Option<String>,
+}
+
+fn replay(config: &ConfigArg, narrow: Narrow, ids: Vec<i64>, flags: Flags) -> anyhow::Result<ExitCode> {
     let Flags { force, dry_run, json } = flags;
+    let Narrow { destination, state, reason } = narrow;
     let config = load(config)?;
     let selector = if ids.is_empty() {
-        ReplaySelector { destination, state: Some(state), dry_run, ..Default::default() }
+        ReplaySelector { destination, state: Some(state), reason, dry_run, ..Default::default() }
     } else {
-        ReplaySelector { delivery_ids: ids, destination, dry_run, ..Default::default() }
+        ReplaySelector { delivery_ids: ids, destination, reason, dry_run, ..Default::default() }
     };
     let selector = ReplaySelector { by: Some(cli_user()), ..selector };
     let report = runtime()?.block_on(async {

@@ -15,6 +15,8 @@ pub struct ReplaySelector {
     pub destination: Option<String>,
     /// Only deliveries in this state (e.g. `dead`).
     pub state: Option<DeliveryState>,
+    /// Only deliveries that ended with this reason (e.g. `validate_only`, `not_sampled`).
+    pub reason: Option<String>,
     /// Say what would be replayed and refused, and change nothing.
     #[serde(default)]
     pub dry_run: bool,

@@ -380,3 +380,38 @@ async fn destinations_test_says_per_destination_what_works_and_what_does_not() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no destination named 'nope'"));
 }
+
+/// `reason` narrows a replay: with it, releasing what validate mode held back names only those
+/// deliveries, and a delivery skipped for another reason (consent) is neither replayed nor listed
+/// as refused.
+#[tokio::test]
+async fn a_replay_narrowed_by_reason_releases_only_what_the_roll_out_held_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let ga4 = surety::platforms::ga4::sim::start().await.unwrap();
+    let s = TestServer::start_custom(dir, ga4, "mode = \"validate\"", "").await;
+    assert_eq!(s.post("/v1/events", &purchase("r1", 1)).await.status(), 202);
+    let mut denied = purchase("r2", 1);
+    denied["consent"]["analytics"] = json!("denied");
+    assert_eq!(s.post("/v1/events", &denied).await.status(), 202);
+    assert_eq!(s.settled("order:r1:order_paid").await, ["ga4-web:skipped:validate_only"]);
+    assert_eq!(s.settled("order:r2:order_paid").await, ["ga4-web:skipped:consent_denied"]);
+    let held = deliveries(&s, "order:r1:order_paid").await[0]["id"].as_i64().unwrap();
+    let denied_id = deliveries(&s, "order:r2:order_paid").await[0]["id"].as_i64().unwrap();
+
+    let all = s.post_admin("/v1/deliveries/replay", &json!({"state": "skipped", "dry_run": true})).await;
+    let all: Value = all.json().await.unwrap();
+    assert_eq!(all["replayed"], json!([held]), "{all}");
+    assert_eq!(all["refused"][0]["delivery_id"], denied_id, "without a reason the consent skip is listed: {all}");
+
+    let narrowed = json!({"state": "skipped", "reason": "validate_only", "dry_run": true});
+    let r: Value = s.post_admin("/v1/deliveries/replay", &narrowed).await.json().await.unwrap();
+    assert_eq!((r["replayed"].clone(), r["refused"].clone()), (json!([held]), json!([])), "{r}");
+    let only_reason: Value = s
+        .post_admin("/v1/deliveries/replay", &json!({"reason": "consent_denied", "dry_run": true}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(only_reason["replayed"], json!([]), "a consent skip is never released: {only_reason}");
+    assert_eq!(only_reason["refused"][0]["delivery_id"], denied_id, "{only_reason}");
+}

@@ -293,6 +293,10 @@ fn select_targets(
         sql.push_str(" AND state = ?");
         args.push(s.as_str().to_owned().into());
     }
+    if let Some(r) = &sel.reason {
+        sql.push_str(" AND reason = ?");
+        args.push(r.clone().into());
+    }
     sql.push_str(" ORDER BY id");
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt

@@ -154,12 +154,14 @@ async fn select_targets(
     let rows: Vec<(i64, String, Option<String>)> = sqlx::query_as(
         "SELECT id, state, reason FROM deliveries \
          WHERE (cardinality($1::BIGINT[]) = 0 OR id = ANY($1)) AND ($2::TEXT IS NULL OR event_id = $2) \
-         AND ($3::TEXT IS NULL OR destination = $3) AND ($4::TEXT IS NULL OR state = $4) ORDER BY id",
+         AND ($3::TEXT IS NULL OR destination = $3) AND ($4::TEXT IS NULL OR state = $4) \
+         AND ($5::TEXT IS NULL OR reason = $5) ORDER BY id",
     )
     .bind(&sel.delivery_ids)
     .bind(&sel.event_id)
     .bind(&sel.destination)
     .bind(sel.state.map(DeliveryState::as_str))
+    .bind(&sel.reason)
     .fetch_all(conn)
     .await?;
     rows.into_iter().map(|(id, s, r)| Ok((id, parse_state(&s)?, r))).collect()
