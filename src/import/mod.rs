@@ -73,11 +73,13 @@ impl Format {
     }
 }
 
+/// The file and how to read it: what `surety import` and `surety validate` share.
 #[derive(clap::Args, Debug)]
-pub struct ImportArgs {
+pub struct FileArgs {
     /// The CSV or NDJSON file of canonical events.
     pub file: PathBuf,
-    /// The TOML configuration naming the ledger (defaults apply without one; SURETY_… variables override).
+    /// The TOML configuration naming the ledger, the catalog and the destinations (defaults apply
+    /// without one; SURETY_… variables override; no destination secret is read).
     #[arg(long, short, env = "SURETY_CONFIG")]
     pub config: Option<PathBuf>,
     /// csv or ndjson [default: from the extension: .csv; .ndjson or .jsonl]
@@ -96,6 +98,12 @@ pub struct ImportArgs {
     /// The CSV field delimiter.
     #[arg(long, default_value_t = ',')]
     pub delimiter: char,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub input: FileArgs,
     /// Where progress is recorded [default: FILE.checkpoint].
     #[arg(long)]
     pub checkpoint: Option<PathBuf>,
@@ -119,9 +127,8 @@ type Commit = JoinHandle<Result<Vec<IngestResult>, StoreError>>;
 /// Runs the import; the exit code is 1 when no row of the file was usable.
 pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let file = args.file.as_path();
-    let Input { format, delimiter } =
-        Input::check(file, args.format, args.kind.as_deref(), &args.source, args.delimiter)?;
+    let file = args.input.file.as_path();
+    let Input { format, delimiter } = Input::check(&args.input)?;
     let checkpoint_path = args.checkpoint.clone().unwrap_or_else(|| beside(file, ".checkpoint"));
     let rejects_path = args.rejects.clone().unwrap_or_else(|| beside(file, ".rejects.ndjson"));
 
@@ -134,17 +141,17 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
         check_resume(cp, format, &mut prefix, file, &checkpoint_path)?;
     }
     let at = resume.as_ref().map(Checkpoint::position);
-    let rows = open_rows(input, file, Input { format, delimiter }, &args.map, args.kind.as_deref(), at)?;
+    let rows = open_rows(input, &args.input, Input { format, delimiter }, at)?;
 
     // Destination secrets are not read: the import plans deliveries, `surety serve` sends them.
-    let config = Config::load_for_planning(args.config.as_deref())?;
+    let config = Config::load_for_planning(args.input.config.as_deref())?;
     let store = crate::store::open(&config).await?;
     // Planning only: no adapter is built, so no destination secret has to resolve here.
     let planner = Arc::new(crate::platforms::planner_from_config(&config));
     let rejects = RejectFile::open(&rejects_path, resume.as_ref().map(|c| c.rejects_len))?;
 
     let (tx, mut rx) = mpsc::channel(IN_FLIGHT);
-    let (source, batch_size) = (args.source.clone(), args.batch_size as usize);
+    let (source, batch_size) = (args.input.source.clone(), args.batch_size as usize);
     std::thread::Builder::new()
         .name("surety-import-reader".into())
         .spawn(move || read_batches(rows, &source, batch_size, tx))
@@ -300,40 +307,31 @@ struct Input {
 }
 
 impl Input {
-    fn check(
-        file: &Path,
-        format: Option<Format>,
-        kind: Option<&str>,
-        source: &str,
-        delimiter: char,
-    ) -> anyhow::Result<Self> {
-        let Some(format) = format.or_else(|| Format::of(file)) else {
+    fn check(args: &FileArgs) -> anyhow::Result<Self> {
+        let file = args.file.as_path();
+        let Some(format) = args.format.or_else(|| Format::of(file)) else {
             anyhow::bail!(
                 "cannot tell the format of {} from its extension: give --format csv or --format ndjson",
                 file.display()
             )
         };
-        if let Some(k) = kind {
+        if let Some(k) = &args.kind {
             Kind::parse(k).map_err(|m| anyhow::anyhow!("--kind {k}: {m}"))?;
         }
-        if source.trim().is_empty() || source.trim() != source {
+        if args.source.trim().is_empty() || args.source.trim() != args.source {
             anyhow::bail!("--source must be a name without surrounding whitespace");
         }
-        let Ok(delimiter) = u8::try_from(delimiter) else { anyhow::bail!("--delimiter must be one ASCII character") };
+        let Ok(delimiter) = u8::try_from(args.delimiter) else {
+            anyhow::bail!("--delimiter must be one ASCII character")
+        };
         Ok(Self { format, delimiter })
     }
 }
 
-/// The rows of `input` (the file `file`), from `at` on.
-fn open_rows(
-    input: File,
-    file: &Path,
-    how: Input,
-    map: &[(String, String)],
-    kind: Option<&str>,
-    at: Option<rows::Position>,
-) -> anyhow::Result<Box<dyn Rows>> {
-    let mapping = Mapping::new(map);
+/// The rows of `input` (the file `args.file`), from `at` on.
+fn open_rows(input: File, args: &FileArgs, how: Input, at: Option<rows::Position>) -> anyhow::Result<Box<dyn Rows>> {
+    let (file, kind) = (args.file.as_path(), args.kind.as_deref());
+    let mapping = Mapping::new(&args.map);
     Ok(match how.format {
         Format::Csv => {
             let options = CsvOptions { delimiter: how.delimiter, mapping: &mapping, default_kind: kind };

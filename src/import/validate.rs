@@ -7,14 +7,13 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use chrono::Utc;
 use serde::Serialize;
 
-use super::{open_rows, parse_map, Format, Input};
+use super::{open_rows, FileArgs, Input};
 use crate::config::Config;
 use crate::core::delivery::DeliveryState;
 use crate::ingest::canonical::parse_event;
@@ -22,27 +21,9 @@ use crate::ingest::FieldError;
 
 #[derive(clap::Args, Debug)]
 pub struct ValidateArgs {
-    /// The CSV or NDJSON file of canonical events (what `surety import` takes).
-    pub file: PathBuf,
-    /// The TOML configuration whose catalog and destinations plan the rows (defaults apply
-    /// without one; SURETY_… variables override; no secret is read).
-    #[arg(long, short, env = "SURETY_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// csv or ndjson [default: from the extension: .csv; .ndjson or .jsonl]
-    #[arg(long, value_enum)]
-    pub format: Option<Format>,
-    /// Read the CSV header or NDJSON top-level key OLD as the canonical field NEW (as `import`). Repeatable.
-    #[arg(long = "map", value_name = "OLD=NEW", value_parser = parse_map)]
-    pub map: Vec<(String, String)>,
-    /// The kind of rows that state none.
-    #[arg(long)]
-    pub kind: Option<String>,
-    /// The events' source, as the import would record it.
-    #[arg(long, default_value = "import")]
-    pub source: String,
-    /// The CSV field delimiter.
-    #[arg(long, default_value_t = ',')]
-    pub delimiter: char,
+    /// The file, read exactly as `surety import` would read it.
+    #[command(flatten)]
+    pub input: FileArgs,
     /// How many invalid rows to list (all are counted).
     #[arg(long, default_value_t = 20)]
     pub show: usize,
@@ -101,19 +82,20 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
 
 /// Reads the whole file as the import would, and plans each valid event.
 pub fn check(args: &ValidateArgs) -> anyhow::Result<Report> {
-    let file = args.file.as_path();
-    let how = Input::check(file, args.format, args.kind.as_deref(), &args.source, args.delimiter)?;
-    let config = Config::load_for_planning(args.config.as_deref())?;
+    let args_in = &args.input;
+    let file = args_in.file.as_path();
+    let how = Input::check(args_in)?;
+    let config = Config::load_for_planning(args_in.config.as_deref())?;
     let planner = crate::platforms::planner_from_config(&config);
     let input = File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
-    let mut rows = open_rows(input, file, how, &args.map, args.kind.as_deref(), None)?;
+    let mut rows = open_rows(input, args_in, how, None)?;
 
     let now = Utc::now();
     let mut report = Report { file: file.display().to_string(), format: how.format.name(), ..Report::default() };
     let mut seen = HashSet::new();
     while let Some(row) = rows.next_row().with_context(|| format!("reading {} failed", file.display()))? {
         report.rows = report.rows.saturating_add(1);
-        let event = match row.value.and_then(|v| parse_event(v, &args.source, now, "")) {
+        let event = match row.value.and_then(|v| parse_event(v, &args_in.source, now, "")) {
             Ok(event) => event,
             Err(errors) => {
                 report.invalid = report.invalid.saturating_add(1);
