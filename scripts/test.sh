@@ -9,6 +9,8 @@
 #   auth; the tests use it, and it is stopped and deleted when they end. As root, the cluster runs
 #   as the `postgres` user (PostgreSQL refuses to run as root). `SURETY_TEST_PG=throwaway` makes
 #   one even where a server answers.
+# - With no arguments, after `cargo test` the integration tests run again on PostgreSQL ledgers
+#   (`SURETY_IT_LEDGER=postgres cargo test --test it`).
 # - Chromium for the headless-browser tests: installed with scripts/install_chromium.sh when missing.
 # - promtool (optional: the metrics lint says it skipped without it) and the SDKs (the SDK test
 #   installs them itself from PyPI and npm) need nothing here.
@@ -100,4 +102,11 @@ fi
 
 rc=0
 cargo test "$@" || rc=$?
+# With no arguments (the whole suite), the in-process integration tests run once more with every
+# server on a fresh PostgreSQL ledger (SURETY_IT_LEDGER=postgres; about 80 s on two cores): the
+# shared ledger keeps every promise the embedded one does.
+if [ "$#" -eq 0 ]; then
+    echo "test.sh: the integration tests again on PostgreSQL ledgers (SURETY_IT_LEDGER=postgres cargo test --test it)"
+    SURETY_IT_LEDGER=postgres cargo test --test it || rc=$?
+fi
 exit "$rc"

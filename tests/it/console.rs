@@ -202,15 +202,16 @@ async fn the_request_each_attempt_sent_is_shown_then_only_its_hash_after_the_per
     assert!(!html.to_lowercase().contains(&RAW_EMAIL.to_lowercase()));
 
     // A week later (the default period): the body is gone, its hash stays.
-    let store = surety::store::sqlite::SqliteStore::open(&s.db, surety::store::sqlite::Synchronous::Normal).unwrap();
+    let store = s.store().await;
     let ledger = surety::config::LedgerConfig::default();
     assert_eq!(ledger.keep_request_bodies_days, 7);
     let cancel = tokio_util::sync::CancellationToken::new();
     let now = chrono::Utc::now();
-    let kept = surety::prune_request_bodies_all(&store, ledger.bodies_cutoff(now), 10, &cancel).await.unwrap();
+    let kept = surety::prune_request_bodies_all(store.as_ref(), ledger.bodies_cutoff(now), 10, &cancel).await.unwrap();
     assert_eq!(kept, 0, "a body younger than the period stays");
     let later = now + chrono::Duration::days(7) + chrono::Duration::minutes(1);
-    let dropped = surety::prune_request_bodies_all(&store, ledger.bodies_cutoff(later), 10, &cancel).await.unwrap();
+    let dropped =
+        surety::prune_request_bodies_all(store.as_ref(), ledger.bodies_cutoff(later), 10, &cancel).await.unwrap();
     assert_eq!(dropped, 1);
     let v = s.event(id).await;
     assert!(v["attempts"][0].get("request_body").is_none(), "{v}");

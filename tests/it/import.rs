@@ -8,15 +8,23 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::support::{config_toml, init_env, ledger_counts, TestServer};
+use crate::support::{config_toml, init_env, on_ledger, open_ledger, suite_ledger, TestServer};
 
-/// A temp folder with a test configuration whose ledger is `surety.db` in it.
-fn setup(ga4_base: &str) -> (tempfile::TempDir, PathBuf) {
+/// A temp folder with a test configuration whose ledger is `surety.db` in it, or a fresh
+/// PostgreSQL database under `SURETY_IT_LEDGER=postgres` (its URL).
+async fn setup(ga4_base: &str) -> (tempfile::TempDir, PathBuf, Option<String>) {
     init_env();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("surety.toml");
-    std::fs::write(&config, config_toml(&dir.path().join("surety.db"), ga4_base, "")).unwrap();
-    (dir, config)
+    let db = dir.path().join("surety.db");
+    let pg = suite_ledger().await;
+    std::fs::write(&config, on_ledger(config_toml(&db, ga4_base, ""), &db, pg.as_deref())).unwrap();
+    (dir, config, pg)
+}
+
+/// The events in the test's ledger.
+async fn events(dir: &tempfile::TempDir, pg: Option<&str>) -> u64 {
+    open_ledger(&dir.path().join("surety.db"), pg).await.counts().await.unwrap().events
 }
 
 fn surety(args: &[&str], config: &Path) -> Output {
@@ -50,7 +58,7 @@ fn lines(path: &Path) -> Vec<Value> {
 #[tokio::test]
 async fn csv_import_counts_rejects_rows_and_its_events_are_in_the_ledger_and_sent_by_serve() {
     let ga4 = surety::platforms::ga4::sim::start().await.unwrap();
-    let (dir, config) = setup(&ga4.base_url);
+    let (dir, config, pg) = setup(&ga4.base_url).await;
     let (h1, h2) = (ago(1), ago(2));
     let bad_email = format!("order,i3,{h1},5,EUR,not-an-email,555.3,granted,,");
     let csv = [
@@ -93,7 +101,7 @@ async fn csv_import_counts_rejects_rows_and_its_events_are_in_the_ledger_and_sen
     assert_eq!(view["event"]["identity"]["email"]["meta"].as_str().map(str::len), Some(64), "the email is hashed");
     assert!(!String::from_utf8_lossy(&out.stdout).to_lowercase().contains("jane.doe@example.com"));
     assert!(surety(&["events", "show", "lead:l1:lead_scored"], &config).status.success());
-    assert_eq!(ledger_counts(&dir.path().join("surety.db")).await.events, 4);
+    assert_eq!(events(&dir, pg.as_deref()).await, 4);
 
     // The same file again: nothing new since the checkpoint; read again: only duplicates.
     let (code, s, stderr) = import(&file, &config, &args);
@@ -103,10 +111,10 @@ async fn csv_import_counts_rejects_rows_and_its_events_are_in_the_ledger_and_sen
     assert_eq!(code, Some(0));
     assert_eq!((&s["accepted"], &s["duplicate"], &s["rejected"]), (&json!(0), &json!(4), &json!(3)), "{s:#}");
     assert_eq!(lines(&dir.path().join("sales.csv.rejects.ndjson")).len(), 3, "the reject file is rewritten");
-    assert_eq!(ledger_counts(&dir.path().join("surety.db")).await.events, 4);
+    assert_eq!(events(&dir, pg.as_deref()).await, 4);
 
     // The ledger is the queue: the server sends what the import planned.
-    let server = TestServer::start_in(dir, ga4, "").await;
+    let server = TestServer::start_on(dir, ga4, pg.clone()).await;
     assert_eq!(server.settled("order:i1:order_paid").await, ["ga4-web:delivered:sent"]);
     assert_eq!(server.settled("order:i2:order_paid").await, ["ga4-web:delivered:sent"]);
     assert_eq!(server.settled("order:i6:order_paid").await, ["ga4-web:skipped:outside_window"]);
@@ -121,7 +129,7 @@ fn ndjson_row(i: usize) -> String {
 
 #[tokio::test]
 async fn an_appended_file_resumes_after_the_committed_rows_and_an_edited_one_is_refused() {
-    let (dir, config) = setup("http://127.0.0.1:9");
+    let (dir, config, pg) = setup("http://127.0.0.1:9").await;
     let file = dir.path().join("transfers.ndjson");
     std::fs::write(&file, (1..=6).map(ndjson_row).collect::<String>()).unwrap();
     let (code, s, stderr) = import(&file, &config, &["--batch-size", "4"]);
@@ -141,7 +149,7 @@ async fn an_appended_file_resumes_after_the_committed_rows_and_an_edited_one_is_
     assert_eq!((&s["totals"]["rows"], &s["totals"]["accepted"]), (&json!(11), &json!(10)));
     let rejects = lines(&dir.path().join("transfers.ndjson.rejects.ndjson"));
     assert_eq!((rejects.len(), &rejects[0]["line"]), (1, &json!(11)));
-    assert_eq!(ledger_counts(&dir.path().join("surety.db")).await.events, 10);
+    assert_eq!(events(&dir, pg.as_deref()).await, 10);
 
     // An edit before the checkpoint is not silently skipped.
     let edited = std::fs::read_to_string(&file).unwrap().replacen("\"n1\"", "\"m1\"", 1);
@@ -158,7 +166,7 @@ async fn an_appended_file_resumes_after_the_committed_rows_and_an_edited_one_is_
 async fn an_import_killed_mid_file_continues_from_its_checkpoint() {
     const ROWS: u64 = 20_000;
     const BATCH: u64 = 50;
-    let (dir, config) = setup("http://127.0.0.1:9");
+    let (dir, config, pg) = setup("http://127.0.0.1:9").await;
     let file = dir.path().join("backfill.ndjson");
     std::fs::write(&file, (1..=ROWS as usize).map(ndjson_row).collect::<String>()).unwrap();
     let checkpoint = dir.path().join("backfill.ndjson.checkpoint");
@@ -193,12 +201,12 @@ async fn an_import_killed_mid_file_continues_from_its_checkpoint() {
     // Batches committed after the last checkpoint come back as duplicates, nothing else.
     assert!(s["duplicate"].as_u64().unwrap() <= 2 * BATCH, "{s:#}");
     assert_eq!(s["totals"]["rows"].as_u64(), Some(ROWS));
-    assert_eq!(ledger_counts(&dir.path().join("surety.db")).await.events, ROWS);
+    assert_eq!(events(&dir, pg.as_deref()).await, ROWS);
 }
 
 #[tokio::test]
 async fn nothing_usable_exits_non_zero_with_a_message_and_writes_nothing() {
-    let (dir, config) = setup("http://127.0.0.1:9");
+    let (dir, config, pg) = setup("http://127.0.0.1:9").await;
     let write = |name: &str, text: &str| {
         let path = dir.path().join(name);
         std::fs::write(&path, text).unwrap();
@@ -230,14 +238,14 @@ async fn nothing_usable_exits_non_zero_with_a_message_and_writes_nothing() {
     assert_eq!(code, Some(1));
     assert!(stderr.contains("--format"), "{stderr}");
 
-    assert_eq!(ledger_counts(&dir.path().join("surety.db")).await.events, 0);
+    assert_eq!(events(&dir, pg.as_deref()).await, 0);
 }
 
 /// The importer plans from configuration alone: a destination whose secret is not set where the
 /// import runs (it sends nothing) neither stops it nor changes what it plans.
 #[tokio::test]
 async fn import_plans_without_resolving_destination_secrets() {
-    let (dir, config) = setup("http://127.0.0.1:9");
+    let (dir, config, _) = setup("http://127.0.0.1:9").await;
     let file = dir.path().join("orders.ndjson");
     let row = json!({"kind": "order_paid", "occurred_at": ago(1), "subject": {"type": "order", "id": "s1"},
         "value": 12.5, "currency": "EUR", "identity": {"client_id": "555.1"}, "consent": {"analytics": "granted"}});
@@ -261,7 +269,11 @@ async fn import_plans_without_resolving_destination_secrets() {
 /// created; exit 0 when every row is valid, 1 with each bad row's line when one is not.
 #[test]
 fn validate_reports_what_the_import_would_do_and_writes_nothing() {
-    let (dir, config) = setup("http://127.0.0.1:9");
+    // On the SQLite file whatever the suite's ledger: that no ledger file appears is the point.
+    init_env();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("surety.toml");
+    std::fs::write(&config, config_toml(&dir.path().join("surety.db"), "http://127.0.0.1:9", "")).unwrap();
     let good = dir.path().join("good.ndjson");
     std::fs::write(&good, ndjson_row(1) + &ndjson_row(2)).unwrap();
     let out = surety(&["validate", good.to_str().unwrap(), "--json"], &config);

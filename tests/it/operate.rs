@@ -56,7 +56,7 @@ async fn cli_shows_timelines_lists_and_replays_dead_letters() {
     assert_eq!(s.settled("order:cli1:order_paid").await, ["ga4-web:dead:attempts_exhausted"]);
     s.ga4.set_fault(None);
     let config = s.dir.path().join("cli.toml");
-    std::fs::write(&config, crate::support::config_toml(&s.db, &s.ga4.base_url, "")).unwrap();
+    std::fs::write(&config, s.cli_config("")).unwrap();
 
     let out = surety(&["events", "show", "order:cli1:order_paid"], &config);
     assert!(out.status.success());
@@ -157,10 +157,10 @@ async fn pruning_deletes_ended_history_and_keeps_dead_letters() {
     assert_eq!(s.counts().await.events, 5);
 
     // As if a long time had passed: everything was received before the cutoff.
-    let store = surety::store::sqlite::SqliteStore::open(&s.db, surety::store::sqlite::Synchronous::Normal).unwrap();
+    let store = s.store().await;
     let cutoff = chrono::Utc::now() + chrono::Duration::days(1);
     let cancel = tokio_util::sync::CancellationToken::new();
-    let pruned = surety::prune_all(&store, cutoff, 2, &cancel).await.unwrap();
+    let pruned = surety::prune_all(store.as_ref(), cutoff, 2, &cancel).await.unwrap();
     assert_eq!((pruned.events, pruned.deliveries), (4, 3), "{pruned:?}");
     assert!(pruned.attempts >= 2 && pruned.requests >= 1, "{pruned:?}");
 
@@ -173,5 +173,5 @@ async fn pruning_deletes_ended_history_and_keeps_dead_letters() {
     assert!(attempts.iter().all(|a| a["http_status"] == 500), "and the requests its attempts name: {v}");
     let gone = s.get_admin("/v1/events/order:a:order_paid").await;
     assert_eq!(gone.status(), 404);
-    assert!(surety::prune_all(&store, cutoff, 2, &cancel).await.unwrap().is_empty(), "nothing left to prune");
+    assert!(surety::prune_all(store.as_ref(), cutoff, 2, &cancel).await.unwrap().is_empty(), "nothing left to prune");
 }

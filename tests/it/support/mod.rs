@@ -194,6 +194,15 @@ impl TestServer {
         Self::start_config(dir, ga4, &tune(text), Some(url.to_owned())).await
     }
 
+    /// A server on the ledger a test prepared (see [`suite_ledger`]): PostgreSQL at `postgres`,
+    /// else the SQLite file in `dir`.
+    pub async fn start_on(dir: TempDir, ga4: Ga4Sim, postgres: Option<String>) -> Self {
+        init_env();
+        let db = dir.path().join("surety.db");
+        let text = on_ledger(config_toml(&db, &ga4.base_url, ""), &db, postgres.as_deref());
+        Self::start_config(dir, ga4, &text, postgres).await
+    }
+
     async fn start_config(dir: TempDir, ga4: Ga4Sim, text: &str, postgres: Option<String>) -> Self {
         let db = dir.path().join("surety.db");
         let config = Config::from_toml(text).expect("valid test config");
@@ -279,15 +288,46 @@ impl TestServer {
 
     /// The ledger's counts, read through a second connection to the same ledger.
     pub async fn counts(&self) -> Counts {
-        match &self.postgres {
-            Some(url) => surety::store::postgres::PgStore::connect(url)
-                .await
-                .expect("connect to the PostgreSQL ledger")
-                .counts()
-                .await
-                .expect("counts"),
-            None => ledger_counts(&self.db).await,
+        self.store().await.counts().await.expect("counts")
+    }
+
+    /// A second connection to the ledger this server runs on (PostgreSQL under
+    /// `SURETY_IT_LEDGER=postgres`), for tests that act on the ledger as an operator's command would.
+    pub async fn store(&self) -> Arc<dyn Store> {
+        open_ledger(&self.db, self.postgres.as_deref()).await
+    }
+
+    /// The test configuration on this server's ledger, for the `surety` binary's commands.
+    pub fn cli_config(&self, extra: &str) -> String {
+        on_ledger(config_toml(&self.db, &self.ga4.base_url, extra), &self.db, self.postgres.as_deref())
+    }
+}
+
+/// Where the suite keeps a ledger that a test prepares before a server starts: a fresh PostgreSQL
+/// database under `SURETY_IT_LEDGER=postgres` (its URL), else the SQLite file (`None`).
+pub async fn suite_ledger() -> Option<String> {
+    if std::env::var("SURETY_IT_LEDGER").is_ok_and(|v| v == "postgres") {
+        Some(postgres_ledger().await)
+    } else {
+        None
+    }
+}
+
+/// A configuration text moved from the SQLite file `db` to the PostgreSQL ledger at `postgres`.
+pub fn on_ledger(text: String, db: &std::path::Path, postgres: Option<&str>) -> String {
+    match postgres {
+        Some(url) => text.replace(&format!("url = \"sqlite://{}\"", db.display()), &format!("url = \"{url}\"")),
+        None => text,
+    }
+}
+
+/// Opens the ledger at `postgres`, else the SQLite file `db`.
+pub async fn open_ledger(db: &std::path::Path, postgres: Option<&str>) -> Arc<dyn Store> {
+    match postgres {
+        Some(url) => {
+            Arc::new(surety::store::postgres::PgStore::connect(url).await.expect("connect to the PostgreSQL ledger"))
         }
+        None => Arc::new(SqliteStore::open(db, Synchronous::Normal).expect("open ledger")),
     }
 }
 
