@@ -15,7 +15,8 @@ end
 
 local token = os.getenv("SURETY_BENCH_TOKEN") or "bench-ingest-token"
 local stamp = os.date("!%Y-%m-%dT%H:%M:%SZ", os.time() - 600)
-local run = os.time()
+-- BENCH_RUN tells apart wrk instances started in the same second (scripts/bench_http.sh).
+local run = os.time() .. (os.getenv("BENCH_RUN") or "")
 
 request = function()
   counter = counter + 1
