@@ -10,7 +10,7 @@ use super::Reading;
 use crate::config::alerts::{AlertRule, Condition};
 use crate::core::DeliveryState;
 use crate::reconcile::coverage::{self, CoverageQuery, CoverageReport, GroupBy};
-use crate::reconcile::{LastReport, Recorded};
+use crate::reconcile::Recorded;
 use crate::store::{Store, StoreError};
 use crate::telemetry::Metrics;
 
@@ -42,7 +42,12 @@ impl Reader {
         now: DateTime<Utc>,
     ) -> Result<Vec<Reading>, StoreError> {
         let (store, metrics) = (watched.store.as_ref(), watched.metrics.as_ref());
-        let last_reconcile = watched.last_reconcile.get();
+        // Read only when a rule asks for it: one row, but not worth a query every round otherwise.
+        let last_reconcile = if rules.iter().any(|r| r.when == Condition::ReconcileUnexplained) {
+            crate::reconcile::latest(store).await?
+        } else {
+            None
+        };
         let coverage = coverage_by_window(rules, store, now).await?;
         let counts = store.counts().await?;
         let mut per: HashMap<String, HashMap<DeliveryState, u64>> = HashMap::new();
@@ -95,7 +100,7 @@ impl Reader {
                             None => continue,
                         }
                     }
-                    Condition::ReconcileUnexplained => unexplained(last_reconcile.as_deref(), dest),
+                    Condition::ReconcileUnexplained => unexplained(last_reconcile.as_ref(), dest),
                     Condition::OldestPendingSecs => queue
                         .and_then(|q| q.oldest)
                         .map_or(0.0, |o| (now - o).num_milliseconds().max(0) as f64 / 1000.0),
@@ -177,17 +182,16 @@ pub(super) fn share_carrying(report: &CoverageReport, dest: &str, field: &str) -
     Some(n as f64 / row.events as f64)
 }
 
-/// Unexplained mismatches for `dest` in the last reconcile report (0 without one).
+/// Unexplained mismatches for `dest` in the latest reconcile report (0 without one).
 pub(super) fn unexplained(last: Option<&Recorded>, dest: &str) -> f64 {
     last.and_then(|r| r.report.destinations.get(dest)).map_or(0.0, |d| d.unexplained as f64)
 }
 
-/// What the rules read: the ledger, this process's gauges, the last reconcile report.
+/// What the rules read: the ledger (the latest reconcile report too), this process's gauges.
 #[derive(Clone)]
 pub struct Watched {
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
-    pub last_reconcile: Arc<LastReport>,
 }
 
 /// Whether this process's worker for `destination` has its circuit open (the `surety_circuit_open` gauge).
