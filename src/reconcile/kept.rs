@@ -72,3 +72,49 @@ pub fn cli_user() -> String {
         .unwrap_or_else(|| "unknown".to_owned());
     format!("cli:{}", user.trim())
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::reconcile::{BadRow, DestReport};
+    use crate::store::sqlite::{SqliteStore, Synchronous};
+
+    #[tokio::test]
+    async fn the_latest_report_reads_back_with_its_largest_mismatches() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("surety.db"), Synchronous::Normal).unwrap();
+        assert!(latest(&store).await.unwrap().is_none());
+        let at = Utc.with_ymd_and_hms(2026, 11, 30, 3, 0, 0).unwrap();
+        let mut report = Report::new(at - chrono::Duration::days(1), at);
+        report.destinations.insert(
+            "ga4-web".into(),
+            DestReport { unexplained: 150, platform_reported: Some(7), ..Default::default() },
+        );
+        report.mismatches = (0..150)
+            .map(|i| Mismatch {
+                key: format!("order:{i}:order_paid"),
+                event_id: Some(format!("order:{i}:order_paid")),
+                destination: "ga4-web".into(),
+                class: "not_received".into(),
+                detail: "never came".into(),
+                value: Some(f64::from(i)),
+            })
+            .collect();
+        report.bad_rows = vec![BadRow { file: "shop.csv".into(), line: 9, message: "not a time".into() }];
+        report.finish();
+        record(&store, at, "cli:nightly", &report).await.unwrap();
+        record(&store, at + chrono::Duration::hours(1), "admin token #1", &report).await.unwrap();
+
+        let last = latest(&store).await.unwrap().expect("a kept report");
+        assert_eq!((last.at, last.by.as_str()), (at + chrono::Duration::hours(1), "admin token #1"));
+        assert_eq!(last.report.window.since, at - chrono::Duration::days(1));
+        assert_eq!(last.report.totals.unexplained, 150, "the totals count every mismatch");
+        assert_eq!(last.report.mismatches.len(), KEPT_MISMATCHES);
+        assert_eq!(last.report.mismatches[0].value, Some(149.0), "the largest first");
+        assert_eq!(last.report.mismatches[KEPT_MISMATCHES - 1].value, Some(50.0));
+        assert_eq!(last.report.bad_rows, report.bad_rows);
+        assert_eq!(last.report.destinations["ga4-web"].platform_reported, Some(7));
+    }
+}
