@@ -28,11 +28,13 @@ pub struct Reader {
     pub(super) history: VecDeque<(DateTime<Utc>, HashMap<String, Ended>)>,
     /// When each destination's circuit was first seen open.
     open_since: HashMap<String, DateTime<Utc>>,
+    /// The latest reconcile report kept in the ledger, as last read.
+    reconcile: Option<Recorded>,
 }
 
 impl Reader {
     pub fn new(destinations: Vec<String>) -> Self {
-        Self { destinations, history: VecDeque::new(), open_since: HashMap::new() }
+        Self { destinations, history: VecDeque::new(), open_since: HashMap::new(), reconcile: None }
     }
 
     pub async fn read(
@@ -43,11 +45,17 @@ impl Reader {
     ) -> Result<Vec<Reading>, StoreError> {
         let (store, metrics) = (watched.store.as_ref(), watched.metrics.as_ref());
         // Read only when a rule asks for it: one row, but not worth a query every round otherwise.
-        let last_reconcile = if rules.iter().any(|r| r.when == Condition::ReconcileUnexplained) {
-            crate::reconcile::latest(store).await?
-        } else {
-            None
-        };
+        // Read only when a rule asks for it. A report this binary cannot read (one a newer
+        // process kept) leaves the last one read in place, and the other rules evaluated.
+        if rules.iter().any(|r| r.when == Condition::ReconcileUnexplained) {
+            match crate::reconcile::latest(store).await {
+                Ok(last) => self.reconcile = last,
+                Err(StoreError::Corrupt(why)) => {
+                    tracing::warn!(%why, "alerts: the latest reconcile report cannot be read; keeping the last one read")
+                }
+                Err(e) => return Err(e),
+            }
+        }
         let coverage = coverage_by_window(rules, store, now).await?;
         let counts = store.counts().await?;
         let mut per: HashMap<String, HashMap<DeliveryState, u64>> = HashMap::new();
@@ -100,7 +108,7 @@ impl Reader {
                             None => continue,
                         }
                     }
-                    Condition::ReconcileUnexplained => unexplained(last_reconcile.as_ref(), dest),
+                    Condition::ReconcileUnexplained => unexplained(self.reconcile.as_ref(), dest),
                     Condition::OldestPendingSecs => queue
                         .and_then(|q| q.oldest)
                         .map_or(0.0, |o| (now - o).num_milliseconds().max(0) as f64 / 1000.0),
