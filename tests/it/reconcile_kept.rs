@@ -70,6 +70,20 @@ async fn the_last_reconcile_report_survives_a_restart_on_postgres() {
     the_last_report_survives_a_restart(true).await;
 }
 
+/// Two processes on one PostgreSQL ledger: the report one answered is the one the other shows.
+#[tokio::test]
+async fn every_process_on_a_postgres_ledger_shows_the_same_report() {
+    let url = postgres_ledger().await;
+    let ga4 = surety::platforms::ga4::sim::start().await.unwrap();
+    let a = TestServer::start_postgres(ga4.clone(), &url, "", |t| t).await;
+    let b = TestServer::start_postgres(ga4, &url, "", |t| t).await;
+    let r = a.post_admin("/v1/reconcile", &json!({"source": {"format": "csv", "content": source()}})).await;
+    assert_eq!(r.status(), 200);
+    let page = b.get_admin("/?view=reconcile").await.text().await.unwrap();
+    assert!(page.contains("href=\"/?event=order%3Anever-came%3Aorder_paid\""), "{page}");
+    assert!(page.contains("by admin token #1"), "{page}");
+}
+
 /// `surety reconcile --json [extra]` run as `USER=nightly`: the exit code and the report.
 fn reconcile(config: &Path, source: &Path, extra: &[&str]) -> (Option<i32>, Value) {
     let out = Command::new(env!("CARGO_BIN_EXE_surety"))
