@@ -44,7 +44,6 @@ impl Reader {
         now: DateTime<Utc>,
     ) -> Result<Vec<Reading>, StoreError> {
         let (store, metrics) = (watched.store.as_ref(), watched.metrics.as_ref());
-        // Read only when a rule asks for it: one row, but not worth a query every round otherwise.
         // Read only when a rule asks for it. A report this binary cannot read (one a newer
         // process kept) leaves the last one read in place, and the other rules evaluated.
         if rules.iter().any(|r| r.when == Condition::ReconcileUnexplained) {
