@@ -88,7 +88,6 @@ pub async fn run(
         }
     }
     let alerts = Arc::new(alerts::AlertBook::from_config(&config));
-    let last_reconcile = Arc::new(reconcile::LastReport::default());
     let app = Arc::new(App {
         config: config.clone(),
         store: store.clone(),
@@ -99,7 +98,6 @@ pub async fn run(
         sources: sources::SourceSecrets::resolve(&config.sources)?,
         wake: wake.clone(),
         alerts: alerts.clone(),
-        last_reconcile: last_reconcile.clone(),
     });
 
     let cancel = CancellationToken::new();
@@ -133,7 +131,7 @@ pub async fn run(
             config.alerts.clone(),
             names,
             alerts,
-            alerts::Watched { store: store.clone(), metrics, last_reconcile },
+            alerts::Watched { store: store.clone(), metrics },
             cancel.clone(),
         ));
     }

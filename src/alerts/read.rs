@@ -10,7 +10,7 @@ use super::Reading;
 use crate::config::alerts::{AlertRule, Condition};
 use crate::core::DeliveryState;
 use crate::reconcile::coverage::{self, CoverageQuery, CoverageReport, GroupBy};
-use crate::reconcile::{LastReport, Recorded};
+use crate::reconcile::Recorded;
 use crate::store::{Store, StoreError};
 use crate::telemetry::Metrics;
 
@@ -28,11 +28,13 @@ pub struct Reader {
     pub(super) history: VecDeque<(DateTime<Utc>, HashMap<String, Ended>)>,
     /// When each destination's circuit was first seen open.
     open_since: HashMap<String, DateTime<Utc>>,
+    /// The latest reconcile report kept in the ledger, as last read.
+    reconcile: Option<Recorded>,
 }
 
 impl Reader {
     pub fn new(destinations: Vec<String>) -> Self {
-        Self { destinations, history: VecDeque::new(), open_since: HashMap::new() }
+        Self { destinations, history: VecDeque::new(), open_since: HashMap::new(), reconcile: None }
     }
 
     pub async fn read(
@@ -42,7 +44,17 @@ impl Reader {
         now: DateTime<Utc>,
     ) -> Result<Vec<Reading>, StoreError> {
         let (store, metrics) = (watched.store.as_ref(), watched.metrics.as_ref());
-        let last_reconcile = watched.last_reconcile.get();
+        // Read only when a rule asks for it. A report this binary cannot read (one a newer
+        // process kept) leaves the last one read in place, and the other rules evaluated.
+        if rules.iter().any(|r| r.when == Condition::ReconcileUnexplained) {
+            match crate::reconcile::latest(store).await {
+                Ok(last) => self.reconcile = last,
+                Err(StoreError::Corrupt(why)) => {
+                    tracing::warn!(%why, "alerts: the latest reconcile report cannot be read; keeping the last one read")
+                }
+                Err(e) => return Err(e),
+            }
+        }
         let coverage = coverage_by_window(rules, store, now).await?;
         let counts = store.counts().await?;
         let mut per: HashMap<String, HashMap<DeliveryState, u64>> = HashMap::new();
@@ -95,7 +107,7 @@ impl Reader {
                             None => continue,
                         }
                     }
-                    Condition::ReconcileUnexplained => unexplained(last_reconcile.as_deref(), dest),
+                    Condition::ReconcileUnexplained => unexplained(self.reconcile.as_ref(), dest),
                     Condition::OldestPendingSecs => queue
                         .and_then(|q| q.oldest)
                         .map_or(0.0, |o| (now - o).num_milliseconds().max(0) as f64 / 1000.0),
@@ -177,17 +189,16 @@ pub(super) fn share_carrying(report: &CoverageReport, dest: &str, field: &str) -
     Some(n as f64 / row.events as f64)
 }
 
-/// Unexplained mismatches for `dest` in the last reconcile report (0 without one).
+/// Unexplained mismatches for `dest` in the latest reconcile report (0 without one).
 pub(super) fn unexplained(last: Option<&Recorded>, dest: &str) -> f64 {
     last.and_then(|r| r.report.destinations.get(dest)).map_or(0.0, |d| d.unexplained as f64)
 }
 
-/// What the rules read: the ledger, this process's gauges, the last reconcile report.
+/// What the rules read: the ledger (the latest reconcile report too), this process's gauges.
 #[derive(Clone)]
 pub struct Watched {
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
-    pub last_reconcile: Arc<LastReport>,
 }
 
 /// Whether this process's worker for `destination` has its circuit open (the `surety_circuit_open` gauge).

@@ -5,7 +5,6 @@ use chrono::TimeZone;
 use super::*;
 use crate::config::alerts::AlertRule;
 use crate::reconcile::coverage::{CoverageReport, GroupBy};
-use crate::reconcile::LastReport;
 
 fn rule(name: &str, when: Condition, above: f64, for_secs: u64) -> AlertRule {
     AlertRule {
@@ -153,9 +152,7 @@ fn the_last_reconcile_counts_its_unexplained_mismatches_per_destination() {
         mismatches: Vec::new(),
         bad_rows: Vec::new(),
     };
-    let last = LastReport::default();
-    last.record(at(61), &report);
-    let recorded = last.get();
-    assert_eq!(unexplained(recorded.as_deref(), "ga4"), 3.0);
-    assert_eq!(unexplained(recorded.as_deref(), "meta"), 0.0);
+    let recorded = crate::reconcile::Recorded { at: at(61), by: "cli:ops".into(), report };
+    assert_eq!(unexplained(Some(&recorded), "ga4"), 3.0);
+    assert_eq!(unexplained(Some(&recorded), "meta"), 0.0);
 }

@@ -80,7 +80,10 @@ pub async fn page(State(app): State<Arc<App>>, headers: HeaderMap, RawQuery(quer
             (StatusCode::OK, "Late arrivals · Surety".to_owned(), false)
         }
         None if view == "reconcile" => {
-            reconcile::write_reconcile(&mut body, app.last_reconcile.get().as_deref()).ok();
+            match crate::reconcile::latest(app.store.as_ref()).await {
+                Ok(last) => reconcile::write_reconcile(&mut body, last.as_ref()).ok(),
+                Err(e) => return Problem::from(e).into_response(),
+            };
             (StatusCode::OK, "Reconcile · Surety".to_owned(), false)
         }
         None if view == "search" => match find::search(&app, &param("q").unwrap_or_default()).await {

@@ -50,8 +50,6 @@ pub struct App {
     pub(crate) wake: Vec<Arc<Notify>>,
     /// What fires (`crate::alerts`), for `GET /v1/alerts`.
     pub alerts: Arc<crate::alerts::AlertBook>,
-    /// The last report `POST /v1/reconcile` answered, for the dashboard and the alert rules.
-    pub last_reconcile: Arc<crate::reconcile::LastReport>,
 }
 
 impl App {

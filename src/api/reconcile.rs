@@ -1,8 +1,8 @@
 //! `POST /v1/reconcile` (admin): `surety reconcile` over HTTP. The source export and the
 //! platform reports come either as text in a JSON body or as files in a `multipart/form-data`
 //! body (the fields mirror the command line's flags); the answer is the same report as `--json`.
-//! The last report this process answered is kept for the dashboard (`/?view=reconcile`) and the
-//! `reconcile_unexplained` alert rule.
+//! Every report it answers is kept in the ledger (`reconcile::record`, by the admin token's
+//! label) for the dashboard (`/?view=reconcile`) and the `reconcile_unexplained` alert rule.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -111,7 +111,7 @@ pub async fn post_reconcile(State(app): State<Arc<App>>, req: HttpRequest) -> Re
     };
     match reconcile::reconcile(app.store.as_ref(), reconcile::scopes(&app.config), request).await {
         Ok(report) => {
-            app.last_reconcile.record(now, &report);
+            reconcile::record(app.store.as_ref(), now, &app.auth.who(&headers), &report).await?;
             Ok(Json(report))
         }
         Err(ReconcileError::Usage(m)) => Err(invalid(m)),

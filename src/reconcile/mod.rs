@@ -1,12 +1,14 @@
 //! `surety reconcile`: the source of truth ↔ the ledger ↔ the platforms' own reports, every
 //! difference classed and explained. Reads only: the source export and the platform reports
-//! (files), and the ledger through `Store::window_page`, one pass. No network, no ledger write.
+//! (files), and the ledger through `Store::window_page`, one pass. No network, and no ledger
+//! write but keeping the report itself where asked (`POST /v1/reconcile`, `--record`: `kept`).
 //!
 //! Memory: the source rows and the per-event platform rows of the window are held in hash maps
 //! keyed by id; the ledger streams past them a page at a time, taking what it matches.
 
 mod classify;
 pub mod coverage;
+mod kept;
 pub mod late;
 mod read;
 mod report;
@@ -22,8 +24,9 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 use self::classify::Matcher;
 pub use self::classify::{Scope, Settings};
+pub use self::kept::{latest, record, Recorded, KEPT_MISMATCHES};
 pub use self::read::{parse_day, BadRow};
-pub use self::report::{DestReport, FailOn, LastReport, Mismatch, Recorded, Report, Window, KEPT_MISMATCHES};
+pub use self::report::{DestReport, FailOn, Mismatch, Report, Window};
 pub use self::table::Format;
 use crate::config::Config;
 use crate::import::{parse_map, Mapping};
@@ -71,6 +74,10 @@ pub struct ReconcileArgs {
     /// The TOML configuration naming the ledger and destinations.
     #[arg(long, short, env = "SURETY_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Also keep the report in the ledger (as `cli:<OS user>`), where the dashboard's reconcile
+    /// page and the `reconcile_unexplained` alert rule read the latest. Without it nothing is written.
+    #[arg(long)]
+    pub record: bool,
 }
 
 fn parse_platform(s: &str) -> Result<(String, PathBuf), String> {
@@ -272,7 +279,13 @@ pub fn cli(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let result = runtime.block_on(async {
         let store = crate::store::open_existing(&config).await?;
-        anyhow::Ok(reconcile(store.as_ref(), scopes(&config), request).await)
+        let result = reconcile(store.as_ref(), scopes(&config), request).await;
+        if let (true, Ok(report)) = (args.record, &result) {
+            kept::record(store.as_ref(), Utc::now(), &kept::cli_user(), report)
+                .await
+                .context("cannot keep the report in the ledger")?;
+        }
+        anyhow::Ok(result)
     })?;
     let report = match result {
         Ok(r) => r,

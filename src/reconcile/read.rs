@@ -13,7 +13,7 @@ use crate::core::{EventId, Kind, Subject};
 use crate::import::Mapping;
 
 /// A row that could not be read: which file, which line, why.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct BadRow {
     pub file: String,
     pub line: u64,

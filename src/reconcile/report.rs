@@ -5,17 +5,17 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::read::BadRow;
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Window {
     pub since: DateTime<Utc>,
     pub until: DateTime<Utc>,
 }
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Totals {
     /// Source rows in the window, and their value.
     pub source_rows: u64,
@@ -27,7 +27,7 @@ pub struct Totals {
     pub unexplained: u64,
 }
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct DestReport {
     /// Class → how many rows or events ended in it.
     pub classes: BTreeMap<String, u64>,
@@ -43,7 +43,7 @@ pub struct DestReport {
     pub unexplained: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Mismatch {
     /// The event id, a platform transaction id, or `day/event name` for aggregate reports.
     pub key: String,
@@ -56,7 +56,7 @@ pub struct Mismatch {
     pub value: Option<f64>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Report {
     pub window: Window,
     pub totals: Totals,
@@ -151,41 +151,5 @@ impl Report {
         let _ =
             writeln!(out, "\n{verdict}: {} unexplained, {} explained", self.totals.unexplained, self.totals.explained);
         out
-    }
-}
-
-/// Mismatches kept with the last report (the largest are listed first by the dashboard).
-pub const KEPT_MISMATCHES: usize = 100;
-
-/// A report as it was answered, and when.
-#[derive(Clone, Debug, Serialize)]
-pub struct Recorded {
-    pub at: DateTime<Utc>,
-    /// The report, its mismatches cut to [`KEPT_MISMATCHES`] (the totals still count all).
-    pub report: Report,
-}
-
-/// The last report `POST /v1/reconcile` answered in this process: the dashboard's reconcile page
-/// shows it and the `reconcile_unexplained` alert rule reads it. Kept in memory only.
-#[derive(Default)]
-pub struct LastReport(std::sync::Mutex<Option<std::sync::Arc<Recorded>>>);
-
-impl LastReport {
-    pub fn record(&self, at: DateTime<Utc>, report: &Report) {
-        let mut largest: Vec<&Mismatch> = report.mismatches.iter().collect();
-        largest.sort_by(|a, b| b.value.unwrap_or(0.0).total_cmp(&a.value.unwrap_or(0.0)));
-        let kept = Report {
-            window: report.window.clone(),
-            totals: report.totals.clone(),
-            destinations: report.destinations.clone(),
-            mismatches: largest.into_iter().take(KEPT_MISMATCHES).cloned().collect(),
-            bad_rows: report.bad_rows.iter().take(KEPT_MISMATCHES).cloned().collect(),
-        };
-        let recorded = std::sync::Arc::new(Recorded { at, report: kept });
-        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(recorded);
-    }
-
-    pub fn get(&self) -> Option<std::sync::Arc<Recorded>> {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 }

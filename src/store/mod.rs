@@ -10,6 +10,7 @@ pub mod over_time;
 pub mod postgres;
 mod prepare;
 mod read;
+pub mod reconciles;
 mod records;
 mod rules;
 pub mod search;
@@ -152,4 +153,9 @@ pub trait Store: Send + Sync {
     /// and attempts that ended in a retry (`over_time`). Two range scans over partial indexes:
     /// bounded by the window, not by the ledger's size.
     async fn deliveries_over_time(&self, since: DateTime<Utc>) -> Result<Vec<over_time::HourCounts>, StoreError>;
+    /// Keeps a reconcile report, and deletes all but the newest [`reconciles::KEPT`] in the same
+    /// transaction. Returns its id.
+    async fn record_reconcile(&self, record: reconciles::ReconcileRecord) -> Result<i64, StoreError>;
+    /// The newest `limit` kept reconcile reports, newest first (`limit` 1: the latest).
+    async fn reconciles(&self, limit: usize) -> Result<Vec<reconciles::StoredReconcile>, StoreError>;
 }

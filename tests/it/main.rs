@@ -30,6 +30,7 @@ mod operator;
 mod packaging;
 mod postgres;
 mod reconcile;
+mod reconcile_kept;
 mod rollout;
 mod settle;
 mod sources;

@@ -249,7 +249,7 @@ async fn a_multipart_upload_reconciles_like_the_command_and_the_dashboard_shows_
 
     // The dashboard says so before any run.
     let page = server.get_admin("/?view=reconcile").await.text().await.unwrap();
-    assert!(page.contains("No reconcile has run through this process yet"), "{page}");
+    assert!(page.contains("No reconcile report is kept in the ledger yet"), "{page}");
 
     let (ctype, body) = multipart(&[
         ("source", Some("shop.csv"), Some("text/csv"), &source),

@@ -1,6 +1,7 @@
-//! The dashboard's reconcile page (`/?view=reconcile`): the last report `POST /v1/reconcile`
-//! answered in this process — when, the window, per destination its classes and gaps, the
-//! largest unexplained mismatches (each linked to its event's timeline) and the bad rows.
+//! The dashboard's reconcile page (`/?view=reconcile`): the latest report kept in the ledger
+//! (`POST /v1/reconcile`, `surety reconcile --record`) — when and by whom, the window, per
+//! destination its classes and gaps, the largest unexplained mismatches (each linked to its
+//! event's timeline) and the bad rows.
 
 use std::fmt::{self, Write};
 
@@ -9,21 +10,22 @@ use crate::reconcile::{Recorded, KEPT_MISMATCHES};
 
 pub fn write_reconcile(out: &mut String, last: Option<&Recorded>) -> fmt::Result {
     out.push_str("<h2>Reconcile</h2>");
-    let Some(Recorded { at, report }) = last else {
+    let Some(Recorded { at, by, report }) = last else {
         out.push_str(
-            "<p class=\"muted\">No reconcile has run through this process yet. Run one with \
+            "<p class=\"muted\">No reconcile report is kept in the ledger yet. Run one with \
              <code>curl -H 'Authorization: Bearer …' -F source=@orders.csv -F platforms.ga4-web=@ga4.csv \
-             https://…/v1/reconcile</code> (or <code>surety reconcile</code> on the command line, which \
-             prints its report instead) and its report appears here.</p>",
+             https://…/v1/reconcile</code> (or <code>surety reconcile --record</code> on the command line) \
+             and its report appears here.</p>",
         );
         return Ok(());
     };
     let t = &report.totals;
     write!(
         out,
-        "<p>Run at {}, window {} .. {}: {} source rows, {} ledger events, {} explained and \
+        "<p>Recorded at {} by {}, window {} .. {}: {} source rows, {} ledger events, {} explained and \
          <span class=\"{}\">{} unexplained</span> differences, {} bad rows.</p>",
         time(*at),
+        Esc(by),
         time(report.window.since),
         time(report.window.until),
         t.source_rows,

@@ -12,6 +12,7 @@ mod lead;
 mod over_time;
 mod queries;
 mod queue;
+mod reconciles;
 mod search;
 mod settle;
 mod window;
@@ -217,6 +218,14 @@ impl Store for PgStore {
         since: DateTime<Utc>,
     ) -> Result<Vec<super::over_time::HourCounts>, StoreError> {
         over_time::deliveries_over_time(&self.pool, since).await
+    }
+
+    async fn record_reconcile(&self, record: super::reconciles::ReconcileRecord) -> Result<i64, StoreError> {
+        reconciles::record(&self.pool, &record).await
+    }
+
+    async fn reconciles(&self, limit: usize) -> Result<Vec<super::reconciles::StoredReconcile>, StoreError> {
+        reconciles::recent(&self.pool, limit).await
     }
 }
 

@@ -10,6 +10,7 @@ mod intake;
 mod over_time;
 mod queries;
 mod queue;
+mod reconciles;
 mod search;
 mod settle;
 mod window;
@@ -47,6 +48,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0008_search.sql"),
     include_str!("migrations/0009_replayed_by.sql"),
     include_str!("migrations/0010_over_time.sql"),
+    include_str!("migrations/0012_reconcile_reports.sql"),
 ];
 
 /// How durable a commit is (`storage.sqlite_synchronous`).
@@ -313,6 +315,14 @@ impl Store for SqliteStore {
         since: DateTime<Utc>,
     ) -> Result<Vec<super::over_time::HourCounts>, StoreError> {
         self.read(move |conn| over_time::deliveries_over_time(conn, since)).await
+    }
+
+    async fn record_reconcile(&self, record: super::reconciles::ReconcileRecord) -> Result<i64, StoreError> {
+        self.write(move |conn| reconciles::record(conn, &record)).await
+    }
+
+    async fn reconciles(&self, limit: usize) -> Result<Vec<super::reconciles::StoredReconcile>, StoreError> {
+        self.read(move |conn| reconciles::recent(conn, limit)).await
     }
 
     /// Ready when the ledger answers, its filesystem has room, and — after a failed commit — a
