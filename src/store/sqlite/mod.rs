@@ -48,7 +48,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0008_search.sql"),
     include_str!("migrations/0009_replayed_by.sql"),
     include_str!("migrations/0010_over_time.sql"),
-    include_str!("migrations/0012_reconcile_reports.sql"),
+    include_str!("migrations/0011_reconcile_reports.sql"),
 ];
 
 /// How durable a commit is (`storage.sqlite_synchronous`).
