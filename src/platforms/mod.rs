@@ -6,6 +6,7 @@
 
 pub mod ga4;
 pub mod google_ads;
+pub mod google_auth;
 pub mod linkedin;
 mod load;
 pub mod meta;

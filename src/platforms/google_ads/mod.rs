@@ -29,7 +29,6 @@
 //! - A token grant refused (`invalid_grant`, …): a halt; the token endpoint unreachable: retry.
 
 mod answer;
-mod auth;
 mod batch;
 mod check;
 pub mod config;
@@ -57,8 +56,8 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 
 pub use self::answer::{request_id, FieldViolation, RequestVerdict, RpcStatus, SLOW_DOWN};
-use self::auth::TokenSource;
-pub use self::auth::{KeyError, ServiceAccount, TokenError};
+pub use crate::platforms::google_auth::{KeyError, ServiceAccount, TokenError};
+use crate::platforms::google_auth::TokenSource;
 use self::config::{customer_id, GoogleAdsConfig};
 use self::pace::Pace;
 pub use self::payload::{
@@ -110,7 +109,7 @@ impl GoogleAds {
             .resolve()
             .map_err(anyhow::Error::msg)
             .with_context(|| format!("destinations.{n}.service_account_key ({reference})"))?;
-        let account = ServiceAccount::from_json(key.expose())
+        let account = ServiceAccount::from_json(key.expose(), config::SCOPE)
             .with_context(|| format!("destinations.{n}.service_account_key ({reference})"))?;
         let customer = customer_id(&config.customer_id)
             .with_context(|| format!("destinations.{n}.customer_id: not a ten-digit customer id"))?;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 
 use super::answer::{self, RequestVerdict};
-use super::auth::Bearer;
+use crate::platforms::google_auth::Bearer;
 use super::payload::{self, IngestEvent, Restatement};
 use super::restate::restate;
 use super::{batch, GoogleAds};

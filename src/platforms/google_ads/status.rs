@@ -12,7 +12,7 @@ use reqwest::header::AUTHORIZATION;
 use serde_json::Value;
 
 use super::answer::{RpcStatus, SLOW_DOWN};
-use super::auth::TokenError;
+use crate::platforms::google_auth::TokenError;
 use super::GoogleAds;
 use crate::core::pii::sha256_hex;
 use crate::core::{FollowUp, RequestRecord};
