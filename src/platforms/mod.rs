@@ -10,6 +10,7 @@ pub mod google_auth;
 pub mod linkedin;
 mod load;
 pub mod meta;
+pub mod read_back;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use crate::core::plan::{Planner, Rules};
 use crate::core::Event;
 use crate::delivery::validate_mode::ValidateMode;
 use crate::delivery::Destination;
+pub use self::read_back::{PullError, PullQuery, Pulling, ReadBack, ReportedRow};
 pub use crate::sim::{Fault, Marker, SimOptions};
 
 /// Every platform, in the order `type`s are listed in messages. Adding one: its folder, and one
@@ -56,6 +58,13 @@ pub trait Platform: 'static {
     fn report_id(event: &Event) -> Option<String>;
     /// How `surety demo` and `surety bench` show it.
     const SHOWCASE: Showcase;
+    /// How reconcile reads what it counted without a file (`--platform DEST=api`).
+    const READ_BACK: ReadBack;
+    /// Reads what it counted through its reporting API (only for [`ReadBack::Api`]).
+    fn pull(config: &Self::Config, query: PullQuery) -> Pulling {
+        let _ = (config, query);
+        Box::pin(async { Err(PullError::NotConfigured(format!("{} has no reporting API Surety reads", Self::LABEL))) })
+    }
 
     /// Starts its simulator on 127.0.0.1.
     fn simulate(options: SimOptions) -> Starting;
@@ -164,6 +173,8 @@ pub struct Entry {
     pub report_id: fn(&Event) -> Option<String>,
     pub showcase: Showcase,
     pub simulate: fn(SimOptions) -> Starting,
+    pub read_back: ReadBack,
+    pull: fn(&DestinationConfig, PullQuery) -> Option<Pulling>,
 }
 
 impl Entry {
@@ -178,8 +189,22 @@ impl Entry {
             report_id: P::report_id,
             showcase: P::SHOWCASE,
             simulate: P::simulate,
+            read_back: P::READ_BACK,
+            pull: pull_for::<P>,
         }
     }
+
+    /// Reads what the platform counted for a destination of its type ([`ReadBack::Api`]).
+    pub fn pull(&self, config: &DestinationConfig, query: PullQuery) -> Pulling {
+        (self.pull)(config, query).unwrap_or_else(|| {
+            let name = config.name().to_owned();
+            Box::pin(async move { Err(PullError::NotConfigured(format!("destination '{name}' is of another platform"))) })
+        })
+    }
+}
+
+fn pull_for<P: Platform>(config: &DestinationConfig, query: PullQuery) -> Option<Pulling> {
+    config.section::<P::Config>().map(|c| P::pull(c, query))
 }
 
 /// An adapter built, or why not.

@@ -221,6 +221,8 @@ impl super::Platform for GoogleAds {
     const TYPE: &'static str = "google_ads";
     const LABEL: &'static str = "Google Ads";
     const SHOWCASE: super::Showcase = showcase::SHOWCASE;
+    /// `requestStatus:retrieve` says per request whether Google kept the conversions.
+    const READ_BACK: super::ReadBack = super::ReadBack::FollowUps;
     const REPORTS_ROUTE_EVENT: bool = false;
     type Config = GoogleAdsConfig;
 
