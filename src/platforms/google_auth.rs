@@ -80,8 +80,13 @@ impl ServiceAccount {
             exp: i64,
         }
         let iat = now.timestamp();
-        let claims =
-            Claims { iss: &self.client_email, scope: self.scope, aud: token_url, iat, exp: iat + ASSERTION_LIFETIME_SECS };
+        let claims = Claims {
+            iss: &self.client_email,
+            scope: self.scope,
+            aud: token_url,
+            iat,
+            exp: iat + ASSERTION_LIFETIME_SECS,
+        };
         let mut header = Header::new(Algorithm::RS256);
         header.kid = self.key_id.clone();
         jsonwebtoken::encode(&header, &claims, &self.key)

@@ -20,12 +20,12 @@ use futures::future::BoxFuture;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+pub use self::read_back::{PullError, PullQuery, Pulling, ReadBack, ReportedRow};
 use crate::config::{Config, DestinationConfig, Mode, ReadSection, Section, SectionReader};
 use crate::core::plan::{Planner, Rules};
 use crate::core::Event;
 use crate::delivery::validate_mode::ValidateMode;
 use crate::delivery::Destination;
-pub use self::read_back::{PullError, PullQuery, Pulling, ReadBack, ReportedRow};
 pub use crate::sim::{Fault, Marker, SimOptions};
 
 /// Every platform, in the order `type`s are listed in messages. Adding one: its folder, and one
@@ -198,7 +198,9 @@ impl Entry {
     pub fn pull(&self, config: &DestinationConfig, query: PullQuery) -> Pulling {
         (self.pull)(config, query).unwrap_or_else(|| {
             let name = config.name().to_owned();
-            Box::pin(async move { Err(PullError::NotConfigured(format!("destination '{name}' is of another platform"))) })
+            Box::pin(
+                async move { Err(PullError::NotConfigured(format!("destination '{name}' is of another platform"))) },
+            )
         })
     }
 }

@@ -56,7 +56,8 @@ pub async fn pull(
     events.sort();
     // `until` is exclusive: the last day is the one holding the instant before it.
     let last = until - Duration::nanoseconds(1);
-    let query = PullQuery { first_day: since.date_naive(), last_day: last.date_naive().max(since.date_naive()), events };
+    let query =
+        PullQuery { first_day: since.date_naive(), last_day: last.date_naive().max(since.date_naive()), events };
     let label = scope.platform.label;
     let rows = scope.platform.pull(&scope.config, query).await.map_err(|e| match e {
         PullError::NotConfigured(m) => ReconcileError::Usage(format!("--platform {}=api: {m}", scope.name)),

@@ -133,8 +133,7 @@ pub fn request_body(query: &PullQuery, limit: u32, offset: u64) -> Value {
         "offset": offset.to_string(),
     });
     if !query.events.is_empty() {
-        body["dimensionFilter"] =
-            json!({"filter": {"fieldName": "eventName", "inListFilter": {"values": query.events, "caseSensitive": true}}});
+        body["dimensionFilter"] = json!({"filter": {"fieldName": "eventName", "inListFilter": {"values": query.events, "caseSensitive": true}}});
     }
     body
 }

@@ -12,8 +12,8 @@
 
 mod batch;
 mod check;
-mod data_api;
 pub mod config;
+mod data_api;
 mod payload;
 mod showcase;
 pub mod sim;

@@ -56,8 +56,6 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 
 pub use self::answer::{request_id, FieldViolation, RequestVerdict, RpcStatus, SLOW_DOWN};
-pub use crate::platforms::google_auth::{KeyError, ServiceAccount, TokenError};
-use crate::platforms::google_auth::TokenSource;
 use self::config::{customer_id, GoogleAdsConfig};
 use self::pace::Pace;
 pub use self::payload::{
@@ -73,6 +71,8 @@ use crate::core::plan::Rules;
 use crate::core::Claimed;
 use crate::core::FollowUp;
 use crate::delivery::{Destination, SendReport};
+use crate::platforms::google_auth::TokenSource;
+pub use crate::platforms::google_auth::{KeyError, ServiceAccount, TokenError};
 use crate::store::Store;
 
 /// What the adapter reads the time from: the access token's lifetime.

@@ -19,7 +19,11 @@ impl Matcher {
     /// For a destination read back from follow-ups: what the platform said became of a
     /// delivered (or processing-failed) conversion. `None`: not such a destination, or a
     /// delivery the platform never took (classed by [`Matcher::delivery_class`]).
-    pub(super) fn follow_up_class(&mut self, i: usize, delivery: Option<&LedgerDelivery>) -> Option<(String, String, bool)> {
+    pub(super) fn follow_up_class(
+        &mut self,
+        i: usize,
+        delivery: Option<&LedgerDelivery>,
+    ) -> Option<(String, String, bool)> {
         let name = &self.scopes[i].name;
         if !matches!(self.sides.get(name), Some(Side::FollowUps)) {
             return None;

@@ -72,14 +72,15 @@ pub fn parse_page(body: &[u8]) -> Result<Page, String> {
         let day = parse_date(&day_text).ok_or_else(|| bad(format!("date '{day_text}' is not YYYYMMDD")))?;
         let value = match at(&row.metric_values, revenue) {
             Some(v) => Some(
-                v.parse::<f64>().ok().filter(|n| n.is_finite()).ok_or_else(|| bad(format!("purchaseRevenue '{v}' is not a number")))?,
+                v.parse::<f64>()
+                    .ok()
+                    .filter(|n| n.is_finite())
+                    .ok_or_else(|| bad(format!("purchaseRevenue '{v}' is not a number")))?,
             ),
             None => None,
         };
         let count_text = at(&row.metric_values, count).ok_or_else(|| bad("no eventCount".into()))?;
-        let count = count_text
-            .parse::<u32>()
-            .map_err(|_| bad(format!("eventCount '{count_text}' is not a count")))?;
+        let count = count_text.parse::<u32>().map_err(|_| bad(format!("eventCount '{count_text}' is not a count")))?;
         let transaction_id = at(&row.dimension_values, txn).filter(|t| !t.is_empty() && t != "(not set)");
         let event = at(&row.dimension_values, event).filter(|e| !e.is_empty());
         rows.push(ReportedRow { transaction_id, day, event, value, count });

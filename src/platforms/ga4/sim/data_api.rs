@@ -114,7 +114,8 @@ pub(super) async fn run_report(
         }
         Some(Fault::Delay(_)) | None => {}
     }
-    let bearer = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let bearer =
+        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     if !bearer.is_some_and(|t| state.data_api().tokens.contains(t)) {
         let message = "Request had invalid authentication credentials. Expected OAuth 2 access token.";
         return rpc_error(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", message);
