@@ -127,6 +127,24 @@ async fn ga4_read_back_through_the_data_api_finds_what_ga4_lost_and_doubled() {
     assert_eq!(r.status(), 200);
     let api_report: Value = r.json().await.unwrap();
     assert_eq!(found(&api_report, "ga4-web"), expected, "{api_report:#}");
+    // And as an upload: a text part `platforms.ga4-web` saying `api`.
+    let boundary = "read-back-boundary";
+    let upload = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"source\"; filename=\"shop.csv\"\r\n\r\n{}\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"platforms.ga4-web\"\r\n\r\napi\r\n--{boundary}--\r\n",
+        source(&orders)
+    );
+    let r = server
+        .http
+        .post(server.url("/v1/reconcile"))
+        .bearer_auth(crate::support::ADMIN_TOKEN)
+        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+        .body(upload)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(found(&r.json::<Value>().await.unwrap(), "ga4-web"), expected);
 
     // Meta cannot be read back: a usage error saying why, on the command line and the API.
     let (code, _, stderr) = reconcile(&config, &["--source", src, "--platform", "meta=api"]).await;

@@ -261,3 +261,6 @@ fn report(state: &Ga4SimState, request: &Value) -> Result<Value, String> {
     }
     Ok(answer)
 }
+
+#[cfg(test)]
+mod tests;
