@@ -67,3 +67,6 @@ impl Matcher {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
