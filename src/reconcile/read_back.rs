@@ -79,3 +79,17 @@ pub async fn pull(
         .collect();
     Ok((Shape { per_event: true, has_event: true }, rows))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_is_a_word_and_anything_else_a_file() {
+        assert_eq!(parse_platform("ga4-web=api"), Ok(("ga4-web".into(), PlatformArg::Api)));
+        assert_eq!(parse_platform("ga4-web=./api"), Ok(("ga4-web".into(), PlatformArg::File("./api".into()))));
+        assert_eq!(parse_platform("gads=r.csv"), Ok(("gads".into(), PlatformArg::File("r.csv".into()))));
+        assert!(parse_platform("=api").unwrap_err().contains("DEST=FILE or DEST=api"));
+        assert!(parse_platform("ga4-web").is_err() && parse_platform("ga4-web=").is_err());
+    }
+}
