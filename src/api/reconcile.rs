@@ -1,6 +1,8 @@
 //! `POST /v1/reconcile` (admin): `surety reconcile` over HTTP. The source export and the
 //! platform reports come either as text in a JSON body or as files in a `multipart/form-data`
 //! body (the fields mirror the command line's flags); the answer is the same report as `--json`.
+//! A platform's side may instead be `"api"` (a JSON string, or a multipart text part without a
+//! file name): read back by Surety as `--platform DEST=api` does.
 //! Every report it answers is kept in the ledger (`reconcile::record`, by the admin token's
 //! label) for the dashboard (`/?view=reconcile`) and the `reconcile_unexplained` alert rule.
 
@@ -20,7 +22,7 @@ use super::json_body;
 use super::problem::Problem;
 use crate::api::App;
 use crate::import::Mapping;
-use crate::reconcile::{self, Format, Input, ReconcileError, Report, Request};
+use crate::reconcile::{self, Format, Input, PlatformInput, ReconcileError, Report, Request};
 
 /// Reconcile bodies carry whole exports: up to 256 MiB.
 pub const MAX_BODY: usize = 256 << 20;
@@ -29,8 +31,9 @@ pub const MAX_BODY: usize = 256 << 20;
 #[serde(deny_unknown_fields)]
 struct ReconcileRequest {
     source: FileInput,
+    /// Each a `FileInput`, or the string `"api"`.
     #[serde(default)]
-    platforms: BTreeMap<String, FileInput>,
+    platforms: BTreeMap<String, serde_json::Value>,
     since: Option<String>,
     until: Option<String>,
     #[serde(default)]
@@ -56,7 +59,7 @@ impl FileInput {
 /// What either body form asks, before the bounds are read.
 struct Asked {
     source: Input,
-    platforms: Vec<(String, Input)>,
+    platforms: Vec<(String, PlatformInput)>,
     since: Option<String>,
     until: Option<String>,
     kinds: Vec<String>,
@@ -115,6 +118,9 @@ pub async fn post_reconcile(State(app): State<Arc<App>>, req: HttpRequest) -> Re
             Ok(Json(report))
         }
         Err(ReconcileError::Usage(m)) => Err(invalid(m)),
+        Err(ReconcileError::ReadBack(m)) => {
+            Err(Problem::new(StatusCode::BAD_GATEWAY, "read_back_failed", "The platform's count could not be read", m))
+        }
         Err(ReconcileError::Store(e)) => Err(Problem::from(e)),
     }
 }
@@ -125,13 +131,20 @@ fn from_json(
 ) -> Result<Asked, Problem> {
     let value = json_body(headers, body)?;
     let req: ReconcileRequest = serde_json::from_value(value).map_err(|e| invalid(e.to_string()))?;
+    let mut platforms = Vec::new();
+    for (dest, side) in req.platforms {
+        let input = if side.as_str() == Some("api") {
+            PlatformInput::Api
+        } else {
+            let file: FileInput = serde_json::from_value(side)
+                .map_err(|e| invalid(format!("platforms.{dest}: {e} (expected {{format, content}} or \"api\")")))?;
+            PlatformInput::File(file.input(format!("platforms.{dest}")))
+        };
+        platforms.push((dest, input));
+    }
     Ok(Asked {
         source: req.source.input("source".into()),
-        platforms: req
-            .platforms
-            .into_iter()
-            .map(|(dest, f)| (dest.clone(), f.input(format!("platforms.{dest}"))))
-            .collect(),
+        platforms,
         since: req.since,
         until: req.until,
         kinds: req.kinds,
@@ -140,7 +153,8 @@ fn from_json(
     })
 }
 
-/// A multipart body: `source` (a file), `platforms.DEST` (a file per destination), `since`,
+/// A multipart body: `source` (a file), `platforms.DEST` (a file per destination, or a text
+/// part `api`), `since`,
 /// `until`, `kind` and `map` (`OLD=NEW`, both repeatable), `value_tolerance`. A file's format
 /// comes from its part's content type (`text/csv`; `application/x-ndjson`, `application/jsonl`)
 /// or else from its file name as on the command line (`.ndjson`/`.jsonl`, anything else CSV).
@@ -163,7 +177,7 @@ async fn from_form(mut form: Multipart) -> Result<Asked, Problem> {
                 if source.is_some() {
                     return Err(invalid("more than one 'source' part"));
                 }
-                source = Some(file(field, "source".into()).await.map_err(unreadable)?);
+                source = Some(file(field, "source".into()).await.map_err(unreadable)?.0);
             }
             "since" => since = Some(text(field).await.map_err(unreadable)?),
             "until" => until = Some(text(field).await.map_err(unreadable)?),
@@ -184,7 +198,13 @@ async fn from_form(mut form: Multipart) -> Result<Asked, Problem> {
                         return Err(invalid(format!("more than one 'platforms.{dest}' part")));
                     }
                     let dest = dest.to_owned();
+                    // A text part (no file name) saying `api`: read back, as `DEST=api`.
+                    let named = field.file_name().is_some();
                     let input = file(field, format!("platforms.{dest}")).await.map_err(unreadable)?;
+                    let input = match input {
+                        (_, Some(bytes)) if !named && bytes.trim_ascii() == b"api" => PlatformInput::Api,
+                        (input, _) => PlatformInput::File(input),
+                    };
                     platforms.push((dest, input));
                 }
                 None => {
@@ -204,7 +224,11 @@ async fn text(field: Field<'_>) -> Result<String, axum::extract::multipart::Mult
     field.text().await
 }
 
-async fn file(field: Field<'_>, name: String) -> Result<Input, axum::extract::multipart::MultipartError> {
+/// A file part as an input, with its bytes when it is short enough to be a word (`api`).
+async fn file(
+    field: Field<'_>,
+    name: String,
+) -> Result<(Input, Option<Bytes>), axum::extract::multipart::MultipartError> {
     let by_type = field.content_type().map(|ct| ct.to_ascii_lowercase()).and_then(|ct| {
         if ct.starts_with("application/x-ndjson") || ct.starts_with("application/jsonl") || ct.contains("ndjson") {
             Some(Format::Ndjson)
@@ -216,5 +240,6 @@ async fn file(field: Field<'_>, name: String) -> Result<Input, axum::extract::mu
     });
     let format = by_type.unwrap_or_else(|| Format::of(field.file_name().unwrap_or_default()));
     let bytes = field.bytes().await?;
-    Ok(Input { name, format, reader: Box::new(std::io::Cursor::new(bytes)) })
+    let short = (bytes.len() <= 16).then(|| bytes.clone());
+    Ok((Input { name, format, reader: Box::new(std::io::Cursor::new(bytes)) }, short))
 }

@@ -6,9 +6,11 @@
 
 pub mod ga4;
 pub mod google_ads;
+pub mod google_auth;
 pub mod linkedin;
 mod load;
 pub mod meta;
+pub mod read_back;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -18,6 +20,7 @@ use futures::future::BoxFuture;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+pub use self::read_back::{PullError, PullQuery, Pulling, ReadBack, ReportedRow};
 use crate::config::{Config, DestinationConfig, Mode, ReadSection, Section, SectionReader};
 use crate::core::plan::{Planner, Rules};
 use crate::core::Event;
@@ -55,6 +58,13 @@ pub trait Platform: 'static {
     fn report_id(event: &Event) -> Option<String>;
     /// How `surety demo` and `surety bench` show it.
     const SHOWCASE: Showcase;
+    /// How reconcile reads what it counted without a file (`--platform DEST=api`).
+    const READ_BACK: ReadBack;
+    /// Reads what it counted through its reporting API (only for [`ReadBack::Api`]).
+    fn pull(config: &Self::Config, query: PullQuery) -> Pulling {
+        let _ = (config, query);
+        Box::pin(async { Err(PullError::NotConfigured(format!("{} has no reporting API Surety reads", Self::LABEL))) })
+    }
 
     /// Starts its simulator on 127.0.0.1.
     fn simulate(options: SimOptions) -> Starting;
@@ -163,6 +173,8 @@ pub struct Entry {
     pub report_id: fn(&Event) -> Option<String>,
     pub showcase: Showcase,
     pub simulate: fn(SimOptions) -> Starting,
+    pub read_back: ReadBack,
+    pull: fn(&DestinationConfig, PullQuery) -> Option<Pulling>,
 }
 
 impl Entry {
@@ -177,8 +189,24 @@ impl Entry {
             report_id: P::report_id,
             showcase: P::SHOWCASE,
             simulate: P::simulate,
+            read_back: P::READ_BACK,
+            pull: pull_for::<P>,
         }
     }
+
+    /// Reads what the platform counted for a destination of its type ([`ReadBack::Api`]).
+    pub fn pull(&self, config: &DestinationConfig, query: PullQuery) -> Pulling {
+        (self.pull)(config, query).unwrap_or_else(|| {
+            let name = config.name().to_owned();
+            Box::pin(
+                async move { Err(PullError::NotConfigured(format!("destination '{name}' is of another platform"))) },
+            )
+        })
+    }
+}
+
+fn pull_for<P: Platform>(config: &DestinationConfig, query: PullQuery) -> Option<Pulling> {
+    config.section::<P::Config>().map(|c| P::pull(c, query))
 }
 
 /// An adapter built, or why not.

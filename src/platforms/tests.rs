@@ -117,3 +117,22 @@ async fn every_platform_can_be_shown_by_the_demo_and_the_bench() {
         sim.shutdown().await;
     }
 }
+
+#[test]
+fn the_readme_says_which_platforms_can_be_read_back() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    for entry in ALL {
+        let row = readme
+            .lines()
+            .map(str::trim_start)
+            .find(|l| ["yes", "no: needs a file"].iter().any(|a| l.starts_with(&format!("| {} | {a}", entry.label))))
+            .unwrap_or_else(|| panic!("README's read-back table has no row for {}", entry.label));
+        match entry.read_back {
+            ReadBack::File(why) => {
+                assert!(row.contains("no: needs a file"), "{row}");
+                assert!(why.contains("DEST=FILE"), "{}: say what to pass instead", entry.label);
+            }
+            ReadBack::Api | ReadBack::FollowUps => assert!(row.contains("| yes"), "{row}"),
+        }
+    }
+}

@@ -5,6 +5,7 @@
 
 mod check;
 mod finish;
+mod follow_ups;
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
@@ -29,6 +30,8 @@ pub struct Scope {
     pub route_events: HashSet<String>,
     /// A pending delivery younger than this is on its way (`retry.max_age_secs`).
     pub retry_age: chrono::Duration,
+    /// Its configuration (what `DEST=api` reads the platform's count with).
+    pub config: crate::config::DestinationConfig,
 }
 
 /// The window and the knobs.
@@ -91,6 +94,8 @@ enum Side {
         platform: HashMap<(NaiveDate, String), (u64, f64)>,
         ledger: HashMap<(NaiveDate, String), (u64, f64)>,
     },
+    /// No report: what the platform confirmed per request, as the ledger's follow-ups say.
+    FollowUps,
 }
 
 pub struct Matcher {
@@ -262,6 +267,8 @@ impl Matcher {
             let at_platform = self.platform_check(i, &ev, delivery, delivered);
             let (class, detail, explained) = if let Some((class, detail)) = &against_source {
                 ((*class).to_owned(), detail.clone(), false)
+            } else if let Some(c) = self.follow_up_class(i, delivery) {
+                c
             } else if let Some(c) = self.delivery_class(i, delivery) {
                 c
             } else if let Some((class, detail)) = at_platform {

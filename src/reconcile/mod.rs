@@ -1,7 +1,9 @@
 //! `surety reconcile`: the source of truth ↔ the ledger ↔ the platforms' own reports, every
 //! difference classed and explained. Reads only: the source export and the platform reports
-//! (files), and the ledger through `Store::window_page`, one pass. No network, and no ledger
-//! write but keeping the report itself where asked (`POST /v1/reconcile`, `--record`: `kept`).
+//! (files, or `DEST=api`: read back through the platform's reporting API — the only network
+//! a run makes — or taken from the ledger's follow-up results), and the ledger through
+//! `Store::window_page`, one pass. No ledger write but keeping the report itself where asked
+//! (`POST /v1/reconcile`, `--record`: `kept`).
 //!
 //! Memory: the source rows and the per-event platform rows of the window are held in hash maps
 //! keyed by id; the ledger streams past them a page at a time, taking what it matches.
@@ -11,6 +13,7 @@ pub mod coverage;
 mod kept;
 pub mod late;
 mod read;
+mod read_back;
 mod report;
 mod table;
 
@@ -26,6 +29,7 @@ use self::classify::Matcher;
 pub use self::classify::{Scope, Settings};
 pub use self::kept::{latest, record, Recorded, KEPT_MISMATCHES};
 pub use self::read::{parse_day, BadRow};
+pub use self::read_back::{parse_platform, PlatformArg, PlatformInput};
 pub use self::report::{DestReport, FailOn, Mismatch, Report, Window};
 pub use self::table::Format;
 use crate::config::Config;
@@ -46,9 +50,10 @@ pub struct ReconcileArgs {
     #[arg(long)]
     pub source: PathBuf,
     /// DEST=FILE: what the platform reports for destination DEST (a GA4, Google Ads, Meta or
-    /// LinkedIn export). Repeatable.
-    #[arg(long = "platform", value_name = "DEST=FILE", value_parser = parse_platform)]
-    pub platforms: Vec<(String, PathBuf)>,
+    /// LinkedIn export); DEST=api: read back by Surety (GA4: the Data API, per the destination's
+    /// `data_api` table; Google Ads: the ledger's follow-up results). Repeatable.
+    #[arg(long = "platform", value_name = "DEST=FILE|api", value_parser = parse_platform)]
+    pub platforms: Vec<(String, PlatformArg)>,
     /// Start of the window (a date, UTC midnight, or an RFC 3339 time) [default: the source's first day].
     #[arg(long)]
     pub since: Option<String>,
@@ -80,13 +85,6 @@ pub struct ReconcileArgs {
     pub record: bool,
 }
 
-fn parse_platform(s: &str) -> Result<(String, PathBuf), String> {
-    match s.split_once('=') {
-        Some((d, f)) if !d.is_empty() && !f.is_empty() => Ok((d.to_owned(), PathBuf::from(f))),
-        _ => Err(format!("expected DEST=FILE, got '{s}'")),
-    }
-}
-
 /// One file to read: its name (for messages), format and bytes.
 pub struct Input {
     pub name: String,
@@ -97,8 +95,8 @@ pub struct Input {
 /// What a run is asked: the inputs and the knobs (the CLI and the API both build this).
 pub struct Request {
     pub source: Input,
-    /// Destination → its report.
-    pub platforms: Vec<(String, Input)>,
+    /// Destination → its report, or `api`.
+    pub platforms: Vec<(String, PlatformInput)>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
     pub kinds: Vec<String>,
@@ -112,6 +110,9 @@ pub struct Request {
 pub enum ReconcileError {
     #[error("{0}")]
     Usage(String),
+    /// A platform's count could not be read back (`DEST=api`): its API refused or failed.
+    #[error("{0}")]
+    ReadBack(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -142,20 +143,23 @@ pub fn scopes(config: &Config) -> Vec<Scope> {
                 route_events.insert(route.event.clone());
             }
             let retry_age = Duration::seconds(config.retry.max_age_secs.min(i64::MAX as u64) as i64);
-            Some(Scope { name, platform, kinds, route_events, retry_age })
+            Some(Scope { name, platform, kinds, route_events, retry_age, config: d.clone() })
         })
         .collect()
 }
 
 /// Runs a reconcile: reads the files, streams the window of the ledger, classes everything.
 pub async fn reconcile(store: &dyn Store, scopes: Vec<Scope>, req: Request) -> Result<Report, ReconcileError> {
-    for (dest, _) in &req.platforms {
-        if !scopes.iter().any(|s| &s.name == dest) {
+    for (dest, input) in &req.platforms {
+        let Some(scope) = scopes.iter().find(|s| &s.name == dest) else {
             let known: Vec<&str> = scopes.iter().map(|s| s.name.as_str()).collect();
             return Err(ReconcileError::Usage(format!(
                 "--platform {dest}=…: no destination '{dest}' is configured (known: {})",
                 known.join(", ")
             )));
+        };
+        if matches!(input, PlatformInput::Api) {
+            read_back::check(scope)?;
         }
     }
     let mut bad = Vec::new();
@@ -188,12 +192,26 @@ pub async fn reconcile(store: &dyn Store, scopes: Vec<Scope>, req: Request) -> R
     }
     let kinds = (!req.kinds.is_empty()).then(|| req.kinds.iter().cloned().collect::<HashSet<_>>());
     let settings = Settings { since, until, tolerance: req.tolerance, now: req.now, kinds };
-    let mut matcher = Matcher::new(settings, scopes);
+    let mut matcher = Matcher::new(settings, scopes.clone());
     for r in rows {
         matcher.add_source(r);
     }
     let mut platform_rows: HashMap<String, usize> = HashMap::new();
     for (dest, input) in req.platforms {
+        let input = match input {
+            PlatformInput::File(input) => input,
+            PlatformInput::Api => {
+                let Some(scope) = scopes.iter().find(|s| s.name == dest) else { continue };
+                if scope.platform.read_back == crate::platforms::ReadBack::FollowUps {
+                    matcher.add_follow_ups(&dest);
+                } else {
+                    let (shape, prows) = read_back::pull(scope, since, until).await?;
+                    *platform_rows.entry(dest.clone()).or_default() += prows.len();
+                    matcher.add_platform(&dest, shape, prows);
+                }
+                continue;
+            }
+        };
         let Input { name, format, reader } = input;
         let mapping = mapping.clone();
         let (shape, prows, pbad) = tokio::task::spawn_blocking(move || {
@@ -234,7 +252,7 @@ fn open(path: &std::path::Path) -> anyhow::Result<Input> {
 }
 
 /// `surety reconcile`: exit 0 when nothing is unexplained, 1 when something is (per
-/// `--fail-on`), 2 on usage errors.
+/// `--fail-on`), 2 on usage errors and when a platform's count cannot be read back (`DEST=api`).
 pub fn cli(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
     let usage = |m: String| {
         eprintln!("error: {m}");
@@ -260,10 +278,13 @@ pub fn cli(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
         Err(e) => return usage(format!("{e:#}")),
     };
     let mut platforms = Vec::new();
-    for (dest, path) in &args.platforms {
-        match open(path) {
-            Ok(i) => platforms.push((dest.clone(), i)),
-            Err(e) => return usage(format!("{e:#}")),
+    for (dest, arg) in &args.platforms {
+        match arg {
+            PlatformArg::Api => platforms.push((dest.clone(), PlatformInput::Api)),
+            PlatformArg::File(path) => match open(path) {
+                Ok(i) => platforms.push((dest.clone(), PlatformInput::File(i))),
+                Err(e) => return usage(format!("{e:#}")),
+            },
         }
     }
     let request = Request {
@@ -289,7 +310,7 @@ pub fn cli(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
     })?;
     let report = match result {
         Ok(r) => r,
-        Err(ReconcileError::Usage(m)) => return usage(m),
+        Err(ReconcileError::Usage(m) | ReconcileError::ReadBack(m)) => return usage(m),
         Err(e) => return Err(e.into()),
     };
     if args.json {

@@ -29,6 +29,7 @@ mod operate;
 mod operator;
 mod packaging;
 mod postgres;
+mod read_back;
 mod reconcile;
 mod reconcile_kept;
 mod rollout;

@@ -25,8 +25,48 @@ pub struct Ga4Config {
     /// Validate every batch against `/debug/mp/collect` before sending it.
     #[serde(default)]
     pub validate_with_debug_endpoint: bool,
+    /// Where `surety reconcile --platform DEST=api` reads GA4's own count (the Data API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_api: Option<DataApiConfig>,
     #[serde(flatten)]
     pub common: Common,
+}
+
+/// The GA4 Data API, read by reconcile (docs/platforms.md §Reading the platforms' side back).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataApiConfig {
+    /// The GA4 property's numeric id (Admin › Property details), not the `G-…` stream id.
+    pub property_id: String,
+    /// A service account's JSON key file content (`env:NAME` or `file:PATH`); the account needs
+    /// Viewer on the property. Its tokens ask for [`DATA_API_SCOPE`] only.
+    pub service_account_key: Secret,
+    /// `https://analyticsdata.googleapis.com`, a proxy or a simulator.
+    #[serde(default = "default_data_api_url")]
+    pub base_url: String,
+    /// Where the JWT bearer grant is exchanged for an access token; also the assertion's `aud`.
+    #[serde(default = "default_token_url")]
+    pub token_url: String,
+    /// Rows per `runReport` page (`limit`), at most 250,000.
+    #[serde(default = "default_page_size")]
+    pub page_size: u32,
+}
+
+/// The read-only Analytics scope `runReport` accepts.
+pub const DATA_API_SCOPE: &str = "https://www.googleapis.com/auth/analytics.readonly";
+/// The most rows one `runReport` page returns.
+pub const MAX_PAGE_SIZE: u32 = 250_000;
+
+fn default_data_api_url() -> String {
+    "https://analyticsdata.googleapis.com".into()
+}
+
+fn default_token_url() -> String {
+    "https://oauth2.googleapis.com/token".into()
+}
+
+fn default_page_size() -> u32 {
+    100_000
 }
 
 fn default_base_url() -> String {
@@ -64,7 +104,11 @@ impl Section for Ga4Config {
     }
 
     fn secrets(&self) -> Vec<(&'static str, &Secret)> {
-        vec![("api_secret", &self.api_secret)]
+        let mut secrets = vec![("api_secret", &self.api_secret)];
+        if let Some(d) = &self.data_api {
+            secrets.push(("data_api.service_account_key", &d.service_account_key));
+        }
+        secrets
     }
 
     fn problems(&self, p: &mut Vec<String>) {
@@ -86,6 +130,22 @@ impl Section for Ga4Config {
         }
         if !(1..=72).contains(&self.window_hours) {
             p.push(format!("destinations.{n}.window_hours: GA4 accepts events up to 72 hours old"));
+        }
+        if let Some(d) = &self.data_api {
+            if d.property_id.is_empty() || !d.property_id.bytes().all(|b| b.is_ascii_digit()) {
+                p.push(format!(
+                    "destinations.{n}.data_api.property_id: '{}' is not a numeric GA4 property id",
+                    d.property_id
+                ));
+            }
+            for (key, value) in [("base_url", &d.base_url), ("token_url", &d.token_url)] {
+                if url::Url::parse(value).map(|u| !["http", "https"].contains(&u.scheme())).unwrap_or(true) {
+                    p.push(format!("destinations.{n}.data_api.{key}: '{value}' is not an http(s) URL"));
+                }
+            }
+            if !(1..=MAX_PAGE_SIZE).contains(&d.page_size) {
+                p.push(format!("destinations.{n}.data_api.page_size: runReport returns 1 to 250000 rows a page"));
+            }
         }
     }
 }

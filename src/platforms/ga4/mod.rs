@@ -13,6 +13,7 @@
 mod batch;
 mod check;
 pub mod config;
+mod data_api;
 mod payload;
 mod showcase;
 pub mod sim;
@@ -336,6 +337,12 @@ impl super::Platform for Ga4 {
     const TYPE: &'static str = "ga4";
     const LABEL: &'static str = "GA4";
     const SHOWCASE: super::Showcase = showcase::SHOWCASE;
+    /// The Data API's `runReport` lists purchases per transaction id (`[destinations.data_api]`).
+    const READ_BACK: super::ReadBack = super::ReadBack::Api;
+
+    fn pull(config: &Ga4Config, query: super::PullQuery) -> super::Pulling {
+        data_api::pull(config, query)
+    }
     type Config = Ga4Config;
 
     fn rules(config: &Ga4Config) -> Arc<dyn Rules> {

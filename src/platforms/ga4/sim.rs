@@ -2,9 +2,14 @@
 //! does, and keeps what it got; `POST /debug/mp/collect` validates by GA4's documented rules,
 //! implemented here on their own (not the adapter's) so that adapter bugs show.
 //!
+//! It also stands in for the Data API (`POST /token`, `POST /v1beta/properties/{id}:runReport`,
+//! [`data_api`]): the report is built from the purchases `/mp/collect` actually took, so a
+//! reconcile that reads GA4 back sees what was sent, less or more what a test injects.
+//!
 //! Source of the behaviour: developers.google.com/analytics/devguides/collection/protocol/ga4
 //! (reference, sending-events, validating-events); docs/platforms.md §GA4.
 
+pub mod data_api;
 mod validate;
 
 #[cfg(test)]
@@ -82,6 +87,8 @@ struct Inner {
     events: AtomicU64,
     faulted: AtomicU64,
     faults: Faults,
+    data_api: Mutex<data_api::DataApi>,
+    run_reports: AtomicU64,
 }
 
 impl Ga4SimState {
@@ -188,6 +195,8 @@ pub fn router(state: Ga4SimState) -> Router {
     Router::new()
         .route("/mp/collect", post(collect))
         .route("/debug/mp/collect", post(debug))
+        .route("/token", post(data_api::grant))
+        .route("/v1beta/properties/{target}", post(data_api::run_report))
         // Large enough to see an oversized body and answer 413 the way GA4 does.
         .layer(DefaultBodyLimit::max(4 * MAX_BODY_BYTES))
         .with_state(state)

@@ -29,7 +29,6 @@
 //! - A token grant refused (`invalid_grant`, …): a halt; the token endpoint unreachable: retry.
 
 mod answer;
-mod auth;
 mod batch;
 mod check;
 pub mod config;
@@ -57,8 +56,6 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 
 pub use self::answer::{request_id, FieldViolation, RequestVerdict, RpcStatus, SLOW_DOWN};
-use self::auth::TokenSource;
-pub use self::auth::{KeyError, ServiceAccount, TokenError};
 use self::config::{customer_id, GoogleAdsConfig};
 use self::pace::Pace;
 pub use self::payload::{
@@ -74,6 +71,8 @@ use crate::core::plan::Rules;
 use crate::core::Claimed;
 use crate::core::FollowUp;
 use crate::delivery::{Destination, SendReport};
+use crate::platforms::google_auth::TokenSource;
+pub use crate::platforms::google_auth::{KeyError, ServiceAccount, TokenError};
 use crate::store::Store;
 
 /// What the adapter reads the time from: the access token's lifetime.
@@ -110,7 +109,7 @@ impl GoogleAds {
             .resolve()
             .map_err(anyhow::Error::msg)
             .with_context(|| format!("destinations.{n}.service_account_key ({reference})"))?;
-        let account = ServiceAccount::from_json(key.expose())
+        let account = ServiceAccount::from_json(key.expose(), config::SCOPE)
             .with_context(|| format!("destinations.{n}.service_account_key ({reference})"))?;
         let customer = customer_id(&config.customer_id)
             .with_context(|| format!("destinations.{n}.customer_id: not a ten-digit customer id"))?;
@@ -222,6 +221,8 @@ impl super::Platform for GoogleAds {
     const TYPE: &'static str = "google_ads";
     const LABEL: &'static str = "Google Ads";
     const SHOWCASE: super::Showcase = showcase::SHOWCASE;
+    /// `requestStatus:retrieve` says per request whether Google kept the conversions.
+    const READ_BACK: super::ReadBack = super::ReadBack::FollowUps;
     const REPORTS_ROUTE_EVENT: bool = false;
     type Config = GoogleAdsConfig;
 

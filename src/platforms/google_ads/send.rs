@@ -7,7 +7,6 @@ use std::time::Duration;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 
 use super::answer::{self, RequestVerdict};
-use super::auth::Bearer;
 use super::payload::{self, IngestEvent, Restatement};
 use super::restate::restate;
 use super::{batch, GoogleAds};
@@ -18,6 +17,7 @@ use crate::delivery::http as exchange;
 use crate::delivery::http::excerpt;
 use crate::delivery::{DeliveryOutcome, SendReport};
 use crate::platforms::google_ads::config::Retraction;
+use crate::platforms::google_auth::Bearer;
 
 impl GoogleAds {
     pub(super) async fn do_send(&self, batch: &[Claimed]) -> SendReport {

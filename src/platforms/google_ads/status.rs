@@ -12,11 +12,11 @@ use reqwest::header::AUTHORIZATION;
 use serde_json::Value;
 
 use super::answer::{RpcStatus, SLOW_DOWN};
-use super::auth::TokenError;
 use super::GoogleAds;
 use crate::core::pii::sha256_hex;
 use crate::core::{FollowUp, RequestRecord};
 use crate::delivery::http as exchange;
+use crate::platforms::google_auth::TokenError;
 
 /// `RequestStatusPerDestination.RequestStatus`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

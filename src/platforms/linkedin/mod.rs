@@ -281,6 +281,10 @@ impl super::Platform for Linkedin {
     const TYPE: &'static str = "linkedin";
     const LABEL: &'static str = "LinkedIn";
     const SHOWCASE: super::Showcase = showcase::SHOWCASE;
+    const READ_BACK: super::ReadBack = super::ReadBack::File(
+        "LinkedIn has no API that lists the conversions it counted (its reporting API gives campaign \
+         aggregates only): export Campaign Manager's conversion report and pass it as --platform DEST=FILE",
+    );
     type Config = LinkedinConfig;
 
     fn rules(config: &LinkedinConfig) -> Arc<dyn Rules> {

@@ -216,6 +216,10 @@ impl super::Platform for Meta {
     const TYPE: &'static str = "meta";
     const LABEL: &'static str = "Meta";
     const SHOWCASE: super::Showcase = showcase::SHOWCASE;
+    const READ_BACK: super::ReadBack = super::ReadBack::File(
+        "Meta has no API that lists the conversions it counted (the Insights API reports aggregates per ad \
+         and day only): export the Events Manager or Ads Manager report and pass it as --platform DEST=FILE",
+    );
     type Config = MetaConfig;
 
     fn rules(config: &MetaConfig) -> Arc<dyn Rules> {

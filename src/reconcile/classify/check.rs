@@ -137,6 +137,7 @@ impl Matcher {
                 }
                 None
             }
+            Side::FollowUps => None,
         }
     }
 

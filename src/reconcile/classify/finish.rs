@@ -60,6 +60,7 @@ impl Matcher {
                     }
                 }
                 Side::Aggregate { platform, ledger, .. } => self.compare_aggregate(&dest, platform, ledger),
+                Side::FollowUps => {}
             }
         }
         for (dest, txn, detail, value) in extra {

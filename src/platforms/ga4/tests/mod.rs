@@ -95,6 +95,7 @@ pub(super) fn config(base_url: &str) -> TestConfig {
     writeln!(file, "{SECRET}").unwrap();
     let reference = format!("file:{}", file.path().display());
     let config = Ga4Config {
+        data_api: None,
         name: "ga4-web".into(),
         measurement_id: "G-TEST123".into(),
         api_secret: Secret::try_from(reference).unwrap(),

@@ -34,7 +34,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use self::state::{Conversion, Endpoint, GoogleAdsSimState, Processing, ReceivedEvent, ReceivedRequest};
-pub use self::token::{check_grant, GrantError, GRANT_TYPE, SCOPE};
+pub use self::token::{check_grant, check_grant_for, GrantError, GRANT_TYPE, SCOPE};
 pub use self::validate::{validate, Violation, MAX_DESTINATIONS, MAX_EVENTS, MAX_USER_IDENTIFIERS};
 
 /// A test-only service-account key file (Google's JSON format) the simulator trusts. Public,

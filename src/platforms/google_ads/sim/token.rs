@@ -42,6 +42,17 @@ pub fn check_grant(
     client_email: &str,
     audience: Option<&str>,
 ) -> Result<(), GrantError> {
+    check_grant_for(form, key, client_email, audience, SCOPE)
+}
+
+/// [`check_grant`] for another API's `scope` (the GA4 simulator's Data API).
+pub fn check_grant_for(
+    form: &[u8],
+    key: &DecodingKey,
+    client_email: &str,
+    audience: Option<&str>,
+    scope: &str,
+) -> Result<(), GrantError> {
     let fields: Vec<(String, String)> = url::form_urlencoded::parse(form).into_owned().collect();
     let field = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     if field("grant_type") != Some(GRANT_TYPE) {
@@ -80,8 +91,8 @@ pub fn check_grant(
             "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe.",
         ));
     }
-    if !claims.scope.split(' ').any(|s| s == SCOPE) {
-        return Err(refuse("invalid_scope", format!("The assertion does not ask for {SCOPE}.")));
+    if !claims.scope.split(' ').any(|s| s == scope) {
+        return Err(refuse("invalid_scope", format!("The assertion does not ask for {scope}.")));
     }
     Ok(())
 }

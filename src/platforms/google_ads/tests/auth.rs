@@ -120,16 +120,21 @@ async fn an_unreachable_token_endpoint_is_retried_not_halted() {
 
 #[test]
 fn key_files_are_checked_at_build_time() {
-    assert!(ServiceAccount::from_json(TEST_SERVICE_ACCOUNT_JSON).is_ok());
+    assert!(ServiceAccount::from_json(TEST_SERVICE_ACCOUNT_JSON, crate::platforms::google_ads::config::SCOPE).is_ok());
     assert_eq!(
-        ServiceAccount::from_json(TEST_SERVICE_ACCOUNT_JSON).unwrap().client_email(),
+        ServiceAccount::from_json(TEST_SERVICE_ACCOUNT_JSON, crate::platforms::google_ads::config::SCOPE)
+            .unwrap()
+            .client_email(),
         crate::platforms::google_ads::sim::TEST_CLIENT_EMAIL
     );
     let mut key: Value = serde_json::from_str(TEST_SERVICE_ACCOUNT_JSON).unwrap();
     key["private_key"] = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n".into();
-    let err = ServiceAccount::from_json(&key.to_string()).err().unwrap().to_string();
+    let err = ServiceAccount::from_json(&key.to_string(), crate::platforms::google_ads::config::SCOPE)
+        .err()
+        .unwrap()
+        .to_string();
     assert_eq!(err, "has no usable RSA private_key (PEM, PKCS#8)");
-    assert!(ServiceAccount::from_json("{}").is_err());
+    assert!(ServiceAccount::from_json("{}", crate::platforms::google_ads::config::SCOPE).is_err());
 
     let mut t = config("http://x", "http://x/token");
     t.config.service_account_key =

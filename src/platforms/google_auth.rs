@@ -1,4 +1,5 @@
-//! OAuth 2.0 for the Data Manager API with a service-account key: the JWT bearer grant
+//! OAuth 2.0 for Google's APIs with a service-account key (the Data Manager API for Google Ads,
+//! the GA4 Data API for reading GA4's count back): the JWT bearer grant
 //! (RFC 7523; developers.google.com/identity/protocols/oauth2/service-account "Preparing to make
 //! an authorized API call"). An RS256-signed assertion `{iss, scope, aud, iat, exp}` is exchanged
 //! at the token endpoint for an access token, which is cached and renewed before it expires.
@@ -15,7 +16,6 @@ use tokio::sync::Mutex;
 use crate::core::pii::sha256_hex;
 use crate::core::{Outcome, RequestRecord};
 use crate::delivery::http::{self as exchange, Exchange};
-use crate::platforms::google_ads::config::SCOPE;
 
 /// Google accepts assertions valid for at most an hour.
 const ASSERTION_LIFETIME_SECS: i64 = 3600;
@@ -36,12 +36,15 @@ pub enum KeyError {
 /// A service account's identity and signing key, from its JSON key file.
 pub struct ServiceAccount {
     client_email: String,
+    /// The OAuth scope its assertions ask for (one per API).
+    scope: &'static str,
     key_id: Option<String>,
     key: EncodingKey,
 }
 
 impl ServiceAccount {
-    pub fn from_json(text: &str) -> Result<Self, KeyError> {
+    /// Reads a JSON key file for tokens of `scope`.
+    pub fn from_json(text: &str, scope: &'static str) -> Result<Self, KeyError> {
         #[derive(Deserialize)]
         struct KeyFile {
             #[serde(default)]
@@ -56,7 +59,7 @@ impl ServiceAccount {
             return Err(KeyError::NoClientEmail);
         }
         let key = EncodingKey::from_rsa_pem(file.private_key.as_bytes()).map_err(|_| KeyError::BadPrivateKey)?;
-        let account = Self { client_email: file.client_email, key_id: file.private_key_id, key };
+        let account = Self { client_email: file.client_email, scope, key_id: file.private_key_id, key };
         // Sign once now, so a key that parses but cannot sign fails at start, not at first send.
         account.assertion("https://oauth2.googleapis.com/token", Utc::now()).map_err(|_| KeyError::BadPrivateKey)?;
         Ok(account)
@@ -77,8 +80,13 @@ impl ServiceAccount {
             exp: i64,
         }
         let iat = now.timestamp();
-        let claims =
-            Claims { iss: &self.client_email, scope: SCOPE, aud: token_url, iat, exp: iat + ASSERTION_LIFETIME_SECS };
+        let claims = Claims {
+            iss: &self.client_email,
+            scope: self.scope,
+            aud: token_url,
+            iat,
+            exp: iat + ASSERTION_LIFETIME_SECS,
+        };
         let mut header = Header::new(Algorithm::RS256);
         header.kid = self.key_id.clone();
         jsonwebtoken::encode(&header, &claims, &self.key)
