@@ -3,7 +3,19 @@
 (written straight into a migrated SQLite ledger), the source export (N rows) and a GA4 purchase
 export (N rows), with a few differences of each kind.
 
-    surety migrate -c DIR/surety.toml        # creates DIR/surety.db first
+    mkdir -p DIR && cat > DIR/surety.toml <<TOML
+    [storage]
+    url = "sqlite://DIR/surety.db"
+    [[destinations]]
+    name = "ga4-web"
+    type = "ga4"
+    measurement_id = "G-SCALE1"
+    api_secret = "env:SCALE_GA4_SECRET"
+    [catalog.order_paid]
+    ga4-web = { event = "purchase" }
+    TOML
+    export SCALE_GA4_SECRET=scale-secret-0123456789   # read, never used: nothing is sent
+    surety migrate -c DIR/surety.toml                 # creates DIR/surety.db first
     scripts/reconcile_scale.py DIR 1000000
     /usr/bin/time -v surety reconcile -c DIR/surety.toml --source DIR/source.csv \
         --platform ga4-web=DIR/ga4.csv --json > DIR/report.json
