@@ -10,6 +10,7 @@ pub mod coverage;
 pub mod late;
 mod read;
 mod report;
+pub mod rollup;
 mod table;
 
 use std::collections::{HashMap, HashSet};
