@@ -220,7 +220,7 @@ pub async fn coverage(store: &dyn Store, q: &CoverageQuery) -> Result<CoverageRe
         tally.merge_day(*day, part, q.by)?;
     }
     for &(since, until) in &sources.live {
-        super::rollup::each_occurred(store, since, until, |e| tally.add(e, q)).await?;
+        super::rollup::each_live(store, since, until, |e| tally.add(e, q)).await?;
     }
     Ok(tally.finish(q))
 }

@@ -224,7 +224,8 @@ impl LateTally {
         let e = &entry.event;
         let in_window = e.occurred_at >= q.since && e.occurred_at < q.until;
         let of_kind = q.kinds.is_empty() || q.kinds.iter().any(|k| k == e.kind.as_str());
-        if !in_window || !of_kind || !q.changed_since.is_some_and(|c| e.received_at >= c) {
+        let changed = q.changed_since.is_some_and(|c| e.received_at >= c);
+        if !(in_window && of_kind && changed) {
             return Ok(());
         }
         let t = self.days.entry(e.occurred_at.date_naive()).or_default();
@@ -268,7 +269,7 @@ pub async fn late_arrivals(store: &dyn Store, q: &LateQuery) -> Result<LateRepor
     }
     let plain = LateQuery { changed_since: None, ..q.clone() };
     for &(since, until) in &sources.live {
-        super::rollup::each_occurred(store, since, until, |e| tally.add(e, &plain)).await?;
+        super::rollup::each_live(store, since, until, |e| tally.add(e, &plain)).await?;
     }
     if let Some(changed_since) = q.changed_since {
         super::rollup::each_received(store, changed_since, |e| tally.add_changed(e, q)).await?;

@@ -84,13 +84,9 @@ impl CoverageTally {
         for row in part.kinds.values() {
             self.events = self.events.checked_add(row.events).ok_or(CountError::Overflow)?;
         }
-        let (rows, key_of): (&BTreeMap<String, CoverageRow>, Box<dyn Fn(&str) -> String>) = match by {
-            GroupBy::Kind => (&part.kinds, Box::new(|k: &str| k.to_owned())),
-            GroupBy::Destination => (&part.destinations, Box::new(|k: &str| k.to_owned())),
-            GroupBy::Day => (&part.kinds, Box::new(move |_: &str| day.to_string())),
-        };
+        let rows = if by == GroupBy::Destination { &part.destinations } else { &part.kinds };
         for (k, row) in rows {
-            let key = key_of(k);
+            let key = if by == GroupBy::Day { day.to_string() } else { k.clone() };
             let into = self.rows.entry(key.clone()).or_insert_with(|| CoverageRow { key, ..Default::default() });
             merge_row(into, row)?;
         }
