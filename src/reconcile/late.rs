@@ -16,11 +16,11 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use self::command::{check_order, cli, query, window, LateArgs, DEFAULT_DAYS};
+pub(super) use super::count::each_in_window;
+pub use super::count::CountError;
 use crate::core::Event;
-use crate::store::{LedgerEntry, Store, StoreError, WindowPage};
+use crate::store::{LedgerEntry, Store};
 
-/// Ledger events per page.
-const PAGE: usize = 5000;
 /// The delivery reason for an event that came after the destination's window closed.
 const OUTSIDE_WINDOW: &str = "outside_window";
 
@@ -168,16 +168,6 @@ impl DayTally {
     }
 }
 
-/// Why a count over the ledger could not be made.
-#[derive(Debug, thiserror::Error)]
-pub enum CountError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// More events than a `u64` holds, or sums beyond an `i128` (cannot happen on a real ledger).
-    #[error("a count overflowed")]
-    Overflow,
-}
-
 /// Folds ledger entries into days; pure, so that tests can feed it directly.
 #[derive(Default)]
 pub struct LateTally {
@@ -282,29 +272,6 @@ pub async fn late_scan(store: &dyn Store, q: &LateQuery) -> Result<LateReport, C
     let mut tally = LateTally::default();
     each_in_window(store, q.since, q.until, |e| tally.add(e, q)).await?;
     tally.finish(q)
-}
-
-/// Hands every event that occurred in `[since, until)`, with its deliveries, to `each`, reading
-/// the ledger a page at a time (`Store::window_page`).
-pub(super) async fn each_in_window(
-    store: &dyn Store,
-    since: DateTime<Utc>,
-    until: DateTime<Utc>,
-    mut each: impl FnMut(&LedgerEntry) -> Result<(), CountError>,
-) -> Result<(), CountError> {
-    let mut page = WindowPage { since, until, after_seq: 0, limit: PAGE };
-    loop {
-        let entries = store.window_page(page).await?;
-        if let Some(last) = entries.last() {
-            page.after_seq = last.seq;
-        }
-        for e in &entries {
-            each(e)?;
-        }
-        if entries.len() < PAGE {
-            return Ok(());
-        }
-    }
 }
 
 #[cfg(test)]

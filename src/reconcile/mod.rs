@@ -6,6 +6,7 @@
 //! keyed by id; the ledger streams past them a page at a time, taking what it matches.
 
 mod classify;
+mod count;
 pub mod coverage;
 pub mod late;
 mod read;

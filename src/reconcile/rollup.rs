@@ -34,7 +34,7 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 pub use self::part::{DayPart, DayPartBuilder};
-use super::late::CountError;
+use super::count::CountError;
 use crate::core::event::COVERAGE_FIELDS;
 use crate::store::{DayRollup, LedgerEntry, Store, TimeColumn, TimePage};
 
@@ -223,7 +223,7 @@ pub(crate) async fn each_live(
     each: impl FnMut(&LedgerEntry) -> Result<(), CountError>,
 ) -> Result<(), CountError> {
     if until - since > LONG_RANGE {
-        super::late::each_in_window(store, since, until, each).await
+        super::count::each_in_window(store, since, until, each).await
     } else {
         each_occurred(store, since, until, each).await
     }
