@@ -85,27 +85,33 @@ pub(super) fn put_day_rollups(
     Ok(())
 }
 
+/// Every branch is a range scan of an index: the primary key, events_received, events_changed,
+/// and — pinned, since the planner would otherwise pick deliveries_state and walk every ended
+/// delivery — deliveries_ended, deliveries_skipped; replays_at.
+fn changed_sql() -> String {
+    format!(
+        "SELECT {DAY_OF} AS day, max(s), max(t) FROM ( \
+           SELECT occurred_at AS o, seq AS s, received_at AS t FROM events WHERE seq > ?1 \
+           UNION ALL SELECT occurred_at, seq, received_at FROM events WHERE received_at >= ?2 \
+           UNION ALL SELECT occurred_at, seq, changed_at FROM events WHERE changed_at >= ?2 \
+           UNION ALL SELECT e.occurred_at, e.seq, d.updated_at FROM deliveries d INDEXED BY deliveries_ended \
+             JOIN events e ON e.event_id = d.event_id \
+             WHERE d.state IN ('delivered', 'rejected', 'dead', 'in_doubt') AND d.updated_at >= ?2 \
+           UNION ALL SELECT e.occurred_at, e.seq, d.updated_at FROM deliveries d INDEXED BY deliveries_skipped \
+             JOIN events e ON e.event_id = d.event_id WHERE d.state = 'skipped' AND d.updated_at >= ?2 \
+           UNION ALL SELECT e.occurred_at, e.seq, r.at FROM replays r JOIN deliveries d ON d.id = r.delivery_id \
+             JOIN events e ON e.event_id = d.event_id WHERE r.at >= ?2 \
+         ) GROUP BY day ORDER BY day"
+    )
+}
+
 pub(super) fn changed_days(
     conn: &Connection,
     after_seq: i64,
     since: DateTime<Utc>,
 ) -> Result<LedgerChanges, StoreError> {
     let max_seq: i64 = conn.query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| r.get(0))?;
-    // Every branch is a range scan of an index: the primary key, events_received,
-    // events_changed, deliveries_ended, deliveries_skipped, replays_at.
-    let sql = format!(
-        "SELECT {DAY_OF} AS day, max(s), max(t) FROM ( \
-           SELECT occurred_at AS o, seq AS s, received_at AS t FROM events WHERE seq > ?1 \
-           UNION ALL SELECT occurred_at, seq, received_at FROM events WHERE received_at >= ?2 \
-           UNION ALL SELECT occurred_at, seq, changed_at FROM events WHERE changed_at >= ?2 \
-           UNION ALL SELECT e.occurred_at, e.seq, d.updated_at FROM deliveries d JOIN events e ON e.event_id = d.event_id \
-             WHERE d.state IN ('delivered', 'rejected', 'dead', 'in_doubt') AND d.updated_at >= ?2 \
-           UNION ALL SELECT e.occurred_at, e.seq, d.updated_at FROM deliveries d JOIN events e ON e.event_id = d.event_id \
-             WHERE d.state = 'skipped' AND d.updated_at >= ?2 \
-           UNION ALL SELECT e.occurred_at, e.seq, r.at FROM replays r JOIN deliveries d ON d.id = r.delivery_id \
-             JOIN events e ON e.event_id = d.event_id WHERE r.at >= ?2 \
-         ) GROUP BY day ORDER BY day"
-    );
+    let sql = changed_sql();
     let days = conn
         .prepare_cached(&sql)?
         .query_map(params![after_seq, to_us(since)], |r| {
@@ -113,4 +119,35 @@ pub(super) fn changed_days(
         })?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(LedgerChanges { max_seq, days })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_branch_of_changed_days_range_scans_an_index() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::migrate(&mut conn).unwrap();
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", changed_sql()))
+            .unwrap()
+            .query_map(params![0i64, 0i64], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let plan = plan.join("\n");
+        for index in [
+            "SEARCH events USING INTEGER PRIMARY KEY (rowid>?)",
+            "SEARCH events USING INDEX events_received (received_at>?)",
+            "SEARCH events USING INDEX events_changed (changed_at>?)",
+            "SEARCH d USING INDEX deliveries_ended (updated_at>?)",
+            "SEARCH d USING INDEX deliveries_skipped (updated_at>?)",
+            "SEARCH r USING INDEX replays_at (at>?)",
+        ] {
+            assert!(plan.contains(index), "{index} in {plan}");
+        }
+        let scans: Vec<&str> = plan.lines().filter(|l| l.starts_with("SCAN ") && !l.contains("subquery")).collect();
+        assert!(scans.is_empty(), "no table scan: {plan}");
+    }
 }
