@@ -158,6 +158,10 @@ async fn drive(store: &dyn Store) {
     assert_eq!(refresh(store, r1).await.unwrap(), HORIZON_DAYS as usize, "the first refresh computes the horizon");
     assert_eq!(refresh(store, r1 + Duration::minutes(1)).await.unwrap(), 0, "nothing changed: nothing recomputed");
     same_as_scan(store, "all cached").await;
+    let s = super::sources(store, at(12, 6), at(18, 18)).await.unwrap();
+    let days: Vec<u32> = s.cached.iter().map(|(d, _)| chrono::Datelike::day(d)).collect();
+    assert_eq!(days, [13, 14, 15, 16, 17], "whole days come from the cache");
+    assert_eq!(s.live, [(at(12, 6), at(13, 0)), (at(18, 0), at(18, 18))], "partial days are read live");
 
     // The worker, an hour later: ads deliveries of days 12–15 end every way there is, those of
     // days 16–17 are left sending, the rest wait for a retry; ga4 delivers what it has (days 18
@@ -242,6 +246,8 @@ async fn drive(store: &dyn Store) {
     let old = event("late-13", "order_paid", at(13, 8), t6, true);
     store.intake(Intake::of_events(t6, vec![old]), p.clone()).await.unwrap();
     same_as_scan(store, "a late event").await;
+    let s = super::sources(store, at(12, 0), at(15, 0)).await.unwrap();
+    assert_eq!(s.live, [(at(13, 0), at(14, 0))], "the day that changed is read live until the next refresh");
     assert_eq!(refresh(store, t6 + Duration::minutes(10)).await.unwrap(), 1, "only day 13 changed");
     let t7 = t6 + Duration::hours(1);
     let waiting = event("w19", "order_paid", at(19, 5), t7, false);
