@@ -10,6 +10,7 @@ mod dlq;
 mod events;
 mod find;
 mod prune;
+mod rollups;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -82,6 +83,15 @@ enum Command {
     /// The configured destinations: check credentials and settings against the platforms.
     #[command(subcommand)]
     Destinations(DestinationsCommand),
+    /// The cached day rollups coverage and late arrivals read (serve keeps them).
+    #[command(subcommand)]
+    Rollups(RollupsCommand),
+}
+
+#[derive(Subcommand)]
+enum RollupsCommand {
+    /// Recompute the stale day rollups now, as serve does every minute.
+    Refresh(ConfigArg),
 }
 
 #[derive(Subcommand)]
@@ -184,6 +194,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Reconcile(args) => crate::reconcile::cli(args),
         Command::Late(args) => crate::reconcile::late::cli(args),
         Command::Coverage(args) => crate::reconcile::coverage::cli(args),
+        Command::Rollups(RollupsCommand::Refresh(config)) => rollups::refresh(&config),
         Command::Destinations(DestinationsCommand::Test(args)) => destinations::test(args),
     }
 }

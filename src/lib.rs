@@ -135,6 +135,8 @@ pub async fn run(
             cancel.clone(),
         ));
     }
+    // The day rollups that coverage and late arrivals read (ADR 0008); the leader keeps them.
+    workers.spawn(reconcile::rollup::run(store.clone(), cancel.clone()));
     if config.server.workers {
         workers.spawn(prune_loop(store.clone(), config.retention.clone(), config.ledger.clone(), cancel.clone()));
     }

@@ -2,12 +2,13 @@
 //! day): how many events had each identifier, consent granted per purpose, an identity joined
 //! from the bridge, and per destination how many deliveries were planned, reached the sender,
 //! were delivered, confirmed by the platform, skipped (per reason), rejected, dead or in doubt.
-//! (`surety coverage`, `GET /v1/coverage`.) Reads the window through `Store::window_page`, one pass.
+//! (`surety coverage`, `GET /v1/coverage`.) Whole days come from the cached day rollups while
+//! they are fresh, the rest of the window is read live (`reconcile::rollup`, ADR 0008).
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::late::CountError;
 use crate::core::delivery::reason;
@@ -34,7 +35,7 @@ pub struct CoverageQuery {
 }
 
 /// What became of one destination's deliveries.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DestinationCoverage {
     pub planned: u64,
     /// Ended through the sender: delivered, rejected, dead or in doubt.
@@ -53,14 +54,16 @@ pub struct DestinationCoverage {
 }
 
 /// One group's row.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CoverageRow {
     /// The kind, the destination, or the UTC event day.
     pub key: String,
     pub events: u64,
     /// Events carrying each identifier (see [`FIELDS`]).
+    #[serde(deserialize_with = "super::rollup::static_keys")]
     pub fields: BTreeMap<&'static str, u64>,
     /// Events with consent granted, per purpose.
+    #[serde(deserialize_with = "super::rollup::static_keys")]
     pub consent: BTreeMap<&'static str, u64>,
     /// Events to which the identity bridge added something.
     pub joined: u64,
@@ -121,8 +124,8 @@ fn granted(e: &Event) -> Vec<&'static str> {
 /// Folds ledger entries into rows; pure, so that tests can feed it directly.
 #[derive(Default)]
 pub struct CoverageTally {
-    rows: BTreeMap<String, CoverageRow>,
-    events: u64,
+    pub(super) rows: BTreeMap<String, CoverageRow>,
+    pub(super) events: u64,
 }
 
 impl CoverageTally {
@@ -209,8 +212,21 @@ impl CoverageTally {
     }
 }
 
-/// Reads the window from the ledger and counts it.
+/// Counts the window: fresh cached days from their rollups, the rest read live.
 pub async fn coverage(store: &dyn Store, q: &CoverageQuery) -> Result<CoverageReport, CountError> {
+    let sources = super::rollup::sources(store, q.since, q.until).await?;
+    let mut tally = CoverageTally::default();
+    for (day, part) in &sources.cached {
+        tally.merge_day(*day, part, q.by)?;
+    }
+    for &(since, until) in &sources.live {
+        super::rollup::each_live(store, since, until, |e| tally.add(e, q)).await?;
+    }
+    Ok(tally.finish(q))
+}
+
+/// Counts the window by reading every event of it (what the rollups must equal).
+pub async fn coverage_scan(store: &dyn Store, q: &CoverageQuery) -> Result<CoverageReport, CountError> {
     let mut tally = CoverageTally::default();
     super::late::each_in_window(store, q.since, q.until, |e| tally.add(e, q)).await?;
     Ok(tally.finish(q))

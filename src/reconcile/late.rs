@@ -4,22 +4,23 @@
 //! reads as a backfill, not as business. (`surety late`, `GET /v1/late-arrivals`.)
 //!
 //! Days are UTC calendar days of the event time (`occurred_at`). An event arrived late when its
-//! `received_at` is after its day's end; the bucket is how long after the end it came. Reads the
-//! ledger through `Store::window_page`, one pass; nothing is written.
+//! `received_at` is after its day's end; the bucket is how long after the end it came. Whole days
+//! come from the cached day rollups while they are fresh, the rest of the window and what changed
+//! since `changed_since` are read live (`reconcile::rollup`, ADR 0008); nothing is written.
 
 mod command;
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use self::command::{check_order, cli, query, window, LateArgs, DEFAULT_DAYS};
+pub(super) use super::count::each_in_window;
+pub use super::count::CountError;
 use crate::core::Event;
-use crate::store::{LedgerEntry, Store, StoreError, WindowPage};
+use crate::store::{LedgerEntry, Store};
 
-/// Ledger events per page.
-const PAGE: usize = 5000;
 /// The delivery reason for an event that came after the destination's window closed.
 const OUTSIDE_WINDOW: &str = "outside_window";
 
@@ -37,7 +38,7 @@ pub struct LateQuery {
 }
 
 /// How long after its day had ended an event arrived.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LateBuckets {
     pub under_1h: u64,
     pub under_24h: u64,
@@ -67,8 +68,8 @@ impl LateBuckets {
 }
 
 /// Sums of `value` per currency, kept in thousandths so that adding is exact and checked.
-#[derive(Clone, Debug, Default, PartialEq)]
-struct Money(BTreeMap<String, i128>);
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub(super) struct Money(BTreeMap<String, i128>);
 
 impl Money {
     fn add(&mut self, e: &Event) -> Option<()> {
@@ -76,6 +77,14 @@ impl Money {
             let slot = self.0.entry(c.as_str().to_owned()).or_default();
             // `value` is bounded at ingest (`core::event::MAX_AMOUNT`), so this fits.
             *slot = slot.checked_add((v * 1000.0).round() as i128)?;
+        }
+        Some(())
+    }
+
+    fn merge(&mut self, other: &Money) -> Option<()> {
+        for (c, v) in &other.0 {
+            let slot = self.0.entry(c.clone()).or_default();
+            *slot = slot.checked_add(*v)?;
         }
         Some(())
     }
@@ -127,31 +136,42 @@ pub struct LateReport {
     pub late: LateBuckets,
 }
 
-#[derive(Default)]
-struct DayTally {
+/// One day's (or, in a rollup, one day and kind's) figures.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub(super) struct DayTally {
     events: u64,
     on_time: u64,
     late: LateBuckets,
     outside_window: BTreeMap<String, u64>,
     value: Money,
+    #[serde(skip)]
     changed_events: u64,
+    #[serde(skip)]
     changed_value: Money,
 }
 
-/// Why a count over the ledger could not be made.
-#[derive(Debug, thiserror::Error)]
-pub enum CountError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// More events than a `u64` holds, or sums beyond an `i128` (cannot happen on a real ledger).
-    #[error("a count overflowed")]
-    Overflow,
+impl DayTally {
+    /// Adds another part of the same day (not its `changed` figures: those are read live).
+    pub(super) fn merge(&mut self, o: &DayTally) -> Option<()> {
+        self.events = self.events.checked_add(o.events)?;
+        self.on_time = self.on_time.checked_add(o.on_time)?;
+        let (l, r) = (&mut self.late, &o.late);
+        l.under_1h = l.under_1h.checked_add(r.under_1h)?;
+        l.under_24h = l.under_24h.checked_add(r.under_24h)?;
+        l.under_72h = l.under_72h.checked_add(r.under_72h)?;
+        l.later = l.later.checked_add(r.later)?;
+        for (d, n) in &o.outside_window {
+            let slot = self.outside_window.entry(d.clone()).or_default();
+            *slot = slot.checked_add(*n)?;
+        }
+        self.value.merge(&o.value)
+    }
 }
 
 /// Folds ledger entries into days; pure, so that tests can feed it directly.
 #[derive(Default)]
 pub struct LateTally {
-    days: BTreeMap<NaiveDate, DayTally>,
+    pub(super) days: BTreeMap<NaiveDate, DayTally>,
 }
 
 impl LateTally {
@@ -187,6 +207,22 @@ impl LateTally {
         Ok(())
     }
 
+    /// Counts one event of the window received at or after `q.changed_since` as what its day
+    /// gained (the day's other figures come from elsewhere: a rollup or [`LateTally::add`]
+    /// with no `changed_since`).
+    pub(super) fn add_changed(&mut self, entry: &LedgerEntry, q: &LateQuery) -> Result<(), CountError> {
+        let e = &entry.event;
+        let in_window = e.occurred_at >= q.since && e.occurred_at < q.until;
+        let of_kind = q.kinds.is_empty() || q.kinds.iter().any(|k| k == e.kind.as_str());
+        let changed = q.changed_since.is_some_and(|c| e.received_at >= c);
+        if !(in_window && of_kind && changed) {
+            return Ok(());
+        }
+        let t = self.days.entry(e.occurred_at.date_naive()).or_default();
+        t.changed_events = t.changed_events.checked_add(1).ok_or(CountError::Overflow)?;
+        t.changed_value.add(e).ok_or(CountError::Overflow)
+    }
+
     pub fn finish(self, q: &LateQuery) -> Result<LateReport, CountError> {
         let mut events = 0u64;
         let mut late = LateBuckets::default();
@@ -213,34 +249,29 @@ impl LateTally {
     }
 }
 
-/// Reads the window from the ledger and counts it.
+/// Counts the window: fresh cached days from their rollups, the rest read live; what changed
+/// since `changed_since` from the events received since (an index range).
 pub async fn late_arrivals(store: &dyn Store, q: &LateQuery) -> Result<LateReport, CountError> {
+    let sources = super::rollup::sources(store, q.since, q.until).await?;
     let mut tally = LateTally::default();
-    each_in_window(store, q.since, q.until, |e| tally.add(e, q)).await?;
+    for (day, part) in &sources.cached {
+        part.merge_late(*day, &q.kinds, &mut tally)?;
+    }
+    let plain = LateQuery { changed_since: None, ..q.clone() };
+    for &(since, until) in &sources.live {
+        super::rollup::each_live(store, since, until, |e| tally.add(e, &plain)).await?;
+    }
+    if let Some(changed_since) = q.changed_since {
+        super::rollup::each_received(store, changed_since, |e| tally.add_changed(e, q)).await?;
+    }
     tally.finish(q)
 }
 
-/// Hands every event that occurred in `[since, until)`, with its deliveries, to `each`, reading
-/// the ledger a page at a time (`Store::window_page`).
-pub(super) async fn each_in_window(
-    store: &dyn Store,
-    since: DateTime<Utc>,
-    until: DateTime<Utc>,
-    mut each: impl FnMut(&LedgerEntry) -> Result<(), CountError>,
-) -> Result<(), CountError> {
-    let mut page = WindowPage { since, until, after_seq: 0, limit: PAGE };
-    loop {
-        let entries = store.window_page(page).await?;
-        if let Some(last) = entries.last() {
-            page.after_seq = last.seq;
-        }
-        for e in &entries {
-            each(e)?;
-        }
-        if entries.len() < PAGE {
-            return Ok(());
-        }
-    }
+/// Counts the window by reading every event of it (what the rollups must equal).
+pub async fn late_scan(store: &dyn Store, q: &LateQuery) -> Result<LateReport, CountError> {
+    let mut tally = LateTally::default();
+    each_in_window(store, q.since, q.until, |e| tally.add(e, q)).await?;
+    tally.finish(q)
 }
 
 #[cfg(test)]

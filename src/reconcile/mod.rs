@@ -9,12 +9,14 @@
 //! keyed by id; the ledger streams past them a page at a time, taking what it matches.
 
 mod classify;
+mod count;
 pub mod coverage;
 mod kept;
 pub mod late;
 mod read;
 mod read_back;
 mod report;
+pub mod rollup;
 mod table;
 
 use std::collections::{HashMap, HashSet};

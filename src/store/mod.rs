@@ -12,6 +12,7 @@ mod prepare;
 mod read;
 pub mod reconciles;
 mod records;
+mod rollups;
 mod rules;
 pub mod search;
 pub mod sqlite;
@@ -26,7 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 pub use self::error::StoreError;
 pub use self::intake::{Intake, IntakeResult};
@@ -42,6 +43,9 @@ pub use self::read::{
 pub use self::records::{
     BatchRecord, DeliveryUpdate, DueFollowUp, IngestResult, IngestStatus, PlannedDelivery, Pruned, Receipt,
     ReceiptStatus, Recovered,
+};
+pub use self::rollups::{
+    day_number, day_of_number, ChangedDay, DayRollup, LedgerChanges, TimeColumn, TimePage, DAY_US,
 };
 use crate::core::plan::Planner;
 use crate::core::{Claimed, Event, FollowUp, Subject};
@@ -158,4 +162,22 @@ pub trait Store: Send + Sync {
     async fn record_reconcile(&self, record: reconciles::ReconcileRecord) -> Result<i64, StoreError>;
     /// The newest `limit` kept reconcile reports, newest first (`limit` 1: the latest).
     async fn reconciles(&self, limit: usize) -> Result<Vec<reconciles::StoredReconcile>, StoreError>;
+    /// One page of events by event or received time, each with its deliveries (`TimePage`): a
+    /// range scan of that time's index, bounded by the range.
+    async fn time_page(&self, page: TimePage) -> Result<Vec<LedgerEntry>, StoreError>;
+    /// The cached day rollups of the days in `[from, until)`, in day order.
+    async fn day_rollups(&self, from: NaiveDate, until: NaiveDate) -> Result<Vec<DayRollup>, StoreError>;
+    /// Writes (replaces) day rollups, stamps every other cached day of `[from, until)` as found
+    /// unchanged at `computed_at` / `through_seq`, and drops the days before `from` (beyond the
+    /// horizon: reports read those live); one transaction.
+    async fn put_day_rollups(
+        &self,
+        rows: Vec<DayRollup>,
+        stamp: (NaiveDate, NaiveDate, DateTime<Utc>, i64),
+    ) -> Result<(), StoreError>;
+    /// The ledger's highest seq, and the event days in which something a rollup counts changed:
+    /// events with `seq > after_seq`, or received, rewritten by the identity bridge, ended,
+    /// skipped or replayed at or after `since`. Range scans over narrow indexes, bounded by what
+    /// changed, not by the ledger's size (ADR 0008).
+    async fn changed_days(&self, after_seq: i64, since: DateTime<Utc>) -> Result<LedgerChanges, StoreError>;
 }

@@ -13,6 +13,7 @@ mod over_time;
 mod queries;
 mod queue;
 mod reconciles;
+mod rollups;
 mod search;
 mod settle;
 mod window;
@@ -21,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::search::{EventFilter, EventPage, SearchKeys, SearchResult};
@@ -30,7 +31,7 @@ use super::{
     QueueStat, ReceiptFilter, ReceiptView, Recovered, ReplayReport, ReplaySelector, SettleOutcome, Settlement, Store,
     StoreError,
 };
-use super::{LedgerEntry, WindowPage};
+use super::{DayRollup, LedgerChanges, LedgerEntry, TimePage, WindowPage};
 use crate::core::plan::Planner;
 use crate::core::FollowUp;
 use crate::core::{Event, Subject};
@@ -190,6 +191,26 @@ impl Store for PgStore {
 
     async fn window_page(&self, page: WindowPage) -> Result<Vec<LedgerEntry>, StoreError> {
         window::window_page(&self.pool, &page).await
+    }
+
+    async fn time_page(&self, page: TimePage) -> Result<Vec<LedgerEntry>, StoreError> {
+        rollups::time_page(&self.pool, &page).await
+    }
+
+    async fn day_rollups(&self, from: NaiveDate, until: NaiveDate) -> Result<Vec<DayRollup>, StoreError> {
+        rollups::day_rollups(&self.pool, from, until).await
+    }
+
+    async fn put_day_rollups(
+        &self,
+        rows: Vec<DayRollup>,
+        stamp: (NaiveDate, NaiveDate, DateTime<Utc>, i64),
+    ) -> Result<(), StoreError> {
+        rollups::put_day_rollups(&self.pool, &rows, stamp).await
+    }
+
+    async fn changed_days(&self, after_seq: i64, since: DateTime<Utc>) -> Result<LedgerChanges, StoreError> {
+        rollups::changed_days(&self.pool, after_seq, since).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
 
+use super::rollups::DAY_OF;
 use super::{from_us, to_us};
 use crate::store::views::{self, DeliveryRow, EventRows};
 use crate::store::{
@@ -287,6 +288,9 @@ pub(super) async fn prune(pool: &PgPool, before: DateTime<Utc>, batch: usize) ->
     }
     if !ended.is_empty() {
         let of_ended = "IN (SELECT id FROM deliveries WHERE event_id = ANY($1))";
+        // The cached rollups of these events' days no longer say what the ledger holds (ADR 0008).
+        let days = format!("SELECT {} FROM (SELECT occurred_at AS o FROM events WHERE event_id = ANY($1)) x", DAY_OF);
+        delete(&mut tx, &format!("DELETE FROM day_rollups WHERE day IN ({days})"), &ended).await?;
         p.attempts = delete(&mut tx, &format!("DELETE FROM attempts WHERE delivery_id {of_ended}"), &ended).await?;
         delete(&mut tx, &format!("DELETE FROM replays WHERE delivery_id {of_ended}"), &ended).await?;
         delete(&mut tx, &format!("DELETE FROM settlements WHERE delivery_id {of_ended}"), &ended).await?;

@@ -206,8 +206,9 @@ fn replan_waiting(
                 }
             }
             if event.joined.len() > joined_before {
-                conn.prepare_cached("UPDATE events SET body = ?2 WHERE event_id = ?1")?
-                    .execute(params![event_id, serde_json::to_string(&event)?])?;
+                // changed_at: a cached rollup of its day counts what it carried (ADR 0008).
+                conn.prepare_cached("UPDATE events SET body = ?2, changed_at = ?3 WHERE event_id = ?1")?
+                    .execute(params![event_id, serde_json::to_string(&event)?, to_us(now)])?;
             }
             for r in replan(&event, waiting, planner, now) {
                 let p = &r.planned;

@@ -11,6 +11,7 @@ mod over_time;
 mod queries;
 mod queue;
 mod reconciles;
+mod rollups;
 mod search;
 mod settle;
 mod window;
@@ -21,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, Semaphore};
 
@@ -32,7 +33,7 @@ use super::{
     QueueStat, ReceiptFilter, ReceiptView, Recovered, ReplayReport, ReplaySelector, SettleOutcome, Settlement, Store,
     StoreError,
 };
-use super::{LedgerEntry, WindowPage};
+use super::{DayRollup, LedgerChanges, LedgerEntry, TimePage, WindowPage};
 use crate::core::plan::Planner;
 use crate::core::FollowUp;
 use crate::core::{Event, Subject};
@@ -49,6 +50,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0009_replayed_by.sql"),
     include_str!("migrations/0010_over_time.sql"),
     include_str!("migrations/0011_reconcile_reports.sql"),
+    include_str!("migrations/0012_day_rollups.sql"),
 ];
 
 /// How durable a commit is (`storage.sqlite_synchronous`).
@@ -292,6 +294,26 @@ impl Store for SqliteStore {
 
     async fn window_page(&self, page: WindowPage) -> Result<Vec<LedgerEntry>, StoreError> {
         self.read(move |conn| window::window_page(conn, &page)).await
+    }
+
+    async fn time_page(&self, page: TimePage) -> Result<Vec<LedgerEntry>, StoreError> {
+        self.read(move |conn| rollups::time_page(conn, &page)).await
+    }
+
+    async fn day_rollups(&self, from: NaiveDate, until: NaiveDate) -> Result<Vec<DayRollup>, StoreError> {
+        self.read(move |conn| rollups::day_rollups(conn, from, until)).await
+    }
+
+    async fn put_day_rollups(
+        &self,
+        rows: Vec<DayRollup>,
+        stamp: (NaiveDate, NaiveDate, DateTime<Utc>, i64),
+    ) -> Result<(), StoreError> {
+        self.write(move |conn| rollups::put_day_rollups(conn, &rows, stamp)).await
+    }
+
+    async fn changed_days(&self, after_seq: i64, since: DateTime<Utc>) -> Result<LedgerChanges, StoreError> {
+        self.read(move |conn| rollups::changed_days(conn, after_seq, since)).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -257,6 +257,15 @@ pub(super) fn prune(conn: &Connection, before: DateTime<Utc>, batch: usize) -> R
          ORDER BY e.seq LIMIT ?2",
     )?
     .execute(params![cutoff, limit])?;
+    // The cached rollups of the pruned events' days no longer say what the ledger holds (ADR 0008).
+    conn.execute(
+        &format!(
+            "DELETE FROM day_rollups WHERE day IN (SELECT DISTINCT {} FROM (SELECT occurred_at AS o FROM events \
+             WHERE event_id IN (SELECT event_id FROM prune_events)))",
+            super::rollups::DAY_OF
+        ),
+        [],
+    )?;
     let in_set = "IN (SELECT id FROM deliveries WHERE event_id IN (SELECT event_id FROM prune_events))";
     p.attempts = conn.execute(&format!("DELETE FROM attempts WHERE delivery_id {in_set}"), [])? as u64;
     conn.execute(&format!("DELETE FROM replays WHERE delivery_id {in_set}"), [])?;

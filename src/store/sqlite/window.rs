@@ -8,11 +8,13 @@ use crate::core::DeliveryState;
 use crate::store::views::window_entries;
 use crate::store::{LedgerDelivery, LedgerEntry, StoreError, WindowPage};
 
+// `+occurred_at`: keep walking the primary key a page at a time. With events_occurred the
+// planner could range over the window and sort it again for every page.
 pub(super) fn window_page(conn: &Connection, p: &WindowPage) -> Result<Vec<LedgerEntry>, StoreError> {
     let (since, until, limit) = (to_us(p.since), to_us(p.until), p.limit.max(1) as i64);
     let events = conn
         .prepare_cached(
-            "SELECT seq, body FROM events WHERE seq > ?1 AND occurred_at >= ?2 AND occurred_at < ?3 \
+            "SELECT seq, body FROM events WHERE seq > ?1 AND +occurred_at >= ?2 AND +occurred_at < ?3 \
              ORDER BY seq LIMIT ?4",
         )?
         .query_map(params![p.after_seq, since, until, limit], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -22,7 +24,7 @@ pub(super) fn window_page(conn: &Connection, p: &WindowPage) -> Result<Vec<Ledge
         .prepare_cached(
             "SELECT d.event_id, d.state, d.destination, d.dest_event, d.reason, d.created_at \
              FROM events e JOIN deliveries d ON d.event_id = e.event_id \
-             WHERE e.seq > ?1 AND e.seq <= ?2 AND e.occurred_at >= ?3 AND e.occurred_at < ?4",
+             WHERE e.seq > ?1 AND e.seq <= ?2 AND +e.occurred_at >= ?3 AND +e.occurred_at < ?4",
         )?
         .query_map(params![p.after_seq, last, since, until], |r| {
             Ok((

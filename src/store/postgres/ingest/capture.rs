@@ -203,9 +203,11 @@ async fn replan_waiting(
             }
         }
         if event.joined.len() > joined_before {
-            sqlx::query("UPDATE events SET body = $2 WHERE event_id = $1")
+            // changed_at: a cached rollup of its day counts what it carried (ADR 0008).
+            sqlx::query("UPDATE events SET body = $2, changed_at = $3 WHERE event_id = $1")
                 .bind(&event_id)
                 .bind(serde_json::to_string(&event)?)
+                .bind(to_us(now))
                 .execute(&mut *conn)
                 .await?;
         }
