@@ -4,6 +4,7 @@
 //! read-only connections. See docs/adr/0002-sqlite-group-commit.md.
 
 mod bodies;
+pub(crate) mod fill;
 mod follow_up;
 mod ingest;
 mod intake;
