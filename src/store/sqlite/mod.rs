@@ -9,6 +9,8 @@ mod follow_up;
 mod ingest;
 mod intake;
 mod over_time;
+#[cfg(test)]
+mod plans;
 mod queries;
 mod queue;
 mod search;
@@ -48,6 +50,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0008_search.sql"),
     include_str!("migrations/0009_replayed_by.sql"),
     include_str!("migrations/0010_over_time.sql"),
+    include_str!("migrations/0011_needs_person.sql"),
 ];
 
 /// How durable a commit is (`storage.sqlite_synchronous`).

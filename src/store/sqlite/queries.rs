@@ -102,7 +102,20 @@ pub(super) fn event(conn: &Connection, event_id: &str) -> Result<Option<EventVie
 }
 
 pub(super) fn deliveries(conn: &Connection, f: &DeliveryFilter) -> Result<Vec<DeliveryView>, StoreError> {
-    let mut sql = format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id > ?");
+    let (sql, args) = deliveries_sql(f);
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(args), delivery)?
+        .map(|r| r?.into_view())
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// The list's query: the newest that need a person (the dashboard's first screen) walk their
+/// partial index backwards and stop at the page's end, however many ended before them.
+pub(super) fn deliveries_sql(f: &DeliveryFilter) -> (String, Vec<rusqlite::types::Value>) {
+    let table = if f.recent && f.needs_person { "deliveries INDEXED BY deliveries_needs_person" } else { "deliveries" };
+    let mut sql = format!("SELECT {DELIVERY_COLUMNS} FROM {table} WHERE id > ?");
     let mut args: Vec<rusqlite::types::Value> = vec![f.after.unwrap_or(0).into()];
     if let Some(s) = f.state {
         sql.push_str(" AND state = ?");
@@ -121,12 +134,7 @@ pub(super) fn deliveries(conn: &Connection, f: &DeliveryFilter) -> Result<Vec<De
     }
     sql.push_str(if f.recent { " ORDER BY updated_at DESC, id DESC LIMIT ?" } else { " ORDER BY id LIMIT ?" });
     args.push(views::delivery_page(f).into());
-    let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt
-        .query_map(rusqlite::params_from_iter(args), delivery)?
-        .map(|r| r?.into_view())
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
+    (sql, args)
 }
 
 pub(super) fn counts(conn: &Connection) -> Result<Counts, StoreError> {
@@ -168,6 +176,24 @@ pub(super) fn next_due(conn: &Connection, destination: &str) -> Result<Option<Da
 }
 
 /// Inserts a receipt or counts a redelivery of it; true the first time.
+/// Only the filters given, so a status filter (the dashboard's refused receipts) walks
+/// `receipts_status` backwards instead of scanning every receipt.
+pub(super) fn receipts_sql(f: &ReceiptFilter) -> (String, Vec<rusqlite::types::Value>) {
+    let mut sql = String::from(
+        "SELECT source, receipt_id, topic, status, detail, first_at, last_at, times FROM receipts WHERE 1 = 1",
+    );
+    let mut args: Vec<rusqlite::types::Value> = Vec::new();
+    for (column, value) in [("source", &f.source), ("status", &f.status)] {
+        if let Some(v) = value {
+            sql.push_str(&format!(" AND {column} = ?"));
+            args.push(v.clone().into());
+        }
+    }
+    sql.push_str(" ORDER BY last_at DESC, id DESC LIMIT ?");
+    args.push(views::receipt_page(f).into());
+    (sql, args)
+}
+
 pub(super) fn record_receipt(conn: &Connection, r: &Receipt) -> Result<bool, StoreError> {
     let at = super::to_us(r.at);
     let times: u64 = conn
@@ -181,13 +207,10 @@ pub(super) fn record_receipt(conn: &Connection, r: &Receipt) -> Result<bool, Sto
 }
 
 pub(super) fn receipts(conn: &Connection, f: &ReceiptFilter) -> Result<Vec<ReceiptView>, StoreError> {
-    let limit = views::receipt_page(f);
+    let (sql, args) = receipts_sql(f);
     Ok(conn
-        .prepare_cached(
-            "SELECT source, receipt_id, topic, status, detail, first_at, last_at, times FROM receipts \
-             WHERE (?1 IS NULL OR source = ?1) AND (?2 IS NULL OR status = ?2) ORDER BY last_at DESC, id DESC LIMIT ?3",
-        )?
-        .query_map(params![f.source, f.status, limit], |r| {
+        .prepare_cached(&sql)?
+        .query_map(rusqlite::params_from_iter(args), |r| {
             Ok(ReceiptView {
                 source: r.get(0)?,
                 receipt_id: r.get(1)?,

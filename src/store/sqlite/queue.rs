@@ -11,6 +11,18 @@ use crate::core::plan::Planner;
 use crate::core::{Claimed, DeliveryState, Event, Route};
 use crate::store::{BatchRecord, Recovered, ReplayRefusal, ReplayReport, ReplaySelector, StoreError};
 
+/// The statement behind [`claim`] (its query plan is checked in `plans.rs`).
+pub(super) const CLAIM: &str =
+    "UPDATE deliveries SET state = 'claimed', lease_owner = ?1, lease_until = ?2, updated_at = ?3 \
+     WHERE id IN (SELECT d.id FROM deliveries d JOIN events e ON e.event_id = d.event_id \
+                  WHERE d.state = 'pending' AND d.destination = ?4 AND d.next_attempt_at <= ?3 \
+                  AND NOT EXISTS (SELECT 1 FROM events e2 JOIN deliveries d2 ON d2.event_id = e2.event_id \
+                                  WHERE e2.subject_type = e.subject_type AND e2.subject_id = e.subject_id \
+                                  AND e2.occurred_at < e.occurred_at AND d2.destination = d.destination \
+                                  AND d2.state IN ('pending', 'claimed', 'sending')) \
+                  ORDER BY d.next_attempt_at LIMIT ?5) \
+     RETURNING id, event_id, dest_event, browser_tracked, strip_personal, attempts, created_at, forced, route";
+
 /// Claims due deliveries for `destination`. Per subject and destination, deliveries go out in
 /// event-time order: one waits while an earlier event of the same subject still has its delivery
 /// to this destination pending or in flight, so a refund never overtakes its purchase (Google
@@ -24,17 +36,7 @@ pub(super) fn claim(
     now: DateTime<Utc>,
 ) -> Result<Vec<Claimed>, StoreError> {
     let until = to_us(now) + lease.as_micros() as i64;
-    let mut stmt = conn.prepare_cached(
-        "UPDATE deliveries SET state = 'claimed', lease_owner = ?1, lease_until = ?2, updated_at = ?3 \
-         WHERE id IN (SELECT d.id FROM deliveries d JOIN events e ON e.event_id = d.event_id \
-                      WHERE d.state = 'pending' AND d.destination = ?4 AND d.next_attempt_at <= ?3 \
-                      AND NOT EXISTS (SELECT 1 FROM events e2 JOIN deliveries d2 ON d2.event_id = e2.event_id \
-                                      WHERE e2.subject_type = e.subject_type AND e2.subject_id = e.subject_id \
-                                      AND e2.occurred_at < e.occurred_at AND d2.destination = d.destination \
-                                      AND d2.state IN ('pending', 'claimed', 'sending')) \
-                      ORDER BY d.next_attempt_at LIMIT ?5) \
-         RETURNING id, event_id, dest_event, browser_tracked, strip_personal, attempts, created_at, forced, route",
-    )?;
+    let mut stmt = conn.prepare_cached(CLAIM)?;
     let rows = stmt
         .query_map(params![owner, until, to_us(now), destination, limit as i64], |r| {
             Ok((
