@@ -2,13 +2,14 @@
 //! screen and `/metrics` run): each uses the index it is meant to and none scans `events`,
 //! `deliveries`, `attempts` or `requests`, tables that grow with history. The audit behind this
 //! list, and the statements left out of it (`counts`), is docs/adr/0010-a-long-history.md.
-//! Statements written inline elsewhere are repeated here verbatim; the claim and the lists are
-//! the code's own.
+//! The statements are the code's own (constants and query builders), so a change to one is
+//! checked here. The `claim: the event's body` lookup is the dedupe lookup's shape, repeated.
 
 use rusqlite::Connection;
 
-use super::queries::{deliveries_sql, receipts_sql};
-use super::queue::CLAIM;
+use super::ingest::{BRIDGE, DEDUPE};
+use super::queries::{deliveries_sql, receipts_sql, NEXT_DUE, QUEUES};
+use super::queue::{CLAIM, MARK_SENDING, RECORD, RECOVER_CLAIMED, RECOVER_SENDING};
 use crate::store::{DeliveryFilter, ReceiptFilter};
 
 fn ledger() -> Connection {
@@ -37,55 +38,35 @@ fn hot() -> Vec<(&'static str, String, &'static str)> {
     let refused = ReceiptFilter { source: None, status: Some("invalid".to_owned()), limit: 20 };
     let s = |t: &str| t.to_owned();
     vec![
-        (
-            "intake: dedupe lookup",
-            s("SELECT content_hash FROM events WHERE event_id = ?1"),
-            "SEARCH events USING INDEX sqlite_autoindex_events_1 (event_id=?)",
-        ),
+        ("intake: dedupe lookup", s(DEDUPE), "SEARCH events USING INDEX sqlite_autoindex_events_1 (event_id=?)"),
         (
             "intake: identity bridge",
-            s("SELECT identity, consent FROM identities WHERE subject_type = ?1 AND subject_id = ?2"),
+            s(BRIDGE),
             "SEARCH identities USING INDEX sqlite_autoindex_identities_1 (subject_type=? AND subject_id=?)",
         ),
         ("claim", s(CLAIM), "SEARCH d USING INDEX deliveries_due (destination=? AND next_attempt_at<?)"),
-        ("claim: earlier events of the subject", s(CLAIM), "SEARCH e2 USING INDEX events_subject (subject_type=? AND subject_id=?)"),
-        ("claim: the event's body", s("SELECT body FROM events WHERE event_id = ?1"), "USING INDEX sqlite_autoindex_events_1 (event_id=?)"),
         (
-            "mark_sending",
-            s("UPDATE deliveries SET state = 'sending', updated_at = ?2 WHERE id = ?1 AND state = 'claimed'"),
-            "SEARCH deliveries USING INTEGER PRIMARY KEY (rowid=?)",
+            "claim: earlier events of the subject",
+            s(CLAIM),
+            "SEARCH e2 USING INDEX events_subject (subject_type=? AND subject_id=?)",
         ),
         (
-            "record",
-            s("UPDATE deliveries SET state = ?2, reason = ?3, attempts = attempts + ?4, updated_at = ?5 \
-               WHERE id = ?1 AND state IN ('claimed', 'sending') AND lease_owner = ?6"),
-            "SEARCH deliveries USING INTEGER PRIMARY KEY (rowid=?)",
+            "claim: the event's body",
+            s("SELECT body FROM events WHERE event_id = ?1"),
+            "USING INDEX sqlite_autoindex_events_1 (event_id=?)",
         ),
-        (
-            "recover: claimed",
-            s("UPDATE deliveries SET state = 'pending', next_attempt_at = ?1, lease_owner = NULL, lease_until = NULL, \
-               updated_at = ?1 WHERE state = 'claimed' AND lease_until < ?2"),
-            "SEARCH deliveries USING INDEX deliveries_state (state=?)",
-        ),
-        (
-            "recover: sending",
-            s("SELECT id, event_id, destination, dest_event, attempt_base + attempts, route FROM deliveries \
-               WHERE state = 'sending' AND lease_until < ?1"),
-            "SEARCH deliveries USING INDEX deliveries_state (state=?)",
-        ),
-        (
-            "next_due",
-            s("SELECT min(next_attempt_at) FROM deliveries WHERE state = 'pending' AND destination = ?1"),
-            "INDEX deliveries_due (destination=?)",
-        ),
-        (
-            "queues (/metrics, dashboard)",
-            s("SELECT destination, count(*), min(created_at) FROM deliveries \
-               WHERE state IN ('pending', 'claimed', 'sending') GROUP BY destination ORDER BY destination"),
-            "SEARCH deliveries USING INDEX deliveries_state (state=?)",
-        ),
+        ("mark_sending", s(MARK_SENDING), "SEARCH deliveries USING INTEGER PRIMARY KEY (rowid=?)"),
+        ("record", s(RECORD), "SEARCH deliveries USING INTEGER PRIMARY KEY (rowid=?)"),
+        ("recover: claimed", s(RECOVER_CLAIMED), "SEARCH deliveries USING INDEX deliveries_state (state=?)"),
+        ("recover: sending", s(RECOVER_SENDING), "SEARCH deliveries USING INDEX deliveries_state (state=?)"),
+        ("next_due", s(NEXT_DUE), "INDEX deliveries_due (destination=?)"),
+        ("queues (/metrics, dashboard)", s(QUEUES), "SEARCH deliveries USING INDEX deliveries_state (state=?)"),
         ("dashboard: needing a person", deliveries_sql(&needs_person).0, "deliveries_needs_person"),
-        ("dashboard: refused receipts", receipts_sql(&refused).0, "SEARCH receipts USING INDEX receipts_status (status=?)"),
+        (
+            "dashboard: refused receipts",
+            receipts_sql(&refused).0,
+            "SEARCH receipts USING INDEX receipts_status (status=?)",
+        ),
     ]
 }
 

@@ -14,6 +14,14 @@ use crate::store::{
 const DELIVERY_COLUMNS: &str = "id, event_id, destination, dest_event, state, reason, messages, attempts, \
                                 strip_personal, next_attempt_at, created_at, updated_at";
 
+/// `next_due`.
+pub(super) const NEXT_DUE: &str =
+    "SELECT min(next_attempt_at) FROM deliveries WHERE state = 'pending' AND destination = ?1";
+
+/// `queues` (per `/metrics` scrape).
+pub(super) const QUEUES: &str = "SELECT destination, count(*), min(created_at) FROM deliveries \
+             WHERE state IN ('pending', 'claimed', 'sending') GROUP BY destination ORDER BY destination";
+
 fn delivery(r: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
     Ok(DeliveryRow {
         id: r.get(0)?,
@@ -158,10 +166,7 @@ pub(super) fn counts(conn: &Connection) -> Result<Counts, StoreError> {
 
 pub(super) fn queues(conn: &Connection) -> Result<Vec<QueueStat>, StoreError> {
     Ok(conn
-        .prepare_cached(
-            "SELECT destination, count(*), min(created_at) FROM deliveries \
-             WHERE state IN ('pending', 'claimed', 'sending') GROUP BY destination ORDER BY destination",
-        )?
+        .prepare_cached(QUEUES)?
         .query_map([], |r| {
             Ok(QueueStat { destination: r.get(0)?, depth: r.get(1)?, oldest: r.get::<_, Option<i64>>(2)?.map(from_us) })
         })?
@@ -169,9 +174,7 @@ pub(super) fn queues(conn: &Connection) -> Result<Vec<QueueStat>, StoreError> {
 }
 
 pub(super) fn next_due(conn: &Connection, destination: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
-    let due: Option<i64> = conn
-        .prepare_cached("SELECT min(next_attempt_at) FROM deliveries WHERE state = 'pending' AND destination = ?1")?
-        .query_row(params![destination], |r| r.get(0))?;
+    let due: Option<i64> = conn.prepare_cached(NEXT_DUE)?.query_row(params![destination], |r| r.get(0))?;
     Ok(due.map(from_us))
 }
 
