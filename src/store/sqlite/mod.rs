@@ -51,6 +51,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0009_replayed_by.sql"),
     include_str!("migrations/0010_over_time.sql"),
     include_str!("migrations/0011_needs_person.sql"),
+    include_str!("migrations/0012_ledger_counts.sql"),
 ];
 
 /// How durable a commit is (`storage.sqlite_synchronous`).
