@@ -58,6 +58,17 @@ api_secret = "env:SURETY_ST_GA4"
 base_url = "http://127.0.0.1:9"
 timeout_ms = 500
 
+# Google Ads, unreachable too: a reconcile naming gads with "api" reads back the ledger's
+# follow-up results (GA4 has no data_api table here, so only a file reconciles it).
+[[destinations]]
+name = "gads"
+type = "google_ads"
+customer_id = "123-456-7890"
+service_account_key = "file:$PWD/tests/fixtures/google_ads/test_service_account.json"
+base_url = "http://127.0.0.1:9"
+token_url = "http://127.0.0.1:9/token"
+timeout_ms = 500
+
 [catalog.order_paid]
 ga4-web = { event = "purchase" }
 

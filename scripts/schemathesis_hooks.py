@@ -111,10 +111,13 @@ def negative_body(case):
 
 
 def configured_platforms(body):
-    """Which destinations exist is the deployment's configuration (as which delivery ids exist is its
-    data): a reconcile names the one scripts/schemathesis.sh configures."""
+    """Which destinations exist, and which of them can be read back, is the deployment's
+    configuration (as which delivery ids exist is its data): a reconcile names those
+    scripts/schemathesis.sh configures — a report file for `ga4-web`, `api` for `gads` (Google Ads,
+    read back from the ledger's follow-up results)."""
     if isinstance(body, dict) and isinstance(body.get("platforms"), dict) and body["platforms"]:
-        body["platforms"] = {"ga4-web": next(iter(body["platforms"].values()))}
+        value = next(iter(body["platforms"].values()))
+        body["platforms"] = {"gads" if value == "api" else "ga4-web": value}
 
 
 @schemathesis.hook

@@ -23,6 +23,8 @@ pub struct Server {
     /// The TOML the server was started with, as the report prints it.
     pub toml: String,
     config: Config,
+    /// Seconds it took to fill the ledger with its history (`--history`), if it has one.
+    pub filled: Option<f64>,
     stop: CancellationToken,
     task: JoinHandle<anyhow::Result<()>>,
     /// The server's own runtime, if it has one (see [`ServerSpec::own_runtime`]).
@@ -42,6 +44,8 @@ pub struct ServerSpec<'a> {
     pub own_runtime: bool,
     /// Measure PostgreSQL: a server URL in which a fresh database is created for this server.
     pub postgres: Option<&'a str>,
+    /// Ended events to fill the fresh ledger with before the server starts (`--history`).
+    pub history: u64,
 }
 
 pub struct DeliverySpec {
@@ -73,6 +77,10 @@ impl Server {
             toml.push_str(&d.destinations);
         }
         let config = Config::from_toml(&toml)?;
+        let filled = match spec.history {
+            0 => None,
+            n => Some(super::history::fill(&config, n).await.context("cannot fill the ledger's history")?),
+        };
         let serving = config.clone();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").context("cannot bind 127.0.0.1:0")?;
         listener.set_nonblocking(true)?;
@@ -92,7 +100,7 @@ impl Server {
         } else {
             (tokio::spawn(serve), None)
         };
-        let server = Self { base_url, toml, config: serving, stop, task, runtime, _dir: dir };
+        let server = Self { base_url, toml, config: serving, filled, stop, task, runtime, _dir: dir };
         server.wait_ready().await?;
         Ok(server)
     }
@@ -181,6 +189,17 @@ impl Percentiles {
             p99: ms(h.value_at_quantile(0.99)),
             max: ms(h.max()),
         }
+    }
+}
+
+/// Says how large a history the scenario's ledger holds and how long filling it took.
+pub fn history_note(report: &crate::bench::Report, events: u64, filled: Option<f64>) {
+    if let Some(secs) = filled {
+        report.line(format!(
+            "    history: the ledger holds {} ended events, filled in {secs:.2} s ({} events/s)",
+            grouped(events as f64),
+            grouped(events as f64 / secs.max(1e-9))
+        ));
     }
 }
 

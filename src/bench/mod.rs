@@ -10,10 +10,12 @@
 mod breakdown;
 mod breakdown_delivery;
 mod harness;
+mod history;
 mod load;
 mod platforms;
 mod proc;
 mod scenarios;
+mod summary;
 
 use serde::Serialize;
 
@@ -65,6 +67,11 @@ pub struct BenchArgs {
     /// Also time the phases of ingest (library calls, no HTTP) to show where the time goes.
     #[arg(long)]
     pub breakdown: bool,
+    /// Before each selected scenario, fill its fresh ledger with N ended events (delivered, with
+    /// their attempts, requests and search keys, spread over the last 90 days), written straight
+    /// into the tables: to measure ingest and claim on a ledger with a long history.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub history: u64,
     /// Print the results as one JSON document on stdout (progress goes to stderr).
     #[arg(long)]
     pub json: bool,
@@ -102,6 +109,8 @@ pub(crate) struct Measured {
     pub latency_of: &'static str,
     pub cpu: Option<proc::CpuUse>,
     pub extra: Vec<String>,
+    /// Seconds filling the ledger's history took (`--history`), if it had one.
+    pub history_fill_seconds: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -123,6 +132,10 @@ struct Row {
     target: &'static str,
     target_met: Option<bool>,
     notes: Vec<String>,
+    /// Ended events the ledger held before the scenario started (`--history`).
+    history_events: u64,
+    /// How long writing them took.
+    history_fill_seconds: Option<f64>,
     /// Per destination (d): delivered events/s, latency and the exactly-once/accepted check.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     destinations: Vec<platforms::DestinationRate>,
@@ -132,6 +145,8 @@ struct Row {
 struct Output<'a> {
     synchronous: &'a str,
     cpus: usize,
+    /// Ended events each scenario's ledger held before it started (`--history`).
+    history: u64,
     scenarios: Vec<Row>,
     failures: Vec<String>,
 }
@@ -163,6 +178,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         "surety bench{} — {ledger}, loopback HTTP, {cpus} CPU(s)",
         if args.quick { " --quick" } else { "" },
     ));
+    if args.history > 0 {
+        report.line(format!(
+            "Each scenario's ledger starts with a history of {} ended events (--history), written before its server starts.",
+            harness::grouped(args.history as f64)
+        ));
+    }
     report.line(
         "Client, server and platform simulators share this process, its CPUs and its memory (the server on a \
          tokio runtime of its own, as a separate process would have): rates are what one machine does with \
@@ -181,6 +202,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             synchronous: args.synchronous.clone(),
             own_runtime: !args.one_runtime,
             postgres: args.postgres.clone(),
+            history: args.history,
         };
         match scenarios::batched(&p, &report).await {
             Ok(m) => rows.push(row(Scenario::A, "batched ingest", "events", m, &report)),
@@ -196,6 +218,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             synchronous: args.synchronous.clone(),
             own_runtime: !args.one_runtime,
             postgres: args.postgres.clone(),
+            history: args.history,
         };
         match scenarios::single(&p, &report).await {
             Ok(m) => rows.push(row(Scenario::B, "single-event ingest", "requests", m, &report)),
@@ -213,6 +236,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             synchronous: args.synchronous.clone(),
             own_runtime: !args.one_runtime,
             postgres: args.postgres.clone(),
+            history: args.history,
         };
         match scenarios::delivered(&p, &report).await {
             Ok(m) => rows.push(row(Scenario::C, "ingest -> delivered", "events", m, &report)),
@@ -231,6 +255,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             synchronous: args.synchronous.clone(),
             own_runtime: !args.one_runtime,
             postgres: args.postgres.clone(),
+            history: args.history,
         };
         match platforms::delivered_everywhere(&p, &report).await {
             Ok((m, rates)) => {
@@ -255,9 +280,18 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             fail(&report, &mut failures, "breakdown", e);
         }
     }
-    summary(&rows, &report);
+    for r in rows.iter_mut().filter(|r| r.history_fill_seconds.is_some()) {
+        r.history_events = args.history;
+    }
+    summary::summary(&rows, &report);
     if args.json {
-        let out = Output { synchronous: &args.synchronous, cpus, scenarios: rows, failures: failures.clone() };
+        let out = Output {
+            synchronous: &args.synchronous,
+            cpus,
+            history: args.history,
+            scenarios: rows,
+            failures: failures.clone(),
+        };
         println!("{}", serde_json::to_string_pretty(&out)?);
     }
     if failures.is_empty() {
@@ -327,72 +361,8 @@ fn row(scenario: Scenario, name: &'static str, unit: &'static str, m: Measured, 
         target,
         target_met,
         notes: m.extra,
+        history_events: 0,
+        history_fill_seconds: m.history_fill_seconds,
         destinations: Vec::new(),
-    }
-}
-
-fn summary(rows: &[Row], report: &Report) {
-    report.line(String::new());
-    report.line("summary".to_owned());
-    report.line(format!(
-        "  {:<22} {:>9} {:>7} {:>9} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8}  target",
-        "scenario", "count", "secs", "per sec", "per CPU-s", "p50 ms", "p90 ms", "p99 ms", "max ms", "peak MiB"
-    ));
-    for r in rows {
-        let l = r.latency_ms;
-        let verdict = match r.target_met {
-            Some(true) => format!("met ({})", r.target),
-            Some(false) => format!("MISSED ({})", r.target),
-            None => r.target.to_owned(),
-        };
-        report.line(format!(
-            "  {:<22} {:>9} {:>7.2} {:>9} {:>10} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8}  {verdict}",
-            format!("{:?}. {}", r.scenario, r.name).to_lowercase(),
-            harness::grouped(r.count as f64),
-            r.seconds,
-            harness::grouped(r.per_second),
-            r.per_cpu_second.map_or_else(|| "-".to_owned(), harness::grouped),
-            l.p50,
-            l.p90,
-            l.p99,
-            l.max,
-            r.peak_rss_mib.map_or_else(|| "-".to_owned(), |m| format!("{m:.1}")),
-        ));
-        for d in &r.destinations {
-            let l = d.latency_ms;
-            report.line(format!(
-                "    {:<20} {:>9} {:>7.2} {:>9} {:>10} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8}  {}",
-                format!("-> {}", d.platform),
-                harness::grouped(d.events as f64),
-                d.seconds,
-                harness::grouped(d.per_second),
-                "-",
-                l.p50,
-                l.p90,
-                l.p99,
-                l.max,
-                "-",
-                if d.check_passed { "exactly once: OK" } else { "exactly once: FAIL" },
-            ));
-        }
-    }
-    report.line(
-        "  latency: a per 1000-event request, b per request, c and d per event from ingest request to the \
-         simulator's receipt"
-            .to_owned(),
-    );
-    if rows.iter().any(|r| !r.destinations.is_empty()) {
-        report.line(
-            "  d: per destination, delivered events/s from the first ingest request to the last event its \
-             simulator took; the destinations share the run"
-                .to_owned(),
-        );
-    }
-    report.line("  per CPU-s: count per CPU-second of this whole process (client and simulator included)".to_owned());
-    let busy = rows.iter().filter_map(|r| r.cpu).map(|c| c.other_cores).fold(0.0, f64::max);
-    if busy > proc::CpuUse::BUSY_MACHINE {
-        report.line(format!(
-            "  NOTE: other processes used up to {busy:.2} cores during the run; rates are lower than on an idle machine"
-        ));
     }
 }

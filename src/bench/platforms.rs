@@ -31,6 +31,8 @@ pub struct Platforms {
     pub own_runtime: bool,
     /// A PostgreSQL server to measure instead of SQLite (a fresh database is created in it).
     pub postgres: Option<String>,
+    /// Ended events in the fresh ledger before the scenario starts (`--history`).
+    pub history: u64,
 }
 
 /// One destination's share of the scenario.
@@ -72,6 +74,7 @@ pub async fn delivered_everywhere(p: &Platforms, report: &Report) -> anyhow::Res
         delivery: Some(DeliverySpec { claim_batch: p.claim_batch, destinations }),
         own_runtime: p.own_runtime,
         postgres: p.postgres.as_deref(),
+        history: p.history,
     };
     let server = match Server::start(&spec).await {
         Ok(s) => s,
@@ -113,6 +116,8 @@ async fn deliver_all(
 ) -> anyhow::Result<(Measured, Vec<DestinationRate>)> {
     let lanes = &sims.lanes;
     let n = p.events as u64;
+    let filled = server.filled;
+    harness::history_note(report, p.history, filled);
     let sent_at: Arc<Vec<AtomicU64>> = Arc::new((0..p.events.div_ceil(BATCH)).map(|_| AtomicU64::new(0)).collect());
     let cpu = Cpu::now();
     let started = Instant::now();
@@ -266,6 +271,7 @@ async fn deliver_all(
         latency_of: "per delivery, ingest request sent -> platform simulator took it",
         cpu,
         extra,
+        history_fill_seconds: filled,
     };
     Ok((measured, rates))
 }

@@ -20,6 +20,8 @@ pub struct Batched {
     pub own_runtime: bool,
     /// A PostgreSQL server to measure instead of SQLite (a fresh database is created in it).
     pub postgres: Option<String>,
+    /// Ended events in the fresh ledger before the scenario starts (`--history`).
+    pub history: u64,
 }
 
 pub struct Single {
@@ -29,6 +31,8 @@ pub struct Single {
     pub own_runtime: bool,
     /// A PostgreSQL server to measure instead of SQLite (a fresh database is created in it).
     pub postgres: Option<String>,
+    /// Ended events in the fresh ledger before the scenario starts (`--history`).
+    pub history: u64,
 }
 
 pub struct Delivered {
@@ -41,6 +45,8 @@ pub struct Delivered {
     pub own_runtime: bool,
     /// A PostgreSQL server to measure instead of SQLite (a fresh database is created in it).
     pub postgres: Option<String>,
+    /// Ended events in the fresh ledger before the scenario starts (`--history`).
+    pub history: u64,
 }
 
 /// a. `{"events": [...1000...]}` from a few concurrent clients; nothing routed.
@@ -50,8 +56,11 @@ pub async fn batched(p: &Batched, report: &Report) -> anyhow::Result<Measured> {
         delivery: None,
         own_runtime: p.own_runtime,
         postgres: p.postgres.as_deref(),
+        history: p.history,
     })
     .await?;
+    let filled = server.filled;
+    harness::history_note(report, p.history, filled);
     report.line(format!(
         "    {} events in batches of {BATCH}, {} concurrent clients, no destination (events stay not_routed)",
         harness::grouped(p.events as f64),
@@ -69,6 +78,7 @@ pub async fn batched(p: &Batched, report: &Report) -> anyhow::Result<Measured> {
         latency_of: "per 1000-event request",
         cpu,
         extra: vec![],
+        history_fill_seconds: filled,
     })
 }
 
@@ -79,8 +89,11 @@ pub async fn single(p: &Single, report: &Report) -> anyhow::Result<Measured> {
         delivery: None,
         own_runtime: p.own_runtime,
         postgres: p.postgres.as_deref(),
+        history: p.history,
     })
     .await?;
+    let filled = server.filled;
+    harness::history_note(report, p.history, filled);
     report.line(format!(
         "    {} requests of one event each, {} concurrent clients, no destination",
         harness::grouped(p.requests as f64),
@@ -136,6 +149,7 @@ pub async fn single(p: &Single, report: &Report) -> anyhow::Result<Measured> {
         latency: Percentiles::of(&latency),
         latency_of: "per request",
         cpu,
+        history_fill_seconds: filled,
         extra: vec![format!(
             "for comparison, GET /healthz (no body, no store) at the same concurrency: {} requests/s",
             harness::grouped(floor)
@@ -180,6 +194,7 @@ pub async fn delivered(p: &Delivered, report: &Report) -> anyhow::Result<Measure
                 delivery: Some(DeliverySpec { claim_batch: p.claim_batch, destinations }),
                 own_runtime: p.own_runtime,
                 postgres: p.postgres.as_deref(),
+                history: p.history,
             })
             .await
         }
@@ -220,6 +235,8 @@ async fn deliver_all(
     report: &Report,
 ) -> anyhow::Result<Measured> {
     let sent_at: Arc<Vec<AtomicU64>> = Arc::new((0..p.events.div_ceil(BATCH)).map(|_| AtomicU64::new(0)).collect());
+    let filled = server.filled;
+    harness::history_note(report, p.history, filled);
     let cpu = Cpu::now();
     let started = Instant::now();
     let ingest = ingest_batches(&server.base_url, p.events, p.clients, Some((epoch, sent_at.clone()))).await?;
@@ -322,6 +339,7 @@ async fn deliver_all(
         latency_of: "per event, ingest request sent -> the platform simulator received",
         cpu,
         extra,
+        history_fill_seconds: filled,
     })
 }
 

@@ -2,6 +2,7 @@
 //! with its own migrations (SQLite now; PostgreSQL joins behind the same trait).
 
 mod error;
+pub mod fill;
 mod identity_wait;
 mod intake;
 mod open;

@@ -5,6 +5,7 @@
 //! delivery. Times are microseconds since the Unix epoch, as in SQLite.
 
 mod bodies;
+pub(crate) mod fill;
 mod follow_up;
 mod ingest;
 mod intake;

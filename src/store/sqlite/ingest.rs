@@ -10,6 +10,12 @@ use crate::store::identity_wait::{replan, Waiting, REPLANNED};
 pub(super) use crate::store::prepare::{prepare, EventToStore};
 use crate::store::{IdentityCapture, IngestResult, IngestStatus, PlannedDelivery, StoreError};
 
+/// The dedupe lookup (its plan is checked in `plans.rs`, as for the statements below).
+pub(super) const DEDUPE: &str = "SELECT content_hash FROM events WHERE event_id = ?1";
+
+/// The identity bridge lookup.
+pub(super) const BRIDGE: &str = "SELECT identity, consent FROM identities WHERE subject_type = ?1 AND subject_id = ?2";
+
 pub(super) fn ingest(
     conn: &Connection,
     events: Vec<EventToStore>,
@@ -17,10 +23,8 @@ pub(super) fn ingest(
 ) -> Result<Vec<IngestResult>, StoreError> {
     let mut results = Vec::with_capacity(events.len());
     for EventToStore { mut event, hash, mut planned, mut body } in events {
-        let existing: Option<String> = conn
-            .prepare_cached("SELECT content_hash FROM events WHERE event_id = ?1")?
-            .query_row([event.event_id.as_str()], |r| r.get(0))
-            .optional()?;
+        let existing: Option<String> =
+            conn.prepare_cached(DEDUPE)?.query_row([event.event_id.as_str()], |r| r.get(0)).optional()?;
         if let Some(stored) = existing {
             let status = if stored == hash {
                 IngestStatus::Duplicate
@@ -104,10 +108,8 @@ pub(super) fn ingest(
 }
 
 fn bridge(conn: &Connection, kind: &str, id: &str) -> Result<Option<(Identity, Consent)>, StoreError> {
-    let row: Option<(String, String)> = conn
-        .prepare_cached("SELECT identity, consent FROM identities WHERE subject_type = ?1 AND subject_id = ?2")?
-        .query_row([kind, id], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
+    let row: Option<(String, String)> =
+        conn.prepare_cached(BRIDGE)?.query_row([kind, id], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
     row.map(|(i, c)| Ok((serde_json::from_str(&i)?, serde_json::from_str(&c)?))).transpose()
 }
 

@@ -4,10 +4,13 @@
 //! read-only connections. See docs/adr/0002-sqlite-group-commit.md.
 
 mod bodies;
+pub(crate) mod fill;
 mod follow_up;
 mod ingest;
 mod intake;
 mod over_time;
+#[cfg(test)]
+mod plans;
 mod queries;
 mod queue;
 mod reconciles;
@@ -51,6 +54,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0010_over_time.sql"),
     include_str!("migrations/0011_reconcile_reports.sql"),
     include_str!("migrations/0012_day_rollups.sql"),
+    include_str!("migrations/0013_needs_person.sql"),
+    include_str!("migrations/0014_ledger_counts.sql"),
 ];
 
 /// How durable a commit is (`storage.sqlite_synchronous`).

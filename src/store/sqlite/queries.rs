@@ -14,6 +14,18 @@ use crate::store::{
 const DELIVERY_COLUMNS: &str = "id, event_id, destination, dest_event, state, reason, messages, attempts, \
                                 strip_personal, next_attempt_at, created_at, updated_at";
 
+/// `counts`: the totals the triggers of migration 0014 keep.
+pub(super) const COUNTS: &str =
+    "SELECT kind, destination, state, reason, n FROM ledger_counts WHERE n > 0 ORDER BY kind, destination, state, reason";
+
+/// `next_due`.
+pub(super) const NEXT_DUE: &str =
+    "SELECT min(next_attempt_at) FROM deliveries WHERE state = 'pending' AND destination = ?1";
+
+/// `queues` (per `/metrics` scrape).
+pub(super) const QUEUES: &str = "SELECT destination, count(*), min(created_at) FROM deliveries \
+             WHERE state IN ('pending', 'claimed', 'sending') GROUP BY destination ORDER BY destination";
+
 fn delivery(r: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
     Ok(DeliveryRow {
         id: r.get(0)?,
@@ -102,7 +114,20 @@ pub(super) fn event(conn: &Connection, event_id: &str) -> Result<Option<EventVie
 }
 
 pub(super) fn deliveries(conn: &Connection, f: &DeliveryFilter) -> Result<Vec<DeliveryView>, StoreError> {
-    let mut sql = format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id > ?");
+    let (sql, args) = deliveries_sql(f);
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(args), delivery)?
+        .map(|r| r?.into_view())
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// The list's query: the newest that need a person (the dashboard's first screen) walk their
+/// partial index backwards and stop at the page's end, however many ended before them.
+pub(super) fn deliveries_sql(f: &DeliveryFilter) -> (String, Vec<rusqlite::types::Value>) {
+    let table = if f.recent && f.needs_person { "deliveries INDEXED BY deliveries_needs_person" } else { "deliveries" };
+    let mut sql = format!("SELECT {DELIVERY_COLUMNS} FROM {table} WHERE id > ?");
     let mut args: Vec<rusqlite::types::Value> = vec![f.after.unwrap_or(0).into()];
     if let Some(s) = f.state {
         sql.push_str(" AND state = ?");
@@ -121,39 +146,44 @@ pub(super) fn deliveries(conn: &Connection, f: &DeliveryFilter) -> Result<Vec<De
     }
     sql.push_str(if f.recent { " ORDER BY updated_at DESC, id DESC LIMIT ?" } else { " ORDER BY id LIMIT ?" });
     args.push(views::delivery_page(f).into());
-    let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt
-        .query_map(rusqlite::params_from_iter(args), delivery)?
-        .map(|r| r?.into_view())
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
+    (sql, args)
 }
 
 pub(super) fn counts(conn: &Connection) -> Result<Counts, StoreError> {
-    let (events, routed): (u64, u64) = conn
-        .prepare_cached("SELECT count(*), coalesce(sum(routed), 0) FROM events")?
-        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    let conflicts: u64 = conn.prepare_cached("SELECT count(*) FROM conflicts")?.query_row([], |r| r.get(0))?;
-    let deliveries = conn
-        .prepare_cached(
-            "SELECT destination, state, reason, count(*) FROM deliveries GROUP BY destination, state, reason \
-             ORDER BY destination, state, reason",
-        )?
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?, r.get(3)?)))?
-        .map(|r| {
-            let (d, s, reason, n) = r?;
-            Ok((d, s.parse().map_err(StoreError::Corrupt)?, reason, n))
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    Ok(Counts { events, routed, not_routed: events - routed, conflicts, deliveries, queues: queues(conn)? })
+    // Kept by triggers (migration 0014): a handful of rows, however long the history.
+    let rows: Vec<(String, String, String, String, u64)> = conn
+        .prepare_cached(COUNTS)?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
+        .collect::<Result<_, _>>()?;
+    let (mut events, mut routed, mut conflicts, mut deliveries) = (0u64, 0u64, 0u64, Vec::new());
+    for (kind, destination, state, reason, n) in rows {
+        match kind.as_str() {
+            "event" => {
+                events = events.saturating_add(n);
+                if state == "1" {
+                    routed = routed.saturating_add(n);
+                }
+            }
+            "conflict" => conflicts = conflicts.saturating_add(n),
+            _ => {
+                let reason = (!reason.is_empty()).then_some(reason);
+                deliveries.push((destination, state.parse().map_err(StoreError::Corrupt)?, reason, n));
+            }
+        }
+    }
+    Ok(Counts {
+        events,
+        routed,
+        not_routed: events.saturating_sub(routed),
+        conflicts,
+        deliveries,
+        queues: queues(conn)?,
+    })
 }
 
 pub(super) fn queues(conn: &Connection) -> Result<Vec<QueueStat>, StoreError> {
     Ok(conn
-        .prepare_cached(
-            "SELECT destination, count(*), min(created_at) FROM deliveries \
-             WHERE state IN ('pending', 'claimed', 'sending') GROUP BY destination ORDER BY destination",
-        )?
+        .prepare_cached(QUEUES)?
         .query_map([], |r| {
             Ok(QueueStat { destination: r.get(0)?, depth: r.get(1)?, oldest: r.get::<_, Option<i64>>(2)?.map(from_us) })
         })?
@@ -161,13 +191,29 @@ pub(super) fn queues(conn: &Connection) -> Result<Vec<QueueStat>, StoreError> {
 }
 
 pub(super) fn next_due(conn: &Connection, destination: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
-    let due: Option<i64> = conn
-        .prepare_cached("SELECT min(next_attempt_at) FROM deliveries WHERE state = 'pending' AND destination = ?1")?
-        .query_row(params![destination], |r| r.get(0))?;
+    let due: Option<i64> = conn.prepare_cached(NEXT_DUE)?.query_row(params![destination], |r| r.get(0))?;
     Ok(due.map(from_us))
 }
 
 /// Inserts a receipt or counts a redelivery of it; true the first time.
+/// Only the filters given, so a status filter (the dashboard's refused receipts) walks
+/// `receipts_status` backwards instead of scanning every receipt.
+pub(super) fn receipts_sql(f: &ReceiptFilter) -> (String, Vec<rusqlite::types::Value>) {
+    let mut sql = String::from(
+        "SELECT source, receipt_id, topic, status, detail, first_at, last_at, times FROM receipts WHERE 1 = 1",
+    );
+    let mut args: Vec<rusqlite::types::Value> = Vec::new();
+    for (column, value) in [("source", &f.source), ("status", &f.status)] {
+        if let Some(v) = value {
+            sql.push_str(&format!(" AND {column} = ?"));
+            args.push(v.clone().into());
+        }
+    }
+    sql.push_str(" ORDER BY last_at DESC, id DESC LIMIT ?");
+    args.push(views::receipt_page(f).into());
+    (sql, args)
+}
+
 pub(super) fn record_receipt(conn: &Connection, r: &Receipt) -> Result<bool, StoreError> {
     let at = super::to_us(r.at);
     let times: u64 = conn
@@ -181,13 +227,10 @@ pub(super) fn record_receipt(conn: &Connection, r: &Receipt) -> Result<bool, Sto
 }
 
 pub(super) fn receipts(conn: &Connection, f: &ReceiptFilter) -> Result<Vec<ReceiptView>, StoreError> {
-    let limit = views::receipt_page(f);
+    let (sql, args) = receipts_sql(f);
     Ok(conn
-        .prepare_cached(
-            "SELECT source, receipt_id, topic, status, detail, first_at, last_at, times FROM receipts \
-             WHERE (?1 IS NULL OR source = ?1) AND (?2 IS NULL OR status = ?2) ORDER BY last_at DESC, id DESC LIMIT ?3",
-        )?
-        .query_map(params![f.source, f.status, limit], |r| {
+        .prepare_cached(&sql)?
+        .query_map(rusqlite::params_from_iter(args), |r| {
             Ok(ReceiptView {
                 source: r.get(0)?,
                 receipt_id: r.get(1)?,

@@ -11,6 +11,40 @@ use crate::core::plan::Planner;
 use crate::core::{Claimed, DeliveryState, Event, Route};
 use crate::store::{BatchRecord, Recovered, ReplayRefusal, ReplayReport, ReplaySelector, StoreError};
 
+/// The statement behind [`claim`] (its query plan is checked in `plans.rs`).
+pub(super) const CLAIM: &str =
+    "UPDATE deliveries SET state = 'claimed', lease_owner = ?1, lease_until = ?2, updated_at = ?3 \
+     WHERE id IN (SELECT d.id FROM deliveries d JOIN events e ON e.event_id = d.event_id \
+                  WHERE d.state = 'pending' AND d.destination = ?4 AND d.next_attempt_at <= ?3 \
+                  AND NOT EXISTS (SELECT 1 FROM events e2 JOIN deliveries d2 ON d2.event_id = e2.event_id \
+                                  WHERE e2.subject_type = e.subject_type AND e2.subject_id = e.subject_id \
+                                  AND e2.occurred_at < e.occurred_at AND d2.destination = d.destination \
+                                  AND d2.state IN ('pending', 'claimed', 'sending')) \
+                  ORDER BY d.next_attempt_at LIMIT ?5) \
+     RETURNING id, event_id, dest_event, browser_tracked, strip_personal, attempts, created_at, forced, route";
+
+/// `mark_sending`, per delivery.
+pub(super) const MARK_SENDING: &str =
+    "UPDATE deliveries SET state = 'sending', updated_at = ?2 WHERE id = ?1 AND state = 'claimed'";
+
+/// `record`: one delivery's outcome.
+pub(super) const RECORD: &str =
+    "UPDATE deliveries SET state = ?2, reason = ?3, messages = ?4, attempts = attempts + ?5, \
+         next_attempt_at = ?6, lease_owner = NULL, lease_until = NULL, updated_at = ?7, \
+         forced = CASE WHEN ?2 = 'pending' THEN forced ELSE 0 END \
+         WHERE id = ?1 AND state IN ('claimed', 'sending') AND lease_owner = ?8 \
+         RETURNING attempt_base + attempts";
+
+/// `recover`: claimed deliveries whose lease ran out go back to pending.
+pub(super) const RECOVER_CLAIMED: &str =
+    "UPDATE deliveries SET state = 'pending', next_attempt_at = ?1, lease_owner = NULL, lease_until = NULL, \
+             updated_at = ?1 WHERE state = 'claimed' AND lease_until < ?2";
+
+/// `recover`: deliveries caught sending when their lease ran out.
+pub(super) const RECOVER_SENDING: &str =
+    "SELECT id, event_id, destination, dest_event, attempt_base + attempts, route FROM deliveries \
+             WHERE state = 'sending' AND lease_until < ?1";
+
 /// Claims due deliveries for `destination`. Per subject and destination, deliveries go out in
 /// event-time order: one waits while an earlier event of the same subject still has its delivery
 /// to this destination pending or in flight, so a refund never overtakes its purchase (Google
@@ -24,17 +58,7 @@ pub(super) fn claim(
     now: DateTime<Utc>,
 ) -> Result<Vec<Claimed>, StoreError> {
     let until = to_us(now) + lease.as_micros() as i64;
-    let mut stmt = conn.prepare_cached(
-        "UPDATE deliveries SET state = 'claimed', lease_owner = ?1, lease_until = ?2, updated_at = ?3 \
-         WHERE id IN (SELECT d.id FROM deliveries d JOIN events e ON e.event_id = d.event_id \
-                      WHERE d.state = 'pending' AND d.destination = ?4 AND d.next_attempt_at <= ?3 \
-                      AND NOT EXISTS (SELECT 1 FROM events e2 JOIN deliveries d2 ON d2.event_id = e2.event_id \
-                                      WHERE e2.subject_type = e.subject_type AND e2.subject_id = e.subject_id \
-                                      AND e2.occurred_at < e.occurred_at AND d2.destination = d.destination \
-                                      AND d2.state IN ('pending', 'claimed', 'sending')) \
-                      ORDER BY d.next_attempt_at LIMIT ?5) \
-         RETURNING id, event_id, dest_event, browser_tracked, strip_personal, attempts, created_at, forced, route",
-    )?;
+    let mut stmt = conn.prepare_cached(CLAIM)?;
     let rows = stmt
         .query_map(params![owner, until, to_us(now), destination, limit as i64], |r| {
             Ok((
@@ -83,9 +107,7 @@ fn load_event(conn: &Connection, event_id: &str) -> Result<Event, StoreError> {
 }
 
 pub(super) fn mark_sending(conn: &Connection, ids: &[i64], now: DateTime<Utc>) -> Result<(), StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "UPDATE deliveries SET state = 'sending', updated_at = ?2 WHERE id = ?1 AND state = 'claimed'",
-    )?;
+    let mut stmt = conn.prepare_cached(MARK_SENDING)?;
     for id in ids {
         stmt.execute(params![id, to_us(now)])?;
     }
@@ -129,13 +151,7 @@ pub(super) fn record(conn: &Connection, rec: &BatchRecord, now: DateTime<Utc>) -
                 .execute(params![id, platform_id, to_us(*at)])?;
         }
     }
-    let mut update = conn.prepare_cached(
-        "UPDATE deliveries SET state = ?2, reason = ?3, messages = ?4, attempts = attempts + ?5, \
-         next_attempt_at = ?6, lease_owner = NULL, lease_until = NULL, updated_at = ?7, \
-         forced = CASE WHEN ?2 = 'pending' THEN forced ELSE 0 END \
-         WHERE id = ?1 AND state IN ('claimed', 'sending') AND lease_owner = ?8 \
-         RETURNING attempt_base + attempts",
-    )?;
+    let mut update = conn.prepare_cached(RECORD)?;
     let mut insert_attempt = conn.prepare_cached(
         "INSERT INTO attempts (delivery_id, request_id, attempt, at, outcome, detail, payload_sha256, forced) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -192,17 +208,9 @@ pub(super) fn recover(
 ) -> Result<Recovered, StoreError> {
     let now_us = to_us(now);
     let cutoff = if all { i64::MAX } else { now_us };
-    let released = conn
-        .prepare_cached(
-            "UPDATE deliveries SET state = 'pending', next_attempt_at = ?1, lease_owner = NULL, lease_until = NULL, \
-             updated_at = ?1 WHERE state = 'claimed' AND lease_until < ?2",
-        )?
-        .execute(params![now_us, cutoff])? as u64;
+    let released = conn.prepare_cached(RECOVER_CLAIMED)?.execute(params![now_us, cutoff])? as u64;
     let doubtful: Vec<(i64, String, String, String, u32, Option<String>)> = conn
-        .prepare_cached(
-            "SELECT id, event_id, destination, dest_event, attempt_base + attempts, route FROM deliveries \
-             WHERE state = 'sending' AND lease_until < ?1",
-        )?
+        .prepare_cached(RECOVER_SENDING)?
         .query_map([cutoff], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))?
         .collect::<Result<_, _>>()?;
     let mut out = Recovered { released, ..Recovered::default() };
