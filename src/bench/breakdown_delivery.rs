@@ -79,7 +79,7 @@ pub async fn run(events: usize, claim_batch: usize, synchronous: &str, report: &
             for b in batches {
                 let ids: Vec<i64> = b.iter().map(|c| c.delivery_id).collect();
                 let clock = Instant::now();
-                store.mark_sending(&ids, Utc::now()).await?;
+                store.mark_sending(&ids, "bench", Utc::now()).await?;
                 t.mark += clock.elapsed();
                 let clock = Instant::now();
                 let rec = recording(dest.name(), &b);
@@ -96,7 +96,7 @@ pub async fn run(events: usize, claim_batch: usize, synchronous: &str, report: &
                 let (store, name) = (store.clone(), dest.name().to_owned());
                 async move {
                     let ids: Vec<i64> = b.iter().map(|c| c.delivery_id).collect();
-                    store.mark_sending(&ids, Utc::now()).await?;
+                    store.mark_sending(&ids, "bench", Utc::now()).await?;
                     store.record(recording(&name, &b), Utc::now()).await
                 }
             });

@@ -70,8 +70,11 @@ pub trait Store: Send + Sync {
         owner: &str,
         now: DateTime<Utc>,
     ) -> Result<Vec<Claimed>, StoreError>;
-    /// Marks claimed deliveries as leaving now; a crash from here on means "in doubt".
-    async fn mark_sending(&self, ids: &[i64], now: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Marks claimed deliveries as leaving now; a crash from here on means "in doubt". Only those
+    /// still claimed by `owner` are marked, and only the ids returned may be sent: a delivery whose
+    /// lease ran out while its batch waited was taken back and may be claimed again (by this
+    /// process or another), and only the claim that marks it first sends it.
+    async fn mark_sending(&self, ids: &[i64], owner: &str, now: DateTime<Utc>) -> Result<Vec<i64>, StoreError>;
     /// Gives claimed (never sent) deliveries back, due at once.
     async fn release(&self, ids: &[i64], now: DateTime<Utc>) -> Result<(), StoreError>;
     /// Records requests and delivery outcomes in one transaction.

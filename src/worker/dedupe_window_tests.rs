@@ -105,7 +105,7 @@ async fn a_crash_resend_after_the_window_stays_in_doubt() {
         s.purchase("1", 47, now).await;
         let claimed = s.ctx.store.claim("meta", 10, Duration::from_secs(60), "test", Utc::now()).await.unwrap();
         let ids: Vec<i64> = claimed.iter().map(|c| c.delivery_id).collect();
-        s.ctx.store.mark_sending(&ids, now).await.unwrap();
+        s.ctx.store.mark_sending(&ids, "test", now).await.unwrap();
         // The process dies while sending; the next one recovers `hours_later`.
         let at = now + chrono::Duration::hours(hours_later);
         let recovered = s.ctx.store.recover(s.ctx.planner.clone(), true, at).await.unwrap();
@@ -135,4 +135,30 @@ async fn a_batch_whose_window_closed_while_it_waited_is_ended_not_sent() {
         assert_eq!((d.state, d.reason.as_deref()), expected, "window closed: {window_closed}; {d:?}");
         assert_eq!(d.attempts, attempts, "window closed: {window_closed}");
     }
+}
+
+/// A delivery whose lease ran out while its batch waited for a permit is taken back and claimed
+/// again — by this process too. Only the claim that marks it `sending` first may send it: the
+/// stale batch gets nothing back from `mark_sending` and sends nothing (`scripts/bench_http.sh`
+/// on PostgreSQL caught the platform receiving such deliveries twice before this held).
+#[tokio::test]
+async fn a_delivery_claimed_again_after_its_lease_ran_out_is_marked_for_one_claim_only() {
+    let s = setup().await;
+    let now = Utc::now();
+    s.purchase("1", 1, now).await;
+    let lease = Duration::from_secs(1);
+    let stale: Vec<i64> =
+        s.ctx.store.claim("meta", 10, lease, "test", now).await.unwrap().iter().map(|c| c.delivery_id).collect();
+    assert_eq!(stale.len(), 1);
+    let later = now + chrono::Duration::seconds(5);
+    s.ctx.store.recover(s.ctx.planner.clone(), false, later).await.unwrap();
+    let again: Vec<i64> =
+        s.ctx.store.claim("meta", 10, lease, "test", later).await.unwrap().iter().map(|c| c.delivery_id).collect();
+    assert_eq!(again, stale, "taken back and claimed again");
+    assert!(s.ctx.store.mark_sending(&again, "another-process", later).await.unwrap().is_empty(), "not its claim");
+    assert_eq!(s.ctx.store.mark_sending(&again, "test", later).await.unwrap(), again, "the first to mark sends");
+    assert!(
+        s.ctx.store.mark_sending(&stale, "test", later).await.unwrap().is_empty(),
+        "the stale batch is told it holds nothing"
+    );
 }

@@ -282,15 +282,29 @@ async fn send(ctx: &WorkerContext, dest: &dyn Destination, batch: Vec<Claimed>, 
     let refused: HashSet<i64> = pre.outcomes.iter().map(|r| r.delivery_id).collect();
     let validated = std::mem::take(&mut pre.validated);
     add_to_record(ctx, dest, &mut rec, pre, &batch, false);
-    let to_send: Vec<Claimed> = batch.iter().filter(|c| !refused.contains(&c.delivery_id)).cloned().collect();
+    let mut to_send: Vec<Claimed> = batch.iter().filter(|c| !refused.contains(&c.delivery_id)).cloned().collect();
     if !to_send.is_empty() {
         let ids: Vec<i64> = to_send.iter().map(|c| c.delivery_id).collect();
-        if let Err(e) = ctx.store.mark_sending(&ids, Utc::now()).await {
-            tracing::error!(error = %e, "could not mark the batch as sending; not sending it");
-            let _ = ctx.store.release(&ids, Utc::now()).await;
-            record(ctx, rec).await;
-            return;
+        let marked: HashSet<i64> = match ctx.store.mark_sending(&ids, &ctx.owner, Utc::now()).await {
+            Ok(marked) => marked.into_iter().collect(),
+            Err(e) => {
+                tracing::error!(error = %e, "could not mark the batch as sending; not sending it");
+                let _ = ctx.store.release(&ids, Utc::now()).await;
+                record(ctx, rec).await;
+                return;
+            }
+        };
+        // A delivery this batch no longer holds (its lease ran out while the batch waited, and it
+        // was taken back and claimed again) is sent by the claim that marked it, never by both.
+        if marked.len() < to_send.len() {
+            tracing::warn!(
+                lost = to_send.len() - marked.len(),
+                "deliveries whose lease ran out before their batch left are left to the claim that holds them now"
+            );
+            to_send.retain(|c| marked.contains(&c.delivery_id));
         }
+    }
+    if !to_send.is_empty() {
         let mut report = dest.send(&to_send, &validated).await;
         // Every delivery sent gets an outcome, even if an adapter forgot one.
         let answered: HashSet<i64> = report.outcomes.iter().map(|r| r.delivery_id).collect();

@@ -49,7 +49,7 @@ async fn ledger_with_a_refund_in_doubt(dir: &std::path::Path, ga4_base: &str, or
     let claimed = store.claim("ga4-web", 10, Duration::from_secs(30), "crashed", now).await.expect("claim");
     let ids: Vec<i64> = claimed.iter().map(|c| c.delivery_id).collect();
     assert_eq!(ids.len(), 1);
-    store.mark_sending(&ids, now).await.expect("sending");
+    store.mark_sending(&ids, "crashed", now).await.expect("sending");
     let recovered = store.recover(planner, true, now).await.expect("recover");
     assert_eq!(recovered.in_doubt, 1);
     id

@@ -195,7 +195,7 @@ async fn drive(store: &dyn Store) {
         .filter(|c| c.event.occurred_at >= at(16, 0) && c.event.occurred_at < at(18, 0))
         .map(|c| c.delivery_id)
         .collect();
-    store.mark_sending(&sending, t2).await.unwrap();
+    store.mark_sending(&sending, "w1", t2).await.unwrap();
     let ga4 = store.claim("ga4", 100, lease, "w2", t2).await.unwrap();
     let updates = ga4
         .iter()

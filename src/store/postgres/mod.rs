@@ -106,8 +106,8 @@ impl Store for PgStore {
         queue::claim(&self.pool, destination, limit, lease, owner, now).await
     }
 
-    async fn mark_sending(&self, ids: &[i64], now: DateTime<Utc>) -> Result<(), StoreError> {
-        queue::mark_sending(&self.pool, ids, now).await
+    async fn mark_sending(&self, ids: &[i64], owner: &str, now: DateTime<Utc>) -> Result<Vec<i64>, StoreError> {
+        queue::mark_sending(&self.pool, ids, owner, now).await
     }
 
     async fn release(&self, ids: &[i64], now: DateTime<Utc>) -> Result<(), StoreError> {

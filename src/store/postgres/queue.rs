@@ -94,13 +94,22 @@ fn count(n: i32) -> Result<u32, StoreError> {
     u32::try_from(n).map_err(|_| StoreError::Corrupt(format!("negative attempt count {n}")))
 }
 
-pub(super) async fn mark_sending(pool: &PgPool, ids: &[i64], now: DateTime<Utc>) -> Result<(), StoreError> {
-    sqlx::query("UPDATE deliveries SET state = 'sending', updated_at = $2 WHERE id = ANY($1) AND state = 'claimed'")
-        .bind(ids)
-        .bind(to_us(now))
-        .execute(pool)
-        .await?;
-    Ok(())
+pub(super) async fn mark_sending(
+    pool: &PgPool,
+    ids: &[i64],
+    owner: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<i64>, StoreError> {
+    let marked = sqlx::query_scalar(
+        "UPDATE deliveries SET state = 'sending', updated_at = $2 \
+         WHERE id = ANY($1) AND state = 'claimed' AND lease_owner = $3 RETURNING id",
+    )
+    .bind(ids)
+    .bind(to_us(now))
+    .bind(owner)
+    .fetch_all(pool)
+    .await?;
+    Ok(marked)
 }
 
 pub(super) async fn release(pool: &PgPool, ids: &[i64], now: DateTime<Utc>) -> Result<(), StoreError> {

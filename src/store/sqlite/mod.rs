@@ -206,9 +206,9 @@ impl Store for SqliteStore {
         self.write(move |conn| queue::claim(conn, &destination, limit, lease, &owner, now)).await
     }
 
-    async fn mark_sending(&self, ids: &[i64], now: DateTime<Utc>) -> Result<(), StoreError> {
-        let ids = ids.to_vec();
-        self.write(move |conn| queue::mark_sending(conn, &ids, now)).await
+    async fn mark_sending(&self, ids: &[i64], owner: &str, now: DateTime<Utc>) -> Result<Vec<i64>, StoreError> {
+        let (ids, owner) = (ids.to_vec(), owner.to_owned());
+        self.write(move |conn| queue::mark_sending(conn, &ids, &owner, now)).await
     }
 
     async fn release(&self, ids: &[i64], now: DateTime<Utc>) -> Result<(), StoreError> {

@@ -25,7 +25,7 @@ pub(super) const CLAIM: &str =
 
 /// `mark_sending`, per delivery.
 pub(super) const MARK_SENDING: &str =
-    "UPDATE deliveries SET state = 'sending', updated_at = ?2 WHERE id = ?1 AND state = 'claimed'";
+    "UPDATE deliveries SET state = 'sending', updated_at = ?2 WHERE id = ?1 AND state = 'claimed' AND lease_owner = ?3";
 
 /// `record`: one delivery's outcome.
 pub(super) const RECORD: &str =
@@ -106,12 +106,20 @@ fn load_event(conn: &Connection, event_id: &str) -> Result<Event, StoreError> {
     Ok(serde_json::from_str(&body)?)
 }
 
-pub(super) fn mark_sending(conn: &Connection, ids: &[i64], now: DateTime<Utc>) -> Result<(), StoreError> {
+pub(super) fn mark_sending(
+    conn: &Connection,
+    ids: &[i64],
+    owner: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<i64>, StoreError> {
     let mut stmt = conn.prepare_cached(MARK_SENDING)?;
-    for id in ids {
-        stmt.execute(params![id, to_us(now)])?;
+    let mut marked = Vec::with_capacity(ids.len());
+    for &id in ids {
+        if stmt.execute(params![id, to_us(now), owner])? == 1 {
+            marked.push(id);
+        }
     }
-    Ok(())
+    Ok(marked)
 }
 
 pub(super) fn release(conn: &Connection, ids: &[i64], now: DateTime<Utc>) -> Result<(), StoreError> {

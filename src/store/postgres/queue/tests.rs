@@ -228,7 +228,7 @@ async fn mark_release_and_record_number_attempts() {
 
     store.release(&[three], t0() + secs(1)).await.unwrap();
     assert_eq!(row(pool, three).await, ("pending".into(), None, 0, None, Some(to_us(t0() + secs(1))), false));
-    store.mark_sending(&[one, two, three], t0() + secs(1)).await.unwrap();
+    store.mark_sending(&[one, two, three], "w", t0() + secs(1)).await.unwrap();
     assert_eq!(row(pool, one).await.0, "sending");
     assert_eq!(row(pool, two).await.0, "sending");
     assert_eq!(row(pool, three).await.0, "pending", "only claimed rows are marked sending");
@@ -270,6 +270,23 @@ async fn mark_release_and_record_number_attempts() {
     assert_eq!(attempts(pool, two).await.last().unwrap().0, 2, "the second attempt is numbered 2");
     assert_eq!(row(pool, three).await.0, "rejected");
     assert_eq!(attempts(pool, three).await, vec![(0, "rejected".into(), None, false)], "a refusal is not an attempt");
+}
+
+/// Only the claim that still holds a delivery marks it `sending`, once: a batch whose lease ran
+/// out (taken back, claimed again) or another process's claim gets nothing back, so it sends nothing.
+#[tokio::test]
+async fn a_delivery_claimed_again_is_marked_sending_for_one_claim_only() {
+    let store = testdb::fresh().await;
+    let pool = store.pool();
+    let id = pending(pool, &event("1", "order_paid", secs(60)), "ga4", "purchase").await;
+    store.claim("ga4", 1, LEASE, "w", t0()).await.unwrap();
+    let later = t0() + secs(60);
+    store.recover(Arc::new(recovery::planner()), false, later).await.unwrap();
+    assert_eq!(ids(&store.claim("ga4", 1, LEASE, "w", later).await.unwrap()), vec![id]);
+    assert!(store.mark_sending(&[id], "other", later).await.unwrap().is_empty(), "not its claim");
+    assert_eq!(store.mark_sending(&[id], "w", later).await.unwrap(), vec![id], "the first to mark sends");
+    assert!(store.mark_sending(&[id], "w", later).await.unwrap().is_empty(), "the stale batch holds nothing");
+    assert_eq!(row(pool, id).await.0, "sending");
 }
 
 #[tokio::test]
@@ -415,7 +432,7 @@ async fn a_refund_waits_for_its_purchase() {
     let due = t0() + secs(30);
     assert_eq!(ids(&store.claim("gads", 10, LEASE, "w", due).await.unwrap()), vec![purchase]);
     assert!(store.claim("gads", 10, LEASE, "w", due).await.unwrap().is_empty(), "waits while the purchase is claimed");
-    store.mark_sending(&[purchase], due).await.unwrap();
+    store.mark_sending(&[purchase], "w", due).await.unwrap();
     assert!(store.claim("gads", 10, LEASE, "w", due).await.unwrap().is_empty(), "waits while it is sending");
     let rec = BatchRecord {
         destination: "gads".into(),

@@ -52,12 +52,12 @@ async fn recover_takes_back_only_expired_leases_unless_all() {
     let expired_purchase = pending(pool, &event("2", "order_paid", secs(60)), "ga4", "purchase").await;
     let expired_refund = pending(pool, &event("3", "order_refunded", secs(60)), "ga4", "refund").await;
     store.claim("ga4", 10, LEASE, "dead", t0()).await.unwrap();
-    store.mark_sending(&[expired_purchase, expired_refund], t0()).await.unwrap();
+    store.mark_sending(&[expired_purchase, expired_refund], "dead", t0()).await.unwrap();
     let live_claim = pending(pool, &event("4", "order_paid", secs(60)), "ga4", "purchase").await;
     let live_sending = pending(pool, &event("5", "order_paid", secs(60)), "ga4", "purchase").await;
     let now = t0() + secs(40);
     assert_eq!(store.claim("ga4", 10, LEASE, "alive", now - secs(5)).await.unwrap().len(), 2);
-    store.mark_sending(&[live_sending], now).await.unwrap();
+    store.mark_sending(&[live_sending], "alive", now).await.unwrap();
 
     let recovered = store.recover(planner.clone(), false, now).await.unwrap();
     assert_eq!(recovered, Recovered { released: 1, resent: 1, in_doubt: 1 });
@@ -86,7 +86,7 @@ async fn recover_leaves_in_doubt_a_destination_without_rules() {
     let pool = store.pool();
     let id = pending(pool, &event("1", "order_paid", secs(60)), "unknown", "purchase").await;
     store.claim("unknown", 1, LEASE, "w", t0()).await.unwrap();
-    store.mark_sending(&[id], t0()).await.unwrap();
+    store.mark_sending(&[id], "w", t0()).await.unwrap();
     let recovered = store.recover(Arc::new(planner()), true, t0()).await.unwrap();
     assert_eq!(recovered, Recovered { in_doubt: 1, ..Recovered::default() });
     assert_eq!(row(pool, id).await.0, "in_doubt");
