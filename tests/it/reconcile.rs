@@ -108,7 +108,10 @@ async fn every_injected_difference_is_found_with_its_class_and_nothing_else() {
         }
         ga4.push(format!("{txn},{},purchase,{value:.2},{count}", day.format("%Y%m%d")));
     }
-    ga4.push(format!("B-9001,{},purchase,42.00,1", now.date_naive().format("%Y%m%d")));
+    // Dated on the newest order's day, inside the window the source spans (just after midnight
+    // UTC, today is not).
+    let newest_day = (now - Duration::minutes(30)).date_naive();
+    ga4.push(format!("B-9001,{},purchase,42.00,1", newest_day.format("%Y%m%d")));
     ga4.push(",,,1234.00,31".into()); // the exploration's totals row
 
     let dir = server.dir.path();
