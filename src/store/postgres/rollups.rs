@@ -5,10 +5,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{PgPool, Row};
 
 use super::{from_us, to_us};
-use crate::core::DeliveryState;
 use crate::store::views::window_entries;
 use crate::store::{
-    day_number, day_of_number, ChangedDay, DayRollup, LedgerChanges, LedgerDelivery, LedgerEntry, StoreError, TimePage,
+    day_number, day_of_number, ChangedDay, DayRollup, LedgerChanges, LedgerEntry, StoreError, TimePage,
 };
 
 /// The UTC day number of an `occurred_at` column `o` (floor division).
@@ -48,19 +47,7 @@ pub(super) async fn time_page(pool: &PgPool, p: &TimePage) -> Result<Vec<LedgerE
     .fetch_all(&mut *tx)
     .await?
     .iter()
-    .map(|r| {
-        Ok((
-            r.try_get::<String, _>(0)?,
-            r.try_get::<String, _>(1)?,
-            LedgerDelivery {
-                destination: r.try_get(2)?,
-                dest_event: r.try_get(3)?,
-                state: DeliveryState::Pending,
-                reason: r.try_get(4)?,
-                created_at: from_us(r.try_get(5)?),
-            },
-        ))
-    })
+    .map(super::window::delivery_row)
     .collect::<Result<Vec<_>, StoreError>>()?;
     tx.commit().await?;
     window_entries(rows.into_iter().map(|(seq, body, _)| (seq, body)).collect(), deliveries)

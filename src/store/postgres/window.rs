@@ -36,20 +36,24 @@ pub(super) async fn window_page(pool: &PgPool, p: &WindowPage) -> Result<Vec<Led
     .fetch_all(&mut *tx)
     .await?
     .iter()
-    .map(|r| {
-        Ok((
-            r.try_get::<String, _>(0)?,
-            r.try_get::<String, _>(1)?,
-            LedgerDelivery {
-                destination: r.try_get(2)?,
-                dest_event: r.try_get(3)?,
-                state: DeliveryState::Pending,
-                reason: r.try_get(4)?,
-                created_at: from_us(r.try_get(5)?),
-            },
-        ))
-    })
+    .map(delivery_row)
     .collect::<Result<Vec<_>, StoreError>>()?;
     tx.commit().await?;
     window_entries(events, deliveries)
+}
+
+/// One row of `SELECT d.event_id, d.state, d.destination, d.dest_event, d.reason, d.created_at`:
+/// the event id, the state as stored (`window_entries` parses it), and the delivery.
+pub(super) fn delivery_row(r: &sqlx::postgres::PgRow) -> Result<(String, String, LedgerDelivery), StoreError> {
+    Ok((
+        r.try_get::<String, _>(0)?,
+        r.try_get::<String, _>(1)?,
+        LedgerDelivery {
+            destination: r.try_get(2)?,
+            dest_event: r.try_get(3)?,
+            state: DeliveryState::Pending,
+            reason: r.try_get(4)?,
+            created_at: from_us(r.try_get(5)?),
+        },
+    ))
 }

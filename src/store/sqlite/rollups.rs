@@ -5,10 +5,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{params, Connection};
 
 use super::{from_us, to_us};
-use crate::core::DeliveryState;
 use crate::store::views::window_entries;
 use crate::store::{
-    day_number, day_of_number, ChangedDay, DayRollup, LedgerChanges, LedgerDelivery, LedgerEntry, StoreError, TimePage,
+    day_number, day_of_number, ChangedDay, DayRollup, LedgerChanges, LedgerEntry, StoreError, TimePage,
 };
 
 /// The UTC day number of an `occurred_at` column (floor division; SQLite's `/` truncates).
@@ -33,19 +32,7 @@ pub(super) fn time_page(conn: &Connection, p: &TimePage) -> Result<Vec<LedgerEnt
              FROM events e JOIN deliveries d ON d.event_id = e.event_id \
              WHERE e.{col} >= ?1 AND e.{col} < ?2 AND (e.{col}, e.seq) > (?3, ?4) AND (e.{col}, e.seq) <= (?5, ?6)"
         ))?
-        .query_map(params![since, until, after_t, after_seq, last_t, last_seq], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                LedgerDelivery {
-                    destination: r.get(2)?,
-                    dest_event: r.get(3)?,
-                    state: DeliveryState::Pending,
-                    reason: r.get(4)?,
-                    created_at: from_us(r.get(5)?),
-                },
-            ))
-        })?
+        .query_map(params![since, until, after_t, after_seq, last_t, last_seq], super::window::delivery_row)?
         .collect::<Result<Vec<_>, _>>()?;
     window_entries(rows.into_iter().map(|(seq, body, _)| (seq, body)).collect(), deliveries)
 }

@@ -26,19 +26,23 @@ pub(super) fn window_page(conn: &Connection, p: &WindowPage) -> Result<Vec<Ledge
              FROM events e JOIN deliveries d ON d.event_id = e.event_id \
              WHERE e.seq > ?1 AND e.seq <= ?2 AND +e.occurred_at >= ?3 AND +e.occurred_at < ?4",
         )?
-        .query_map(params![p.after_seq, last, since, until], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                LedgerDelivery {
-                    destination: r.get(2)?,
-                    dest_event: r.get(3)?,
-                    state: DeliveryState::Pending,
-                    reason: r.get(4)?,
-                    created_at: from_us(r.get(5)?),
-                },
-            ))
-        })?
+        .query_map(params![p.after_seq, last, since, until], delivery_row)?
         .collect::<Result<Vec<_>, _>>()?;
     window_entries(events, deliveries)
+}
+
+/// One row of `SELECT d.event_id, d.state, d.destination, d.dest_event, d.reason, d.created_at`:
+/// the event id, the state as stored (`window_entries` parses it), and the delivery.
+pub(super) fn delivery_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, LedgerDelivery)> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        LedgerDelivery {
+            destination: r.get(2)?,
+            dest_event: r.get(3)?,
+            state: DeliveryState::Pending,
+            reason: r.get(4)?,
+            created_at: from_us(r.get(5)?),
+        },
+    ))
 }
